@@ -1,0 +1,72 @@
+/* Melissa client API: instrument a solver with three calls.
+ *
+ *   melissa_init("temperature", local_size, comm);   once per field, after MPI_Init
+ *   melissa_send("temperature", values);               once per field and time step
+ *   melissa_finalize();                                before MPI_Finalize
+ *
+ * The client reads its identity and the server addresses from the environment
+ * that melissa-run sets (see docs/api.md):
+ *   MELISSA_SERVER_ADDRESSES  host:port[,host:port...]   one per server rank, in rank order
+ *   MELISSA_SIM_ID            simulation id (0-based)
+ *   MELISSA_ATTEMPT           attempt number (1 for the first run, +1 per restart)
+ *
+ * Every function returns MELISSA_OK (0) or a negative error code; the message
+ * is printed on stderr and kept for melissa_last_error(). Fatal errors (server
+ * unreachable after MELISSA_CONNECT_TIMEOUT seconds, field refused by the
+ * server, broken connection) end the process with a non-zero status, unless
+ * MELISSA_ON_ERROR=return, in which case they are returned like the others.
+ */
+#ifndef MELISSA_API_H
+#define MELISSA_API_H
+
+#include <stddef.h>
+
+#ifndef MELISSA_NO_MPI_HEADER
+#include <mpi.h>
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum melissa_status {
+  MELISSA_OK = 0,
+  MELISSA_ERR_ENV = -1,         /* environment variables missing or malformed */
+  MELISSA_ERR_CONNECT = -2,     /* server unreachable before the timeout */
+  MELISSA_ERR_REFUSED = -3,     /* server refused the session or the field */
+  MELISSA_ERR_FIELD = -4,       /* unknown field name or wrong size at send */
+  MELISSA_ERR_ORDER = -5,       /* calls out of order (send before init, ...) */
+  MELISSA_ERR_IO = -6,          /* connection lost or protocol error */
+  MELISSA_ERR_ARG = -7          /* null pointer or invalid argument */
+};
+
+#ifndef MELISSA_NO_MPI_HEADER
+/* Declares a field whose local part on this rank has `local_size` values.
+ * Collective over `comm`: rank 0 gathers the field and sends it. */
+int melissa_init(const char* field_name, size_t local_size, MPI_Comm comm);
+#endif
+
+/* The same for a solver without MPI (one process owns the whole field). */
+int melissa_init_no_mpi(const char* field_name, size_t size);
+
+/* Sends the next time step of a field: `values` holds the local_size values
+ * of this rank. Collective over the communicator given to melissa_init.
+ * Blocks while the server has granted no credit (flow control). */
+int melissa_send(const char* field_name, const double* values);
+int melissa_send_float(const char* field_name, const float* values);
+
+/* Flushes, waits until the server has stored every step, and disconnects. */
+int melissa_finalize(void);
+
+/* The last error message of this process ("" if none). */
+const char* melissa_last_error(void);
+
+/* Identity from the environment, valid after the first melissa_init. */
+int melissa_get_sim_id(void);
+int melissa_get_attempt(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MELISSA_API_H */
