@@ -1,0 +1,746 @@
+// Study file parser: TOML++ is used here and nowhere else.
+//
+// Structure: a small `table_reader` wraps one TOML table. Each accessor reads a
+// key with its type, range and default, and records the key as known; finish()
+// then rejects every key nobody asked for, so the accepted keys are exactly the
+// ones the read_* functions read and no separate list can drift out of date.
+// Adding a section is one struct (study.hpp), one read_* function, one
+// write_* function and one line in each of parse_study / to_toml.
+#include "config/study.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <optional>
+#include <sstream>
+#include <tuple>
+#include <utility>
+
+#include <toml++/toml.h>
+
+namespace melissa::config {
+namespace {
+
+std::string format_what(const std::string& source, std::uint32_t line, std::uint32_t column,
+                        const std::string& key, const std::string& reason) {
+  std::string out = source;
+  if (line > 0) out += ":" + std::to_string(line) + ":" + std::to_string(column);
+  out += ": ";
+  if (!key.empty()) out += key + ": ";
+  return out + reason;
+}
+
+}  // namespace
+
+config_error::config_error(std::string source_name, std::uint32_t at_line,
+                           std::uint32_t at_column, std::string dotted_key,
+                           std::string why)
+    : std::runtime_error(format_what(source_name, at_line, at_column, dotted_key, why)),
+      source(std::move(source_name)),
+      line(at_line),
+      column(at_column),
+      key(std::move(dotted_key)),
+      reason(std::move(why)) {}
+
+config_error::config_error(std::string source_name, std::string why)
+    : config_error(std::move(source_name), 0, 0, std::string(), std::move(why)) {}
+
+namespace {
+
+// ---------------------------------------------------------------------------
+// Names of enum values, shared by the parser and by to_string / to_toml.
+
+template <class E>
+using enum_names = std::pair<const char*, E>;
+
+constexpr enum_names<study_mode> study_modes[] = {
+    {"training", study_mode::training}, {"statistics", study_mode::statistics}};
+constexpr enum_names<launcher_backend> backends[] = {{"local", launcher_backend::local},
+                                                     {"slurm", launcher_backend::slurm},
+                                                     {"oar", launcher_backend::oar}};
+constexpr enum_names<sink_kind> sinks[] = {{"count", sink_kind::count},
+                                           {"dataset", sink_kind::dataset}};
+// Later samplers (lhs, halton, sobol) are added here once they exist, so the
+// parser never accepts a name that the design code cannot honour.
+constexpr enum_names<sampler_kind> samplers[] = {{"uniform", sampler_kind::uniform}};
+
+template <class E, std::size_t N>
+const char* name_of(E value, const enum_names<E> (&names)[N]) {
+  for (const auto& [name, v] : names)
+    if (v == value) return name;
+  return "?";
+}
+
+// ---------------------------------------------------------------------------
+// Message helpers.
+
+constexpr std::int64_t int64_max = std::numeric_limits<std::int64_t>::max();
+constexpr std::int64_t uint32_max = std::numeric_limits<std::uint32_t>::max();
+
+const char* type_name(const toml::node& n) {
+  switch (n.type()) {
+    case toml::node_type::table: return "a table";
+    case toml::node_type::array: return "an array";
+    case toml::node_type::string: return "a string";
+    case toml::node_type::integer: return "an integer";
+    case toml::node_type::floating_point: return "a float";
+    case toml::node_type::boolean: return "a boolean";
+    case toml::node_type::date: return "a date";
+    case toml::node_type::time: return "a time";
+    case toml::node_type::date_time: return "a date-time";
+    default: return "nothing";
+  }
+}
+
+// A string as a TOML basic string: quoted, with the characters TOML requires
+// escaped. Used both in messages and by to_toml, so what the user reads in an
+// error is valid TOML too.
+std::string quoted(std::string_view s) {
+  std::string out = "\"";
+  for (const char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      case '\r': out += "\\r"; break;
+      default:
+        if (u < 0x20 || u == 0x7f) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", u);
+          out += buf;
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out + "\"";
+}
+
+// Shortest text that reads back to the same double, always with a '.' or an
+// exponent so that TOML sees a float.
+std::string format_number(double v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  char buf[64];
+  const auto res = std::to_chars(buf, buf + sizeof buf, v);
+  std::string out(buf, res.ptr);
+  if (out.find_first_of(".en") == std::string::npos) out += ".0";
+  return out;
+}
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// Close enough to be a typo: a couple of edits, and fewer edits than the word has letters.
+bool looks_like_typo(std::string_view written, std::string_view meant) {
+  const auto d = edit_distance(written, meant);
+  return d > 0 && d <= 2 && d < meant.size();
+}
+
+// Names end up in paths, CSV headers and key=value protocol lines.
+std::string check_name(const std::string& s) {
+  const bool ok = !s.empty() && s != "." && s != ".." &&
+                  std::all_of(s.begin(), s.end(), [](char c) {
+                    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' ||
+                           c == '-';
+                  });
+  return ok ? std::string() : "must match [A-Za-z0-9_.-]+ (and not be . or ..), got " + quoted(s);
+}
+
+std::string check_not_empty(const std::string& s) {
+  return s.empty() ? "must not be empty" : std::string();
+}
+
+std::string check_host(const std::string& s) {
+  if (s.empty()) return "must not be empty";
+  const bool ok = std::none_of(s.begin(), s.end(), [](char c) {
+    return std::isspace(static_cast<unsigned char>(c)) || std::iscntrl(static_cast<unsigned char>(c));
+  });
+  return ok ? std::string() : "must be a host name or an IP address, got " + quoted(s);
+}
+
+std::string check_env_name(const std::string& s) {
+  const bool ok = !s.empty() && !std::isdigit(static_cast<unsigned char>(s[0])) &&
+                  std::all_of(s.begin(), s.end(), [](char c) {
+                    return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+                  });
+  return ok ? std::string() : "not a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*)";
+}
+
+// A string check returns why the value is invalid, or "" when it is fine.
+using string_check = std::function<std::string(const std::string&)>;
+
+// Integer range; an absent `hi` means "as large as the field's type allows".
+struct int_range {
+  std::int64_t lo;
+  std::optional<std::int64_t> hi;
+};
+
+std::uint32_t line_of(const toml::source_region& r) { return r.begin.line ? r.begin.line : 1; }
+std::uint32_t column_of(const toml::source_region& r) { return r.begin.line ? r.begin.column : 1; }
+
+// ---------------------------------------------------------------------------
+// One table of the study file (see the comment at the top of the file).
+
+class table_reader {
+ public:
+  // `path` is the dotted path of this table ("" for the root, "server",
+  // "fields[1]"); `where` is what errors about missing keys point at.
+  table_reader(const std::string& source, const toml::table* table, std::string path,
+               toml::source_region where)
+      : source_(&source), table_(table), path_(std::move(path)), where_(std::move(where)) {}
+
+  std::string key_path(std::string_view key) const {
+    return path_.empty() ? std::string(key) : path_ + "." + std::string(key);
+  }
+
+  [[noreturn]] void fail(const toml::source_region& at, const std::string& key,
+                         std::string reason) const {
+    throw config_error(*source_, line_of(at), column_of(at), key, std::move(reason));
+  }
+  [[noreturn]] void fail(const toml::node& at, const std::string& key, std::string reason) const {
+    fail(at.source(), key, std::move(reason));
+  }
+  // An error about `key` of this table: at its value when it is there, else at the table.
+  [[noreturn]] void fail_key(std::string_view key, std::string reason) const {
+    const toml::node* n = table_ ? table_->get(key) : nullptr;
+    fail(n ? n->source() : where_, key_path(key), std::move(reason));
+  }
+
+  std::uint32_t line_of_key(std::string_view key) const {
+    const toml::node* n = table_ ? table_->get(key) : nullptr;
+    return line_of(n ? n->source() : where_);
+  }
+
+  // The node under `key`, or nullptr; either way `key` is now a known key.
+  const toml::node* find(std::string_view key) {
+    known_.emplace_back(key);
+    return table_ ? table_->get(key) : nullptr;
+  }
+
+  const toml::node& require(std::string_view key, std::string_view what = "key") {
+    if (const toml::node* n = find(key)) return *n;
+    std::string reason = "missing required " + std::string(what);
+    // A misspelt required key would otherwise only surface as "unknown key"
+    // once the missing one is added; say both at once.
+    if (const toml::key* typo = unknown_key_near(key))
+      reason += " (is " + quoted(typo->str()) + " on line " +
+                std::to_string(line_of(typo->source())) + " a misspelling?)";
+    fail(where_, key_path(key), std::move(reason));
+  }
+
+  // ---- typed values of a node --------------------------------------------
+
+  std::string as_string(const toml::node& n, const std::string& key,
+                        const string_check& check = {}) const {
+    const auto* s = n.as_string();
+    if (!s) fail(n, key, std::string("expected a string, got ") + type_name(n));
+    const std::string& v = s->get();
+    // argv, environment and paths cannot carry NUL bytes.
+    if (v.find('\0') != std::string::npos) fail(n, key, "must not contain a NUL character");
+    if (check) {
+      if (auto why = check(v); !why.empty()) fail(n, key, std::move(why));
+    }
+    return v;
+  }
+
+  template <class Int>
+  Int as_integer(const toml::node& n, const std::string& key, int_range range) const {
+    const auto* i = n.as_integer();
+    if (!i) fail(n, key, std::string("expected an integer, got ") + type_name(n));
+    const std::int64_t v = i->get();
+    const std::int64_t type_max =
+        static_cast<std::int64_t>(std::min<std::uint64_t>(std::numeric_limits<Int>::max(), int64_max));
+    const std::int64_t hi = std::min(range.hi.value_or(type_max), type_max);
+    if (v < range.lo || v > hi) {
+      std::string why;
+      if (range.hi)
+        why = "must be in [" + std::to_string(range.lo) + ", " + std::to_string(hi) + "]";
+      else if (v < range.lo)
+        why = "must be >= " + std::to_string(range.lo);
+      else
+        why = "must be <= " + std::to_string(hi);
+      fail(n, key, why + ", got " + std::to_string(v));
+    }
+    return static_cast<Int>(v);
+  }
+
+  // Integers are fine where a float is expected; floats where an integer is expected are not.
+  double as_number(const toml::node& n, const std::string& key) const {
+    if (const auto* i = n.as_integer()) return static_cast<double>(i->get());
+    const auto* f = n.as_floating_point();
+    if (!f) fail(n, key, std::string("expected a number, got ") + type_name(n));
+    if (!std::isfinite(f->get()))
+      fail(n, key, "must be a finite number, got " + format_number(f->get()));
+    return f->get();
+  }
+
+  const toml::array& as_array(const toml::node& n, const std::string& key) const {
+    const auto* a = n.as_array();
+    if (!a) fail(n, key, std::string("expected an array, got ") + type_name(n));
+    return *a;
+  }
+
+  // ---- keys of this table ------------------------------------------------
+
+  std::string string(std::string_view key, const std::string& fallback,
+                     const string_check& check = {}) {
+    const toml::node* n = find(key);
+    return n ? as_string(*n, key_path(key), check) : fallback;
+  }
+  std::string required_string(std::string_view key, const string_check& check = {}) {
+    return as_string(require(key), key_path(key), check);
+  }
+
+  template <class Int>
+  Int integer(std::string_view key, Int fallback, int_range range) {
+    const toml::node* n = find(key);
+    return n ? as_integer<Int>(*n, key_path(key), range) : fallback;
+  }
+  template <class Int>
+  Int required_integer(std::string_view key, int_range range) {
+    return as_integer<Int>(require(key), key_path(key), range);
+  }
+
+  // A finite number > 0 (durations).
+  double positive_number(std::string_view key, double fallback) {
+    const toml::node* n = find(key);
+    if (!n) return fallback;
+    const double v = as_number(*n, key_path(key));
+    if (!(v > 0)) fail(*n, key_path(key), "must be > 0, got " + format_number(v));
+    return v;
+  }
+
+  template <class E, std::size_t N>
+  E choice(std::string_view key, E fallback, const enum_names<E> (&names)[N]) {
+    const toml::node* n = find(key);
+    if (!n) return fallback;
+    const std::string v = as_string(*n, key_path(key));
+    std::string accepted;
+    for (const auto& [name, value] : names) {
+      if (v == name) return value;
+      accepted += (accepted.empty() ? "" : ", ") + quoted(name);
+    }
+    fail(*n, key_path(key),
+         (N == 1 ? "must be " : "must be one of ") + accepted + ", got " + quoted(v));
+  }
+
+  // An array of strings, each checked by `check`.
+  std::vector<std::string> string_array(std::string_view key, const string_check& check = {}) {
+    const toml::node& n = require(key);
+    const toml::array& a = as_array(n, key_path(key));
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < a.size(); ++i)
+      out.push_back(as_string(a[i], key_path(key) + "[" + std::to_string(i) + "]", check));
+    return out;
+  }
+
+  // A table of string values whose keys are free (checked by `check_key`).
+  std::map<std::string, std::string> string_table(std::string_view key,
+                                                  const string_check& check_key) {
+    const toml::node* n = find(key);
+    if (!n) return {};
+    const auto* t = n->as_table();
+    if (!t) fail(*n, key_path(key), std::string("expected a table, got ") + type_name(*n));
+    std::map<std::string, std::string> out;
+    for (auto&& [k, v] : *t) {
+      const std::string entry = key_path(key) + "." + std::string(k.str());
+      if (auto why = check_key(std::string(k.str())); !why.empty()) fail(k.source(), entry, why);
+      out.emplace(k.str(), as_string(v, entry));
+    }
+    return out;
+  }
+
+  // A sub-table. A missing optional one reads as empty (all defaults).
+  table_reader table(std::string_view key, bool required) {
+    const toml::node* n = required ? &require(key, "section") : find(key);
+    if (!n) return table_reader(*source_, nullptr, key_path(key), where_);
+    const auto* t = n->as_table();
+    if (!t) fail(*n, key_path(key), std::string("expected a table, got ") + type_name(*n));
+    return table_reader(*source_, t, key_path(key), t->source());
+  }
+
+  // A required, non-empty array of tables ([[key]]).
+  std::vector<table_reader> tables(std::string_view key) {
+    const std::string what = "[[" + std::string(key) + "]] table";
+    const toml::node& n = require(key, what);
+    const auto* a = n.as_array();
+    if (!a) fail(n, key_path(key), "expected " + what + "s, got " + type_name(n));
+    if (a->empty()) fail(n, key_path(key), "at least one " + what + " is required");
+    std::vector<table_reader> out;
+    for (std::size_t i = 0; i < a->size(); ++i) {
+      const std::string entry = key_path(key) + "[" + std::to_string(i) + "]";
+      const auto* t = (*a)[i].as_table();
+      if (!t) fail((*a)[i], entry, std::string("expected a table, got ") + type_name((*a)[i]));
+      out.emplace_back(*source_, t, entry, t->source());
+    }
+    return out;
+  }
+
+  // Rejects the first (in file order) key that no accessor asked for.
+  void finish() const {
+    if (!table_) return;
+    const toml::key* first = nullptr;
+    for (auto&& [k, v] : *table_) {
+      if (is_known(k.str())) continue;
+      const auto& at = k.source().begin;
+      if (!first || std::tie(at.line, at.column) <
+                        std::tie(first->source().begin.line, first->source().begin.column))
+        first = &k;
+    }
+    if (!first) return;
+    const bool root = path_.empty();
+    const toml::node& value = *table_->get(first->str());
+    const bool is_section = root && (value.is_table() || value.is_array_of_tables());
+    std::string why = is_section ? "unknown section" : "unknown key";
+    std::string near;
+    for (const auto& k : known_)
+      if (looks_like_typo(first->str(), k)) near = k;
+    if (!near.empty()) {
+      why += " (did you mean " + (is_section ? "[" + near + "]" : quoted(near)) + "?)";
+    } else {
+      std::string list;
+      for (const auto& k : known_) list += (list.empty() ? "" : ", ") + k;
+      why += root ? "; the study file has the sections " + list
+                  : "; [" + path_for_list() + "] has " + list;
+    }
+    fail(first->source(), key_path(first->str()), why);
+  }
+
+ private:
+  bool is_known(std::string_view k) const {
+    return std::find(known_.begin(), known_.end(), k) != known_.end();
+  }
+
+  const toml::key* unknown_key_near(std::string_view wanted) const {
+    if (!table_) return nullptr;
+    for (auto&& [k, v] : *table_)
+      if (!is_known(k.str()) && looks_like_typo(k.str(), wanted)) return &k;
+    return nullptr;
+  }
+
+  // "fields[2]" is listed as "fields" in "[fields] has name, size".
+  std::string path_for_list() const { return path_.substr(0, path_.find('[')); }
+
+  const std::string* source_;
+  const toml::table* table_;  // nullptr: an absent optional table
+  std::string path_;
+  toml::source_region where_;
+  std::vector<std::string> known_;
+};
+
+// ---------------------------------------------------------------------------
+// Sections. Each reads its keys, then calls finish() so that its unknown keys
+// are reported before the next section is looked at.
+
+study_section read_study(table_reader t) {
+  study_section s;
+  s.name = t.required_string("name", check_name);
+  s.output_dir = t.string("output_dir", "studies/" + s.name, check_not_empty);
+  // A TOML integer is signed 64-bit, hence the upper bound.
+  s.seed = t.integer<std::uint64_t>("seed", s.seed, {0, int64_max});
+  s.mode = t.choice("mode", s.mode, study_modes);
+  t.finish();
+  return s;
+}
+
+launcher_config read_launcher(table_reader t) {
+  launcher_config l;
+  l.backend = t.choice("backend", l.backend, backends);
+  l.job_limit = t.integer<std::uint32_t>("job_limit", l.job_limit, {1, {}});
+  l.max_retries = t.integer<std::uint32_t>("max_retries", l.max_retries, {0, {}});
+  l.client_timeout = t.positive_number("client_timeout", l.client_timeout);
+  l.server_timeout = t.positive_number("server_timeout", l.server_timeout);
+  t.finish();
+  return l;
+}
+
+server_config read_server(table_reader t, const study_section& study) {
+  server_config s;
+  s.ranks = t.integer<std::uint32_t>("ranks", s.ranks, {1, {}});
+  s.host = t.string("host", s.host, check_host);
+  s.port = t.integer<std::uint16_t>("port", s.port, {0, 65535});
+  // The frame length prefix is a u32: 4095 MiB plus a header still fits.
+  s.max_frame_mb = t.integer<std::uint32_t>("max_frame_mb", s.max_frame_mb, {1, 4095});
+  s.window_mb = t.integer<std::uint32_t>("window_mb", s.window_mb, {1, {}});
+  s.sink = t.choice("sink", s.sink, sinks);
+  s.dataset_dir = t.string("dataset_dir", study.output_dir + "/dataset", check_not_empty);
+  t.finish();
+  // Each server rank would write its own part of the same files.
+  if (s.sink == sink_kind::dataset && s.ranks != 1)
+    t.fail_key("sink", "\"dataset\" requires server.ranks = 1, got server.ranks = " +
+                           std::to_string(s.ranks));
+  return s;
+}
+
+client_config read_client(table_reader t) {
+  client_config c;
+  c.command = t.string_array("command");
+  if (c.command.empty()) t.fail_key("command", "must name the program to run, got an empty array");
+  if (c.command.front().empty()) t.fail_key("command", "the program name (first element) is empty");
+  c.ranks = t.integer<std::uint32_t>("ranks", c.ranks, {1, {}});
+  c.env = t.string_table("env", check_env_name);
+  t.finish();
+  return c;
+}
+
+parameter_bounds read_pair(const table_reader& t, const toml::node& n, const std::string& key) {
+  const auto* a = n.as_array();
+  if (!a) t.fail(n, key, std::string("expected a [lo, hi] pair, got ") + type_name(n));
+  if (a->size() != 2)
+    t.fail(n, key, "expected a [lo, hi] pair, got " + std::to_string(a->size()) + " values");
+  const parameter_bounds b{t.as_number((*a)[0], key + "[0]"), t.as_number((*a)[1], key + "[1]")};
+  if (!(b.lo < b.hi))
+    t.fail(n, key, "lo must be < hi, got [" + format_number(b.lo) + ", " + format_number(b.hi) + "]");
+  return b;
+}
+
+// bounds = [lo, hi] for every name, or [[lo, hi], ...] with one pair per name.
+std::vector<parameter_bounds> read_bounds(table_reader& t, std::size_t names) {
+  const toml::node* n = t.find("bounds");
+  if (!n) return std::vector<parameter_bounds>(names, parameter_bounds{});
+  const std::string key = t.key_path("bounds");
+  const toml::array& a = t.as_array(*n, key);
+  if (a.empty()) t.fail(*n, key, "expected [lo, hi] or one [lo, hi] pair per name, got []");
+  if (!a[0].is_array()) return std::vector<parameter_bounds>(names, read_pair(t, *n, key));
+  std::vector<parameter_bounds> out;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    out.push_back(read_pair(t, a[i], key + "[" + std::to_string(i) + "]"));
+  if (out.size() != names)
+    t.fail(*n, key,
+           std::to_string(out.size()) + " pairs given for " + std::to_string(names) +
+               " names (give one [lo, hi] for all names, or one pair per name)");
+  return out;
+}
+
+parameters_config read_parameters(table_reader t) {
+  parameters_config p;
+  p.names = t.string_array("names", check_name);
+  if (p.names.empty()) t.fail_key("names", "at least one parameter name is required");
+  for (std::size_t i = 1; i < p.names.size(); ++i) {
+    const auto first = std::find(p.names.begin(), p.names.begin() + i, p.names[i]);
+    if (first != p.names.begin() + i)
+      t.fail_key("names", "duplicate parameter name " + quoted(p.names[i]) + " (names[" +
+                              std::to_string(first - p.names.begin()) + "] and names[" +
+                              std::to_string(i) + "])");
+  }
+  p.bounds = read_bounds(t, p.names.size());
+  p.sampler = t.choice("sampler", p.sampler, samplers);
+  // Simulation ids travel as u32 in every frame.
+  p.count = t.required_integer<std::uint64_t>("count", {1, uint32_max});
+  t.finish();
+  return p;
+}
+
+std::vector<field_config> read_fields(table_reader& file, const study_config& c) {
+  std::vector<field_config> fields;
+  std::vector<std::uint32_t> name_lines;
+  for (table_reader& t : file.tables("fields")) {
+    field_config f;
+    f.name = t.required_string("name", check_name);
+    f.size = t.required_integer<std::uint64_t>("size", {1, {}});
+    t.finish();
+    for (std::size_t i = 0; i < fields.size(); ++i)
+      if (fields[i].name == f.name)
+        t.fail_key("name", "duplicate field name " + quoted(f.name) + " (also fields[" +
+                               std::to_string(i) + "] on line " + std::to_string(name_lines[i]) +
+                               ")");
+    // In training mode a whole time step travels as one float32 frame, which
+    // the server refuses above max_frame_mb: say so now rather than mid-study.
+    const std::uint64_t frame = 40 + 4 * f.size;
+    if (c.study.mode == study_mode::training &&
+        (f.size > c.server.max_frame_bytes() / 4 || frame > c.server.max_frame_bytes()))
+      t.fail_key("size", std::to_string(f.size) + " float32 values per time step do not fit in a " +
+                             "frame of server.max_frame_mb = " +
+                             std::to_string(c.server.max_frame_mb) + " MiB");
+    fields.push_back(std::move(f));
+    name_lines.push_back(t.line_of_key("name"));
+  }
+  return fields;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+
+const char* to_string(study_mode m) { return name_of(m, study_modes); }
+const char* to_string(launcher_backend b) { return name_of(b, backends); }
+const char* to_string(sink_kind s) { return name_of(s, sinks); }
+const char* to_string(sampler_kind s) { return name_of(s, samplers); }
+
+study_config parse_study(std::string_view text, const std::string& source_name) {
+  toml::table root;
+  try {
+    root = toml::parse(text, std::string_view(source_name));
+  } catch (const toml::parse_error& e) {
+    throw config_error(source_name, line_of(e.source()), column_of(e.source()), std::string(),
+                       "TOML syntax error: " + std::string(e.description()));
+  }
+  table_reader file(source_name, &root, std::string(), root.source());
+  study_config c;
+  c.study = read_study(file.table("study", true));
+  c.launcher = read_launcher(file.table("launcher", false));
+  c.server = read_server(file.table("server", false), c.study);
+  c.client = read_client(file.table("client", true));
+  c.parameters = read_parameters(file.table("parameters", true));
+  c.fields = read_fields(file, c);
+  file.finish();
+  return c;
+}
+
+study_config load_study(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw config_error(path, std::string("cannot read the study file: ") + std::strerror(errno));
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) throw config_error(path, std::string("cannot read the study file: ") + std::strerror(errno));
+  return parse_study(text.str(), path);
+}
+
+// ---------------------------------------------------------------------------
+// to_toml: the same sections in the same order, every key written.
+
+namespace {
+
+std::string string_list(const std::vector<std::string>& items) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < items.size(); ++i) out += (i ? ", " : "") + quoted(items[i]);
+  return out + "]";
+}
+
+void write_study(std::ostream& out, const study_section& s) {
+  if (s.seed > static_cast<std::uint64_t>(int64_max))
+    throw config_error("to_toml", 0, 0, "study.seed",
+                       "must be <= " + std::to_string(int64_max) + " to be written as a TOML integer, got " +
+                           std::to_string(s.seed));
+  out << "[study]\n"
+      << "name = " << quoted(s.name) << "\n"
+      << "output_dir = " << quoted(s.output_dir) << "\n"
+      << "seed = " << s.seed << "\n"
+      << "mode = " << quoted(to_string(s.mode)) << "\n";
+}
+
+void write_launcher(std::ostream& out, const launcher_config& l) {
+  out << "[launcher]\n"
+      << "backend = " << quoted(to_string(l.backend)) << "\n"
+      << "job_limit = " << l.job_limit << "\n"
+      << "max_retries = " << l.max_retries << "\n"
+      << "client_timeout = " << format_number(l.client_timeout) << "\n"
+      << "server_timeout = " << format_number(l.server_timeout) << "\n";
+}
+
+void write_server(std::ostream& out, const server_config& s) {
+  out << "[server]\n"
+      << "ranks = " << s.ranks << "\n"
+      << "host = " << quoted(s.host) << "\n"
+      << "port = " << s.port << "\n"
+      << "max_frame_mb = " << s.max_frame_mb << "\n"
+      << "window_mb = " << s.window_mb << "\n"
+      << "sink = " << quoted(to_string(s.sink)) << "\n"
+      << "dataset_dir = " << quoted(s.dataset_dir) << "\n";
+}
+
+void write_client(std::ostream& out, const client_config& c) {
+  out << "[client]\n"
+      << "command = " << string_list(c.command) << "\n"
+      << "ranks = " << c.ranks << "\n"
+      << "env = {";
+  bool first = true;
+  for (const auto& [k, v] : c.env) {
+    out << (first ? " " : ", ") << quoted(k) << " = " << quoted(v);
+    first = false;
+  }
+  out << (first ? "}" : " }") << "\n";
+}
+
+void write_parameters(std::ostream& out, const parameters_config& p) {
+  out << "[parameters]\n"
+      << "names = " << string_list(p.names) << "\n"
+      << "bounds = [";
+  for (std::size_t i = 0; i < p.bounds.size(); ++i)
+    out << (i ? ", " : "") << "[" << format_number(p.bounds[i].lo) << ", "
+        << format_number(p.bounds[i].hi) << "]";
+  out << "]\n"
+      << "sampler = " << quoted(to_string(p.sampler)) << "\n"
+      << "count = " << p.count << "\n";
+}
+
+void write_fields(std::ostream& out, const std::vector<field_config>& fields) {
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    out << (i ? "\n" : "") << "[[fields]]\n"
+        << "name = " << quoted(fields[i].name) << "\n"
+        << "size = " << fields[i].size << "\n";
+  }
+}
+
+}  // namespace
+
+std::string to_toml(const study_config& c) {
+  std::ostringstream out;
+  out << "# Resolved study configuration: every default written out.\n\n";
+  write_study(out, c.study);
+  out << "\n";
+  write_launcher(out, c.launcher);
+  out << "\n";
+  write_server(out, c.server);
+  out << "\n";
+  write_client(out, c.client);
+  out << "\n";
+  write_parameters(out, c.parameters);
+  out << "\n";
+  write_fields(out, c.fields);
+  return out.str();
+}
+
+// ---------------------------------------------------------------------------
+
+bool operator==(const study_section& a, const study_section& b) {
+  return std::tie(a.name, a.output_dir, a.seed, a.mode) ==
+         std::tie(b.name, b.output_dir, b.seed, b.mode);
+}
+bool operator==(const launcher_config& a, const launcher_config& b) {
+  return std::tie(a.backend, a.job_limit, a.max_retries, a.client_timeout, a.server_timeout) ==
+         std::tie(b.backend, b.job_limit, b.max_retries, b.client_timeout, b.server_timeout);
+}
+bool operator==(const server_config& a, const server_config& b) {
+  return std::tie(a.ranks, a.host, a.port, a.max_frame_mb, a.window_mb, a.sink, a.dataset_dir) ==
+         std::tie(b.ranks, b.host, b.port, b.max_frame_mb, b.window_mb, b.sink, b.dataset_dir);
+}
+bool operator==(const client_config& a, const client_config& b) {
+  return std::tie(a.command, a.ranks, a.env) == std::tie(b.command, b.ranks, b.env);
+}
+bool operator==(const parameter_bounds& a, const parameter_bounds& b) {
+  return a.lo == b.lo && a.hi == b.hi;
+}
+bool operator==(const parameters_config& a, const parameters_config& b) {
+  return std::tie(a.names, a.bounds, a.sampler, a.count) ==
+         std::tie(b.names, b.bounds, b.sampler, b.count);
+}
+bool operator==(const field_config& a, const field_config& b) {
+  return a.name == b.name && a.size == b.size;
+}
+bool operator==(const study_config& a, const study_config& b) {
+  return std::tie(a.study, a.launcher, a.server, a.client, a.parameters, a.fields) ==
+         std::tie(b.study, b.launcher, b.server, b.client, b.parameters, b.fields);
+}
+
+}  // namespace melissa::config

@@ -1,0 +1,139 @@
+// The study file: one TOML file describes a whole study (docs/study.md).
+//
+// This header holds the typed, fully resolved configuration and nothing of
+// TOML++: every other part of Melissa links melissa-config and reads these
+// structs, so the parser (study.cpp) is the only place that knows the file
+// format. Every value here is already validated and every default filled in.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace melissa::config {
+
+// A user error in a study file. what() reads
+//   "study.toml:12:9: server.port: must be in [0, 65535], got 70000"
+// i.e. "<source>:<line>:<column>: <dotted key>: <reason>". Errors without a
+// position (an unreadable file) read "<source>: <reason>".
+struct config_error : std::runtime_error {
+  config_error(std::string source, std::uint32_t line, std::uint32_t column, std::string key,
+               std::string reason);
+  // Without a position in the file (line = column = 0).
+  config_error(std::string source, std::string reason);
+
+  std::string source;     // file name as given to load_study / parse_study
+  std::uint32_t line;     // 1-based; 0 when the error has no position
+  std::uint32_t column;   // 1-based; 0 when the error has no position
+  std::string key;        // dotted key, e.g. "server.port", "fields[1].name"; may be empty
+  std::string reason;     // the message without the prefix
+};
+
+enum class study_mode { training, statistics };
+enum class launcher_backend { local, slurm, oar };
+enum class sink_kind { count, dataset };
+// Designs of experiments. Only what is implemented is accepted by the parser.
+enum class sampler_kind { uniform };
+
+// The spellings used in the file ("training", "slurm", ...).
+const char* to_string(study_mode m);
+const char* to_string(launcher_backend b);
+const char* to_string(sink_kind s);
+const char* to_string(sampler_kind s);
+
+// [study]
+struct study_section {
+  std::string name;                     // [A-Za-z0-9_.-]+
+  std::string output_dir;               // default "studies/<name>"
+  std::uint64_t seed = 0;               // 0 .. 2^63-1 (a TOML integer is signed 64-bit)
+  study_mode mode = study_mode::training;
+};
+
+// [launcher]
+struct launcher_config {
+  launcher_backend backend = launcher_backend::local;
+  std::uint32_t job_limit = 4;          // simulations running at once, >= 1
+  std::uint32_t max_retries = 2;        // restarts of a failed simulation, >= 0
+  double client_timeout = 300;          // seconds, > 0
+  double server_timeout = 60;           // seconds, > 0
+};
+
+// [server]
+struct server_config {
+  std::uint32_t ranks = 1;              // server processes, >= 1
+  std::string host = "127.0.0.1";       // bind address
+  std::uint16_t port = 0;               // 0: any free port
+  std::uint32_t max_frame_mb = 256;     // MiB, 1 .. 4095 (the frame length prefix is u32)
+  std::uint32_t window_mb = 64;         // MiB of credit per client connection, 1 .. 65536
+  sink_kind sink = sink_kind::count;
+  std::string dataset_dir;              // default "<output_dir>/dataset"
+
+  std::uint64_t max_frame_bytes() const { return std::uint64_t{max_frame_mb} << 20; }
+  std::uint64_t window_bytes() const { return std::uint64_t{window_mb} << 20; }
+};
+
+// [client]
+struct client_config {
+  std::vector<std::string> command;           // argv; the launcher appends the parameters
+  std::uint32_t ranks = 1;                    // MPI ranks per simulation (mpirun -n), >= 1
+  std::map<std::string, std::string> env;     // extra environment variables
+};
+
+struct parameter_bounds {
+  double lo = 100;
+  double hi = 500;
+};
+
+// [parameters]
+struct parameters_config {
+  std::vector<std::string> names;             // unique, non-empty
+  std::vector<parameter_bounds> bounds;       // one per name (a single pair in the file is expanded)
+  sampler_kind sampler = sampler_kind::uniform;
+  std::uint64_t count = 0;                    // simulations, 1 .. 2^32-1 (sim ids are u32 on the wire)
+};
+
+// [[fields]]
+struct field_config {
+  std::string name;                           // [A-Za-z0-9_.-]+, unique
+  std::uint64_t size = 0;                     // global number of values per time step, >= 1
+};
+
+struct study_config {
+  study_section study;
+  launcher_config launcher;
+  server_config server;
+  client_config client;
+  parameters_config parameters;
+  std::vector<field_config> fields;           // at least one
+};
+
+// Reads and validates a study file. Throws config_error for an unreadable
+// file, a TOML syntax error, or any invalid value.
+study_config load_study(const std::string& path);
+// The same from text; `source_name` is the file name used in error messages.
+study_config parse_study(std::string_view text, const std::string& source_name);
+// The resolved configuration (every default written out) as TOML that
+// parse_study reads back to an equal study_config.
+std::string to_toml(const study_config& config);
+
+bool operator==(const study_section& a, const study_section& b);
+bool operator==(const launcher_config& a, const launcher_config& b);
+bool operator==(const server_config& a, const server_config& b);
+bool operator==(const client_config& a, const client_config& b);
+bool operator==(const parameter_bounds& a, const parameter_bounds& b);
+bool operator==(const parameters_config& a, const parameters_config& b);
+bool operator==(const field_config& a, const field_config& b);
+bool operator==(const study_config& a, const study_config& b);
+inline bool operator!=(const study_section& a, const study_section& b) { return !(a == b); }
+inline bool operator!=(const launcher_config& a, const launcher_config& b) { return !(a == b); }
+inline bool operator!=(const server_config& a, const server_config& b) { return !(a == b); }
+inline bool operator!=(const client_config& a, const client_config& b) { return !(a == b); }
+inline bool operator!=(const parameter_bounds& a, const parameter_bounds& b) { return !(a == b); }
+inline bool operator!=(const parameters_config& a, const parameters_config& b) { return !(a == b); }
+inline bool operator!=(const field_config& a, const field_config& b) { return !(a == b); }
+inline bool operator!=(const study_config& a, const study_config& b) { return !(a == b); }
+
+}  // namespace melissa::config
