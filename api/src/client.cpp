@@ -1,12 +1,494 @@
-// Placeholder until the client API lands.
+// The C entry points of libmelissa-api and the client state behind them.
+//
+// Every rank of the solver holds a client_state; only rank 0 talks to the
+// server (server_link, one per server rank). The other ranks take part in the
+// MPI collectives: sizes at init, the field gather at each send, and the
+// outcome of rank 0's server work, which is broadcast so that every rank
+// returns the same status and no rank waits in a later collective for a rank
+// that gave up.
+#include <mpi.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "environment.hpp"
+#include "error.hpp"
 #include "melissa/api.h"
-extern "C" {
-int melissa_init(const char*, size_t, MPI_Comm) { return MELISSA_ERR_ORDER; }
-int melissa_init_no_mpi(const char*, size_t) { return MELISSA_ERR_ORDER; }
-int melissa_send(const char*, const double*) { return MELISSA_ERR_ORDER; }
-int melissa_send_float(const char*, const float*) { return MELISSA_ERR_ORDER; }
-int melissa_finalize(void) { return MELISSA_ERR_ORDER; }
-const char* melissa_last_error(void) { return "not implemented"; }
-int melissa_get_sim_id(void) { return -1; }
-int melissa_get_attempt(void) { return -1; }
+#include "server_link.hpp"
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "step payloads are sent as the host's float32 bytes; the wire is little-endian"
+#endif
+
+namespace melissa::client {
+namespace {
+
+struct field_state {
+  std::string name;
+  std::size_t local_size = 0;
+  std::uint64_t global_size = 0;
+  std::uint32_t next_step = 0;          // the API counts steps per field, from 0
+  std::vector<std::uint32_t> ids;       // rank 0: the id each server rank assigned
+  std::vector<int> counts, displs;      // rank 0: MPI_Gatherv layout (rank order)
+};
+
+enum class phase { idle, running, failed, finalized };
+
+const char* env_lookup_real(const char* name) { return std::getenv(name); }
+
+class client_state {
+ public:
+  ~client_state() = default;  // closes the sockets; never calls MPI (it may be gone)
+
+  int init(const char* fn, const char* name, std::size_t local_size, const MPI_Comm* comm);
+  int send(const char* fn, const char* name, const double* values64, const float* values32);
+  int finalize();
+  int local_size(const char* name, std::size_t* out);
+
+  int internal_error(const char* fn, const char* what) {
+    return handle(client_error(MELISSA_ERR_IO, std::string(fn) + ": internal error: " + what));
+  }
+  const std::string& last_error() const { return last_error_; }
+  int sim_id() const { return phase_ == phase::idle ? -1 : static_cast<int>(sim_id_); }
+  int attempt() const { return phase_ == phase::idle ? -1 : static_cast<int>(attempt_); }
+
+ private:
+  void check_usable(const char* fn) const;
+  field_state* find(const char* name);
+  std::string field_list() const;
+  void setup_mpi(const char* fn, MPI_Comm comm);
+  void connect_servers();
+  const float* gather(field_state& f, const double* values64, const float* values32);
+  void share_outcome(int& status, std::string& message);
+  template <typename Work>
+  void on_root(Work&& work);
+  void release();
+  int handle(const client_error& e);
+
+  // Records an error and applies MELISSA_ON_ERROR. `print`: only the rank that
+  // saw the error prints it, so a collective failure is not printed N times.
+  int fail(const client_error& e, bool print);
+  [[noreturn]] void terminate();
+
+  phase phase_ = phase::idle;
+  bool uses_mpi_ = false;
+  MPI_Comm comm_ = MPI_COMM_NULL;  // our duplicate: our collectives never match the solver's
+  int rank_ = 0;
+  int size_ = 1;
+  std::uint32_t sim_id_ = 0;
+  std::uint32_t attempt_ = 0;
+  std::vector<field_state> fields_;
+  std::vector<std::unique_ptr<server_link>> servers_;  // rank 0 only
+  std::vector<float> local_f32_;   // this rank's part, converted (reused)
+  std::vector<float> global_f32_;  // rank 0: the gathered field (reused)
+  int failure_status_ = MELISSA_OK;
+  std::string failure_message_;
+  std::string last_error_;
+};
+
+bool mpi_usable() {
+  int initialized = 0, finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  return initialized && !finalized;
 }
+
+[[noreturn]] void usage(melissa_status status, const std::string& message) {
+  throw client_error(status, message);
+}
+
+// An error that rank 0 met in its server work and broadcast: every rank
+// returns it, only rank 0 prints it.
+class shared_error : public client_error {
+ public:
+  using client_error::client_error;
+};
+
+error_policy current_policy() {
+  try {
+    return read_error_policy(env_lookup_real);
+  } catch (const client_error&) {
+    return error_policy::exit;  // init reports the invalid value; exit is the safe default
+  }
+}
+
+void client_state::terminate() {
+  // MPI_Abort takes the solver's other ranks down too (they may be waiting in
+  // a collective for this one); without MPI a plain exit is enough.
+  if (uses_mpi_ && mpi_usable()) MPI_Abort(comm_ != MPI_COMM_NULL ? comm_ : MPI_COMM_WORLD, 1);
+  std::exit(1);
+}
+
+int client_state::fail(const client_error& e, bool print) {
+  last_error_ = e.what();
+  if (print) std::fprintf(stderr, "%s\n", last_error_.c_str());
+  if (is_fatal(e.status())) {
+    if (current_policy() == error_policy::exit) terminate();
+    if (phase_ != phase::finalized) phase_ = phase::failed;
+    failure_status_ = e.status();
+    failure_message_ = e.what();
+    servers_.clear();
+  }
+  return e.status();
+}
+
+void client_state::check_usable(const char* fn) const {
+  if (phase_ == phase::failed)
+    throw client_error(static_cast<melissa_status>(failure_status_),
+                       std::string(fn) + ": the session ended after an earlier error: " +
+                           failure_message_);
+  if (phase_ == phase::finalized)
+    usage(MELISSA_ERR_ORDER, std::string(fn) + ": called after melissa_finalize");
+}
+
+field_state* client_state::find(const char* name) {
+  for (auto& f : fields_)
+    if (f.name == name) return &f;
+  return nullptr;
+}
+
+std::string client_state::field_list() const {
+  std::string out;
+  for (const auto& f : fields_) out += (out.empty() ? "" : ", ") + f.name;
+  return out.empty() ? "none" : out;
+}
+
+void client_state::setup_mpi(const char* fn, MPI_Comm comm) {
+  if (!mpi_usable())
+    usage(MELISSA_ERR_ORDER, std::string(fn) +
+                                 ": MPI is not initialized or already finalized (call it "
+                                 "between MPI_Init and MPI_Finalize, or use melissa_init_no_mpi)");
+  if (comm == MPI_COMM_NULL) usage(MELISSA_ERR_ARG, std::string(fn) + ": comm is MPI_COMM_NULL");
+  if (phase_ == phase::running && !uses_mpi_)
+    usage(MELISSA_ERR_ORDER, std::string(fn) +
+                                 ": the first field was initialized with melissa_init_no_mpi; "
+                                 "all fields must use the same kind of init");
+  if (uses_mpi_) {  // a later field (or a retry after a usage error): same communicator
+    int result = MPI_UNEQUAL;
+    MPI_Comm_compare(comm, comm_, &result);
+    if (result != MPI_IDENT && result != MPI_CONGRUENT)
+      usage(MELISSA_ERR_ARG, std::string(fn) +
+                                 ": every field must use the communicator of the first field "
+                                 "(rank 0 of it sends them all)");
+    return;
+  }
+  MPI_Comm_dup(comm, &comm_);
+  MPI_Comm_rank(comm_, &rank_);
+  MPI_Comm_size(comm_, &size_);
+  uses_mpi_ = true;
+}
+
+void client_state::connect_servers() {
+  const environment env = read_environment(env_lookup_real);
+  sim_id_ = env.sim_id;
+  attempt_ = env.attempt;
+  // One deadline for all ranks: the timeout bounds the whole connection phase.
+  const auto deadline =
+      connection::clock::now() + std::chrono::duration_cast<connection::clock::duration>(
+                                     std::chrono::duration<double>(env.connect_timeout_s));
+  const int ranks = static_cast<int>(env.servers.size());
+  for (int r = 0; r < ranks; ++r) {
+    servers_.push_back(std::make_unique<server_link>(env.servers[r], r, deadline,
+                                                     env.connect_timeout_s, sim_id_, attempt_));
+    servers_.back()->handshake(size_, ranks);
+  }
+}
+
+void client_state::share_outcome(int& status, std::string& message) {
+  if (!uses_mpi_ || size_ == 1) return;
+  // sim id and attempt ride along: only rank 0 reads the environment.
+  int head[3] = {status, static_cast<int>(sim_id_), static_cast<int>(attempt_)};
+  MPI_Bcast(head, 3, MPI_INT, 0, comm_);
+  status = head[0];
+  sim_id_ = static_cast<std::uint32_t>(head[1]);
+  attempt_ = static_cast<std::uint32_t>(head[2]);
+  if (status == MELISSA_OK) return;
+  int length = static_cast<int>(message.size());
+  MPI_Bcast(&length, 1, MPI_INT, 0, comm_);
+  message.resize(static_cast<std::size_t>(length));
+  MPI_Bcast(message.data(), length, MPI_CHAR, 0, comm_);
+}
+
+template <typename Work>
+void client_state::on_root(Work&& work) {
+  int status = MELISSA_OK;
+  std::string message;
+  if (rank_ == 0) {
+    try {
+      work();
+    } catch (const client_error& e) {
+      status = e.status();
+      message = e.what();
+      // In exit mode the solver ends here, before the other ranks hear of it:
+      // MPI_Abort takes them down from their wait in the broadcast.
+      if (is_fatal(status) && current_policy() == error_policy::exit) fail(e, true);
+    }
+  }
+  share_outcome(status, message);
+  if (status != MELISSA_OK) throw shared_error(static_cast<melissa_status>(status), message);
+}
+
+int client_state::handle(const client_error& e) {
+  const bool shared = dynamic_cast<const shared_error*>(&e) != nullptr;
+  return fail(e, !shared || rank_ == 0);
+}
+
+int client_state::init(const char* fn, const char* name, std::size_t local_size,
+                       const MPI_Comm* comm) {
+  try {
+    check_usable(fn);
+    if (name == nullptr) usage(MELISSA_ERR_ARG, std::string(fn) + ": field_name is NULL");
+    if (*name == '\0') usage(MELISSA_ERR_ARG, std::string(fn) + ": field_name is empty");
+    if (find(name) != nullptr)
+      usage(MELISSA_ERR_ORDER, std::string(fn) + ": field '" + name + "' is already initialized");
+    if (comm != nullptr) {
+      setup_mpi(fn, *comm);
+    } else if (phase_ == phase::running && uses_mpi_) {
+      usage(MELISSA_ERR_ORDER, std::string(fn) +
+                                   ": the first field was initialized with MPI; all fields must "
+                                   "use the same kind of init");
+    }
+
+    field_state f;
+    f.name = name;
+    f.local_size = local_size;
+    std::vector<std::uint64_t> sizes(static_cast<std::size_t>(size_), local_size);
+    if (uses_mpi_ && size_ > 1) {
+      const std::uint64_t mine = local_size;
+      MPI_Gather(&mine, 1, MPI_UINT64_T, sizes.data(), 1, MPI_UINT64_T, 0, comm_);
+    }
+
+    on_root([&] {
+      for (auto s : sizes) f.global_size += s;
+      if (size_ > 1) {
+        // MPI counts and displacements are ints.
+        std::uint64_t offset = 0;
+        for (auto s : sizes) {
+          if (offset + s > static_cast<std::uint64_t>(std::numeric_limits<int>::max()))
+            usage(MELISSA_ERR_ARG, std::string(fn) + ": field '" + name + "' has " +
+                                       std::to_string(f.global_size) +
+                                       " values; the MPI gather supports at most 2^31-1");
+          f.counts.push_back(static_cast<int>(s));
+          f.displs.push_back(static_cast<int>(offset));
+          offset += s;
+        }
+      }
+      if (phase_ == phase::idle) connect_servers();
+      for (auto& server : servers_) f.ids.push_back(server->declare_field(name, f.global_size));
+    });
+    fields_.push_back(std::move(f));
+    phase_ = phase::running;
+    return MELISSA_OK;
+  } catch (const client_error& e) {
+    return handle(e);
+  }
+}
+
+const float* client_state::gather(field_state& f, const double* values64, const float* values32) {
+  const bool root = rank_ == 0;
+  if (size_ == 1) {
+    if (values32 != nullptr) return values32;  // sent from the caller's buffer as it is
+    global_f32_.resize(f.local_size);
+    for (std::size_t i = 0; i < f.local_size; ++i) global_f32_[i] = static_cast<float>(values64[i]);
+    return global_f32_.data();
+  }
+  // Converting before the gather halves the bytes gathered and spreads the work.
+  const float* local = values32;
+  if (local == nullptr) {
+    local_f32_.resize(f.local_size);
+    for (std::size_t i = 0; i < f.local_size; ++i) local_f32_[i] = static_cast<float>(values64[i]);
+    local = local_f32_.data();
+  }
+  if (root) global_f32_.resize(f.global_size);
+  MPI_Gatherv(local, static_cast<int>(f.local_size), MPI_FLOAT, root ? global_f32_.data() : nullptr,
+              root ? f.counts.data() : nullptr, root ? f.displs.data() : nullptr, MPI_FLOAT, 0,
+              comm_);
+  return root ? global_f32_.data() : nullptr;
+}
+
+int client_state::send(const char* fn, const char* name, const double* values64,
+                       const float* values32) {
+  try {
+    if (phase_ == phase::idle) usage(MELISSA_ERR_ORDER, std::string(fn) + ": called before melissa_init");
+    check_usable(fn);
+    if (name == nullptr) usage(MELISSA_ERR_ARG, std::string(fn) + ": field_name is NULL");
+    field_state* f = find(name);
+    if (f == nullptr)
+      usage(MELISSA_ERR_FIELD, std::string(fn) + ": unknown field '" + name +
+                                   "' (initialized: " + field_list() + ")");
+
+    // A NULL buffer on one rank must not leave the others in the gather.
+    int local = (values64 == nullptr && values32 == nullptr && f->local_size > 0) ? MELISSA_ERR_ARG
+                                                                                  : MELISSA_OK;
+    int agreed = local;
+    if (uses_mpi_ && size_ > 1) MPI_Allreduce(&local, &agreed, 1, MPI_INT, MPI_MIN, comm_);
+    if (local != MELISSA_OK)
+      usage(MELISSA_ERR_ARG, std::string(fn) + ": values is NULL for field '" + name +
+                                 "' (local size " + std::to_string(f->local_size) + ")");
+    if (agreed != MELISSA_OK)
+      usage(MELISSA_ERR_ARG, std::string(fn) + ": values is NULL on another rank for field '" +
+                                 name + "'");
+    if (f->next_step == std::numeric_limits<std::uint32_t>::max())
+      usage(MELISSA_ERR_ARG, std::string(fn) + ": field '" + name + "' has used every step index");
+
+    const float* payload = gather(*f, values64, values32);
+    on_root([&] {
+      const std::uint32_t t = f->next_step;
+      // Training mode: whole steps round robin, the first rank from the sim id.
+      const std::size_t dest = (static_cast<std::uint64_t>(sim_id_) + t) % servers_.size();
+      servers_[dest]->send_step(f->ids[dest], t, payload, f->global_size);
+    });
+    ++f->next_step;
+    return MELISSA_OK;
+  } catch (const client_error& e) {
+    return handle(e);
+  }
+}
+
+void client_state::release() {
+  servers_.clear();
+  if (uses_mpi_ && comm_ != MPI_COMM_NULL && mpi_usable()) MPI_Comm_free(&comm_);
+  comm_ = MPI_COMM_NULL;
+  phase_ = phase::finalized;
+}
+
+int client_state::finalize() {
+  const char* fn = "melissa_finalize";
+  try {
+    if (phase_ == phase::idle) usage(MELISSA_ERR_ORDER, "melissa_finalize: called before melissa_init");
+    if (phase_ == phase::finalized) usage(MELISSA_ERR_ORDER, "melissa_finalize: called twice");
+    if (uses_mpi_ && !mpi_usable())
+      usage(MELISSA_ERR_ORDER,
+            "melissa_finalize: MPI is already finalized; call melissa_finalize before MPI_Finalize");
+    if (phase_ == phase::failed) {
+      const client_error earlier(static_cast<melissa_status>(failure_status_),
+                                 std::string(fn) + ": the session ended after an earlier error: " +
+                                     failure_message_);
+      release();
+      throw shared_error(static_cast<melissa_status>(failure_status_), earlier.what());
+    }
+    try {
+      on_root([&] {
+        for (auto& server : servers_) server->send_end();
+        // Each rank answers once all of its steps are stored: after this,
+        // everything the solver sent is safe even if it exits right away.
+        for (auto& server : servers_) server->wait_end();
+      });
+    } catch (const client_error&) {
+      release();
+      throw;
+    }
+    release();
+    return MELISSA_OK;
+  } catch (const client_error& e) {
+    return handle(e);
+  }
+}
+
+int client_state::local_size(const char* name, std::size_t* out) {
+  try {
+    if (name == nullptr || out == nullptr)
+      usage(MELISSA_ERR_ARG, "melissa_get_local_size: NULL argument");
+    const field_state* f = find(name);
+    if (f == nullptr)
+      usage(MELISSA_ERR_FIELD, std::string("melissa_get_local_size: unknown field '") + name +
+                                   "' (initialized: " + field_list() + ")");
+    *out = f->local_size;
+    return MELISSA_OK;
+  } catch (const client_error& e) {
+    return handle(e);
+  }
+}
+
+std::mutex state_mutex;
+
+client_state& state() {
+  static client_state s;
+  return s;
+}
+
+// No exception may cross the C ABI: the typed ones are handled inside; this
+// catches the rest (std::bad_alloc for an enormous field, ...).
+template <typename Body>
+int guarded(const char* fn, Body&& body) {
+  std::lock_guard<std::mutex> lock(state_mutex);
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    return state().internal_error(fn, e.what());
+  }
+}
+
+}  // namespace
+}  // namespace melissa::client
+
+using melissa::client::guarded;
+using melissa::client::state;
+
+extern "C" {
+
+int melissa_init(const char* field_name, size_t local_size, MPI_Comm comm) {
+  return guarded("melissa_init",
+                 [&] { return state().init("melissa_init", field_name, local_size, &comm); });
+}
+
+int melissa_init_f(const char* field_name, size_t local_size, int fortran_comm) {
+  return guarded("melissa_init", [&] {
+    // MPI_Comm_f2c is only defined between MPI_Init and MPI_Finalize.
+    if (!melissa::client::mpi_usable()) {
+      MPI_Comm none = MPI_COMM_NULL;
+      return state().init("melissa_init", field_name, local_size, &none);
+    }
+    MPI_Comm comm = MPI_Comm_f2c(static_cast<MPI_Fint>(fortran_comm));
+    return state().init("melissa_init", field_name, local_size, &comm);
+  });
+}
+
+int melissa_init_no_mpi(const char* field_name, size_t size) {
+  return guarded("melissa_init_no_mpi", [&] {
+    return state().init("melissa_init_no_mpi", field_name, size, nullptr);
+  });
+}
+
+int melissa_send(const char* field_name, const double* values) {
+  return guarded("melissa_send",
+                 [&] { return state().send("melissa_send", field_name, values, nullptr); });
+}
+
+int melissa_send_float(const char* field_name, const float* values) {
+  return guarded("melissa_send_float", [&] {
+    return state().send("melissa_send_float", field_name, nullptr, values);
+  });
+}
+
+int melissa_finalize(void) {
+  return guarded("melissa_finalize", [&] { return state().finalize(); });
+}
+
+int melissa_get_local_size(const char* field_name, size_t* local_size) {
+  return guarded("melissa_get_local_size",
+                 [&] { return state().local_size(field_name, local_size); });
+}
+
+const char* melissa_last_error(void) {
+  std::lock_guard<std::mutex> lock(melissa::client::state_mutex);
+  return state().last_error().c_str();
+}
+
+int melissa_get_sim_id(void) {
+  std::lock_guard<std::mutex> lock(melissa::client::state_mutex);
+  return state().sim_id();
+}
+
+int melissa_get_attempt(void) {
+  std::lock_guard<std::mutex> lock(melissa::client::state_mutex);
+  return state().attempt();
+}
+
+}  // extern "C"

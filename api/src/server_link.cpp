@@ -1,0 +1,151 @@
+#include "server_link.hpp"
+
+#include <cerrno>
+#include <cstdlib>
+
+#include "error.hpp"
+
+namespace melissa::client {
+namespace {
+
+std::string payload_text(const wire::frame_reader::frame& f) {
+  return std::string(f.payload.begin(), f.payload.end());
+}
+
+bool parse_u64(const std::string& text, std::uint64_t& out) {
+  if (text.empty() || text.size() > 20) return false;
+  for (char c : text)
+    if (c < '0' || c > '9') return false;
+  errno = 0;
+  out = std::strtoull(text.c_str(), nullptr, 10);
+  return errno == 0;
+}
+
+}  // namespace
+
+server_link::server_link(const server_address& address, int server_rank,
+                         connection::clock::time_point deadline, double timeout_s,
+                         std::uint32_t sim_id, std::uint32_t attempt)
+    : conn_(address, server_rank, deadline, timeout_s),
+      server_rank_(server_rank),
+      sim_id_(sim_id),
+      attempt_(attempt) {}
+
+wire::frame_header server_link::control_header(wire::frame_type type) const {
+  wire::frame_header h;
+  h.type = type;
+  h.sim_id = sim_id_;
+  h.attempt = attempt_;
+  return h;
+}
+
+void server_link::handle_unsolicited(const wire::frame_reader::frame& f, const char* context,
+                                     melissa_status error_status) {
+  switch (f.header.type) {
+    case wire::frame_type::credit:
+      window_.on_credit(f.header.count);
+      return;
+    case wire::frame_type::error:
+      conn_.close();  // the server closes after an error frame; so do we
+      throw client_error(error_status, std::string(context) + ": " + name() +
+                                           " reported an error: " + payload_text(f));
+    default:
+      conn_.close();
+      throw client_error(MELISSA_ERR_IO, std::string(context) + ": " + name() +
+                                             " sent an unexpected " +
+                                             wire::to_string(f.header.type) + " frame");
+  }
+}
+
+void server_link::handshake(int client_ranks, int server_ranks) {
+  conn_.send_text(wire::frame_type::hello, sim_id_, attempt_, 0,
+                  wire::format_key_values({{"version", std::to_string(wire::protocol_version)},
+                                           {"client_ranks", std::to_string(client_ranks)}}));
+  const auto f = conn_.receive();
+  if (f.header.type == wire::frame_type::error) {
+    conn_.close();
+    throw client_error(MELISSA_ERR_REFUSED,
+                       "melissa_init: " + name() + " refused the session: " + payload_text(f));
+  }
+  if (f.header.type != wire::frame_type::welcome)
+    handle_unsolicited(f, "melissa_init", MELISSA_ERR_REFUSED);
+
+  auto refused = [&](const std::string& why) {
+    conn_.close();
+    return client_error(MELISSA_ERR_REFUSED, "melissa_init: " + name() + ": " + why);
+  };
+  std::string parse_error;
+  const auto kv = wire::parse_key_values(payload_text(f), &parse_error);
+  if (!kv) throw refused("malformed welcome (" + parse_error + ")");
+  auto get = [&](const char* key) -> std::string {
+    const auto it = kv->find(key);
+    if (it == kv->end()) throw refused(std::string("welcome has no '") + key + "'");
+    return it->second;
+  };
+  if (get("version") != std::to_string(wire::protocol_version))
+    throw refused("server speaks protocol version " + get("version") + "; this client speaks " +
+           std::to_string(wire::protocol_version));
+  if (get("rank") != std::to_string(server_rank_))
+    throw refused("says it is rank " + get("rank") + ", but it is entry " +
+           std::to_string(server_rank_) + " of MELISSA_SERVER_ADDRESSES");
+  if (get("ranks") != std::to_string(server_ranks))
+    throw refused("says the server has " + get("ranks") + " ranks, but MELISSA_SERVER_ADDRESSES lists " +
+           std::to_string(server_ranks));
+  const std::string mode = get("mode");
+  if (mode == "statistics")
+    throw refused("the study runs in statistics mode, which this client API does not support yet "
+           "(training mode only)");
+  if (mode != "training") throw refused("unknown mode '" + mode + "' in welcome");
+  std::uint64_t window = 0;
+  if (!parse_u64(get("window"), window))
+    throw refused("welcome window='" + get("window") + "' is not a byte count");
+  window_ = credit_window(window);
+}
+
+std::uint32_t server_link::declare_field(const std::string& field_name, std::uint64_t global_size) {
+  conn_.send_text(wire::frame_type::field, sim_id_, attempt_, 0,
+                  wire::format_key_values(
+                      {{"name", field_name}, {"size", std::to_string(global_size)}}));
+  while (true) {
+    const auto f = conn_.receive();
+    if (f.header.type == wire::frame_type::field_ok) return f.header.field_id;
+    if (f.header.type == wire::frame_type::error) {
+      conn_.close();
+      throw client_error(MELISSA_ERR_REFUSED, "melissa_init: " + name() + " refused field '" +
+                                                  field_name + "': " + payload_text(f));
+    }
+    handle_unsolicited(f, "melissa_init", MELISSA_ERR_REFUSED);
+  }
+}
+
+void server_link::send_step(std::uint32_t field_id, std::uint32_t time_step, const float* values,
+                            std::uint64_t count) {
+  const std::uint64_t bytes = count * sizeof(float);
+  // Credits that already arrived, and any error the server sent meanwhile.
+  while (auto f = conn_.poll()) handle_unsolicited(*f, "melissa_send", MELISSA_ERR_IO);
+  // Flow control: the solver waits here while the server's sink is behind.
+  while (!window_.may_send(bytes)) handle_unsolicited(conn_.receive(), "melissa_send", MELISSA_ERR_IO);
+
+  auto h = control_header(wire::frame_type::step);
+  h.data_type = wire::dtype::f32;
+  h.time_step = time_step;
+  h.field_id = field_id;
+  h.count = count;
+  conn_.send(h, values);
+  window_.on_sent(bytes);
+}
+
+void server_link::send_end() { conn_.send(control_header(wire::frame_type::end), nullptr); }
+
+void server_link::wait_end() {
+  while (true) {
+    const auto f = conn_.receive();
+    if (f.header.type == wire::frame_type::end) {
+      conn_.close();
+      return;
+    }
+    handle_unsolicited(f, "melissa_finalize", MELISSA_ERR_IO);
+  }
+}
+
+}  // namespace melissa::client

@@ -1,0 +1,58 @@
+// The session with one server rank, as docs/protocol.md describes it: hello /
+// welcome, field declarations, step frames under byte-credit flow control, and
+// the end handshake. Used by rank 0 of the solver only; no MPI in here.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "connection.hpp"
+#include "credit_window.hpp"
+#include "error.hpp"
+
+namespace melissa::client {
+
+class server_link {
+ public:
+  // Connects (with retry until `deadline`); throws client_error(CONNECT).
+  server_link(const server_address& address, int server_rank, connection::clock::time_point deadline,
+              double timeout_s, std::uint32_t sim_id, std::uint32_t attempt);
+
+  // hello -> welcome. Checks that the server is rank `server_rank` of
+  // `server_ranks` (the number of addresses we were given) and runs in training
+  // mode. Throws client_error(REFUSED) on an `error` answer or a mismatch.
+  void handshake(int client_ranks, int server_ranks);
+
+  // field -> field_ok; returns the field id this rank assigned. Throws
+  // client_error(REFUSED) with the server's reason.
+  std::uint32_t declare_field(const std::string& name, std::uint64_t global_size);
+
+  // One step frame of `count` float32 values, sent from `values` as they are.
+  // Blocks while the credit window does not allow it.
+  void send_step(std::uint32_t field_id, std::uint32_t time_step, const float* values,
+                 std::uint64_t count);
+
+  // finalize: `end` goes to every rank first, then each answer is awaited, so
+  // that the ranks drain in parallel.
+  void send_end();
+  void wait_end();
+
+  const std::string& name() const { return conn_.name(); }
+  const credit_window& window() const { return window_; }
+
+ private:
+  // A frame that may arrive at any time: credit (added to the window) or
+  // error (thrown, with `context` and the server's text). Others are
+  // protocol errors unless the caller handles them first.
+  void handle_unsolicited(const wire::frame_reader::frame& f, const char* context,
+                          melissa_status error_status);
+  wire::frame_header control_header(wire::frame_type type) const;
+
+  connection conn_;
+  int server_rank_;
+  std::uint32_t sim_id_;
+  std::uint32_t attempt_;
+  credit_window window_;
+};
+
+}  // namespace melissa::client
