@@ -1,0 +1,482 @@
+// The study file: round trip, defaults, and the exact text of each error kind
+// (file:line:column, dotted key, reason) since users read these messages.
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "config/study.hpp"
+
+using namespace melissa::config;
+
+namespace {
+
+// The smallest valid study: only the required keys.
+const char* const minimal = R"(
+[study]
+name = "mini"
+
+[client]
+command = ["solver"]
+
+[parameters]
+names = ["a", "b"]
+count = 3
+
+[[fields]]
+name = "u"
+size = 10
+)";
+
+// Every key set to something other than its default.
+const char* const full = R"(# every key
+[study]
+name = "full-study_1.0"
+output_dir = "/scratch/out dir"
+seed = 9223372036854775807
+mode = "statistics"
+
+[launcher]
+backend = "slurm"
+job_limit = 16
+max_retries = 0
+client_timeout = 12.5
+server_timeout = 7
+
+[server]
+ranks = 4
+host = "0.0.0.0"
+port = 65535
+max_frame_mb = 4095
+window_mb = 1
+sink = "count"
+dataset_dir = "/tmp/ds"
+
+[client]
+command = ["mpirun-wrapper", "--flag", "with \"quotes\" and \\ backslash", "", "tab\there"]
+ranks = 8
+env = { OMP_NUM_THREADS = "1", _X9 = "a=b", EMPTY = "" }
+
+[parameters]
+names = ["x", "y.z", "w-1"]
+bounds = [[-1, 1], [0.1, 0.30000000000000004], [-1e300, 1e300]]
+sampler = "uniform"
+count = 4294967295
+
+[[fields]]
+name = "temperature"
+size = 4096
+
+[[fields]]
+name = "pressure"
+size = 9223372036854775807
+)";
+
+// The message of the config_error that parsing `text` as "s.toml" throws, or
+// "no error".
+std::string error_of(const std::string& text) {
+  try {
+    parse_study(text, "s.toml");
+  } catch (const config_error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+// `minimal` with `extra` appended (keys land in the [[fields]] table unless
+// `extra` opens a section).
+std::string minimal_plus(const std::string& extra) { return std::string(minimal) + extra; }
+
+}  // namespace
+
+TEST_CASE("a minimal study gets every default") {
+  const study_config c = parse_study(minimal, "s.toml");
+  CHECK(c.study.name == "mini");
+  CHECK(c.study.output_dir == "studies/mini");
+  CHECK(c.study.seed == 0);
+  CHECK(c.study.mode == study_mode::training);
+
+  CHECK(c.launcher.backend == launcher_backend::local);
+  CHECK(c.launcher.job_limit == 4);
+  CHECK(c.launcher.max_retries == 2);
+  CHECK(c.launcher.client_timeout == 300.0);
+  CHECK(c.launcher.server_timeout == 60.0);
+
+  CHECK(c.server.ranks == 1);
+  CHECK(c.server.host == "127.0.0.1");
+  CHECK(c.server.port == 0);
+  CHECK(c.server.max_frame_mb == 256);
+  CHECK(c.server.max_frame_bytes() == 256ull << 20);
+  CHECK(c.server.window_mb == 64);
+  CHECK(c.server.window_bytes() == 64ull << 20);
+  CHECK(c.server.sink == sink_kind::count);
+  CHECK(c.server.dataset_dir == "studies/mini/dataset");
+
+  CHECK(c.client.command == std::vector<std::string>{"solver"});
+  CHECK(c.client.ranks == 1);
+  CHECK(c.client.env.empty());
+
+  CHECK(c.parameters.names == std::vector<std::string>{"a", "b"});
+  REQUIRE(c.parameters.bounds.size() == 2);
+  CHECK(c.parameters.bounds[0] == parameter_bounds{100, 500});
+  CHECK(c.parameters.bounds[1] == parameter_bounds{100, 500});
+  CHECK(c.parameters.sampler == sampler_kind::uniform);
+  CHECK(c.parameters.count == 3);
+
+  REQUIRE(c.fields.size() == 1);
+  CHECK(c.fields[0] == field_config{"u", 10});
+}
+
+TEST_CASE("defaults derive from other keys: output_dir from name, dataset_dir from output_dir") {
+  const auto c = parse_study(R"(
+[study]
+name = "n"
+output_dir = "elsewhere"
+[client]
+command = ["s"]
+[parameters]
+names = ["p"]
+bounds = [0, 1]
+count = 1
+[[fields]]
+name = "f"
+size = 1
+)", "s.toml");
+  CHECK(c.server.dataset_dir == "elsewhere/dataset");
+  CHECK(c.parameters.bounds == std::vector<parameter_bounds>{{0, 1}});
+}
+
+TEST_CASE("a full study is read as written") {
+  const study_config c = parse_study(full, "full.toml");
+  CHECK(c.study.name == "full-study_1.0");
+  CHECK(c.study.output_dir == "/scratch/out dir");
+  CHECK(c.study.seed == 9223372036854775807ull);
+  CHECK(c.study.mode == study_mode::statistics);
+  CHECK(c.launcher.backend == launcher_backend::slurm);
+  CHECK(c.launcher.job_limit == 16);
+  CHECK(c.launcher.max_retries == 0);
+  CHECK(c.launcher.client_timeout == 12.5);
+  CHECK(c.launcher.server_timeout == 7.0);  // an integer where a float is expected is fine
+  CHECK(c.server.ranks == 4);
+  CHECK(c.server.host == "0.0.0.0");
+  CHECK(c.server.port == 65535);
+  CHECK(c.server.max_frame_mb == 4095);
+  CHECK(c.server.window_mb == 1);
+  CHECK(c.server.dataset_dir == "/tmp/ds");
+  CHECK(c.client.command == std::vector<std::string>{"mpirun-wrapper", "--flag",
+                                                     "with \"quotes\" and \\ backslash", "",
+                                                     "tab\there"});
+  CHECK(c.client.ranks == 8);
+  CHECK(c.client.env == std::map<std::string, std::string>{
+                            {"OMP_NUM_THREADS", "1"}, {"_X9", "a=b"}, {"EMPTY", ""}});
+  CHECK(c.parameters.names == std::vector<std::string>{"x", "y.z", "w-1"});
+  CHECK(c.parameters.bounds ==
+        std::vector<parameter_bounds>{{-1, 1}, {0.1, 0.30000000000000004}, {-1e300, 1e300}});
+  CHECK(c.parameters.count == 4294967295ull);
+  REQUIRE(c.fields.size() == 2);
+  CHECK(c.fields[1] == field_config{"pressure", 9223372036854775807ull});
+}
+
+TEST_CASE("parse -> to_toml -> parse gives equal values") {
+  for (const char* text : {minimal, full}) {
+    CAPTURE(text);
+    const study_config first = parse_study(text, "a.toml");
+    const std::string written = to_toml(first);
+    CAPTURE(written);
+    const study_config second = parse_study(written, "resolved.toml");
+    CHECK(second == first);
+    // Writing is deterministic: the resolved file is a fixed point.
+    CHECK(to_toml(second) == written);
+  }
+}
+
+TEST_CASE("to_toml writes every default explicitly") {
+  const std::string written = to_toml(parse_study(minimal, "s.toml"));
+  for (const char* key : {"output_dir = \"studies/mini\"", "seed = 0", "mode = \"training\"",
+                          "backend = \"local\"", "job_limit = 4", "max_retries = 2",
+                          "client_timeout = 300.0", "server_timeout = 60.0", "host = \"127.0.0.1\"",
+                          "port = 0", "max_frame_mb = 256", "window_mb = 64", "sink = \"count\"",
+                          "dataset_dir = \"studies/mini/dataset\"", "env = {}",
+                          "bounds = [[100.0, 500.0], [100.0, 500.0]]", "sampler = \"uniform\""}) {
+    CAPTURE(key);
+    CHECK(written.find(key) != std::string::npos);
+  }
+}
+
+TEST_CASE("to_toml refuses a seed that TOML cannot hold") {
+  study_config c = parse_study(minimal, "s.toml");
+  c.study.seed = 1ull << 63;
+  CHECK_THROWS_AS(to_toml(c), config_error);
+}
+
+TEST_CASE("equality notices every field") {
+  const study_config base = parse_study(full, "s.toml");
+  study_config c = base;
+  c.launcher.client_timeout += 1;
+  CHECK(c != base);
+  c = base;
+  c.client.env["X"] = "y";
+  CHECK(c != base);
+  c = base;
+  c.parameters.bounds[2].hi = 2e300;
+  CHECK(c != base);
+  c = base;
+  c.fields[1].size = 1;
+  CHECK(c != base);
+}
+
+TEST_CASE("the example study parses as documented") {
+  const char* dir = std::getenv("MELISSA_SOURCE_DIR");
+  const std::string path = std::string(dir ? dir : MELISSA_SOURCE_DIR) + "/examples/heat/study.toml";
+  const study_config c = load_study(path);
+  CHECK(c.study.name == "heat");
+  CHECK(c.study.output_dir == "studies/heat");
+  CHECK(c.parameters.count == 20);
+  CHECK(c.parameters.names == std::vector<std::string>{"T0", "T1", "T2", "T3", "T4"});
+  CHECK(c.parameters.bounds == std::vector<parameter_bounds>(5, {100, 500}));
+  CHECK(c.client.command ==
+        std::vector<std::string>{"melissa-heat", "--grid", "64", "--steps", "50"});
+  CHECK(c.client.ranks == 2);
+  REQUIRE(c.fields.size() == 1);
+  CHECK(c.fields[0] == field_config{"temperature", 4096});
+  CHECK(c.server.sink == sink_kind::dataset);
+  CHECK(c.server.dataset_dir == "studies/heat/dataset");
+  CHECK(c.launcher.job_limit == 2);
+}
+
+TEST_CASE("config_error carries the parts of the message") {
+  try {
+    parse_study("[study]\nname = \"x\"\nseed = -1\n", "p.toml");
+    FAIL("no error");
+  } catch (const config_error& e) {
+    CHECK(std::string(e.what()) == "p.toml:3:8: study.seed: must be in [0, 9223372036854775807], got -1");
+    CHECK(e.source == "p.toml");
+    CHECK(e.line == 3);
+    CHECK(e.column == 8);
+    CHECK(e.key == "study.seed");
+    CHECK(e.reason == "must be in [0, 9223372036854775807], got -1");
+  }
+}
+
+// Line numbers below count from the first line of `minimal`, which is empty:
+// [study] is on line 2, [client] on 5, [parameters] on 8, [[fields]] on 12,
+// and the first line of `extra` in minimal_plus(extra) is line 15.
+
+TEST_CASE("errors: unknown keys") {
+  CHECK(error_of(minimal_plus("[server]\nport = 1\nprot = 2\n")) ==
+        "s.toml:17:1: server.prot: unknown key (did you mean \"port\"?)");
+  CHECK(error_of(minimal_plus("[server]\nfoo = 1\n")) ==
+        "s.toml:16:1: server.foo: unknown key; [server] has ranks, host, port, max_frame_mb, "
+        "window_mb, sink, dataset_dir");
+  // In an entry of an array of tables (here: the [[fields]] table of `minimal`).
+  CHECK(error_of(minimal_plus("unit = \"K\"\n")) ==
+        "s.toml:15:1: fields[0].unit: unknown key; [fields] has name, size");
+  // Several unknown keys: the first one in the file is reported.
+  CHECK(error_of(minimal_plus("[launcher]\nzzz = 1\naaa = 2\n")) ==
+        "s.toml:16:1: launcher.zzz: unknown key; [launcher] has backend, job_limit, max_retries, "
+        "client_timeout, server_timeout");
+  // A misspelt required key: the missing key is the error, the typo the hint.
+  CHECK(error_of("[study]\nnmae = \"x\"\n") ==
+        "s.toml:1:1: study.name: missing required key (is \"nmae\" on line 2 a misspelling?)");
+  // Nested tables inside a section are unknown keys too.
+  CHECK(error_of(minimal_plus("[server.tls]\ncert = \"c\"\n")) ==
+        "s.toml:15:9: server.tls: unknown key; [server] has ranks, host, port, max_frame_mb, "
+        "window_mb, sink, dataset_dir");
+}
+
+TEST_CASE("errors: unknown sections") {
+  CHECK(error_of(minimal_plus("[training]\nepochs = 3\n")) ==
+        "s.toml:15:2: training: unknown section; the study file has the sections study, "
+        "launcher, server, client, parameters, fields");
+  CHECK(error_of(minimal_plus("[sever]\nport = 3\n")) ==
+        "s.toml:15:2: sever: unknown section (did you mean [server]?)");
+  CHECK(error_of(std::string("top = 1\n") + minimal) ==
+        "s.toml:1:1: top: unknown key; the study file has the sections study, launcher, server, "
+        "client, parameters, fields");
+  // A misspelt required section.
+  CHECK(error_of("[study]\nname = \"x\"\n[cleint]\ncommand = [\"s\"]\n") ==
+        "s.toml:1:1: client: missing required section (is \"cleint\" on line 3 a misspelling?)");
+}
+
+TEST_CASE("errors: wrong types") {
+  CHECK(error_of(minimal_plus("[server]\nport = \"80\"\n")) ==
+        "s.toml:16:8: server.port: expected an integer, got a string");
+  // A float where an integer is expected is an error, not a truncation.
+  CHECK(error_of(minimal_plus("[launcher]\njob_limit = 2.0\n")) ==
+        "s.toml:16:13: launcher.job_limit: expected an integer, got a float");
+  CHECK(error_of(minimal_plus("[launcher]\nclient_timeout = true\n")) ==
+        "s.toml:16:18: launcher.client_timeout: expected a number, got a boolean");
+  CHECK(error_of(minimal_plus("[launcher]\nbackend = 1\n")) ==
+        "s.toml:16:11: launcher.backend: expected a string, got an integer");
+  CHECK(error_of(minimal_plus("[server]\nhost = 1979-05-27\n")) ==
+        "s.toml:16:8: server.host: expected a string, got a date");
+  CHECK(error_of("[study]\nname = \"x\"\n[client]\ncommand = \"solver --flag\"\n") ==
+        "s.toml:4:11: client.command: expected an array, got a string");
+  CHECK(error_of("[study]\nname = \"x\"\n[client]\ncommand = [\"solver\", 3]\n") ==
+        "s.toml:4:22: client.command[1]: expected a string, got an integer");
+  CHECK(error_of("[study]\nname = \"x\"\n[client]\ncommand = [\"s\"]\nenv = { A = 1 }\n") ==
+        "s.toml:5:13: client.env.A: expected a string, got an integer");
+  CHECK(error_of("study = \"x\"\n") == "s.toml:1:9: study: expected a table, got a string");
+  CHECK(error_of(minimal_plus("[[server]]\nport = 1\n")) ==
+        "s.toml:15:1: server: expected a table, got an array");
+  CHECK(error_of("[study]\nname = \"x\"\n[client]\ncommand = [\"s\"]\n"
+                 "[parameters]\nnames = [\"a\"]\ncount = 1\n[fields]\nname = \"u\"\n") ==
+        "s.toml:8:1: fields: expected [[fields]] tables, got a table");
+  CHECK(error_of("fields = [1]\n[study]\nname = \"x\"\n[client]\ncommand = [\"s\"]\n"
+                 "[parameters]\nnames = [\"a\"]\ncount = 1\n") ==
+        "s.toml:1:11: fields[0]: expected a table, got an integer");
+}
+
+TEST_CASE("errors: values out of range") {
+  CHECK(error_of(minimal_plus("[server]\nport = 70000\n")) ==
+        "s.toml:16:8: server.port: must be in [0, 65535], got 70000");
+  CHECK(error_of(minimal_plus("[server]\nmax_frame_mb = 4096\n")) ==
+        "s.toml:16:16: server.max_frame_mb: must be in [1, 4095], got 4096");
+  CHECK(error_of(minimal_plus("[server]\nranks = 0\n")) ==
+        "s.toml:16:9: server.ranks: must be >= 1, got 0");
+  CHECK(error_of(minimal_plus("[launcher]\nmax_retries = -1\n")) ==
+        "s.toml:16:15: launcher.max_retries: must be >= 0, got -1");
+  CHECK(error_of(minimal_plus("[launcher]\njob_limit = 4294967296\n")) ==
+        "s.toml:16:13: launcher.job_limit: must be <= 4294967295, got 4294967296");
+  CHECK(error_of(minimal_plus("[launcher]\nserver_timeout = 0\n")) ==
+        "s.toml:16:18: launcher.server_timeout: must be > 0, got 0.0");
+  CHECK(error_of(minimal_plus("[launcher]\nclient_timeout = inf\n")) ==
+        "s.toml:16:18: launcher.client_timeout: must be a finite number, got inf");
+  CHECK(error_of("[study]\nname = \"x\"\nseed = 9223372036854775808\n").find(
+            "s.toml:3:") == 0);  // beyond TOML's integers: a syntax error, still located
+  CHECK(error_of("[study]\nname = \"x\"\n[client]\ncommand = [\"s\"]\n"
+                 "[parameters]\nnames = [\"a\"]\ncount = 0\n") ==
+        "s.toml:7:9: parameters.count: must be in [1, 4294967295], got 0");
+  CHECK(error_of("[study]\nname = \"x\"\n[client]\ncommand = [\"s\"]\n"
+                 "[parameters]\nnames = [\"a\"]\ncount = 4294967296\n") ==
+        "s.toml:7:9: parameters.count: must be in [1, 4294967295], got 4294967296");
+  CHECK(error_of(minimal_plus("[server]\nsink = \"hdf5\"\n")) ==
+        "s.toml:16:8: server.sink: must be one of \"count\", \"dataset\", got \"hdf5\"");
+  CHECK(error_of("[study]\nname = \"x\"\nmode = \"train\"\n") ==
+        "s.toml:3:8: study.mode: must be one of \"training\", \"statistics\", got \"train\"");
+  CHECK(error_of(minimal_plus("[launcher]\nbackend = \"pbs\"\n")) ==
+        "s.toml:16:11: launcher.backend: must be one of \"local\", \"slurm\", \"oar\", got \"pbs\"");
+  // Only implemented samplers are accepted.
+  CHECK(error_of("[study]\nname = \"x\"\n[client]\ncommand = [\"s\"]\n"
+                 "[parameters]\nnames = [\"a\"]\ncount = 1\nsampler = \"sobol\"\n") ==
+        "s.toml:8:11: parameters.sampler: must be \"uniform\", got \"sobol\"");
+  CHECK(error_of("[study]\nname = \"my study\"\n") ==
+        "s.toml:2:8: study.name: must match [A-Za-z0-9_.-]+ (and not be . or ..), got \"my study\"");
+  CHECK(error_of("[study]\nname = \"..\"\n") ==
+        "s.toml:2:8: study.name: must match [A-Za-z0-9_.-]+ (and not be . or ..), got \"..\"");
+  CHECK(error_of("[study]\nname = \"x\"\noutput_dir = \"\"\n") ==
+        "s.toml:3:14: study.output_dir: must not be empty");
+  CHECK(error_of(minimal_plus("[server]\nhost = \"local host\"\n")) ==
+        "s.toml:16:8: server.host: must be a host name or an IP address, got \"local host\"");
+  CHECK(error_of("[study]\nname = \"x\"\n[client]\ncommand = []\n") ==
+        "s.toml:4:11: client.command: must name the program to run, got an empty array");
+  CHECK(error_of("[study]\nname = \"x\"\n[client]\ncommand = [\"\", \"a\"]\n") ==
+        "s.toml:4:11: client.command: the program name (first element) is empty");
+  CHECK(error_of("[study]\nname = \"x\"\n[client]\ncommand = [\"a\\u0000b\"]\n") ==
+        "s.toml:4:12: client.command[0]: must not contain a NUL character");
+  CHECK(error_of("[study]\nname = \"x\"\n[client]\ncommand = [\"s\"]\nenv = { 1A = \"x\" }\n") ==
+        "s.toml:5:9: client.env.1A: not a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*)");
+}
+
+TEST_CASE("errors: missing required keys point at their table") {
+  CHECK(error_of("[study]\nseed = 1\n") == "s.toml:1:1: study.name: missing required key");
+  CHECK(error_of("\n\n[study]\nname = \"x\"\n[client]\nranks = 2\n") ==
+        "s.toml:5:1: client.command: missing required key");
+  CHECK(error_of("[study]\nname = \"x\"\n[client]\ncommand = [\"s\"]\n[parameters]\nnames = [\"a\"]\n") ==
+        "s.toml:5:1: parameters.count: missing required key");
+  CHECK(error_of("[study]\nname = \"x\"\n[client]\ncommand = [\"s\"]\n[parameters]\ncount = 2\n") ==
+        "s.toml:5:1: parameters.names: missing required key");
+  CHECK(error_of("# nothing\n") == "s.toml:1:1: study: missing required section");
+  CHECK(error_of("[study]\nname = \"x\"\n") == "s.toml:1:1: client: missing required section");
+  CHECK(error_of("[study]\nname = \"x\"\n[client]\ncommand = [\"s\"]\n") ==
+        "s.toml:1:1: parameters: missing required section");
+  CHECK(error_of("[study]\nname = \"x\"\n[client]\ncommand = [\"s\"]\n"
+                 "[parameters]\nnames = [\"a\"]\ncount = 1\n") ==
+        "s.toml:1:1: fields: missing required [[fields]] table");
+  CHECK(error_of(std::string(minimal) + "[[fields]]\nname = \"v\"\n") ==
+        "s.toml:15:1: fields[1].size: missing required key");
+  CHECK(error_of("fields = []\n[study]\nname = \"x\"\n[client]\ncommand = [\"s\"]\n"
+                 "[parameters]\nnames = [\"a\"]\ncount = 1\n") ==
+        "s.toml:1:10: fields: at least one [[fields]] table is required");
+}
+
+namespace {
+std::string parameters_error(const std::string& parameters) {
+  return error_of("[study]\nname = \"x\"\n[client]\ncommand = [\"s\"]\n[[fields]]\nname = \"u\"\n"
+                  "size = 1\n[parameters]\ncount = 1\n" + parameters);
+}
+}  // namespace
+// In parameters_error(text) the first line of `text` is line 10.
+
+TEST_CASE("errors: parameter names and bounds") {
+  CHECK(parameters_error("names = []\n") ==
+        "s.toml:10:9: parameters.names: at least one parameter name is required");
+  CHECK(parameters_error("names = [\"a\", \"b\", \"a\"]\n") ==
+        "s.toml:10:9: parameters.names: duplicate parameter name \"a\" (names[0] and names[2])");
+  CHECK(parameters_error("names = [\"a b\"]\n") ==
+        "s.toml:10:10: parameters.names[0]: must match [A-Za-z0-9_.-]+ (and not be . or ..), got \"a b\"");
+  // Bounds count mismatch.
+  CHECK(parameters_error("names = [\"a\", \"b\", \"c\"]\nbounds = [[0, 1], [0, 1]]\n") ==
+        "s.toml:11:10: parameters.bounds: 2 pairs given for 3 names (give one [lo, hi] for all "
+        "names, or one pair per name)");
+  CHECK(parameters_error("names = [\"a\"]\nbounds = [0, 1, 2]\n") ==
+        "s.toml:11:10: parameters.bounds: expected a [lo, hi] pair, got 3 values");
+  CHECK(parameters_error("names = [\"a\", \"b\"]\nbounds = [[0, 1], 5]\n") ==
+        "s.toml:11:19: parameters.bounds[1]: expected a [lo, hi] pair, got an integer");
+  CHECK(parameters_error("names = [\"a\", \"b\"]\nbounds = [[0, 1], [3]]\n") ==
+        "s.toml:11:19: parameters.bounds[1]: expected a [lo, hi] pair, got 1 values");
+  CHECK(parameters_error("names = [\"a\"]\nbounds = [2, 1]\n") ==
+        "s.toml:11:10: parameters.bounds: lo must be < hi, got [2.0, 1.0]");
+  CHECK(parameters_error("names = [\"a\"]\nbounds = [1, 1]\n") ==
+        "s.toml:11:10: parameters.bounds: lo must be < hi, got [1.0, 1.0]");
+  CHECK(parameters_error("names = [\"a\"]\nbounds = [0, \"1\"]\n") ==
+        "s.toml:11:14: parameters.bounds[1]: expected a number, got a string");
+  CHECK(parameters_error("names = [\"a\"]\nbounds = [[0, nan]]\n") ==
+        "s.toml:11:15: parameters.bounds[0][1]: must be a finite number, got nan");
+  CHECK(parameters_error("names = [\"a\"]\nbounds = []\n") ==
+        "s.toml:11:10: parameters.bounds: expected [lo, hi] or one [lo, hi] pair per name, got []");
+}
+
+TEST_CASE("errors: fields") {
+  CHECK(error_of(std::string(minimal) + "[[fields]]\nname = \"u\"\nsize = 2\n") ==
+        "s.toml:16:8: fields[1].name: duplicate field name \"u\" (also fields[0] on line 13)");
+  CHECK(error_of(std::string(minimal) + "[[fields]]\nname = \"v\"\nsize = 0\n") ==
+        "s.toml:17:8: fields[1].size: must be >= 1, got 0");
+  // A training step travels as one float32 frame: it must fit in max_frame_mb.
+  CHECK(error_of(std::string(minimal) + "[[fields]]\nname = \"v\"\nsize = 67108855\n") ==
+        "s.toml:17:8: fields[1].size: 67108855 float32 values per time step do not fit in a "
+        "frame of server.max_frame_mb = 256 MiB");
+  CHECK(error_of(std::string(minimal) + "[[fields]]\nname = \"v\"\nsize = 67108854\n") == "no error");
+  // Statistics mode splits a step over the server ranks: no such limit here.
+  CHECK(error_of("[study]\nname = \"x\"\nmode = \"statistics\"\n[client]\ncommand = [\"s\"]\n"
+                 "[parameters]\nnames = [\"a\"]\ncount = 1\n[[fields]]\nname = \"v\"\n"
+                 "size = 1000000000\n") == "no error");
+}
+
+TEST_CASE("errors: the dataset sink needs a single server rank") {
+  CHECK(error_of(minimal_plus("[server]\nsink = \"dataset\"\nranks = 2\n")) ==
+        "s.toml:16:8: server.sink: \"dataset\" requires server.ranks = 1, got server.ranks = 2");
+  CHECK(error_of(minimal_plus("[server]\nsink = \"dataset\"\nranks = 1\n")) == "no error");
+}
+
+TEST_CASE("errors: TOML syntax errors report their line") {
+  const std::string msg = error_of("[study]\nname = \"x\"\nseed = \n");
+  CHECK(msg.rfind("s.toml:3:", 0) == 0);
+  CHECK(msg.find("TOML syntax error: ") != std::string::npos);
+  const std::string dup = error_of("[study]\nname = \"x\"\nname = \"y\"\n");
+  CHECK(dup.rfind("s.toml:3:", 0) == 0);
+  CHECK(dup.find("name") != std::string::npos);
+  const std::string unterminated = error_of("\n\n\n[client\n");
+  CHECK(unterminated.rfind("s.toml:4:", 0) == 0);
+}
+
+TEST_CASE("load_study: unreadable file") {
+  try {
+    load_study("/nonexistent/dir/study.toml");
+    FAIL("no error");
+  } catch (const config_error& e) {
+    CHECK(std::string(e.what()) ==
+          "/nonexistent/dir/study.toml: cannot read the study file: No such file or directory");
+    CHECK(e.line == 0);
+  }
+}
