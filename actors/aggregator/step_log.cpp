@@ -1,0 +1,48 @@
+#include "actors/aggregator/step_log.hpp"
+
+namespace melissa {
+
+bool step_log::insert(std::uint32_t sim, std::uint32_t field, std::uint32_t step) {
+  auto& s = sims_[sim];
+  if (s.received.size() <= field) s.received.resize(field + 1);
+  auto& bits = s.received[field];
+  if (bits.size() <= step) bits.resize(step + 1, false);
+  if (bits[step]) {
+    ++s.duplicates;
+    ++total_duplicates_;
+    return false;
+  }
+  bits[step] = true;
+  ++s.stored;
+  ++total_stored_;
+  return true;
+}
+
+bool step_log::contains(std::uint32_t sim, std::uint32_t field, std::uint32_t step) const {
+  auto it = sims_.find(sim);
+  if (it == sims_.end() || it->second.received.size() <= field) return false;
+  const auto& bits = it->second.received[field];
+  return step < bits.size() && bits[step];
+}
+
+void step_log::forget(std::uint32_t sim, std::uint32_t field, std::uint32_t step) {
+  if (!contains(sim, field, step)) return;
+  auto& s = sims_[sim];
+  s.received[field][step] = false;
+  --s.stored;
+  --total_stored_;
+}
+
+void step_log::note_attempt(std::uint32_t sim, std::uint32_t attempt) {
+  sims_[sim].attempts.insert(attempt);
+}
+
+bool step_log::mark_done(std::uint32_t sim) {
+  auto& s = sims_[sim];
+  if (s.done) return false;
+  s.done = true;
+  ++done_count_;
+  return true;
+}
+
+}  // namespace melissa

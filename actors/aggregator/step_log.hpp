@@ -1,0 +1,46 @@
+// Which time steps of which simulation have been stored: the record behind
+// "every step reaches the sink exactly once". Plain C++, no CAF.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <vector>
+
+namespace melissa {
+
+class step_log {
+ public:
+  struct simulation {
+    std::vector<std::vector<bool>> received;  // [field][time step]
+    std::uint64_t stored = 0;                 // steps accepted (all fields)
+    std::uint64_t duplicates = 0;             // steps dropped as already stored
+    std::set<std::uint32_t> attempts;         // attempts that sent or opened a session
+    bool done = false;                        // a client ended this simulation cleanly
+  };
+
+  // Records (sim, field, step). True if it is new and must be stored; false
+  // if an earlier attempt already delivered it.
+  bool insert(std::uint32_t sim, std::uint32_t field, std::uint32_t step);
+  bool contains(std::uint32_t sim, std::uint32_t field, std::uint32_t step) const;
+  // Undoes an insert whose step could not be stored (the sink failed), so
+  // that the resent step of the next attempt is stored instead of dropped.
+  void forget(std::uint32_t sim, std::uint32_t field, std::uint32_t step);
+
+  void note_attempt(std::uint32_t sim, std::uint32_t attempt);
+  // Marks the simulation done; true the first time.
+  bool mark_done(std::uint32_t sim);
+
+  const std::map<std::uint32_t, simulation>& simulations() const { return sims_; }
+  std::uint64_t total_stored() const { return total_stored_; }
+  std::uint64_t total_duplicates() const { return total_duplicates_; }
+  std::uint32_t done_count() const { return done_count_; }
+
+ private:
+  std::map<std::uint32_t, simulation> sims_;
+  std::uint64_t total_stored_ = 0;
+  std::uint64_t total_duplicates_ = 0;
+  std::uint32_t done_count_ = 0;
+};
+
+}  // namespace melissa

@@ -1,0 +1,30 @@
+// Listens for clients on one TCP port and forks one client_proxy broker per
+// connection. It monitors the proxies: a proxy that crashes is logged and
+// forgotten, it never takes the server down.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+
+#include "actors/client_proxy/client_proxy.hpp"
+#include "messages/actor_types.hpp"
+
+namespace melissa {
+
+struct acceptor_settings {
+  std::string host = "127.0.0.1";  // bind address
+  std::uint16_t port = 0;          // 0: any free port
+  proxy_settings proxy;
+};
+
+// Spawns the acceptor; it binds at start and fails (exits with an error) if it
+// cannot. Ask it (port_atom) for the bound port. It handles
+// (restarted_atom, "aggregator", handle) to pass a restarted aggregator on.
+caf::actor spawn_client_acceptor(caf::actor_system& sys, acceptor_settings settings,
+                                 aggregator_actor aggregator);
+
+}  // namespace melissa

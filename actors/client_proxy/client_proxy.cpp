@@ -1,0 +1,153 @@
+#include "actors/client_proxy/client_proxy.hpp"
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+#include <spdlog/spdlog.h>
+
+namespace melissa {
+namespace {
+
+using proxy_ptr = caf::io::stateful_broker<client_proxy_state>*;
+
+void send_bytes(proxy_ptr self, caf::io::connection_handle hdl, const std::vector<std::uint8_t>& b) {
+  if (b.empty()) return;
+  self->write(hdl, b.size(), b.data());
+  self->flush(hdl);
+}
+
+void expect_header(proxy_ptr self, caf::io::connection_handle hdl) {
+  self->state.reading_payload = false;
+  self->configure_read(hdl, caf::io::receive_policy::exactly(wire::header_size));
+}
+
+// Closes the connection for a reason the client caused; other clients go on.
+void reject(proxy_ptr self, caf::io::connection_handle hdl, const std::string& reason,
+            const std::vector<std::uint8_t>& error_frame) {
+  auto& st = self->state;
+  spdlog::warn("closing connection from {} ({}): {}", st.peer,
+               st.session ? st.session->describe() : "no session", reason);
+  send_bytes(self, hdl, error_frame);
+  if (st.session && st.session->opened())
+    self->send(st.aggregator, closed_atom::value, st.session->sim_id(), st.session->attempt(),
+               session_end::rejected);
+  st.closing = true;
+  self->close(hdl);
+  self->quit();
+}
+
+// Called whenever an acknowledgement arrives: once the client has asked to
+// end and nothing is in flight, the session is reported done and `end` sent.
+void maybe_finish(proxy_ptr self, caf::io::connection_handle hdl) {
+  auto& st = self->state;
+  if (!st.end_requested || st.outstanding > 0 || st.closing) return;
+  st.closing = true;
+  self->request(st.aggregator, caf::infinite, closed_atom::value, st.session->sim_id(),
+                st.session->attempt(), session_end::clean)
+      .then(
+          [self, hdl](bool) {
+            send_bytes(self, hdl, client_session::end_frame());
+            self->close(hdl);
+            self->quit();
+          },
+          [self, hdl](const caf::error& err) {
+            spdlog::error("aggregator failed to close the session of {}: {}",
+                          self->state.session->describe(), self->system().render(err));
+            self->close(hdl);
+            self->quit();
+          });
+}
+
+void handle_frame(proxy_ptr self, caf::io::connection_handle hdl, std::vector<char>& payload) {
+  auto& st = self->state;
+  const auto& h = st.pending;
+  auto act = st.session->on_frame(h, reinterpret_cast<const std::uint8_t*>(payload.data()),
+                                  payload.size());
+  if (!act.error.empty()) return reject(self, hdl, act.error, act.reply);
+  send_bytes(self, hdl, act.reply);
+  if (act.end_requested) {
+    st.end_requested = true;
+    maybe_finish(self, hdl);
+  }
+  if (!act.forward_step) return;
+  step_sample s;
+  s.sim_id = h.sim_id;
+  s.attempt = h.attempt;
+  s.time_step = h.time_step;
+  s.field_id = h.field_id;
+  s.data_type = h.data_type;
+  s.count = h.count;
+  // Take the broker's read buffer instead of copying the payload; CAF gives
+  // the stream a fresh buffer for the next read.
+  s.payload = std::make_shared<const std::vector<char>>(std::move(payload));
+  const auto bytes = s.bytes();
+  ++st.outstanding;
+  self->request(st.aggregator, caf::infinite, std::move(s))
+      .then(
+          [self, hdl, bytes](step_outcome) {
+            auto& st = self->state;
+            --st.outstanding;
+            if (st.closing) return;
+            send_bytes(self, hdl, client_session::credit_frame(bytes));
+            maybe_finish(self, hdl);
+          },
+          [self, hdl](const caf::error& err) {
+            auto& st = self->state;
+            --st.outstanding;
+            if (st.closing) return;
+            const auto reason = "server could not store a step: " + self->system().render(err);
+            reject(self, hdl, reason,
+                   wire::encode_text_frame(wire::frame_type::error, 0, 0, 0, reason));
+          });
+}
+
+}  // namespace
+
+caf::behavior client_proxy(proxy_ptr self, caf::io::connection_handle hdl, proxy_settings settings,
+                           aggregator_actor aggregator) {
+  auto& st = self->state;
+  st.session = std::make_unique<client_session>(std::move(settings.session));
+  st.max_frame_bytes = settings.max_frame_bytes;
+  st.aggregator = std::move(aggregator);
+  st.peer = self->remote_addr(hdl) + ":" + std::to_string(self->remote_port(hdl));
+  expect_header(self, hdl);
+  return {
+      [self](caf::io::new_data_msg& msg) {
+        auto& st = self->state;
+        if (st.closing) return;
+        if (!st.reading_payload) {
+          auto decoded = wire::decode_header(reinterpret_cast<const std::uint8_t*>(msg.buf.data()),
+                                             st.max_frame_bytes);
+          if (!decoded.header)
+            return reject(self, msg.handle, decoded.error,
+                          wire::encode_text_frame(wire::frame_type::error, 0, 0, 0, decoded.error));
+          st.pending = *decoded.header;
+          const auto payload = st.pending.payload_bytes();
+          if (payload > 0) {
+            st.reading_payload = true;
+            self->configure_read(msg.handle, caf::io::receive_policy::exactly(payload));
+            return;
+          }
+          std::vector<char> none;
+          handle_frame(self, msg.handle, none);
+        } else {
+          handle_frame(self, msg.handle, msg.buf);
+        }
+        if (!self->state.closing) expect_header(self, msg.handle);
+      },
+      [self](const caf::io::connection_closed_msg&) {
+        auto& st = self->state;
+        if (!st.closing && st.session->opened()) {
+          spdlog::info("connection of {} from {} lost before end", st.session->describe(), st.peer);
+          self->send(st.aggregator, closed_atom::value, st.session->sim_id(),
+                     st.session->attempt(), session_end::lost);
+        }
+        // Keep running while acknowledgements of a clean end are pending.
+        if (!st.closing) self->quit();
+      },
+      [self](restarted_atom, const std::string& name, caf::actor fresh) {
+        if (name == "aggregator") self->state.aggregator = caf::actor_cast<aggregator_actor>(fresh);
+      },
+  };
+}
+
+}  // namespace melissa

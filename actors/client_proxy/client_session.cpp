@@ -1,0 +1,129 @@
+#include "actors/client_proxy/client_session.hpp"
+
+namespace melissa {
+
+using wire::frame_type;
+
+std::string client_session::describe() const {
+  if (!opened_) return "no session yet";
+  return "sim " + std::to_string(sim_id_) + " attempt " + std::to_string(attempt_);
+}
+
+client_session::action client_session::fail(std::string reason) const {
+  action a;
+  a.reply = wire::encode_text_frame(frame_type::error, sim_id_, attempt_, 0, reason);
+  a.error = std::move(reason);
+  return a;
+}
+
+std::vector<std::uint8_t> client_session::credit_frame(std::uint64_t bytes) {
+  wire::frame_header h;
+  h.type = frame_type::credit;
+  h.data_type = wire::dtype::none;
+  h.count = bytes;
+  return wire::encode_frame(h, nullptr);
+}
+
+std::vector<std::uint8_t> client_session::end_frame() {
+  wire::frame_header h;
+  h.type = frame_type::end;
+  h.data_type = wire::dtype::none;
+  return wire::encode_frame(h, nullptr);
+}
+
+client_session::action client_session::on_frame(const wire::frame_header& h,
+                                                 const std::uint8_t* payload, std::size_t n) {
+  const std::string_view text(reinterpret_cast<const char*>(payload), n);
+  if (ended_) return fail(std::string(wire::to_string(h.type)) + " frame after end");
+  if (h.type == frame_type::hello) return on_hello(h, text);
+  if (!opened_) return fail(std::string("expected hello, got ") + wire::to_string(h.type));
+  if (h.sim_id != sim_id_ || h.attempt != attempt_)
+    return fail("frame for sim " + std::to_string(h.sim_id) + " attempt " +
+                std::to_string(h.attempt) + " on the session of " + describe());
+  switch (h.type) {
+    case frame_type::field: return on_field(h, text);
+    case frame_type::step: return on_step(h);
+    case frame_type::end: {
+      ended_ = true;
+      action a;
+      a.end_requested = true;
+      return a;
+    }
+    case frame_type::error:
+      return fail("client reported an error: " + std::string(text));
+    default:
+      return fail(std::string("a client may not send ") + wire::to_string(h.type) + " frames");
+  }
+}
+
+client_session::action client_session::on_hello(const wire::frame_header& h,
+                                                std::string_view text) {
+  if (opened_) return fail("second hello on one connection");
+  std::string parse_error;
+  auto kv = wire::parse_key_values(text, &parse_error);
+  if (!kv) return fail("malformed hello: " + parse_error);
+  const auto version = kv->count("version") ? kv->at("version") : std::string();
+  if (version != std::to_string(wire::protocol_version))
+    return fail("unsupported protocol version " + (version.empty() ? "(none)" : version) +
+                "; this server speaks " + std::to_string(wire::protocol_version));
+  opened_ = true;
+  sim_id_ = h.sim_id;
+  attempt_ = h.attempt;
+  action a;
+  a.reply = wire::encode_text_frame(
+      frame_type::welcome, sim_id_, attempt_, 0,
+      wire::format_key_values({{"version", std::to_string(wire::protocol_version)},
+                               {"rank", std::to_string(settings_.rank)},
+                               {"ranks", std::to_string(settings_.ranks)},
+                               {"mode", settings_.mode},
+                               {"window", std::to_string(settings_.window_bytes)}}));
+  return a;
+}
+
+client_session::action client_session::on_field(const wire::frame_header&, std::string_view text) {
+  std::string parse_error;
+  auto kv = wire::parse_key_values(text, &parse_error);
+  if (!kv) return fail("malformed field declaration: " + parse_error);
+  const auto name = kv->count("name") ? kv->at("name") : std::string();
+  const auto size_text = kv->count("size") ? kv->at("size") : std::string();
+  std::string known;
+  for (std::size_t i = 0; i < settings_.fields.size(); ++i) {
+    const auto& f = settings_.fields[i];
+    known += (i ? ", " : "") + f.name;
+    if (f.name != name) continue;
+    if (size_text != std::to_string(f.size))
+      return fail("field '" + name + "' has " + (size_text.empty() ? "no" : size_text) +
+                  " values, the study says " + std::to_string(f.size));
+    declared_[static_cast<std::uint32_t>(i)] = true;
+    wire::frame_header ok;
+    ok.type = frame_type::field_ok;
+    ok.data_type = wire::dtype::none;
+    ok.sim_id = sim_id_;
+    ok.attempt = attempt_;
+    ok.field_id = static_cast<std::uint32_t>(i);
+    action a;
+    a.reply = wire::encode_frame(ok, nullptr);
+    return a;
+  }
+  return fail("unknown field '" + name + "' (study fields: " + known + ")");
+}
+
+client_session::action client_session::on_step(const wire::frame_header& h) {
+  if (!declared_.count(h.field_id))
+    return fail("step for undeclared field id " + std::to_string(h.field_id));
+  const auto& f = settings_.fields[h.field_id];
+  if (h.count != f.size)
+    return fail("step " + std::to_string(h.time_step) + " of field '" + f.name + "' has " +
+                std::to_string(h.count) + " values, the study says " + std::to_string(f.size));
+  if (settings_.mode == "training" && h.data_type != wire::dtype::f32)
+    return fail(std::string("training mode expects float32 steps, got ") +
+                wire::to_string(h.data_type));
+  if (h.time_step >= settings_.max_time_steps)
+    return fail("time step " + std::to_string(h.time_step) + " is beyond the limit of " +
+                std::to_string(settings_.max_time_steps));
+  action a;
+  a.forward_step = true;
+  return a;
+}
+
+}  // namespace melissa

@@ -1,0 +1,71 @@
+// The protocol state of one client connection, as seen by the server: the
+// handshake, field declarations, validation of every step frame, credits and
+// the end of the session. Plain C++ (no CAF), so that every rule is unit-tested
+// without sockets; the client_proxy actor feeds it frames and carries out the
+// actions it returns.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "messages/wire.hpp"
+
+namespace melissa {
+
+// A field of the study, as the server knows it.
+struct served_field {
+  std::string name;
+  std::uint64_t size = 0;  // global number of values per time step
+};
+
+struct session_settings {
+  std::vector<served_field> fields;
+  std::uint32_t rank = 0;
+  std::uint32_t ranks = 1;
+  std::string mode = "training";
+  std::uint64_t window_bytes = 64ull << 20;  // initial credit granted in welcome
+  std::uint32_t max_time_steps = 1u << 24;   // bounds the per-simulation bitsets
+};
+
+class client_session {
+ public:
+  explicit client_session(session_settings settings) : settings_(std::move(settings)) {}
+
+  // What the proxy does after one frame.
+  struct action {
+    std::vector<std::uint8_t> reply;  // bytes to send back (may be empty)
+    bool forward_step = false;        // a valid step: hand it to the aggregator
+    bool end_requested = false;       // answer `end` once every step is acknowledged
+    std::string error;                // non-empty: violation; `reply` holds an error frame; close
+  };
+
+  action on_frame(const wire::frame_header& h, const std::uint8_t* payload, std::size_t n);
+
+  // The `credit` frame returned when a step of `bytes` payload bytes is acknowledged.
+  static std::vector<std::uint8_t> credit_frame(std::uint64_t bytes);
+  static std::vector<std::uint8_t> end_frame();
+
+  bool opened() const { return opened_; }
+  bool ended() const { return ended_; }
+  std::uint32_t sim_id() const { return sim_id_; }
+  std::uint32_t attempt() const { return attempt_; }
+  // "sim 3 attempt 1", or "no session yet".
+  std::string describe() const;
+
+ private:
+  action fail(std::string reason) const;
+  action on_hello(const wire::frame_header& h, std::string_view text);
+  action on_field(const wire::frame_header& h, std::string_view text);
+  action on_step(const wire::frame_header& h);
+
+  session_settings settings_;
+  bool opened_ = false;
+  bool ended_ = false;
+  std::uint32_t sim_id_ = 0;
+  std::uint32_t attempt_ = 0;
+  std::map<std::uint32_t, bool> declared_;  // field ids this client declared
+};
+
+}  // namespace melissa

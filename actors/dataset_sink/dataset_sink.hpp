@@ -1,0 +1,19 @@
+// A sink that writes every stored step to a dataset directory (see
+// dataset_writer.hpp for the layout), read later by numpy or the offline
+// trainer. Runs detached: file I/O must not block the CAF scheduler.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <caf/actor_system.hpp>
+
+#include "messages/actor_types.hpp"
+
+namespace melissa {
+
+sink_actor spawn_dataset_sink(caf::actor_system& sys, std::string dir,
+                              std::vector<std::string> field_names,
+                              std::vector<std::vector<double>> parameters);
+
+}  // namespace melissa

@@ -1,0 +1,272 @@
+// melissa-server: one rank of the server that receives the clients' time
+// steps. Runs standalone (tests, scripts) or under the launcher.
+//
+//   melissa-server --config study.toml [--output DIR] [--rank R] [--ranks N]
+//                  [--host H] [--port P] [--address-file F] [--sink count|dataset]
+//                  [--expect-sims N] [--sink-delay-ms MS] [--window-kb KB] [--print-design]
+//
+// --sink-delay-ms and --window-kb make a slow server with a small credit
+// window: tests use them to make clients block in melissa_send.
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/aggregator/aggregator.hpp"
+#include "actors/client_acceptor/client_acceptor.hpp"
+#include "actors/coordinator/coordinator.hpp"
+#include "actors/counting_sink/counting_sink.hpp"
+#include "actors/dataset_sink/dataset_sink.hpp"
+#include "actors/supervisor/supervisor.hpp"
+#include "config/design.hpp"
+#include "config/study.hpp"
+
+namespace {
+
+std::atomic<int> stop_signal{0};
+extern "C" void on_signal(int sig) { stop_signal = sig; }
+
+struct options {
+  std::string config_path;
+  std::optional<std::string> output_dir;
+  std::optional<std::uint32_t> rank;
+  std::optional<std::uint32_t> ranks;
+  std::optional<std::string> host;
+  std::optional<std::uint16_t> port;
+  std::string address_file;
+  std::optional<std::string> sink;
+  std::optional<std::uint32_t> expect_sims;
+  unsigned sink_delay_ms = 0;
+  std::optional<std::uint64_t> window_kb;
+  bool print_design = false;
+};
+
+const char* usage =
+    "usage: melissa-server --config STUDY.toml [--output DIR] [--rank R] [--ranks N]\n"
+    "                      [--host H] [--port P] [--address-file FILE] [--sink count|dataset]\n"
+    "                      [--expect-sims N] [--sink-delay-ms MS] [--window-kb KB]\n"
+    "                      [--print-design]\n"
+    "Receives the time steps of the study's simulations; exits 0 once the expected\n"
+    "simulations (default: parameters.count) have all ended, writing\n"
+    "DIR/server-summary.rank<R>.json. --print-design prints the parameters of every\n"
+    "simulation as CSV and exits.\n";
+
+[[noreturn]] void usage_error(const std::string& msg) {
+  std::cerr << "melissa-server: " << msg << "\n" << usage;
+  std::exit(2);
+}
+
+unsigned long parse_number(const std::string& flag, const std::string& text, unsigned long max) {
+  try {
+    std::size_t used = 0;
+    const auto v = std::stoul(text, &used);
+    if (used == text.size() && v <= max) return v;
+  } catch (const std::exception&) {
+  }
+  usage_error(flag + " expects an integer in [0, " + std::to_string(max) + "], got '" + text + "'");
+}
+
+options parse_options(int argc, char** argv) {
+  options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) usage_error(a + " needs a value");
+      return argv[++i];
+    };
+    if (a == "--config") o.config_path = value();
+    else if (a == "--output") o.output_dir = value();
+    else if (a == "--rank") o.rank = parse_number(a, value(), 1u << 20);
+    else if (a == "--ranks") o.ranks = parse_number(a, value(), 1u << 20);
+    else if (a == "--host") o.host = value();
+    else if (a == "--port") o.port = static_cast<std::uint16_t>(parse_number(a, value(), 65535));
+    else if (a == "--address-file") o.address_file = value();
+    else if (a == "--sink") o.sink = value();
+    else if (a == "--expect-sims") o.expect_sims = parse_number(a, value(), 0xffffffffu);
+    else if (a == "--sink-delay-ms") o.sink_delay_ms = parse_number(a, value(), 60000);
+    else if (a == "--window-kb") o.window_kb = parse_number(a, value(), 1ul << 30);
+    else if (a == "--print-design") o.print_design = true;
+    else if (a == "-h" || a == "--help") {
+      std::cout << usage;
+      std::exit(0);
+    } else usage_error("unknown argument '" + a + "'");
+  }
+  if (o.config_path.empty()) usage_error("--config is required");
+  if (o.sink && *o.sink != "count" && *o.sink != "dataset")
+    usage_error("--sink must be count or dataset, got '" + *o.sink + "'");
+  return o;
+}
+
+std::uint32_t rank_from_environment() {
+  for (const char* var : {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "SLURM_PROCID"})
+    if (const char* v = std::getenv(var)) return static_cast<std::uint32_t>(std::stoul(v));
+  return 0;
+}
+
+void print_design(const melissa::config::study_config& study) {
+  const auto design = melissa::config::make_design(study.parameters, study.study.seed);
+  std::cout << "sim_id";
+  for (const auto& n : study.parameters.names) std::cout << "," << n;
+  std::cout << "\n";
+  char buf[64];
+  for (std::size_t i = 0; i < design.size(); ++i) {
+    std::cout << i;
+    for (double v : design[i]) {
+      std::snprintf(buf, sizeof buf, ",%.17g", v);
+      std::cout << buf;
+    }
+    std::cout << "\n";
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace melissa;
+  const auto opt = parse_options(argc, argv);
+  config::study_config study;
+  try {
+    study = config::load_study(opt.config_path);
+  } catch (const config::config_error& e) {
+    std::cerr << "melissa-server: " << e.what() << "\n";
+    return 2;
+  }
+  if (opt.print_design) {
+    print_design(study);
+    return 0;
+  }
+
+  const std::uint32_t rank = opt.rank ? *opt.rank : rank_from_environment();
+  const std::uint32_t ranks = opt.ranks ? *opt.ranks : study.server.ranks;
+  const std::string output = opt.output_dir ? *opt.output_dir : study.study.output_dir;
+  const bool dataset = opt.sink ? *opt.sink == "dataset" : study.server.sink == config::sink_kind::dataset;
+  const std::uint32_t expected =
+      opt.expect_sims ? *opt.expect_sims : static_cast<std::uint32_t>(study.parameters.count);
+  if (rank >= ranks) usage_error("--rank must be below the number of ranks");
+  std::filesystem::create_directories(output);
+  spdlog::set_pattern("[%H:%M:%S.%e] [server " + std::to_string(rank) + "] [%l] %v");
+
+  acceptor_settings net;
+  net.host = opt.host ? *opt.host : study.server.host;
+  net.port = opt.port ? *opt.port : study.server.port;
+  net.proxy.max_frame_bytes = study.server.max_frame_bytes();
+  net.proxy.session.rank = rank;
+  net.proxy.session.ranks = ranks;
+  net.proxy.session.mode = config::to_string(study.study.mode);
+  net.proxy.session.window_bytes = opt.window_kb ? *opt.window_kb << 10 : study.server.window_bytes();
+  std::vector<std::string> field_names;
+  for (const auto& f : study.fields) {
+    net.proxy.session.fields.push_back({f.name, f.size});
+    field_names.push_back(f.name);
+  }
+  // The acceptor rebinds the same port if it is restarted.
+  auto shared_net = std::make_shared<acceptor_settings>(net);
+
+  caf::actor_system_config cfg;
+  cfg.load<caf::io::middleman>();
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+
+  coordinator_settings progress;
+  progress.rank = rank;
+  progress.expected_simulations = expected;
+  progress.summary_path = output + "/server-summary.rank" + std::to_string(rank) + ".json";
+
+  const auto dataset_dir = study.server.dataset_dir;
+  const auto design = config::make_design(study.parameters, study.study.seed);
+  const auto delay = std::chrono::milliseconds(opt.sink_delay_ms);
+  const caf::actor listener = caf::actor_cast<caf::actor>(self);
+
+  std::vector<child_spec> tree;
+  tree.push_back({"sink", restart_policy::permanent,
+                  [=](caf::actor_system& s, const child_lookup&) {
+                    if (dataset)
+                      return caf::actor_cast<caf::actor>(
+                          spawn_dataset_sink(s, dataset_dir, field_names, design));
+                    return caf::actor_cast<caf::actor>(spawn_counting_sink(s, delay));
+                  },
+                  {}});
+  tree.push_back({"aggregator", restart_policy::permanent,
+                  [](caf::actor_system& s, const child_lookup& find) {
+                    return caf::actor_cast<caf::actor>(
+                        spawn_aggregator(s, caf::actor_cast<sink_actor>(find("sink"))));
+                  },
+                  {"sink"}});
+  tree.push_back({"coordinator", restart_policy::permanent,
+                  [=](caf::actor_system& s, const child_lookup& find) {
+                    return caf::actor_cast<caf::actor>(spawn_coordinator(
+                        s, progress, caf::actor_cast<aggregator_actor>(find("aggregator")),
+                        caf::actor_cast<sink_actor>(find("sink")), listener));
+                  },
+                  {"aggregator", "sink"}});
+  tree.push_back({"acceptor", restart_policy::permanent,
+                  [shared_net](caf::actor_system& s, const child_lookup& find) {
+                    return spawn_client_acceptor(
+                        s, *shared_net, caf::actor_cast<aggregator_actor>(find("aggregator")));
+                  },
+                  {"aggregator"}});
+  auto root = spawn_supervisor(sys, "server", std::move(tree));
+  self->monitor(root);
+
+  // Where clients connect: ask the acceptor for the port it bound.
+  caf::actor acceptor;
+  self->request(root, std::chrono::seconds(10), lookup_atom::value, std::string("acceptor"))
+      .receive([&](const caf::actor& a) { acceptor = a; }, [&](const caf::error&) {});
+  std::optional<std::uint16_t> port;
+  if (acceptor)
+    self->request(acceptor, std::chrono::seconds(10), port_atom::value)
+        .receive([&](std::uint16_t p) { port = p; }, [&](const caf::error&) {});
+  if (!port) {
+    std::cerr << "melissa-server: cannot listen on " << net.host << ":" << net.port << "\n";
+    self->send_exit(root, caf::exit_reason::user_shutdown);
+    return 1;
+  }
+  shared_net->port = *port;
+  const auto address = net.host + ":" + std::to_string(*port);
+  std::cout << "melissa-server: rank " << rank << " listening on " << address << std::endl;
+  if (!opt.address_file.empty()) {
+    const auto tmp = opt.address_file + ".tmp";
+    std::ofstream(tmp) << address << "\n";
+    std::filesystem::rename(tmp, opt.address_file);
+  }
+
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  int status = 0;
+  bool running = true;
+  while (running) {
+    self->receive(
+        [&](finished_atom, const std::string&) {
+          spdlog::info("all {} simulations ended; summary in {}", expected, progress.summary_path);
+          running = false;
+        },
+        [&](const caf::down_msg& msg) {
+          spdlog::error("the server's supervision tree failed: {}", sys.render(msg.reason));
+          status = 1;
+          running = false;
+        },
+        caf::after(std::chrono::milliseconds(200)) >> [&] {
+          if (stop_signal == 0) return;
+          spdlog::warn("stopped by signal {}; writing a partial summary", stop_signal.load());
+          caf::actor coordinator;
+          self->request(root, std::chrono::seconds(5), lookup_atom::value, std::string("coordinator"))
+              .receive([&](const caf::actor& a) { coordinator = a; }, [&](const caf::error&) {});
+          if (coordinator)
+            self->request(coordinator, std::chrono::seconds(10), report_atom::value)
+                .receive([&](const std::string&) {}, [&](const caf::error&) {});
+          status = 128 + stop_signal;
+          running = false;
+        });
+  }
+  self->send_exit(root, caf::exit_reason::user_shutdown);
+  return status;
+}

@@ -1,0 +1,105 @@
+// Message types, atoms and typed actor interfaces of the server, in one place
+// so that a port to CAF 0.18+/1.x (result<R>(A...), mail) touches one file.
+//
+// The types here travel between actors of one process only. They carry the
+// payload of a time step behind a shared pointer: forwarding a step from the
+// client proxy to the aggregator and the sink never copies its values.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/type_id.hpp>
+#include <caf/typed_actor.hpp>
+#include <caf/replies_to.hpp>
+
+#include "messages/wire.hpp"
+
+namespace melissa {
+
+// One time step of one field of one simulation, as received from a client.
+struct step_sample {
+  std::uint32_t sim_id = 0;
+  std::uint32_t attempt = 0;
+  std::uint32_t time_step = 0;
+  std::uint32_t field_id = 0;
+  wire::dtype data_type = wire::dtype::f32;
+  std::uint64_t count = 0;  // values in `payload`
+  std::shared_ptr<const std::vector<char>> payload;
+
+  const float* f32() const { return reinterpret_cast<const float*>(payload->data()); }
+  std::size_t bytes() const { return payload ? payload->size() : 0; }
+};
+
+// What the aggregator did with a step: stored it in the sink, or dropped it
+// because that (simulation, field, step) had already been stored.
+enum class step_outcome : std::uint8_t { stored = 0, duplicate = 1 };
+
+// How a client connection ended, reported by its proxy.
+enum class session_end : std::uint8_t { clean = 0, lost = 1, rejected = 2 };
+
+}  // namespace melissa
+
+CAF_BEGIN_TYPE_ID_BLOCK(melissa, caf::first_custom_type_id)
+  CAF_ADD_ATOM(melissa, melissa, store_atom, "store")
+  CAF_ADD_ATOM(melissa, melissa, sim_done_atom, "simDone")
+  CAF_ADD_ATOM(melissa, melissa, report_atom, "report")
+  CAF_ADD_ATOM(melissa, melissa, opened_atom, "opened")
+  CAF_ADD_ATOM(melissa, melissa, closed_atom, "closed")
+  CAF_ADD_ATOM(melissa, melissa, tick_atom, "tick")
+  CAF_ADD_ATOM(melissa, melissa, stats_atom, "stats")
+  CAF_ADD_ATOM(melissa, melissa, restarted_atom, "restarted")
+  CAF_ADD_ATOM(melissa, melissa, lookup_atom, "lookup")
+  CAF_ADD_ATOM(melissa, melissa, children_atom, "children")
+  CAF_ADD_ATOM(melissa, melissa, port_atom, "port")
+  CAF_ADD_ATOM(melissa, melissa, finished_atom, "finished")
+CAF_END_TYPE_ID_BLOCK(melissa)
+
+// Process-local types: never serialized (the wire protocol is ours, in wire.hpp).
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(melissa::step_sample)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(melissa::step_outcome)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(melissa::session_end)
+
+namespace melissa {
+
+// Counters a server rank reports (progress lines and the summary).
+struct ingest_stats {
+  std::uint64_t steps_stored = 0;
+  std::uint64_t duplicates = 0;
+  std::uint64_t bytes_stored = 0;
+  std::uint32_t simulations_done = 0;
+  std::uint32_t simulations_seen = 0;
+};
+
+}  // namespace melissa
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(melissa::ingest_stats)
+
+namespace melissa {
+
+// Where stored steps go. The training buffer of a later issue implements the
+// same interface; for now a counting/checksum sink and a dataset writer do.
+using sink_actor = caf::typed_actor<
+    // Store one step; the reply comes once it is stored (this is what paces
+    // the credits returned to the client, so a slow sink slows the clients).
+    caf::replies_to<store_atom, step_sample>::with<bool>,
+    // Every step of this simulation has been delivered (its client ended cleanly).
+    caf::replies_to<sim_done_atom, std::uint32_t>::with<bool>,
+    // A JSON object with what the sink knows (checksums, files written).
+    caf::replies_to<report_atom>::with<std::string>>;
+
+// Deduplicates steps (exactly once per (simulation, field, step)) and forwards
+// new ones to the sink.
+using aggregator_actor = caf::typed_actor<
+    caf::replies_to<step_sample>::with<step_outcome>,
+    // A proxy opened / closed a session of (sim, attempt).
+    caf::reacts_to<opened_atom, std::uint32_t, std::uint32_t>,
+    caf::replies_to<closed_atom, std::uint32_t, std::uint32_t, session_end>::with<bool>,
+    caf::replies_to<stats_atom>::with<ingest_stats>,
+    // A JSON object per simulation: steps, duplicates, attempts.
+    caf::replies_to<report_atom>::with<std::string>>;
+
+}  // namespace melissa

@@ -1,0 +1,173 @@
+"""Helpers for integration tests that start real Melissa processes.
+
+Binaries come from $MELISSA_BUILD_DIR (set by meson test); every process
+started here is put in its own process group and killed at exit.
+"""
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+BUILD = os.environ.get("MELISSA_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
+SOURCE = os.environ.get("MELISSA_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+SERVER = os.path.join(BUILD, "apps", "melissa-server", "melissa-server")
+HEAT = os.path.join(BUILD, "solvers", "heat", "melissa-heat")
+MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe"]
+
+_children = []
+
+
+def _cleanup():
+    for p in _children:
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+import atexit
+atexit.register(_cleanup)
+
+
+def fail(msg):
+    print("FAIL: " + msg, flush=True)
+    _cleanup()
+    sys.exit(1)
+
+
+def check(cond, msg):
+    if not cond:
+        fail(msg)
+    print("ok: " + msg, flush=True)
+
+
+def start(argv, env=None, **kw):
+    """Starts a process in a new session (own process group)."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    p = subprocess.Popen(argv, env=full_env, start_new_session=True, **kw)
+    _children.append(p)
+    return p
+
+
+def write_study(dir, name="e2e", count=4, field_size=32 * 32, extra=""):
+    path = os.path.join(dir, "study.toml")
+    with open(path, "w") as f:
+        f.write(f"""[study]
+name = "{name}"
+output_dir = "{dir}/out"
+seed = 7
+
+[server]
+port = 0
+
+[client]
+command = ["{HEAT}"]
+ranks = 2
+
+[parameters]
+names = ["T0", "T1", "T2", "T3", "T4"]
+bounds = [100.0, 500.0]
+count = {count}
+
+[[fields]]
+name = "temperature"
+size = {field_size}
+{extra}
+""")
+    return path
+
+
+class Server:
+    def __init__(self, study, out, *args):
+        self.addr_file = os.path.join(out, "server.addr")
+        self.out = out
+        self.log = open(os.path.join(out, "server.log"), "w")
+        self.proc = start([SERVER, "--config", study, "--output", out, "--address-file", self.addr_file,
+                           *args], stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 20
+        while not os.path.exists(self.addr_file):
+            if self.proc.poll() is not None or time.time() > deadline:
+                fail("server did not start:\n" + self.read_log())
+            time.sleep(0.05)
+        self.address = open(self.addr_file).read().strip()
+        host, port = self.address.rsplit(":", 1)
+        self.host, self.port = host, int(port)
+
+    def read_log(self):
+        self.log.flush()
+        return open(os.path.join(self.out, "server.log")).read()
+
+    def wait(self, timeout=60):
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            fail(f"server did not finish within {timeout} s:\n" + self.read_log())
+
+    def summary(self, rank=0):
+        with open(os.path.join(self.out, f"server-summary.rank{rank}.json")) as f:
+            return json.load(f)
+
+
+def client_env(server_addresses, sim_id, attempt=1):
+    return {"MELISSA_SERVER_ADDRESSES": ",".join(server_addresses), "MELISSA_SIM_ID": str(sim_id),
+            "MELISSA_ATTEMPT": str(attempt), "MELISSA_CONNECT_TIMEOUT": "20"}
+
+
+def heat_argv(params, grid=32, steps=20, ranks=2, checksum_file=None, extra=()):
+    argv = [HEAT, "--grid", str(grid), "--steps", str(steps), *extra]
+    if checksum_file:
+        argv += ["--checksum-file", checksum_file]
+    argv += [repr(float(p)) for p in params]
+    return (MPIRUN + ["-n", str(ranks)] + argv) if ranks > 1 else argv
+
+
+def read_checksum_total(path):
+    for line in open(path):
+        key, value = line.split()
+        if key == "total":
+            return value
+    fail(f"no total line in {path}")
+
+
+def design(study):
+    """The server's design of experiments, one row of parameters per simulation."""
+    out = subprocess.run([SERVER, "--config", study, "--print-design"], check=True, capture_output=True,
+                         text=True).stdout.strip().splitlines()
+    return [[float(x) for x in line.split(",")[1:]] for line in out[1:]]
+
+
+# --- raw wire protocol (mirror of messages/wire.hpp), for malformed-input tests ---
+MAGIC = 0x41534C4D
+HEADER = struct.Struct("<IIHHIIIIIQ")
+
+
+def frame(ftype, dtype=0, sim=0, attempt=0, step=0, field=0, count=0, payload=b"", length=None):
+    if length is None:
+        length = 36 + len(payload)
+    return HEADER.pack(length, MAGIC, ftype, dtype, sim, attempt, step, field, 0, count) + payload
+
+
+def recv_all_until_closed(sock, timeout=10):
+    sock.settimeout(timeout)
+    data = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            return data, True
+        except socket.timeout:
+            return data, False
+        if not chunk:
+            return data, True
+        data += chunk
+
+
+def tmpdir(name):
+    return tempfile.mkdtemp(prefix=f"melissa-{name}-")

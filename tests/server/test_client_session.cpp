@@ -1,0 +1,165 @@
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "actors/client_proxy/client_session.hpp"
+
+using namespace melissa;
+using wire::frame_type;
+
+namespace {
+
+session_settings two_fields() {
+  session_settings s;
+  s.fields = {{"temperature", 16}, {"pressure", 4}};
+  s.rank = 1;
+  s.ranks = 2;
+  s.window_bytes = 1024;
+  return s;
+}
+
+struct frame_in {
+  wire::frame_header h;
+  std::string text;
+};
+
+frame_in text_frame(frame_type t, std::uint32_t sim, std::uint32_t attempt, std::string text) {
+  frame_in f;
+  f.h.type = t;
+  f.h.data_type = text.empty() ? wire::dtype::none : wire::dtype::text;
+  f.h.sim_id = sim;
+  f.h.attempt = attempt;
+  f.h.count = text.size();
+  f.text = std::move(text);
+  return f;
+}
+
+client_session::action feed(client_session& s, const frame_in& f) {
+  return s.on_frame(f.h, reinterpret_cast<const std::uint8_t*>(f.text.data()), f.text.size());
+}
+
+wire::frame_header step(std::uint32_t sim, std::uint32_t attempt, std::uint32_t field,
+                        std::uint32_t t, std::uint64_t count) {
+  wire::frame_header h;
+  h.type = frame_type::step;
+  h.data_type = wire::dtype::f32;
+  h.sim_id = sim;
+  h.attempt = attempt;
+  h.field_id = field;
+  h.time_step = t;
+  h.count = count;
+  return h;
+}
+
+// Decodes a reply frame produced by the session.
+wire::frame_reader::frame decode(const std::vector<std::uint8_t>& bytes) {
+  wire::frame_reader r;
+  r.feed(bytes.data(), bytes.size());
+  auto f = r.next();
+  REQUIRE(f.has_value());
+  return *f;
+}
+
+std::string text_of(const wire::frame_reader::frame& f) {
+  return std::string(f.payload.begin(), f.payload.end());
+}
+
+client_session opened(std::uint32_t sim = 7, std::uint32_t attempt = 2) {
+  client_session s(two_fields());
+  auto a = feed(s, text_frame(frame_type::hello, sim, attempt, "version=1\nclient_ranks=1\n"));
+  REQUIRE(a.error.empty());
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("hello is answered with welcome carrying rank, ranks, mode and window") {
+  client_session s(two_fields());
+  auto a = feed(s, text_frame(frame_type::hello, 7, 2, "version=1\n"));
+  CHECK(a.error.empty());
+  auto f = decode(a.reply);
+  CHECK(f.header.type == frame_type::welcome);
+  auto kv = wire::parse_key_values(text_of(f));
+  REQUIRE(kv);
+  CHECK(kv->at("rank") == "1");
+  CHECK(kv->at("ranks") == "2");
+  CHECK(kv->at("mode") == "training");
+  CHECK(kv->at("window") == "1024");
+  CHECK(s.describe() == "sim 7 attempt 2");
+}
+
+TEST_CASE("a wrong protocol version is refused with a readable error") {
+  client_session s(two_fields());
+  auto a = feed(s, text_frame(frame_type::hello, 1, 1, "version=2\n"));
+  CHECK(a.error == "unsupported protocol version 2; this server speaks 1");
+  auto f = decode(a.reply);
+  CHECK(f.header.type == frame_type::error);
+  CHECK(text_of(f) == a.error);
+}
+
+TEST_CASE("frames before hello are refused") {
+  client_session s(two_fields());
+  auto a = s.on_frame(step(0, 1, 0, 0, 16), nullptr, 0);
+  CHECK(a.error == "expected hello, got step");
+}
+
+TEST_CASE("field declarations are checked by name and size") {
+  auto s = opened();
+  auto ok = feed(s, text_frame(frame_type::field, 7, 2, "name=pressure\nsize=4\n"));
+  CHECK(ok.error.empty());
+  auto f = decode(ok.reply);
+  CHECK(f.header.type == frame_type::field_ok);
+  CHECK(f.header.field_id == 1);
+
+  auto unknown = feed(s, text_frame(frame_type::field, 7, 2, "name=temp\nsize=16\n"));
+  CHECK(unknown.error == "unknown field 'temp' (study fields: temperature, pressure)");
+
+  auto s2 = opened();
+  auto size = feed(s2, text_frame(frame_type::field, 7, 2, "name=temperature\nsize=15\n"));
+  CHECK(size.error == "field 'temperature' has 15 values, the study says 16");
+}
+
+TEST_CASE("steps are validated against the declared fields") {
+  auto s = opened();
+  feed(s, text_frame(frame_type::field, 7, 2, "name=temperature\nsize=16\n"));
+  CHECK(s.on_frame(step(7, 2, 0, 0, 16), nullptr, 0).forward_step);
+  CHECK(s.on_frame(step(7, 2, 0, 5, 16), nullptr, 0).forward_step);
+
+  SUBCASE("undeclared field") {
+    CHECK(s.on_frame(step(7, 2, 1, 0, 4), nullptr, 0).error == "step for undeclared field id 1");
+  }
+  SUBCASE("wrong size") {
+    CHECK(s.on_frame(step(7, 2, 0, 1, 12), nullptr, 0).error ==
+          "step 1 of field 'temperature' has 12 values, the study says 16");
+  }
+  SUBCASE("another simulation on this connection") {
+    CHECK(s.on_frame(step(8, 2, 0, 1, 16), nullptr, 0).error ==
+          "frame for sim 8 attempt 2 on the session of sim 7 attempt 2");
+  }
+  SUBCASE("float64 in training mode") {
+    auto h = step(7, 2, 0, 1, 16);
+    h.data_type = wire::dtype::f64;
+    CHECK(s.on_frame(h, nullptr, 0).error == "training mode expects float32 steps, got f64");
+  }
+  SUBCASE("time step beyond the bitset limit") {
+    auto a = s.on_frame(step(7, 2, 0, 1u << 24, 16), nullptr, 0);
+    CHECK(a.error == "time step 16777216 is beyond the limit of 16777216");
+  }
+}
+
+TEST_CASE("end is accepted once, and nothing after it") {
+  auto s = opened();
+  auto e = feed(s, text_frame(frame_type::end, 7, 2, ""));
+  CHECK(e.end_requested);
+  CHECK(e.error.empty());
+  CHECK(s.ended());
+  CHECK(s.on_frame(step(7, 2, 0, 0, 16), nullptr, 0).error == "step frame after end");
+}
+
+TEST_CASE("credit and end frames the proxy sends") {
+  auto c = decode(client_session::credit_frame(4096));
+  CHECK(c.header.type == frame_type::credit);
+  CHECK(c.header.count == 4096);
+  CHECK(c.payload.empty());
+  CHECK(decode(client_session::end_frame()).header.type == frame_type::end);
+}
