@@ -60,10 +60,15 @@ void maybe_finish(proxy_ptr self, caf::io::connection_handle hdl) {
 void handle_frame(proxy_ptr self, caf::io::connection_handle hdl, std::vector<char>& payload) {
   auto& st = self->state;
   const auto& h = st.pending;
+  const bool was_open = st.session->opened();
   auto act = st.session->on_frame(h, reinterpret_cast<const std::uint8_t*>(payload.data()),
                                   payload.size());
   if (!act.error.empty()) return reject(self, hdl, act.error, act.reply);
   send_bytes(self, hdl, act.reply);
+  if (!was_open && st.session->opened()) {
+    spdlog::info("session opened: {} from {}", st.session->describe(), st.peer);
+    self->send(st.aggregator, opened_atom::value, st.session->sim_id(), st.session->attempt());
+  }
   if (act.end_requested) {
     st.end_requested = true;
     maybe_finish(self, hdl);
