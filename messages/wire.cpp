@@ -1,6 +1,7 @@
 #include "messages/wire.hpp"
 
 #include <cstring>
+#include <stdexcept>
 
 namespace melissa::wire {
 namespace {
@@ -100,6 +101,10 @@ void encode_header(const frame_header& h, std::uint8_t out[header_size]) {
 
 decode_result decode_header(const std::uint8_t* b, std::uint64_t max_frame_bytes) {
   decode_result r;
+  // The length prefix is a u32, so no frame is larger than this whatever the
+  // configured limit; clamping also keeps header + payload from wrapping.
+  constexpr std::uint64_t largest_frame = length_prefix_size + 0xffffffffull;
+  if (max_frame_bytes > largest_frame) max_frame_bytes = largest_frame;
   if (get_u32(b + 4) != magic) {
     r.error = "bad magic (not a Melissa frame)";
     return r;
@@ -180,7 +185,12 @@ std::vector<std::uint8_t> encode_text_frame(frame_type type, std::uint32_t sim_i
 
 std::string format_key_values(const key_values& kv) {
   std::string out;
-  for (const auto& [k, v] : kv) out += k + "=" + v + "\n";
+  for (const auto& [k, v] : kv) {
+    // Such entries would parse back as other entries: refuse them.
+    if (k.empty() || k.find_first_of("=\n") != std::string::npos || v.find('\n') != std::string::npos)
+      throw std::invalid_argument("key=value entry '" + k + "' contains '=' or a newline");
+    out += k + "=" + v + "\n";
+  }
   return out;
 }
 

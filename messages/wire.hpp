@@ -83,6 +83,8 @@ std::vector<std::uint8_t> encode_text_frame(frame_type type, std::uint32_t sim_i
                                             std::string_view text);
 
 using key_values = std::map<std::string, std::string>;
+// Throws std::invalid_argument for a key with '=' or a newline, or a value
+// with a newline (they would not parse back as written).
 std::string format_key_values(const key_values& kv);
 // Parses "key=value\n" lines; nullopt (and `error` set) on a malformed line.
 std::optional<key_values> parse_key_values(std::string_view text, std::string* error = nullptr);
