@@ -5,6 +5,7 @@
 #include <cstring>
 #include <limits>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -514,29 +515,42 @@ TEST_CASE("key=value: malformed lines") {
   CHECK_FALSE(parse_key_values("x"));
 }
 
-// Known defects of wire.cpp, kept as tests that must fail until fixed
-// (doctest reports them as passing while they fail, and as failing once the
-// codec is fixed, so that these markers are then removed).
+// Found by these tests and fixed in wire.cpp (f7d4213): kept as regressions.
 
-TEST_CASE("known defect: format_key_values writes values that parse back differently" *
-          doctest::should_fail()) {
-  // A newline in a value (or '=' in a key) silently becomes another entry:
-  // format_key_values should refuse such input (or escape it).
-  const key_values kv = {{"reason", "line one\nrank=7"}};
-  CHECK(parse_key_values(format_key_values(kv)) == kv);
+TEST_CASE("key=value: format_key_values refuses entries that would parse back differently") {
+  // A newline in a value (or '=' in a key) would silently become another entry.
+  CHECK_THROWS_AS(format_key_values({{"reason", "line one\nrank=7"}}), std::invalid_argument);
+  CHECK_THROWS_AS(format_key_values({{"a=b", "c"}}), std::invalid_argument);
+  CHECK_THROWS_AS(format_key_values({{"a\nb", "c"}}), std::invalid_argument);
+  CHECK_THROWS_AS(format_key_values({{"", "c"}}), std::invalid_argument);
+  CHECK(format_key_values({{"k", "x=y\r"}}) == "k=x=y\r\n");
 }
 
-TEST_CASE("known defect: a limit near 2^64 lets header + payload wrap around" *
-          doctest::should_fail()) {
+TEST_CASE("validation: a limit near 2^64 cannot make header + payload wrap around") {
   // With max_frame_bytes = UINT64_MAX (a natural way to say "no limit"),
-  // count = 2^64 - 36 text bytes passes the element check, header_size +
-  // count wraps to 4 and the length prefix 0 "matches": the header is
-  // accepted with payload_bytes() = 2^64 - 36, and frame_reader::next() then
-  // builds a vector from p + 40 to p + 40 + (2^64 - 36), i.e. before p.
+  // count = 2^64 - 36 text bytes used to pass the element check, header_size
+  // + count wrapped to 4, the length prefix 0 "matched", and frame_reader
+  // then built a vector from p + 40 to p + 4. The limit is now clamped to the
+  // largest frame a u32 length prefix can describe.
   raw_header h;
   h.type = static_cast<std::uint16_t>(frame_type::hello);
   h.data_type = static_cast<std::uint16_t>(dtype::text);
   h.count = u64_max - 35;
   h.length = 0;
-  CHECK(decode_error(h, u64_max) != "accepted");
+  CHECK(decode_error(h, u64_max) ==
+        "frame of 18446744073709551580 text elements exceeds the limit of 4294967299 bytes");
+  {
+    const bytes b = h.encode();
+    frame_reader reader(u64_max);
+    reader.feed(b.data(), b.size());
+    CHECK_FALSE(reader.next());
+    CHECK(reader.broken());
+  }
+  // The largest frame the length prefix can describe is still accepted.
+  h.count = 0xffffffffull - 36;
+  h.length = 0xffffffffu;
+  CHECK(decode_error(h, u64_max) == "accepted");
+  h.count += 1;
+  CHECK(decode_error(h, u64_max) ==
+        "frame of 4294967300 bytes exceeds the limit of 4294967299 bytes");
 }
