@@ -103,7 +103,6 @@ struct Solver::Vectors {
   std::vector<double> delta;  // compact: u^{n+1} - u^n (kept: extrapolation guess)
   std::vector<double> r, q;   // compact CG vectors
   std::vector<double> p, t;   // ghosted CG vectors (stencil inputs)
-  std::vector<double> slab_send, slab_recv;
 
   std::size_t g(int i, int j) const { return static_cast<std::size_t>(i + 1) * W + (j + 1); }
   std::size_t k(int i, int j) const { return static_cast<std::size_t>(i) * cols + j; }
@@ -211,15 +210,14 @@ Solver::Solver(const Settings& settings, const Temperatures& temperatures, MPI_C
     recv_displs_[s] = recv_at;
     recv_at += recv_counts_[s];
   }
-  v.slab_send.resize(send_at);
-  v.slab_recv.resize(recv_at);
+  send_total_ = send_at;
+  recv_total_ = recv_at;
 }
 
 Solver::~Solver() {
   int finalized = 0;
   MPI_Finalized(&finalized);
   if (!finalized && v_->column_type != MPI_DATATYPE_NULL) MPI_Type_free(&v_->column_type);
-  delete v_;
 }
 
 void Solver::set_field(const std::function<double(double, double)>& f) {
@@ -509,7 +507,7 @@ void Solver::to_slab_impl(T* slab, MPI_Datatype type) {
   }
   // Pack in destination order: destinations' slabs are increasing row ranges,
   // so my rows in order are already grouped by destination.
-  std::vector<T> send(v.slab_send.size()), recv(v.slab_recv.size());
+  std::vector<T> send(send_total_), recv(recv_total_);
   std::size_t n = 0;
   for (int i = 0; i < v.rows; ++i)
     for (int j = 0; j < v.cols; ++j) send[n++] = static_cast<T>(v.u[v.g(i, j)]);

@@ -27,6 +27,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -180,10 +181,11 @@ class Solver {
   int steps_done_ = 0;
   long long total_cg_iterations_ = 0;
   int unconverged_steps_ = 0;
-  Vectors* v_;  // work arrays (pimpl keeps the header free of them)
+  std::unique_ptr<Vectors> v_;  // work arrays (pimpl keeps the header free of them)
 
   // Alltoallv plan of the block -> slab redistribution.
   std::vector<int> send_counts_, send_displs_, recv_counts_, recv_displs_;
+  std::size_t send_total_ = 0, recv_total_ = 0;
 };
 
 }  // namespace melissa::heat
