@@ -4,6 +4,7 @@
 //   melissa-server --config study.toml [--output DIR] [--rank R] [--ranks N]
 //                  [--host H] [--port P] [--address-file F] [--sink count|dataset]
 //                  [--expect-sims N] [--sink-delay-ms MS] [--window-kb KB] [--print-design]
+//                  [--print-config]
 //
 // --sink-delay-ms and --window-kb make a slow server with a small credit
 // window: tests use them to make clients block in melissa_send.
@@ -48,17 +49,18 @@ struct options {
   unsigned sink_delay_ms = 0;
   std::optional<std::uint64_t> window_kb;
   bool print_design = false;
+  bool print_config = false;
 };
 
 const char* usage =
     "usage: melissa-server --config STUDY.toml [--output DIR] [--rank R] [--ranks N]\n"
     "                      [--host H] [--port P] [--address-file FILE] [--sink count|dataset]\n"
     "                      [--expect-sims N] [--sink-delay-ms MS] [--window-kb KB]\n"
-    "                      [--print-design]\n"
+    "                      [--print-design] [--print-config]\n"
     "Receives the time steps of the study's simulations; exits 0 once the expected\n"
     "simulations (default: parameters.count) have all ended, writing\n"
     "DIR/server-summary.rank<R>.json. --print-design prints the parameters of every\n"
-    "simulation as CSV and exits.\n";
+    "simulation as CSV and exits; --print-config prints the resolved study (TOML).\n";
 
 [[noreturn]] void usage_error(const std::string& msg) {
   std::cerr << "melissa-server: " << msg << "\n" << usage;
@@ -95,6 +97,7 @@ options parse_options(int argc, char** argv) {
     else if (a == "--sink-delay-ms") o.sink_delay_ms = parse_number(a, value(), 60000);
     else if (a == "--window-kb") o.window_kb = parse_number(a, value(), 1ul << 30);
     else if (a == "--print-design") o.print_design = true;
+    else if (a == "--print-config") o.print_config = true;
     else if (a == "-h" || a == "--help") {
       std::cout << usage;
       std::exit(0);
@@ -139,6 +142,10 @@ int main(int argc, char** argv) {
   } catch (const config::config_error& e) {
     std::cerr << "melissa-server: " << e.what() << "\n";
     return 2;
+  }
+  if (opt.print_config) {
+    std::cout << config::to_toml(study);
+    return 0;
   }
   if (opt.print_design) {
     print_design(study);

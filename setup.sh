@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# One entry point for a fresh Debian 12 machine (as root, or a user with sudo):
+#
+#   ./setup.sh example   install packages, build, run the default heat study
+#   ./setup.sh test      install packages, build, run the whole test suite
+#   ./setup.sh build     install packages and build only
+#
+# Idempotent: packages already installed are not installed again, and the
+# build directory (./build, or $MELISSA_BUILD_DIR) is reused.
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$PWD
+BUILD=${MELISSA_BUILD_DIR:-$ROOT/build}
+
+PACKAGES=(
+  g++ gfortran clang libclang-rt-14-dev meson ninja-build pkg-config
+  libcaf-dev libtorch-dev libopenblas0-pthread libtomlplusplus-dev doctest-dev
+  libopenmpi-dev openmpi-bin libspdlog-dev libfmt-dev libzmq3-dev libxxhash-dev nlohmann-json3-dev
+  python3 python3-numpy python3-matplotlib python3-mpi4py
+)
+
+install_packages() {
+  local missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "==> installing ${missing[*]}"
+  $sudo apt-get update -q
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+build() {
+  if [ ! -f "$BUILD/build.ninja" ]; then
+    meson setup "$BUILD" --buildtype=release
+  fi
+  echo "==> building in $BUILD"
+  meson compile -C "$BUILD"
+}
+
+# mpirun refuses to run as root unless told; tests and examples run oversubscribed.
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+
+case "${1:-}" in
+  example)
+    install_packages
+    build
+    study=${2:-examples/heat/study.toml}
+    out=$ROOT/studies/heat
+    rm -rf "$out"
+    echo "==> running $study (progress below; server log in $out/jobs/server.out)"
+    /usr/bin/python3 scripts/run-study-local.py "$study" --output "$out" --build "$BUILD"
+    /usr/bin/python3 scripts/plot-heat-dataset.py "$out/dataset" "$out/heat-fields.png"
+    echo "==> done: look at $out/heat-fields.png and $out/server-summary.rank0.json"
+    ;;
+  test)
+    install_packages
+    build
+    echo "==> running the test suite"
+    meson test -C "$BUILD" --print-errorlogs --num-processes 2
+    ;;
+  build)
+    install_packages
+    build
+    ;;
+  *)
+    sed -n '2,9p' "$0"
+    exit 2
+    ;;
+esac
