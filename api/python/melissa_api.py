@@ -126,6 +126,11 @@ def init(field_name, local_size, comm=None):
         # py2f() gives the Fortran handle, which every MPI can turn back into
         # its C handle (MPI_Comm_f2c) whatever MPI_Comm is in C.
         _check(_lib.melissa_init_f(_name(field_name), local_size, comm.py2f()))
+    _local_sizes[field_name] = local_size
+
+
+# Local sizes given to init(), to check arrays before their pointer goes to C.
+_local_sizes = {}
 
 
 def local_size(field_name):
@@ -142,12 +147,13 @@ def send(field_name, values):
     float64 (the library converts to float32 for the wire). Blocks while the
     server has granted no credit."""
     name = _name(field_name)
-    expected = local_size(field_name)
+    # Unknown fields and calls out of order are reported by the library itself.
+    expected = _local_sizes.get(field_name)
     array = np.asarray(values)
     if array.dtype != np.float32:
         array = np.asarray(array, dtype=np.float64)
     array = np.ascontiguousarray(array).reshape(-1)
-    if array.size != expected:
+    if expected is not None and array.size != expected:
         raise Error(MELISSA_ERR_ARG, f"melissa_api.send: field '{field_name}' has local size "
                                      f"{expected}, got {array.size} values")
     pointer = array.ctypes.data_as(ctypes.c_void_p)

@@ -21,7 +21,8 @@ class credit_window {
   bool nothing_outstanding() const { return available_ >= window_; }
   void on_sent(std::uint64_t bytes) { available_ -= static_cast<std::int64_t>(bytes); }
   void on_credit(std::uint64_t bytes) {
-    available_ = available_ + clamp(bytes) > limit ? limit : available_ + clamp(bytes);
+    // available_ <= limit and clamp() <= limit: the comparison cannot overflow.
+    available_ = clamp(bytes) >= limit - available_ ? limit : available_ + clamp(bytes);
   }
 
   std::int64_t window() const { return window_; }

@@ -29,10 +29,11 @@ bool all_digits(const std::string& s) {
 
 std::uint32_t parse_u32(const char* name, const std::string& raw) {
   const std::string text = trim(raw);
-  if (!all_digits(text) || text.size() > 10)
+  if (!all_digits(text))
     bad_env(std::string(name) + "='" + raw + "' is not a non-negative integer");
+  errno = 0;
   const unsigned long long v = std::strtoull(text.c_str(), nullptr, 10);
-  if (v > 0xffffffffull) bad_env(std::string(name) + "='" + raw + "' is too large");
+  if (errno == ERANGE || v > 0xffffffffull) bad_env(std::string(name) + "='" + raw + "' is too large");
   return static_cast<std::uint32_t>(v);
 }
 
