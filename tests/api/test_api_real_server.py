@@ -1,6 +1,6 @@
 """The example solvers stream to a real melissa-server (2 ranks).
 
-    /usr/bin/python3 test_api_real_server.py c|fortran|python
+    /usr/bin/python3 test_api_real_server.py c|fortran|python|slow|refused
 
 Writes a study file, starts `melissa-server --rank r --ranks 2` twice on
 loopback ports (address files), runs the example for two simulations (one
@@ -9,7 +9,10 @@ ranks to exit 0 after `--expect-sims 2`, and checks their summaries: for each
 simulation, the steps stored over the ranks and the wrapping sum of their
 checksums equal what this test computes from the example's formula (the same
 pulse as toy_solver.c, via melissa::step_checksum = XXH3-64 seeded with the
-step). Paths: MELISSA_SERVER, TOY_SOLVER_C, TOY_SOLVER_F, TOY_SOLVER_PY (and
+step). `slow`: the C example against server ranks with a 4 KiB credit window
+and a sink that takes 20 ms per step, so the client blocks on credit at every
+step and must still deliver everything. `refused`: a field size the study does
+not declare; the server's reason must reach the solver's stderr. Paths: MELISSA_SERVER, TOY_SOLVER_C, TOY_SOLVER_F, TOY_SOLVER_PY (and
 MELISSA_API_LIB, PYTHONPATH for Python), from tests/api/meson.build.
 """
 
@@ -54,7 +57,7 @@ def example_command(language):
             "--size", str(SIZE)]
 
 
-def start_servers(tmp, sims):
+def start_servers(tmp, sims, extra_args=()):
     study = os.path.join(tmp, "study.toml")
     with open(study, "w") as f:
         f.write(STUDY)
@@ -65,7 +68,7 @@ def start_servers(tmp, sims):
         cmd = [os.environ["MELISSA_SERVER"], "--config", study, "--output", os.path.join(tmp, "out"),
                "--rank", str(rank), "--ranks", str(SERVER_RANKS), "--host", "127.0.0.1",
                "--port", "0", "--address-file", address_file, "--sink", "count",
-               "--expect-sims", str(sims)]
+               "--expect-sims", str(sims)] + list(extra_args)
         print("  server:", " ".join(cmd))
         servers.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
         address_files.append(address_file)
@@ -86,18 +89,44 @@ def server_logs(tmp):
                 print(f"  | server {rank}: {line}")
 
 
+def refused():
+    with tempfile.TemporaryDirectory(prefix="melissa-api-real-") as tmp:
+        servers = []
+        try:
+            servers, addresses = start_servers(tmp, 1)
+            cmd = [os.environ["TOY_SOLVER_C"], "--steps", "2", "--size", str(SIZE - 1)]
+            p = run(cmd, client_env(addresses), mpi_ranks=1)
+            check(p.returncode != 0, "the solver ends with a non-zero status")
+            check("refused field 'temperature'" in p.stderr and str(SIZE - 1) in p.stderr
+                  and str(SIZE) in p.stderr, "the server's reason (the two sizes) is on stderr")
+        except (Failure, subprocess.TimeoutExpired, OSError) as e:
+            server_logs(tmp)
+            print(f"FAIL: {e!r}")
+            return 1
+        finally:
+            for s in servers:
+                s.kill()
+                s.wait()
+    print("PASS")
+    return 0
+
+
 def main():
-    if len(sys.argv) != 2 or sys.argv[1] not in ("c", "fortran", "python"):
-        print("usage: test_api_real_server.py c|fortran|python")
+    modes = ("c", "fortran", "python", "slow", "refused")
+    if len(sys.argv) != 2 or sys.argv[1] not in modes:
+        print("usage: test_api_real_server.py " + "|".join(modes))
         return 2
-    language = sys.argv[1]
-    print(f"real server, {language} example")
+    if sys.argv[1] == "refused":
+        return refused()
+    language = "c" if sys.argv[1] == "slow" else sys.argv[1]
+    server_args = ["--window-kb", "4", "--sink-delay-ms", "20"] if sys.argv[1] == "slow" else []
+    print(f"real server, {sys.argv[1]}: {language} example")
     # (sim id, solver ranks): the layout must not change what is stored.
     runs = [(0, 2), (1, 1)]
     with tempfile.TemporaryDirectory(prefix="melissa-api-real-") as tmp:
         servers = []
         try:
-            servers, addresses = start_servers(tmp, len(runs))
+            servers, addresses = start_servers(tmp, len(runs), server_args)
             for sim_id, ranks in runs:
                 env = client_env(addresses, sim_id=sim_id)
                 p = run(example_command(language), env, mpi_ranks=ranks, timeout=120)
