@@ -395,6 +395,37 @@ def scenario_python_errors():
     check(len(server.steps()) == 1, "the valid step arrived")
 
 
+def scenario_python_finds_library():
+    # The configured module in the build folder sits next to libmelissa-api.so:
+    # without MELISSA_API_LIB it must find the library there.
+    build_api = os.path.dirname(os.environ["MELISSA_API_LIB"])
+    server = FakeServer(fields={"temperature": 2})
+    env = client_env(server)
+    env.pop("MELISSA_API_LIB", None)
+    env["PYTHONPATH"] = build_api
+    code = ("import melissa_api, os\n"
+            "print('loaded', melissa_api._lib._name)\n"
+            "melissa_api.init('temperature', 2)\n"
+            "melissa_api.send('temperature', [0.5, 1.5])\n"
+            "melissa_api.finalize()\n")
+    p = run(["/usr/bin/python3", "-c", code], env)
+    check(p.returncode == 0 and f"loaded {build_api}/libmelissa-api.so" in p.stdout,
+          "melissa_api finds libmelissa-api.so next to itself")
+    check_stream(server, 1, 2)
+    env["MELISSA_API_LIB"] = "/nonexistent/libmelissa-api.so"
+    p = run(["/usr/bin/python3", "-c", "import melissa_api"], env)
+    check(p.returncode != 0 and "Set MELISSA_API_LIB" in p.stderr
+          and "/nonexistent/libmelissa-api.so (missing)" in p.stderr,
+          "a wrong MELISSA_API_LIB is an ImportError naming what was tried")
+
+
+def scenario_cpp_wrapper():
+    server = FakeServer(fields={"temperature": 3})
+    p = run([os.environ["API_TEST_CPP"]], client_env(server, sim_id=5))
+    check(p.returncode == 0, "every check of the C++ wrapper passed")
+    check_stream(server, 2, 3, sim_id=5)
+
+
 SCENARIOS = {name[len("scenario_"):]: fn for name, fn in globals().items()
              if name.startswith("scenario_")}
 
