@@ -135,6 +135,11 @@ std::string format_number(double v) {
   return out;
 }
 
+// "1 pair", "3 pairs".
+std::string count_of(std::size_t n, const std::string& noun) {
+  return std::to_string(n) + " " + noun + (n == 1 ? "" : "s");
+}
+
 std::size_t edit_distance(std::string_view a, std::string_view b) {
   std::vector<std::size_t> row(b.size() + 1);
   for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
@@ -507,7 +512,7 @@ parameter_bounds read_pair(const table_reader& t, const toml::node& n, const std
   const auto* a = n.as_array();
   if (!a) t.fail(n, key, std::string("expected a [lo, hi] pair, got ") + type_name(n));
   if (a->size() != 2)
-    t.fail(n, key, "expected a [lo, hi] pair, got " + std::to_string(a->size()) + " values");
+    t.fail(n, key, "expected a [lo, hi] pair, got " + count_of(a->size(), "value"));
   const parameter_bounds b{t.as_number((*a)[0], key + "[0]"), t.as_number((*a)[1], key + "[1]")};
   if (!(b.lo < b.hi))
     t.fail(n, key, "lo must be < hi, got [" + format_number(b.lo) + ", " + format_number(b.hi) + "]");
@@ -527,8 +532,8 @@ std::vector<parameter_bounds> read_bounds(table_reader& t, std::size_t names) {
     out.push_back(read_pair(t, a[i], key + "[" + std::to_string(i) + "]"));
   if (out.size() != names)
     t.fail(*n, key,
-           std::to_string(out.size()) + " pairs given for " + std::to_string(names) +
-               " names (give one [lo, hi] for all names, or one pair per name)");
+           count_of(out.size(), "pair") + " given for " + count_of(names, "name") +
+               " (give one [lo, hi] for all names, or one pair per name)");
   return out;
 }
 

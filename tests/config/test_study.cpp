@@ -190,6 +190,19 @@ TEST_CASE("parse -> to_toml -> parse gives equal values") {
   }
 }
 
+TEST_CASE("to_toml escapes strings and keeps every bit of the numbers") {
+  study_config c = parse_study(minimal, "s.toml");
+  c.study.output_dir = "C:\\odd \"dir\"\x01\x7f/été";
+  c.client.command = {"prog", "line\nbreak", "\x1f", "tab\t", "\u00e9\u4e2d"};
+  c.client.env = {{"A_1", "x\"y"}, {"_", ""}};
+  c.parameters.bounds = {{5e-324, 1.7976931348623157e308}, {-0.1, 0.30000000000000004}};
+  c.launcher.client_timeout = 1e-300;
+  c.launcher.server_timeout = 123456789.123456789;
+  const std::string written = to_toml(c);
+  CAPTURE(written);
+  CHECK(parse_study(written, "resolved.toml") == c);
+}
+
 TEST_CASE("to_toml writes every default explicitly") {
   const std::string written = to_toml(parse_study(minimal, "s.toml"));
   for (const char* key : {"output_dir = \"studies/mini\"", "seed = 0", "mode = \"training\"",
@@ -424,7 +437,10 @@ TEST_CASE("errors: parameter names and bounds") {
   CHECK(parameters_error("names = [\"a\", \"b\"]\nbounds = [[0, 1], 5]\n") ==
         "s.toml:11:19: parameters.bounds[1]: expected a [lo, hi] pair, got an integer");
   CHECK(parameters_error("names = [\"a\", \"b\"]\nbounds = [[0, 1], [3]]\n") ==
-        "s.toml:11:19: parameters.bounds[1]: expected a [lo, hi] pair, got 1 values");
+        "s.toml:11:19: parameters.bounds[1]: expected a [lo, hi] pair, got 1 value");
+  CHECK(parameters_error("names = [\"a\", \"b\"]\nbounds = [[0, 1]]\n") ==
+        "s.toml:11:10: parameters.bounds: 1 pair given for 2 names (give one [lo, hi] for all "
+        "names, or one pair per name)");
   CHECK(parameters_error("names = [\"a\"]\nbounds = [2, 1]\n") ==
         "s.toml:11:10: parameters.bounds: lo must be < hi, got [2.0, 1.0]");
   CHECK(parameters_error("names = [\"a\"]\nbounds = [1, 1]\n") ==
