@@ -81,9 +81,8 @@ void handle_frame(proxy_ptr self, caf::io::connection_handle hdl, std::vector<ch
   s.field_id = h.field_id;
   s.data_type = h.data_type;
   s.count = h.count;
-  // Take the broker's read buffer instead of copying the payload; CAF gives
-  // the stream a fresh buffer for the next read.
-  s.payload = std::make_shared<const std::vector<char>>(std::move(payload));
+  // The payload was read into a pooled buffer: share it, do not copy it.
+  s.payload = st.buffers->share(std::move(payload));
   const auto bytes = s.bytes();
   ++st.outstanding;
   self->request(st.aggregator, caf::infinite, std::move(s))
@@ -112,6 +111,8 @@ caf::behavior client_proxy(proxy_ptr self, caf::io::connection_handle hdl, proxy
   auto& st = self->state;
   st.session = std::make_unique<client_session>(std::move(settings.session));
   st.max_frame_bytes = settings.max_frame_bytes;
+  // Idle buffers kept: at most what the credit window lets be in flight.
+  st.buffers = buffer_pool::make(settings.session.window_bytes);
   st.aggregator = std::move(aggregator);
   st.peer = self->remote_addr(hdl) + ":" + std::to_string(self->remote_port(hdl));
   expect_header(self, hdl);
@@ -128,14 +129,21 @@ caf::behavior client_proxy(proxy_ptr self, caf::io::connection_handle hdl, proxy
           st.pending = *decoded.header;
           const auto payload = st.pending.payload_bytes();
           if (payload > 0) {
+            // CAF reads into whatever buffer the handler leaves in msg.buf: give
+            // it a pooled one of the exact size (no allocation, no zero fill).
             st.reading_payload = true;
+            auto buffer = st.buffers->take(payload);
+            msg.buf.swap(buffer);
+            st.header_buffer = std::move(buffer);
             self->configure_read(msg.handle, caf::io::receive_policy::exactly(payload));
             return;
           }
           std::vector<char> none;
           handle_frame(self, msg.handle, none);
         } else {
-          handle_frame(self, msg.handle, msg.buf);
+          std::vector<char> payload = std::move(msg.buf);
+          msg.buf = std::move(st.header_buffer);  // read the next header into it
+          handle_frame(self, msg.handle, payload);
         }
         if (!self->state.closing) expect_header(self, msg.handle);
       },

@@ -9,6 +9,7 @@
 #include <caf/io/broker.hpp>
 #include <caf/io/connection_handle.hpp>
 
+#include "actors/client_proxy/buffer_pool.hpp"
 #include "actors/client_proxy/client_session.hpp"
 #include "messages/actor_types.hpp"
 
@@ -36,6 +37,8 @@ struct client_proxy_state {
   bool end_requested = false;
   bool closing = false;
   std::uint64_t max_frame_bytes = 0;
+  std::shared_ptr<buffer_pool> buffers;  // payload buffers, recycled
+  std::vector<char> header_buffer;       // parked while a payload is read
   aggregator_actor aggregator;
   static inline const char* name = "client_proxy";
 };

@@ -1,0 +1,69 @@
+// Payload buffers of one connection, recycled. The proxy hands a pooled
+// buffer of the right size to CAF before a payload is read, so CAF reads
+// straight into it without allocating or zero-filling, and the buffer returns
+// to the pool when the last actor holding the step (the sink) releases it.
+// Thread-safe: buffers come back from whichever thread ran the sink.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+namespace melissa {
+
+class buffer_pool : public std::enable_shared_from_this<buffer_pool> {
+ public:
+  // Keeps at most `max_bytes` of idle buffers.
+  static std::shared_ptr<buffer_pool> make(std::size_t max_bytes) {
+    return std::shared_ptr<buffer_pool>(new buffer_pool(max_bytes));
+  }
+
+  // A buffer of exactly `n` bytes (contents unspecified).
+  std::vector<char> take(std::size_t n) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      for (auto it = idle_.begin(); it != idle_.end(); ++it) {
+        if (it->size() < n) continue;
+        std::vector<char> v = std::move(*it);
+        idle_bytes_ -= v.size();
+        idle_.erase(it);
+        v.resize(n);  // shrinking: no allocation, no fill
+        return v;
+      }
+    }
+    return std::vector<char>(n);
+  }
+
+  // Shares `v` read-only; it comes back to the pool when the last owner drops it.
+  std::shared_ptr<const std::vector<char>> share(std::vector<char>&& v) {
+    auto* raw = new std::vector<char>(std::move(v));
+    return std::shared_ptr<const std::vector<char>>(
+        raw, [pool = shared_from_this()](const std::vector<char>* p) {
+          pool->give_back(std::move(*const_cast<std::vector<char>*>(p)));
+          delete p;
+        });
+  }
+
+  std::size_t idle_bytes() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return idle_bytes_;
+  }
+
+ private:
+  explicit buffer_pool(std::size_t max_bytes) : max_bytes_(max_bytes) {}
+
+  void give_back(std::vector<char>&& v) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (idle_bytes_ + v.size() > max_bytes_) return;  // freed by the caller
+    idle_bytes_ += v.size();
+    idle_.push_back(std::move(v));
+  }
+
+  mutable std::mutex mutex_;
+  std::vector<std::vector<char>> idle_;
+  std::size_t idle_bytes_ = 0;
+  std::size_t max_bytes_;
+};
+
+}  // namespace melissa
