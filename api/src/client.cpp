@@ -42,6 +42,14 @@ enum class phase { idle, running, failed, finalized };
 
 const char* env_lookup_real(const char* name) { return std::getenv(name); }
 
+error_policy policy_from_environment() {
+  try {
+    return read_error_policy(env_lookup_real);
+  } catch (const client_error&) {
+    return error_policy::exit;  // init reports the invalid value; exit is the safe default
+  }
+}
+
 class client_state {
  public:
   ~client_state() = default;  // closes the sockets; never calls MPI (it may be gone)
@@ -74,6 +82,9 @@ class client_state {
   // Records an error and applies MELISSA_ON_ERROR. `print`: only the rank that
   // saw the error prints it, so a collective failure is not printed N times.
   int fail(const client_error& e, bool print);
+  // MELISSA_ON_ERROR as rank 0 read it (broadcast at the first init), so that
+  // all ranks agree even if the others' environment lacks it.
+  error_policy policy() const { return policy_known_ ? policy_ : policy_from_environment(); }
   [[noreturn]] void terminate();
 
   phase phase_ = phase::idle;
@@ -83,6 +94,8 @@ class client_state {
   int size_ = 1;
   std::uint32_t sim_id_ = 0;
   std::uint32_t attempt_ = 0;
+  error_policy policy_ = error_policy::exit;
+  bool policy_known_ = false;
   std::vector<field_state> fields_;
   std::vector<std::unique_ptr<server_link>> servers_;  // rank 0 only
   std::vector<float> local_f32_;   // this rank's part, converted (reused)
@@ -110,13 +123,6 @@ class shared_error : public client_error {
   using client_error::client_error;
 };
 
-error_policy current_policy() {
-  try {
-    return read_error_policy(env_lookup_real);
-  } catch (const client_error&) {
-    return error_policy::exit;  // init reports the invalid value; exit is the safe default
-  }
-}
 
 void client_state::terminate() {
   // MPI_Abort takes the solver's other ranks down too (they may be waiting in
@@ -129,7 +135,7 @@ int client_state::fail(const client_error& e, bool print) {
   last_error_ = e.what();
   if (print) std::fprintf(stderr, "%s\n", last_error_.c_str());
   if (is_fatal(e.status())) {
-    if (current_policy() == error_policy::exit) terminate();
+    if (policy() == error_policy::exit) terminate();
     if (phase_ != phase::finalized) phase_ = phase::failed;
     failure_status_ = e.status();
     failure_message_ = e.what();
@@ -188,6 +194,8 @@ void client_state::connect_servers() {
   const environment env = read_environment(env_lookup_real);
   sim_id_ = env.sim_id;
   attempt_ = env.attempt;
+  policy_ = env.on_error;
+  policy_known_ = true;
   // One deadline for all ranks: the timeout bounds the whole connection phase.
   const auto deadline =
       connection::clock::now() + std::chrono::duration_cast<connection::clock::duration>(
@@ -202,12 +210,15 @@ void client_state::connect_servers() {
 
 void client_state::share_outcome(int& status, std::string& message) {
   if (!uses_mpi_ || size_ == 1) return;
-  // sim id and attempt ride along: only rank 0 reads the environment.
-  int head[3] = {status, static_cast<int>(sim_id_), static_cast<int>(attempt_)};
-  MPI_Bcast(head, 3, MPI_INT, 0, comm_);
+  // The identity and the error policy ride along: only rank 0 reads the environment.
+  int head[5] = {status, static_cast<int>(sim_id_), static_cast<int>(attempt_),
+                 policy_ == error_policy::exit ? 0 : 1, policy_known_ ? 1 : 0};
+  MPI_Bcast(head, 5, MPI_INT, 0, comm_);
   status = head[0];
   sim_id_ = static_cast<std::uint32_t>(head[1]);
   attempt_ = static_cast<std::uint32_t>(head[2]);
+  policy_ = head[3] == 0 ? error_policy::exit : error_policy::return_status;
+  policy_known_ = head[4] == 1;
   if (status == MELISSA_OK) return;
   int length = static_cast<int>(message.size());
   MPI_Bcast(&length, 1, MPI_INT, 0, comm_);
@@ -227,7 +238,7 @@ void client_state::on_root(Work&& work) {
       message = e.what();
       // In exit mode the solver ends here, before the other ranks hear of it:
       // MPI_Abort takes them down from their wait in the broadcast.
-      if (is_fatal(status) && current_policy() == error_policy::exit) fail(e, true);
+      if (is_fatal(status) && policy() == error_policy::exit) fail(e, true);
     }
   }
   share_outcome(status, message);

@@ -302,11 +302,16 @@ def scenario_mpi_refused():
     p = run(test_client() + ["stream", "--local-size", "3"], client_env(server), mpi_ranks=2)
     check(p.returncode != 0, "exit mode under MPI: the whole job ends non-zero (MPI_Abort)")
     check("field 'temperature' has 6 values, the study says 1" in p.stderr, "the reason is printed")
+    # Rank 1 runs without any MELISSA_* variable (MPMD launch): only rank 0
+    # reads the environment, and its MELISSA_ON_ERROR=return holds for all.
     server = FakeServer(fields={"temperature": 1})
-    p = run(test_client() + ["stream", "--local-size", "3"],
-            client_env(server, MELISSA_ON_ERROR="return"), mpi_ranks=2)
+    args = ["stream", "--local-size", "3"]
+    unset = ["env", "-u", "MELISSA_ON_ERROR", "-u", "MELISSA_SERVER_ADDRESSES", "-u", "MELISSA_SIM_ID"]
+    p = run(MPIRUN + ["-n", "1"] + test_client() + args + [":", "-n", "1"] + unset + test_client()
+            + args, client_env(server, MELISSA_ON_ERROR="return"))
     check(p.returncode == 3 and p.stdout.count("status -3 melissa_init") == 2,
           "return mode: every rank gets MELISSA_ERR_REFUSED (none waits forever)")
+    check(p.stderr.count("the study says 1") == 1, "the message is printed once, by rank 0")
 
 
 # --- the examples, against the fake server ---
