@@ -87,6 +87,9 @@ const char* to_string(dtype t) {
 // 12 u32 sim_id  16 u32 attempt  20 u32 time_step  24 u32 field_id  28 u32 reserved (0)
 // 32 u64 count
 void encode_header(const frame_header& h, std::uint8_t out[header_size]) {
+  if (h.payload_bytes() > 0xffffffffull - (header_size - length_prefix_size))
+    throw std::length_error("a frame payload of " + std::to_string(h.payload_bytes()) +
+                            " bytes does not fit the u32 length prefix");
   put_u32(out + 0, static_cast<std::uint32_t>(header_size - length_prefix_size + h.payload_bytes()));
   put_u32(out + 4, magic);
   put_u16(out + 8, static_cast<std::uint16_t>(h.type));
@@ -104,7 +107,11 @@ decode_result decode_header(const std::uint8_t* b, std::uint64_t max_frame_bytes
   // The length prefix is a u32, so no frame is larger than this whatever the
   // configured limit; clamping also keeps header + payload from wrapping.
   constexpr std::uint64_t largest_frame = length_prefix_size + 0xffffffffull;
-  if (max_frame_bytes > largest_frame) max_frame_bytes = largest_frame;
+  std::string limit_text = "the limit of " + std::to_string(max_frame_bytes) + " bytes";
+  if (max_frame_bytes > largest_frame) {
+    max_frame_bytes = largest_frame;
+    limit_text = "the protocol's largest frame of " + std::to_string(largest_frame) + " bytes";
+  }
   if (get_u32(b + 4) != magic) {
     r.error = "bad magic (not a Melissa frame)";
     return r;
@@ -140,7 +147,7 @@ decode_result decode_header(const std::uint8_t* b, std::uint64_t max_frame_bytes
   const std::uint64_t elem = dtype_size(h.data_type);
   if (elem != 0 && h.count > (max_frame_bytes / elem)) {
     r.error = "frame of " + std::to_string(h.count) + " " + to_string(h.data_type) +
-              " elements exceeds the limit of " + std::to_string(max_frame_bytes) + " bytes";
+              " elements exceeds " + limit_text;
     return r;
   }
   if (h.data_type == dtype::none && h.type != frame_type::credit && h.count != 0) {
@@ -149,8 +156,7 @@ decode_result decode_header(const std::uint8_t* b, std::uint64_t max_frame_bytes
   }
   const std::uint64_t total = header_size + h.payload_bytes();
   if (total > max_frame_bytes) {
-    r.error = "frame of " + std::to_string(total) + " bytes exceeds the limit of " +
-              std::to_string(max_frame_bytes) + " bytes";
+    r.error = "frame of " + std::to_string(total) + " bytes exceeds " + limit_text;
     return r;
   }
   const std::uint64_t length = get_u32(b + 0);
@@ -187,8 +193,9 @@ std::string format_key_values(const key_values& kv) {
   std::string out;
   for (const auto& [k, v] : kv) {
     // Such entries would parse back as other entries: refuse them.
-    if (k.empty() || k.find_first_of("=\n") != std::string::npos || v.find('\n') != std::string::npos)
-      throw std::invalid_argument("key=value entry '" + k + "' contains '=' or a newline");
+    if (k.empty() || k.find_first_of("=\r\n") != std::string::npos ||
+        v.find_first_of("\r\n") != std::string::npos)
+      throw std::invalid_argument("key=value entry '" + k + "' contains '=' or a line break");
     out += k + "=" + v + "\n";
   }
   return out;
@@ -203,12 +210,19 @@ std::optional<key_values> parse_key_values(std::string_view text, std::string* e
     std::string_view line = text.substr(0, nl);
     text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
     if (line.empty()) continue;
+    if (line.back() == '\r') line.remove_suffix(1);  // tolerate CRLF
+    if (line.empty()) continue;
     const auto eq = line.find('=');
     if (eq == std::string_view::npos || eq == 0) {
       if (error) *error = "line " + std::to_string(line_no) + " is not key=value";
       return std::nullopt;
     }
-    kv[std::string(line.substr(0, eq))] = std::string(line.substr(eq + 1));
+    const auto [it, fresh] =
+        kv.emplace(std::string(line.substr(0, eq)), std::string(line.substr(eq + 1)));
+    if (!fresh) {
+      if (error) *error = "line " + std::to_string(line_no) + " repeats key '" + it->first + "'";
+      return std::nullopt;
+    }
   }
   return kv;
 }

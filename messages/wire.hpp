@@ -61,6 +61,7 @@ struct frame_header {
 };
 
 // Writes the 40 header bytes for `h` (whose payload follows separately, e.g. with writev).
+// Throws std::length_error if the payload does not fit the u32 length prefix.
 void encode_header(const frame_header& h, std::uint8_t out[header_size]);
 
 struct decode_result {
@@ -83,10 +84,11 @@ std::vector<std::uint8_t> encode_text_frame(frame_type type, std::uint32_t sim_i
                                             std::string_view text);
 
 using key_values = std::map<std::string, std::string>;
-// Throws std::invalid_argument for a key with '=' or a newline, or a value
-// with a newline (they would not parse back as written).
+// Throws std::invalid_argument for a key with '=' or a line break, or a value
+// with a line break (they would not parse back as written).
 std::string format_key_values(const key_values& kv);
-// Parses "key=value\n" lines; nullopt (and `error` set) on a malformed line.
+// Parses "key=value\n" lines (a trailing '\r' is dropped); nullopt (and
+// `error` set) on a malformed line or a repeated key.
 std::optional<key_values> parse_key_values(std::string_view text, std::string* error = nullptr);
 
 // Incremental reader over a byte stream: feed it bytes as they arrive and it

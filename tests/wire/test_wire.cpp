@@ -496,11 +496,16 @@ TEST_CASE("key=value: format and parse") {
   // empty values.
   CHECK(parse_key_values("\n\na=1\n\nb=x=y\nc=\nd=4") ==
         key_values{{"a", "1"}, {"b", "x=y"}, {"c", ""}, {"d", "4"}});
-  // Later duplicates win.
-  CHECK(parse_key_values("a=1\na=2\n") == key_values{{"a", "2"}});
-  // Values with odd bytes survive a round trip (no newline in them).
-  const key_values odd = {{"name", "temp erature\t\r"}, {"path", "/a b/c=d"}};
+  // A repeated key is an error, not a silent overwrite.
+  std::string error;
+  CHECK_FALSE(parse_key_values("a=1\na=2\n", &error));
+  CHECK(error == "line 2 repeats key 'a'");
+  // CRLF line ends are tolerated.
+  CHECK(parse_key_values("a=1\r\nb=2\r\n") == key_values{{"a", "1"}, {"b", "2"}});
+  // Values with odd bytes survive a round trip (no line break in them).
+  const key_values odd = {{"name", "temp erature\t"}, {"path", "/a b/c=d"}};
   CHECK(parse_key_values(format_key_values(odd)) == odd);
+  CHECK_THROWS_AS(format_key_values({{"a", "x\r"}}), std::invalid_argument);
 }
 
 TEST_CASE("key=value: malformed lines") {
@@ -523,7 +528,7 @@ TEST_CASE("key=value: format_key_values refuses entries that would parse back di
   CHECK_THROWS_AS(format_key_values({{"a=b", "c"}}), std::invalid_argument);
   CHECK_THROWS_AS(format_key_values({{"a\nb", "c"}}), std::invalid_argument);
   CHECK_THROWS_AS(format_key_values({{"", "c"}}), std::invalid_argument);
-  CHECK(format_key_values({{"k", "x=y\r"}}) == "k=x=y\r\n");
+  CHECK(format_key_values({{"k", "x=y"}}) == "k=x=y\n");  // "=" in a value is fine
 }
 
 TEST_CASE("validation: a limit near 2^64 cannot make header + payload wrap around") {
@@ -538,7 +543,7 @@ TEST_CASE("validation: a limit near 2^64 cannot make header + payload wrap aroun
   h.count = u64_max - 35;
   h.length = 0;
   CHECK(decode_error(h, u64_max) ==
-        "frame of 18446744073709551580 text elements exceeds the limit of 4294967299 bytes");
+        "frame of 18446744073709551580 text elements exceeds the protocol's largest frame of 4294967299 bytes");
   {
     const bytes b = h.encode();
     frame_reader reader(u64_max);
@@ -552,5 +557,5 @@ TEST_CASE("validation: a limit near 2^64 cannot make header + payload wrap aroun
   CHECK(decode_error(h, u64_max) == "accepted");
   h.count += 1;
   CHECK(decode_error(h, u64_max) ==
-        "frame of 4294967300 bytes exceeds the limit of 4294967299 bytes");
+        "frame of 4294967300 bytes exceeds the protocol's largest frame of 4294967299 bytes");
 }
