@@ -52,7 +52,6 @@ error_policy policy_from_environment() {
 
 class client_state {
  public:
-  ~client_state() = default;  // closes the sockets; never calls MPI (it may be gone)
 
   int init(const char* fn, const char* name, std::size_t local_size, const MPI_Comm* comm);
   int send(const char* fn, const char* name, const double* values64, const float* values32);
@@ -417,18 +416,24 @@ int client_state::local_size(const char* name, std::size_t* out) {
   }
 }
 
-std::mutex state_mutex;
+// Never destroyed, on purpose: an exit() from inside a call (MELISSA_ON_ERROR=exit),
+// or a solver calling us from its own static destructors, must not meet a
+// destroyed state or mutex. The OS closes the sockets.
+std::mutex& state_mutex() {
+  static auto* m = new std::mutex;
+  return *m;
+}
 
 client_state& state() {
-  static client_state s;
-  return s;
+  static auto* s = new client_state;
+  return *s;
 }
 
 // No exception may cross the C ABI: the typed ones are handled inside; this
 // catches the rest (std::bad_alloc for an enormous field, ...).
 template <typename Body>
 int guarded(const char* fn, Body&& body) {
-  std::lock_guard<std::mutex> lock(state_mutex);
+  std::lock_guard<std::mutex> lock(state_mutex());
   try {
     return body();
   } catch (const std::exception& e) {
@@ -488,17 +493,17 @@ int melissa_get_local_size(const char* field_name, size_t* local_size) {
 }
 
 const char* melissa_last_error(void) {
-  std::lock_guard<std::mutex> lock(melissa::client::state_mutex);
+  std::lock_guard<std::mutex> lock(melissa::client::state_mutex());
   return state().last_error().c_str();
 }
 
 int melissa_get_sim_id(void) {
-  std::lock_guard<std::mutex> lock(melissa::client::state_mutex);
+  std::lock_guard<std::mutex> lock(melissa::client::state_mutex());
   return state().sim_id();
 }
 
 int melissa_get_attempt(void) {
-  std::lock_guard<std::mutex> lock(melissa::client::state_mutex);
+  std::lock_guard<std::mutex> lock(melissa::client::state_mutex());
   return state().attempt();
 }
 

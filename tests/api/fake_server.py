@@ -93,16 +93,18 @@ class FakeServer:
     refused with the real server's wording. window: the credit window in bytes.
     ports: fixed ports, one per rank (default: any free port).
     hold_credit: credits are kept back until release_credit(). close_after_steps:
-    drop each connection after that many steps. mode: what welcome says.
+    drop each connection after that many steps. error_after_steps: (n, text):
+    answer the n-th step with an `error` frame, then close. mode: what welcome says.
     """
 
     def __init__(self, ranks=1, fields=None, window=1 << 20, mode="training",
-                 hold_credit=False, close_after_steps=None, ports=None):
+                 hold_credit=False, close_after_steps=None, ports=None, error_after_steps=None):
         self.ranks = ranks
         self.fields = {"temperature": None} if fields is None else fields
         self.window = window
         self.mode = mode
         self.close_after_steps = close_after_steps
+        self.error_after_steps = error_after_steps
         self.lock = threading.Condition()
         self.credit_open = not hold_credit
         self.frames = [[] for _ in range(ranks)]       # every frame received, per rank
@@ -244,6 +246,9 @@ class FakeServer:
                             self._send(conn, encode(CREDIT, count=nbytes))
                         else:
                             self.pending_credit[conn] = held + nbytes
+                    if self.error_after_steps and steps_here >= self.error_after_steps[0]:
+                        self._send(conn, text_frame(ERROR, self.error_after_steps[1]))
+                        return
                     if self.close_after_steps is not None and steps_here >= self.close_after_steps:
                         conn.shutdown(socket.SHUT_RDWR)
                         return

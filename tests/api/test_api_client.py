@@ -280,6 +280,24 @@ def scenario_connection_lost():
     check(p.returncode == 3 and "status -6" in p.stdout, "return mode: MELISSA_ERR_IO")
 
 
+def scenario_server_error():
+    # An `error` frame mid-stream (then the server closes): its text, not just
+    # "connection closed", must reach the solver.
+    server = FakeServer(error_after_steps=(2, "step 1 of field 7: disk full"))
+    p = run(test_client() + ["stream", "--steps", "20", "--no-mpi"],
+            client_env(server, MELISSA_ON_ERROR="return"))
+    # The client may have sent every step before the error arrives: then
+    # melissa_finalize, waiting for `end`, is the call that reports it.
+    check(p.returncode == 3 and ("status -6 melissa_send" in p.stdout
+                                 or "status -6 melissa_finalize" in p.stdout),
+          "MELISSA_ERR_IO is returned (by melissa_send or melissa_finalize)")
+    check("reported an error: step 1 of field 7: disk full" in p.stdout,
+          "the server's text reaches melissa_last_error")
+    p = run(test_client() + ["stream", "--steps", "20", "--no-mpi"],
+            client_env(FakeServer(error_after_steps=(1, "disk full"))))
+    check(p.returncode != 0 and "disk full" in p.stderr, "exit mode: printed, non-zero exit")
+
+
 def scenario_mpi_gather():
     # Rank 0 owns 3 values, rank 1 owns 5: the server must see 8 in rank order.
     server = FakeServer(fields={"temperature": 8})
