@@ -23,23 +23,24 @@ struct counting_sink_state {
 };
 
 sink_actor::behavior_type counting_sink_fn(sink_actor::stateful_pointer<counting_sink_state> self,
-                                           std::chrono::milliseconds delay) {
+                                           std::chrono::milliseconds delay, bool checksums) {
   return {
-      [self, delay](store_atom, const step_sample& s) {
+      [self, delay, checksums](store_atom, const step_sample& s) {
         // Detached when delayed, so sleeping blocks only this actor's thread.
         if (delay.count() > 0) std::this_thread::sleep_for(delay);
         auto& sim = self->state.sims[s.sim_id];
         ++sim.steps;
-        sim.checksum += step_checksum(s.time_step, s.payload->data(), s.bytes());
+        if (checksums) sim.checksum += step_checksum(s.time_step, s.payload->data(), s.bytes());
         ++self->state.steps;
         self->state.bytes += s.bytes();
         return true;
       },
       [](sim_done_atom, std::uint32_t) { return true; },
-      [self](report_atom) {
+      [self, checksums](report_atom) {
         nlohmann::json sims = nlohmann::json::object();
         for (const auto& [id, sim] : self->state.sims)
-          sims[std::to_string(id)] = {{"steps", sim.steps}, {"checksum", checksum_hex(sim.checksum)}};
+          sims[std::to_string(id)] = {{"steps", sim.steps},
+                                      {"checksum", checksums ? checksum_hex(sim.checksum) : "off"}};
         return nlohmann::json{{"kind", "count"},
                               {"steps", self->state.steps},
                               {"bytes", self->state.bytes},
@@ -51,9 +52,10 @@ sink_actor::behavior_type counting_sink_fn(sink_actor::stateful_pointer<counting
 
 }  // namespace
 
-sink_actor spawn_counting_sink(caf::actor_system& sys, std::chrono::milliseconds delay) {
-  if (delay.count() > 0) return sys.spawn<caf::detached>(counting_sink_fn, delay);
-  return sys.spawn(counting_sink_fn, delay);
+sink_actor spawn_counting_sink(caf::actor_system& sys, std::chrono::milliseconds delay,
+                               bool checksums) {
+  if (delay.count() > 0) return sys.spawn<caf::detached>(counting_sink_fn, delay, checksums);
+  return sys.spawn(counting_sink_fn, delay, checksums);
 }
 
 }  // namespace melissa

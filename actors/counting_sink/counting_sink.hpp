@@ -12,7 +12,9 @@
 
 namespace melissa {
 
+// `checksums` off: count only (to benchmark the transport without the hashing).
 sink_actor spawn_counting_sink(caf::actor_system& sys,
-                               std::chrono::milliseconds delay_per_step = std::chrono::milliseconds(0));
+                               std::chrono::milliseconds delay_per_step = std::chrono::milliseconds(0),
+                               bool checksums = true);
 
 }  // namespace melissa

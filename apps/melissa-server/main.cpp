@@ -4,7 +4,7 @@
 //   melissa-server --config study.toml [--output DIR] [--rank R] [--ranks N]
 //                  [--host H] [--port P] [--address-file F] [--sink count|dataset]
 //                  [--expect-sims N] [--sink-delay-ms MS] [--window-kb KB] [--print-design]
-//                  [--print-config]
+//                  [--print-config] [--no-checksum]
 //
 // --sink-delay-ms and --window-kb make a slow server with a small credit
 // window: tests use them to make clients block in melissa_send.
@@ -50,17 +50,19 @@ struct options {
   std::optional<std::uint64_t> window_kb;
   bool print_design = false;
   bool print_config = false;
+  bool checksums = true;
 };
 
 const char* usage =
     "usage: melissa-server --config STUDY.toml [--output DIR] [--rank R] [--ranks N]\n"
     "                      [--host H] [--port P] [--address-file FILE] [--sink count|dataset]\n"
     "                      [--expect-sims N] [--sink-delay-ms MS] [--window-kb KB]\n"
-    "                      [--print-design] [--print-config]\n"
+    "                      [--print-design] [--print-config] [--no-checksum]\n"
     "Receives the time steps of the study's simulations; exits 0 once the expected\n"
     "simulations (default: parameters.count) have all ended, writing\n"
     "DIR/server-summary.rank<R>.json. --print-design prints the parameters of every\n"
-    "simulation as CSV and exits; --print-config prints the resolved study (TOML).\n";
+    "simulation as CSV and exits; --print-config prints the resolved study (TOML).\n"
+    "--no-checksum: the count sink only counts (benchmarks of the transport alone).\n";
 
 [[noreturn]] void usage_error(const std::string& msg) {
   std::cerr << "melissa-server: " << msg << "\n" << usage;
@@ -98,6 +100,7 @@ options parse_options(int argc, char** argv) {
     else if (a == "--window-kb") o.window_kb = parse_number(a, value(), 1ul << 30);
     else if (a == "--print-design") o.print_design = true;
     else if (a == "--print-config") o.print_config = true;
+    else if (a == "--no-checksum") o.checksums = false;
     else if (a == "-h" || a == "--help") {
       std::cout << usage;
       std::exit(0);
@@ -180,6 +183,12 @@ int main(int argc, char** argv) {
 
   caf::actor_system_config cfg;
   cfg.load<caf::io::middleman>();
+  // Idle scheduler threads wait on a condition variable instead of polling:
+  // the server shares its cores with the I/O thread (and on small machines
+  // with clients), and polling workers took ~40% of its CPU in the ingest
+  // benchmark for no throughput gain.
+  cfg.set("work-stealing.aggressive-poll-attempts", static_cast<int64_t>(0));
+  cfg.set("work-stealing.moderate-poll-attempts", static_cast<int64_t>(0));
   caf::actor_system sys{cfg};
   caf::scoped_actor self{sys};
 
@@ -191,6 +200,7 @@ int main(int argc, char** argv) {
   const auto dataset_dir = study.server.dataset_dir;
   const auto design = config::make_design(study.parameters, study.study.seed);
   const auto delay = std::chrono::milliseconds(opt.sink_delay_ms);
+  const bool checksums = opt.checksums;
   const caf::actor listener = caf::actor_cast<caf::actor>(self);
 
   std::vector<child_spec> tree;
@@ -199,7 +209,7 @@ int main(int argc, char** argv) {
                     if (dataset)
                       return caf::actor_cast<caf::actor>(
                           spawn_dataset_sink(s, dataset_dir, field_names, design));
-                    return caf::actor_cast<caf::actor>(spawn_counting_sink(s, delay));
+                    return caf::actor_cast<caf::actor>(spawn_counting_sink(s, delay, checksums));
                   },
                   {}});
   tree.push_back({"aggregator", restart_policy::permanent,
