@@ -52,7 +52,6 @@ error_policy policy_from_environment() {
 
 class client_state {
  public:
-
   int init(const char* fn, const char* name, std::size_t local_size, const MPI_Comm* comm);
   int send(const char* fn, const char* name, const double* values64, const float* values32);
   int finalize();
@@ -121,7 +120,6 @@ class shared_error : public client_error {
  public:
   using client_error::client_error;
 };
-
 
 void client_state::terminate() {
   // MPI_Abort takes the solver's other ranks down too (they may be waiting in
@@ -195,7 +193,7 @@ void client_state::connect_servers() {
   attempt_ = env.attempt;
   policy_ = env.on_error;
   policy_known_ = true;
-  // One deadline for all ranks: the timeout bounds the whole connection phase.
+  // One deadline for all server ranks: the timeout bounds the whole connection phase.
   const auto deadline =
       connection::clock::now() + std::chrono::duration_cast<connection::clock::duration>(
                                      std::chrono::duration<double>(env.connect_timeout_s));
