@@ -7,6 +7,7 @@
  *       check the rank-order concatenation. With --second-field, a second field
  *       (values negated) is sent interleaved, to check per-field step counters.
  *       Prints "sent <t>" after each step and "status <code> <message>" on failure.
+ *       --null-on-rank R: rank R passes NULL values (every rank must get ERR_ARG).
  *   api_test_client order
  *       Checks the MELISSA_ERR_ORDER / _ARG / _FIELD answers to misuse, around
  *       one valid session (field "temperature", 4 values, no MPI).
@@ -44,7 +45,7 @@ static int stream(int argc, char** argv) {
   const char* field = "temperature";
   const char* second = NULL;
   long local = 4, extra = 0;
-  int steps = 3, as_float = 0;
+  int steps = 3, as_float = 0, null_rank = -1;
   for (int a = 2; a < argc; ++a) {
     if (!strcmp(argv[a], "--field") && a + 1 < argc) field = argv[++a];
     else if (!strcmp(argv[a], "--second-field") && a + 1 < argc) second = argv[++a];
@@ -52,6 +53,7 @@ static int stream(int argc, char** argv) {
     else if (!strcmp(argv[a], "--rank-extra") && a + 1 < argc) extra = atol(argv[++a]);
     else if (!strcmp(argv[a], "--steps") && a + 1 < argc) steps = atoi(argv[++a]);
     else if (!strcmp(argv[a], "--float")) as_float = 1;
+    else if (!strcmp(argv[a], "--null-on-rank") && a + 1 < argc) null_rank = atoi(argv[++a]);
     else if (!strcmp(argv[a], "--no-mpi")) use_mpi = 0;
     else {
       fprintf(stderr, "api_test_client: unknown argument %s\n", argv[a]);
@@ -82,7 +84,7 @@ static int stream(int argc, char** argv) {
       for (size_t i = 0; i < n; ++i) f[i] = (float)u[i];
       rc = melissa_send_float(field, f);
     } else {
-      rc = melissa_send(field, u);
+      rc = melissa_send(field, rank == null_rank ? NULL : u);
     }
     if (rc != MELISSA_OK) return finish(report("melissa_send", rc));
     if (second) {

@@ -315,6 +315,18 @@ def scenario_mpi_gather():
     check_stream(server, 2, 8)
 
 
+def scenario_mpi_null_values():
+    # NULL values on rank 1 only: every rank returns MELISSA_ERR_ARG instead of
+    # rank 0 waiting in the gather, and nothing is sent.
+    server = FakeServer()
+    p = run(test_client() + ["stream", "--local-size", "3", "--null-on-rank", "1"],
+            client_env(server), mpi_ranks=2)
+    check(p.stdout.count("status -7 melissa_send") == 2, "both ranks get MELISSA_ERR_ARG")
+    check("values is NULL for field 'temperature' (local size 3)" in p.stdout
+          and "values is NULL on another rank" in p.stdout, "each says whose buffer it was")
+    check(server.steps() == [], "nothing was sent")
+
+
 def scenario_mpi_refused():
     server = FakeServer(fields={"temperature": 1})
     p = run(test_client() + ["stream", "--local-size", "3"], client_env(server), mpi_ranks=2)
