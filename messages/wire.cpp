@@ -212,6 +212,10 @@ std::optional<key_values> parse_key_values(std::string_view text, std::string* e
     if (line.empty()) continue;
     if (line.back() == '\r') line.remove_suffix(1);  // tolerate CRLF
     if (line.empty()) continue;
+    if (line.find('\r') != std::string_view::npos) {
+      if (error) *error = "line " + std::to_string(line_no) + " contains a carriage return";
+      return std::nullopt;
+    }
     const auto eq = line.find('=');
     if (eq == std::string_view::npos || eq == 0) {
       if (error) *error = "line " + std::to_string(line_no) + " is not key=value";

@@ -91,7 +91,7 @@ void handle_frame(proxy_ptr self, caf::io::connection_handle hdl, std::vector<ch
             auto& st = self->state;
             --st.outstanding;
             if (st.closing) return;
-            send_bytes(self, hdl, client_session::credit_frame(bytes));
+            send_bytes(self, hdl, st.session->acknowledge(bytes));
             maybe_finish(self, hdl);
           },
           [self, hdl](const caf::error& err) {

@@ -1,5 +1,7 @@
 #include "actors/client_proxy/client_session.hpp"
 
+#include <algorithm>
+
 namespace melissa {
 
 using wire::frame_type;
@@ -22,6 +24,11 @@ std::vector<std::uint8_t> client_session::credit_frame(std::uint64_t bytes) {
   h.data_type = wire::dtype::none;
   h.count = bytes;
   return wire::encode_frame(h, nullptr);
+}
+
+std::vector<std::uint8_t> client_session::acknowledge(std::uint64_t bytes) {
+  in_flight_bytes_ -= std::min(bytes, in_flight_bytes_);
+  return credit_frame(bytes);
 }
 
 std::vector<std::uint8_t> client_session::end_frame() {
@@ -121,6 +128,15 @@ client_session::action client_session::on_step(const wire::frame_header& h) {
   if (h.time_step >= settings_.max_time_steps)
     return fail("time step " + std::to_string(h.time_step) + " is beyond the limit of " +
                 std::to_string(settings_.max_time_steps));
+  // The credit is what bounds the server's memory: a client that sends more
+  // than it was granted is broken or hostile. One frame larger than the whole
+  // window is allowed when nothing is in flight.
+  const auto bytes = h.payload_bytes();
+  if (in_flight_bytes_ > 0 && in_flight_bytes_ + bytes > settings_.window_bytes)
+    return fail("step " + std::to_string(h.time_step) + " exceeds the credit: " +
+                std::to_string(in_flight_bytes_ + bytes) + " bytes in flight, window " +
+                std::to_string(settings_.window_bytes));
+  in_flight_bytes_ += bytes;
   action a;
   a.forward_step = true;
   return a;

@@ -43,8 +43,11 @@ class client_session {
 
   action on_frame(const wire::frame_header& h, const std::uint8_t* payload, std::size_t n);
 
-  // The `credit` frame returned when a step of `bytes` payload bytes is acknowledged.
+  // A step of `bytes` payload bytes was stored (or dropped as a duplicate):
+  // its credit goes back to the client. Returns the `credit` frame to send.
+  std::vector<std::uint8_t> acknowledge(std::uint64_t bytes);
   static std::vector<std::uint8_t> credit_frame(std::uint64_t bytes);
+  std::uint64_t in_flight_bytes() const { return in_flight_bytes_; }
   static std::vector<std::uint8_t> end_frame();
 
   bool opened() const { return opened_; }
@@ -66,6 +69,7 @@ class client_session {
   std::uint32_t sim_id_ = 0;
   std::uint32_t attempt_ = 0;
   std::map<std::uint32_t, bool> declared_;  // field ids this client declared
+  std::uint64_t in_flight_bytes_ = 0;       // step payload received, not yet acknowledged
 };
 
 }  // namespace melissa

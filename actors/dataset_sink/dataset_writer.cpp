@@ -9,7 +9,7 @@
 #include <filesystem>
 #include <stdexcept>
 
-#include "actors/dataset_sink/npy.hpp"
+#include "messages/npy.hpp"
 
 namespace melissa {
 namespace {
@@ -97,7 +97,7 @@ void dataset_writer::finish(std::uint32_t sim) {
   std::filesystem::create_directories(sim_dir);
   if (sim < parameters_.size()) {
     const auto& p = parameters_[sim];
-    npy::write(sim_dir + "/parameters.npy", "<f8", {p.size()}, p.data(), p.size() * sizeof(double));
+    npy::save(sim_dir + "/parameters.npy", p.data(), {p.size()});
   }
   ++finished_;
 }

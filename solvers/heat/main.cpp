@@ -19,7 +19,7 @@
 #include "heat.hpp"
 #include "melissa/api.h"
 #include "messages/checksum.hpp"
-#include "npy.hpp"
+#include "messages/npy.hpp"
 
 using namespace melissa::heat;
 

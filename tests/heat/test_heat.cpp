@@ -17,7 +17,7 @@
 
 #include "command_line.hpp"
 #include "heat.hpp"
-#include "npy.hpp"
+#include "messages/npy.hpp"
 
 using namespace melissa::heat;
 

@@ -163,3 +163,35 @@ TEST_CASE("credit and end frames the proxy sends") {
   CHECK(c.payload.empty());
   CHECK(decode(client_session::end_frame()).header.type == frame_type::end);
 }
+
+TEST_CASE("a client may not send beyond its credit window") {
+  auto s = opened();  // window 1024 bytes; a temperature step is 16 floats = 64 bytes
+  feed(s, text_frame(frame_type::field, 7, 2, "name=temperature\nsize=16\n"));
+  for (std::uint32_t t = 0; t < 16; ++t) REQUIRE(s.on_frame(step(7, 2, 0, t, 16), nullptr, 0).forward_step);
+  CHECK(s.in_flight_bytes() == 1024);
+  CHECK(s.on_frame(step(7, 2, 0, 16, 16), nullptr, 0).error ==
+        "step 16 exceeds the credit: 1088 bytes in flight, window 1024");
+}
+
+TEST_CASE("acknowledged steps give their credit back") {
+  auto s = opened();
+  feed(s, text_frame(frame_type::field, 7, 2, "name=temperature\nsize=16\n"));
+  for (std::uint32_t t = 0; t < 16; ++t) REQUIRE(s.on_frame(step(7, 2, 0, t, 16), nullptr, 0).forward_step);
+  auto credit = decode(s.acknowledge(64));
+  CHECK(credit.header.type == frame_type::credit);
+  CHECK(credit.header.count == 64);
+  CHECK(s.in_flight_bytes() == 960);
+  CHECK(s.on_frame(step(7, 2, 0, 16, 16), nullptr, 0).forward_step);
+}
+
+TEST_CASE("one frame larger than the window passes when nothing is in flight") {
+  session_settings settings = two_fields();
+  settings.window_bytes = 32;  // smaller than one 64-byte step
+  client_session s(settings);
+  feed(s, text_frame(frame_type::hello, 7, 2, "version=1\n"));
+  feed(s, text_frame(frame_type::field, 7, 2, "name=temperature\nsize=16\n"));
+  CHECK(s.on_frame(step(7, 2, 0, 0, 16), nullptr, 0).forward_step);
+  CHECK_FALSE(s.on_frame(step(7, 2, 0, 1, 16), nullptr, 0).error.empty());
+  s.acknowledge(64);
+  CHECK(s.on_frame(step(7, 2, 0, 1, 16), nullptr, 0).forward_step);
+}

@@ -500,6 +500,9 @@ TEST_CASE("key=value: format and parse") {
   std::string error;
   CHECK_FALSE(parse_key_values("a=1\na=2\n", &error));
   CHECK(error == "line 2 repeats key 'a'");
+  // A carriage return inside a line is refused (it could not be written back).
+  CHECK_FALSE(parse_key_values("a=x\ry\n", &error));
+  CHECK(error == "line 1 contains a carriage return");
   // CRLF line ends are tolerated.
   CHECK(parse_key_values("a=1\r\nb=2\r\n") == key_values{{"a", "1"}, {"b", "2"}});
   // Values with odd bytes survive a round trip (no line break in them).

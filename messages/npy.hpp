@@ -35,8 +35,11 @@ constexpr const char* descr() {
   else return nullptr;
 }
 
-// The complete header (magic to '\n') for a C-order array.
-inline std::string header(const char* descr, const std::vector<std::size_t>& shape) {
+// The complete header (magic to '\n') for a C-order array, padded to a
+// multiple of 64 bytes and to at least `min_length` (so that a writer can
+// reserve room and rewrite the header in place once the shape is known).
+inline std::string header(const char* descr, const std::vector<std::size_t>& shape,
+                          std::size_t min_length = 0) {
   std::string dict = std::string("{'descr': '") + descr + "', 'fortran_order': False, 'shape': (";
   for (std::size_t i = 0; i < shape.size(); ++i) {
     dict += std::to_string(shape[i]);
@@ -47,6 +50,7 @@ inline std::string header(const char* descr, const std::vector<std::size_t>& sha
   const std::size_t preamble = 10;  // magic 6 + version 2 + length 2
   std::size_t total = preamble + dict.size() + 1;
   total = (total + 63) / 64 * 64;
+  while (total < min_length) total += 64;
   dict.append(total - preamble - dict.size() - 1, ' ');
   dict += '\n';
   if (dict.size() > 0xffff) throw std::length_error("npy: header too long for format 1.0");
