@@ -56,6 +56,16 @@ CAF_BEGIN_TYPE_ID_BLOCK(melissa, caf::first_custom_type_id)
   CAF_ADD_ATOM(melissa, melissa, children_atom, "children")
   CAF_ADD_ATOM(melissa, melissa, port_atom, "port")
   CAF_ADD_ATOM(melissa, melissa, finished_atom, "finished")
+  // launcher queries and commands (melissa-shell)
+  CAF_ADD_ATOM(melissa, melissa, shell_atom, "shell")
+  CAF_ADD_ATOM(melissa, melissa, status_atom, "status")
+  CAF_ADD_ATOM(melissa, melissa, jobs_atom, "jobs")
+  CAF_ADD_ATOM(melissa, melissa, job_atom, "job")
+  CAF_ADD_ATOM(melissa, melissa, kill_atom, "kill")
+  CAF_ADD_ATOM(melissa, melissa, pause_atom, "pause")
+  CAF_ADD_ATOM(melissa, melissa, resume_atom, "resume")
+  CAF_ADD_ATOM(melissa, melissa, set_atom, "set")
+  CAF_ADD_ATOM(melissa, melissa, stop_atom, "stop")
 CAF_END_TYPE_ID_BLOCK(melissa)
 
 // Process-local types: never serialized (the wire protocol is ours, in wire.hpp).
@@ -101,5 +111,26 @@ using aggregator_actor = caf::typed_actor<
     caf::replies_to<stats_atom>::with<ingest_stats>,
     // A JSON object per simulation: steps, duplicates, attempts.
     caf::replies_to<report_atom>::with<std::string>>;
+
+}  // namespace melissa
+
+namespace melissa {
+
+// What melissa-shell (through the shell endpoint) asks the launcher. Every
+// answer is a JSON text, so that it crosses the CAF middleman as a plain
+// string: {"ok": true, ...} or {"ok": false, "error": "..."}.
+using launcher_query_actor = caf::typed_actor<
+    caf::replies_to<status_atom>::with<std::string>,
+    caf::replies_to<jobs_atom, std::string>::with<std::string>,        // state filter ("" = all)
+    caf::replies_to<job_atom, std::uint32_t>::with<std::string>,       // job id
+    caf::replies_to<kill_atom, std::uint32_t>::with<std::string>,      // job id
+    caf::replies_to<pause_atom>::with<std::string>,
+    caf::replies_to<resume_atom>::with<std::string>,
+    caf::replies_to<set_atom, std::string, std::string>::with<std::string>,  // key, value
+    caf::replies_to<stop_atom>::with<std::string>>;
+
+// The published shell endpoint: (shell_atom, token, command line) -> JSON text.
+using shell_endpoint_actor =
+    caf::typed_actor<caf::replies_to<shell_atom, std::string, std::string>::with<std::string>>;
 
 }  // namespace melissa
