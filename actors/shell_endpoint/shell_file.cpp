@@ -1,0 +1,145 @@
+#include "actors/shell_endpoint/shell_file.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+namespace melissa::shell {
+namespace {
+
+std::runtime_error system_error(const std::string& what, const std::filesystem::path& path) {
+  return std::runtime_error(what + " " + path.string() + ": " + std::strerror(errno));
+}
+
+// Closes the descriptor on every path out, errors included.
+struct fd_guard {
+  int fd = -1;
+  ~fd_guard() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+}  // namespace
+
+std::string random_token() {
+  unsigned char bytes[16];
+  fd_guard in;
+  in.fd = ::open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+  if (in.fd < 0) throw system_error("cannot open", "/dev/urandom");
+  std::size_t got = 0;
+  while (got < sizeof bytes) {
+    const auto n = ::read(in.fd, bytes + got, sizeof bytes - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throw system_error("cannot read", "/dev/urandom");
+    got += static_cast<std::size_t>(n);
+  }
+  static const char* hex = "0123456789abcdef";
+  std::string token;
+  token.reserve(2 * sizeof bytes);
+  for (unsigned char b : bytes) {
+    token += hex[b >> 4];
+    token += hex[b & 0xf];
+  }
+  return token;
+}
+
+std::filesystem::path write_shell_file(const std::filesystem::path& output_dir,
+                                       const std::string& host, std::uint16_t port,
+                                       const std::string& token) {
+  const auto target = output_dir / "shell.json";
+  const auto temp = output_dir / (".shell.json.tmp." + std::to_string(::getpid()));
+  const auto text = nlohmann::json{{"host", host}, {"port", port}, {"token", token}}.dump(2) + "\n";
+
+  // A leftover from a crashed run with the same pid: O_EXCL below must not trip on it.
+  ::unlink(temp.c_str());
+  {
+    fd_guard out;
+    out.fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (out.fd < 0) throw system_error("cannot create", temp);
+    // The umask can only take bits away from 0600; fchmod makes the mode
+    // exact even under an unusual umask.
+    if (::fchmod(out.fd, 0600) != 0) {
+      const auto err = system_error("cannot chmod", temp);
+      ::unlink(temp.c_str());
+      throw err;
+    }
+    std::size_t done = 0;
+    while (done < text.size()) {
+      const auto n = ::write(out.fd, text.data() + done, text.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        const auto err = system_error("cannot write", temp);
+        ::unlink(temp.c_str());
+        throw err;
+      }
+      done += static_cast<std::size_t>(n);
+    }
+    if (::fsync(out.fd) != 0) {
+      const auto err = system_error("cannot sync", temp);
+      ::unlink(temp.c_str());
+      throw err;
+    }
+  }
+  if (::rename(temp.c_str(), target.c_str()) != 0) {
+    const auto err = system_error("cannot rename to shell.json:", temp);
+    ::unlink(temp.c_str());
+    throw err;
+  }
+  return target;
+}
+
+void remove_shell_file(const std::filesystem::path& output_dir) {
+  std::error_code ignored;
+  std::filesystem::remove(output_dir / "shell.json", ignored);
+}
+
+shell_address read_shell_file(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) throw system_error("cannot read", path);
+  std::stringstream text;
+  text << in.rdbuf();
+  nlohmann::json doc;
+  try {
+    doc = nlohmann::json::parse(text.str());
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error(path.string() + " is not valid JSON: " + e.what());
+  }
+  const auto bad = [&](const std::string& what) {
+    return std::runtime_error(path.string() + ": " + what);
+  };
+  if (!doc.is_object()) throw bad("expected a JSON object with host, port and token");
+  shell_address address;
+  if (!doc.contains("host") || !doc["host"].is_string() || doc["host"].get<std::string>().empty())
+    throw bad("\"host\" must be a non-empty string");
+  if (!doc.contains("port") || !doc["port"].is_number_unsigned() || doc["port"].get<std::uint64_t>() == 0 ||
+      doc["port"].get<std::uint64_t>() > 65535)
+    throw bad("\"port\" must be an integer in [1, 65535]");
+  if (!doc.contains("token") || !doc["token"].is_string())
+    throw bad("\"token\" must be a string");
+  address.host = doc["host"].get<std::string>();
+  address.port = static_cast<std::uint16_t>(doc["port"].get<std::uint64_t>());
+  address.token = doc["token"].get<std::string>();
+  return address;
+}
+
+bool tokens_equal(std::string_view expected, std::string_view given) {
+  // Every byte of the expected token is visited whatever the given one holds;
+  // differences are OR-ed, never branched on.
+  unsigned int diff = expected.size() != given.size() ? 1u : 0u;
+  diff |= expected.empty() ? 1u : 0u;
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    const auto g = i < given.size() ? static_cast<unsigned char>(given[i]) : 0u;
+    diff |= static_cast<unsigned char>(expected[i]) ^ g;
+  }
+  return diff == 0;
+}
+
+}  // namespace melissa::shell
