@@ -66,6 +66,15 @@ CAF_BEGIN_TYPE_ID_BLOCK(melissa, caf::first_custom_type_id)
   CAF_ADD_ATOM(melissa, melissa, resume_atom, "resume")
   CAF_ADD_ATOM(melissa, melissa, set_atom, "set")
   CAF_ADD_ATOM(melissa, melissa, stop_atom, "stop")
+  // launcher <-> server, backend
+  CAF_ADD_ATOM(melissa, melissa, register_atom, "register")
+  CAF_ADD_ATOM(melissa, melissa, submit_atom, "submit")
+  CAF_ADD_ATOM(melissa, melissa, timeout_atom, "timeout")
+  CAF_ADD_ATOM(melissa, melissa, progress_atom, "progress")
+  CAF_ADD_ATOM(melissa, melissa, sim_failed_atom, "simFailed")
+  CAF_ADD_ATOM(melissa, melissa, poll_atom, "poll")
+  CAF_ADD_ATOM(melissa, melissa, cancel_atom, "cancel")
+  CAF_ADD_ATOM(melissa, melissa, activity_atom, "activity")
 CAF_END_TYPE_ID_BLOCK(melissa)
 
 // Process-local types: never serialized (the wire protocol is ours, in wire.hpp).
@@ -90,6 +99,20 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(melissa::ingest_stats)
 
 namespace melissa {
 
+// A simulation's latest session as the aggregator saw it (for client timeouts).
+struct sim_activity {
+  std::uint32_t sim_id = 0;
+  std::uint32_t attempt = 0;   // the latest attempt that opened a session
+  bool open = false;           // that session is still open
+  double idle_s = 0;           // seconds since its last step (or since it opened)
+};
+
+}  // namespace melissa
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<melissa::sim_activity>)
+
+namespace melissa {
+
 // Where stored steps go. The training buffer of a later issue implements the
 // same interface; for now a counting/checksum sink and a dataset writer do.
 using sink_actor = caf::typed_actor<
@@ -109,6 +132,7 @@ using aggregator_actor = caf::typed_actor<
     caf::reacts_to<opened_atom, std::uint32_t, std::uint32_t>,
     caf::replies_to<closed_atom, std::uint32_t, std::uint32_t, session_end>::with<bool>,
     caf::replies_to<stats_atom>::with<ingest_stats>,
+    caf::replies_to<activity_atom>::with<std::vector<sim_activity>>,
     // A JSON object per simulation: steps, duplicates, attempts.
     caf::replies_to<report_atom>::with<std::string>>;
 
@@ -132,5 +156,28 @@ using launcher_query_actor = caf::typed_actor<
 // The published shell endpoint: (shell_atom, token, command line) -> JSON text.
 using shell_endpoint_actor =
     caf::typed_actor<caf::replies_to<shell_atom, std::string, std::string>::with<std::string>>;
+
+}  // namespace melissa
+
+namespace melissa {
+
+// What a server rank tells the launcher (published by melissa-run, reached by
+// melissa-server with io::remote_actor). Strings and integers only.
+using launcher_server_actor = caf::typed_actor<
+    // A server rank is up: its rank, the address clients use, and the actor
+    // that receives (sim_failed_atom, sim) and (stop_atom). Reply: "ok" or why not.
+    caf::replies_to<register_atom, std::uint32_t, std::string, caf::actor>::with<std::string>,
+    // Rank 0 asks for simulation `sim` with these parameters (command-line text).
+    caf::reacts_to<submit_atom, std::uint32_t, std::string>,
+    // The session of (sim, attempt) opened on a server rank.
+    caf::reacts_to<opened_atom, std::uint32_t, std::uint32_t>,
+    // (sim, attempt) sent nothing for client_timeout: kill and restart it.
+    caf::reacts_to<timeout_atom, std::uint32_t, std::uint32_t>,
+    // rank, steps stored, duplicates, bytes stored (progress line)
+    caf::reacts_to<progress_atom, std::uint32_t, std::uint64_t, std::uint64_t, std::uint64_t>,
+    // rank, the rank's summary JSON: every expected simulation ended.
+    caf::reacts_to<finished_atom, std::uint32_t, std::string>>;
+
+using launcher_actor = launcher_query_actor::extend_with<launcher_server_actor>;
 
 }  // namespace melissa

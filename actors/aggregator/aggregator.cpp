@@ -1,5 +1,8 @@
 #include "actors/aggregator/aggregator.hpp"
 
+#include <chrono>
+#include <map>
+
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -9,9 +12,24 @@
 namespace melissa {
 namespace {
 
+struct session_activity {
+  std::uint32_t attempt = 0;
+  int open = 0;  // sessions of that attempt currently open (one per server rank link)
+  std::chrono::steady_clock::time_point last = std::chrono::steady_clock::now();
+};
+
 struct aggregator_state {
   sink_actor sink;
   step_log log;
+  std::map<std::uint32_t, session_activity> activity;
+
+  // A newer attempt replaces the record of an older one.
+  session_activity& touch(std::uint32_t sim, std::uint32_t attempt) {
+    auto& a = activity[sim];
+    if (attempt > a.attempt) a = session_activity{attempt, 0, std::chrono::steady_clock::now()};
+    if (attempt == a.attempt) a.last = std::chrono::steady_clock::now();
+    return a;
+  }
   std::uint64_t bytes_stored = 0;
   static inline const char* name = "aggregator";
 };
@@ -26,6 +44,7 @@ aggregator_impl::behavior_type aggregator_fn(aggregator_impl::stateful_pointer<a
       [self](step_sample& s) -> caf::result<step_outcome> {
         auto& st = self->state;
         st.log.note_attempt(s.sim_id, s.attempt);
+        st.touch(s.sim_id, s.attempt);
         if (!st.log.insert(s.sim_id, s.field_id, s.time_step)) return step_outcome::duplicate;
         auto rp = self->make_response_promise<step_outcome>();
         const auto sim = s.sim_id, field = s.field_id, step = s.time_step;
@@ -45,11 +64,15 @@ aggregator_impl::behavior_type aggregator_fn(aggregator_impl::stateful_pointer<a
       },
       [self](opened_atom, std::uint32_t sim, std::uint32_t attempt) {
         self->state.log.note_attempt(sim, attempt);
+        auto& a = self->state.touch(sim, attempt);
+        if (a.attempt == attempt) ++a.open;
       },
       [self](closed_atom, std::uint32_t sim, std::uint32_t attempt,
              session_end how) -> caf::result<bool> {
         auto& st = self->state;
         st.log.note_attempt(sim, attempt);
+        auto& a = st.touch(sim, attempt);
+        if (a.attempt == attempt && a.open > 0) --a.open;
         if (how != session_end::clean) return false;
         if (!st.log.mark_done(sim)) return true;
         // Done once the sink has finished the simulation (e.g. closed its files).
@@ -64,6 +87,14 @@ aggregator_impl::behavior_type aggregator_fn(aggregator_impl::stateful_pointer<a
         s.simulations_done = log.done_count();
         s.simulations_seen = static_cast<std::uint32_t>(log.simulations().size());
         return s;
+      },
+      [self](activity_atom) {
+        std::vector<sim_activity> out;
+        const auto now = std::chrono::steady_clock::now();
+        for (const auto& [sim, a] : self->state.activity)
+          out.push_back({sim, a.attempt, a.open > 0,
+                         std::chrono::duration<double>(now - a.last).count()});
+        return out;
       },
       [self](report_atom) {
         nlohmann::json sims = nlohmann::json::object();

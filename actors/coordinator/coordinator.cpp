@@ -1,6 +1,7 @@
 #include "actors/coordinator/coordinator.hpp"
 
 #include <fstream>
+#include <set>
 
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
@@ -9,24 +10,28 @@
 namespace melissa {
 namespace {
 
-using clock = std::chrono::steady_clock;
+using clock_type = std::chrono::steady_clock;
 
 struct coordinator_state {
   coordinator_settings settings;
   aggregator_actor aggregator;
   sink_actor sink;
   caf::actor listener;
-  clock::time_point started = clock::now();
-  clock::time_point last_progress = clock::now();
+  launcher_server_actor launcher;
+  clock_type::time_point started = clock_type::now();
+  clock_type::time_point last_progress = clock_type::now();
   ingest_stats last;  // at the last progress line
+  std::set<std::uint32_t> failed;  // simulations the launcher gave up on
+  std::set<std::pair<std::uint32_t, std::uint32_t>> reported_open, reported_timeout;
+  bool stopping = false;  // stop requested, or the launcher is gone: end when no session is open
   bool finished = false;
   static inline const char* name = "coordinator";
 };
 
 using coordinator_ptr = coordinator_actor::stateful_pointer<coordinator_state>;
 
-double seconds_since(clock::time_point t) {
-  return std::chrono::duration<double>(clock::now() - t).count();
+double seconds_since(clock_type::time_point t) {
+  return std::chrono::duration<double>(clock_type::now() - t).count();
 }
 
 void log_progress(coordinator_ptr self, const ingest_stats& now) {
@@ -41,7 +46,7 @@ void log_progress(coordinator_ptr self, const ingest_stats& now) {
                now.simulations_seen - now.simulations_done, now.steps_stored, now.duplicates,
                mb_per_s);
   st.last = now;
-  st.last_progress = clock::now();
+  st.last_progress = clock_type::now();
 }
 
 // Asks the aggregator and the sink for their reports and merges them.
@@ -68,6 +73,7 @@ caf::result<std::string> make_summary(coordinator_ptr self) {
                         {"rank", st.settings.rank},
                         {"expected_simulations", st.settings.expected_simulations},
                         {"simulations_done", stats.simulations_done},
+                        {"simulations_failed", st.failed},
                         {"steps_stored", stats.steps_stored},
                         {"duplicates", stats.duplicates},
                         {"bytes_stored", stats.bytes_stored},
@@ -87,52 +93,133 @@ caf::result<std::string> make_summary(coordinator_ptr self) {
   return rp;
 }
 
+void finish(coordinator_ptr self) {
+  auto& st = self->state;
+  st.finished = true;
+  self->request(caf::actor_cast<coordinator_actor>(self), caf::infinite, report_atom::value)
+      .then([self](const std::string& summary) {
+        auto& st = self->state;
+        if (st.launcher)
+          self->send(st.launcher, finished_atom::value, st.settings.rank, summary);
+        caf::anon_send(st.listener, finished_atom::value, summary);
+      });
+}
+
+// Under a launcher: tell it about new sessions and about sessions that went
+// silent for longer than the client timeout (it kills and restarts those).
+void watch_sessions(coordinator_ptr self, const std::vector<sim_activity>& activity) {
+  auto& st = self->state;
+  for (const auto& a : activity) {
+    const auto key = std::make_pair(a.sim_id, a.attempt);
+    if (a.open && st.reported_open.insert(key).second)
+      self->send(st.launcher, opened_atom::value, a.sim_id, a.attempt);
+    if (a.open && a.idle_s > st.settings.client_timeout && st.reported_timeout.insert(key).second) {
+      spdlog::warn("simulation {} attempt {} sent nothing for {:.0f} s", a.sim_id, a.attempt,
+                   a.idle_s);
+      self->send(st.launcher, timeout_atom::value, a.sim_id, a.attempt);
+    }
+  }
+}
+
+void tick(coordinator_ptr self) {
+  self->request(self->state.aggregator, caf::infinite, stats_atom::value)
+      .then([self](const ingest_stats& now) {
+        auto& st = self->state;
+        if (st.finished) return;
+        if (st.launcher)
+          self->send(st.launcher, progress_atom::value, st.settings.rank, now.steps_stored,
+                     now.duplicates, now.bytes_stored);
+        self->request(st.aggregator, caf::infinite, activity_atom::value)
+            .then([self, now](const std::vector<sim_activity>& activity) {
+              auto& st = self->state;
+              if (st.launcher) watch_sessions(self, activity);
+              std::size_t open = 0;
+              for (const auto& a : activity) open += a.open ? 1 : 0;
+              const auto expected = st.settings.expected_simulations;
+              const auto ended = now.simulations_done + st.failed.size();
+              const bool done = (expected > 0 && ended >= expected) || (st.stopping && open == 0);
+              if (done || clock_type::now() - st.last_progress >= st.settings.progress_interval)
+                log_progress(self, now);
+              if (done) return finish(self);
+              self->delayed_send(self, st.settings.poll_interval, tick_atom::value);
+            });
+      });
+}
+
+void register_with_launcher(coordinator_ptr self, std::uint16_t port);
+
 coordinator_actor::behavior_type coordinator_fn(coordinator_ptr self, coordinator_settings settings,
                                                 aggregator_actor aggregator, sink_actor sink,
-                                                caf::actor listener) {
+                                                caf::actor listener, caf::actor acceptor,
+                                                launcher_server_actor launcher) {
   auto& st = self->state;
   st.settings = std::move(settings);
   st.aggregator = std::move(aggregator);
   st.sink = std::move(sink);
   st.listener = std::move(listener);
+  st.launcher = std::move(launcher);
+  if (st.launcher) {
+    // A lost launcher: the running clients finish, then this rank stops.
+    self->monitor(st.launcher);
+    self->set_down_handler([self](const caf::down_msg&) {
+      spdlog::warn("lost the launcher; finishing the running simulations, then stopping");
+      self->state.stopping = true;
+    });
+    self->request(acceptor, std::chrono::seconds(30), port_atom::value)
+        .then([self](std::uint16_t port) { register_with_launcher(self, port); },
+              [self](const caf::error& err) {
+                spdlog::error("no client port to register: {}", self->system().render(err));
+                self->quit(err);
+              });
+  }
   self->send(self, tick_atom::value);
   return {
-      [self](tick_atom) {
-        self->request(self->state.aggregator, caf::infinite, stats_atom::value)
-            .then([self](const ingest_stats& now) {
-              auto& st = self->state;
-              if (st.finished) return;
-              const auto expected = st.settings.expected_simulations;
-              const bool done = expected > 0 && now.simulations_done >= expected;
-              if (done || clock::now() - st.last_progress >= st.settings.progress_interval)
-                log_progress(self, now);
-              if (!done) {
-                self->delayed_send(self, st.settings.poll_interval, tick_atom::value);
-                return;
-              }
-              st.finished = true;
-              self->request(caf::actor_cast<coordinator_actor>(self), caf::infinite,
-                            report_atom::value)
-                  .then([self](const std::string& summary) {
-                    caf::anon_send(self->state.listener, finished_atom::value, summary);
-                  });
-            });
-      },
+      [self](tick_atom) { tick(self); },
       [self](report_atom) { return make_summary(self); },
       [self](restarted_atom, const std::string& name, caf::actor fresh) {
         if (name == "aggregator") self->state.aggregator = caf::actor_cast<aggregator_actor>(fresh);
         if (name == "sink") self->state.sink = caf::actor_cast<sink_actor>(fresh);
       },
+      [self](sim_failed_atom, std::uint32_t sim) { self->state.failed.insert(sim); },
+      [self](stop_atom) {
+        spdlog::warn("stop requested: finishing the open sessions, then stopping");
+        self->state.stopping = true;
+      },
   };
+}
+
+void register_with_launcher(coordinator_ptr self, std::uint16_t port) {
+  auto& st = self->state;
+  const auto address = st.settings.host + ":" + std::to_string(port);
+  self->request(st.launcher, std::chrono::seconds(30), register_atom::value, st.settings.rank,
+                address, caf::actor_cast<caf::actor>(self))
+        .then(
+            [self](const std::string& answer) {
+              auto& st = self->state;
+              if (answer != "ok") {
+                spdlog::error("the launcher refused rank {}: {}", st.settings.rank, answer);
+                return self->quit(caf::sec::runtime_error);
+              }
+              // Rank 0 owns the design of experiments: it asks for every simulation.
+              if (st.settings.rank == 0)
+                for (std::size_t i = 0; i < st.settings.design.size(); ++i)
+                  self->send(st.launcher, submit_atom::value, static_cast<std::uint32_t>(i),
+                             st.settings.design[i]);
+            },
+            [self](const caf::error& err) {
+              spdlog::error("cannot register with the launcher: {}", self->system().render(err));
+              self->quit(err);
+            });
 }
 
 }  // namespace
 
 coordinator_actor spawn_coordinator(caf::actor_system& sys, coordinator_settings settings,
                                     aggregator_actor aggregator, sink_actor sink,
-                                    caf::actor listener) {
+                                    caf::actor listener, caf::actor acceptor,
+                                    launcher_server_actor launcher) {
   return sys.spawn(coordinator_fn, std::move(settings), std::move(aggregator), std::move(sink),
-                   std::move(listener));
+                   std::move(listener), std::move(acceptor), std::move(launcher));
 }
 
 }  // namespace melissa

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
@@ -22,17 +23,32 @@ struct coordinator_settings {
   std::string summary_path;                // written at the end (and on report_atom)
   std::chrono::milliseconds poll_interval{200};
   std::chrono::milliseconds progress_interval{2000};
+  // Under a launcher: the host clients use to reach this rank (the port
+  // comes from the client acceptor), the design (rank 0 asks
+  // the launcher to run simulation i with design[i], parameters as
+  // comma-separated text) and the client timeout (seconds without a step).
+  std::string host;
+  std::vector<std::string> design;
+  double client_timeout = 300;
 };
 
 // (report_atom) -> the summary JSON, also written to summary_path.
-// When the study ends it sends (finished_atom, summary JSON) to `listener`.
+// From the launcher: (sim_failed_atom, sim) the launcher gave up on it;
+// (stop_atom) finish once the open sessions ended.
+// When the study ends it sends (finished_atom, summary JSON) to `listener`
+// and (finished_atom, rank, summary JSON) to the launcher.
 using coordinator_actor = caf::typed_actor<
     caf::reacts_to<tick_atom>,
     caf::replies_to<report_atom>::with<std::string>,
-    caf::reacts_to<restarted_atom, std::string, caf::actor>>;
+    caf::reacts_to<restarted_atom, std::string, caf::actor>,
+    caf::reacts_to<sim_failed_atom, std::uint32_t>,
+    caf::reacts_to<stop_atom>>;
 
+// `launcher` may be invalid (standalone server); with a launcher, `acceptor`
+// gives the port this rank registers (port_atom).
 coordinator_actor spawn_coordinator(caf::actor_system& sys, coordinator_settings settings,
                                     aggregator_actor aggregator, sink_actor sink,
-                                    caf::actor listener);
+                                    caf::actor listener, caf::actor acceptor = {},
+                                    launcher_server_actor launcher = {});
 
 }  // namespace melissa

@@ -4,7 +4,11 @@
 //   melissa-server --config study.toml [--output DIR] [--rank R] [--ranks N]
 //                  [--host H] [--port P] [--address-file F] [--sink count|dataset]
 //                  [--expect-sims N] [--sink-delay-ms MS] [--window-kb KB] [--print-design]
-//                  [--print-config] [--no-checksum]
+//                  [--print-config] [--no-checksum] [--launcher HOST:PORT]
+//
+// --launcher: started by melissa-run; this rank registers with it, rank 0
+// asks it to run the simulations of the design, and the rank reports
+// progress, sessions and silent clients to it.
 //
 // --sink-delay-ms and --window-kb make a slow server with a small credit
 // window: tests use them to make clients block in melissa_send.
@@ -17,6 +21,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unistd.h>
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -48,6 +53,7 @@ struct options {
   std::optional<std::uint32_t> expect_sims;
   unsigned sink_delay_ms = 0;
   std::optional<std::uint64_t> window_kb;
+  std::string launcher;  // host:port of melissa-run, when it started this server
   bool print_design = false;
   bool print_config = false;
   bool checksums = true;
@@ -58,6 +64,7 @@ const char* usage =
     "                      [--host H] [--port P] [--address-file FILE] [--sink count|dataset]\n"
     "                      [--expect-sims N] [--sink-delay-ms MS] [--window-kb KB]\n"
     "                      [--print-design] [--print-config] [--no-checksum]\n"
+    "                      [--launcher HOST:PORT]\n"
     "Receives the time steps of the study's simulations; exits 0 once the expected\n"
     "simulations (default: parameters.count) have all ended, writing\n"
     "DIR/server-summary.rank<R>.json. --print-design prints the parameters of every\n"
@@ -101,6 +108,7 @@ options parse_options(int argc, char** argv) {
     else if (a == "--print-design") o.print_design = true;
     else if (a == "--print-config") o.print_config = true;
     else if (a == "--no-checksum") o.checksums = false;
+    else if (a == "--launcher") o.launcher = value();
     else if (a == "-h" || a == "--help") {
       std::cout << usage;
       std::exit(0);
@@ -116,6 +124,29 @@ std::uint32_t rank_from_environment() {
   for (const char* var : {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "SLURM_PROCID"})
     if (const char* v = std::getenv(var)) return static_cast<std::uint32_t>(std::stoul(v));
   return 0;
+}
+
+// The parameters of simulation i as command-line text ("312.5,104.2,...").
+std::vector<std::string> design_rows(const melissa::config::study_config& study) {
+  std::vector<std::string> rows;
+  char buf[64];
+  for (const auto& row : melissa::config::make_design(study.parameters, study.study.seed)) {
+    std::string text;
+    for (double v : row) {
+      std::snprintf(buf, sizeof buf, "%.17g", v);
+      text += (text.empty() ? "" : ",") + std::string(buf);
+    }
+    rows.push_back(text);
+  }
+  return rows;
+}
+
+// The host clients should use to reach a server bound to `bind_host`.
+std::string advertised_host(const std::string& bind_host) {
+  if (bind_host != "0.0.0.0" && bind_host != "::" && !bind_host.empty()) return bind_host;
+  char name[256] = {};
+  if (gethostname(name, sizeof name - 1) != 0) return "127.0.0.1";
+  return name;
 }
 
 void print_design(const melissa::config::study_config& study) {
@@ -192,7 +223,26 @@ int main(int argc, char** argv) {
   caf::actor_system sys{cfg};
   caf::scoped_actor self{sys};
 
+  // Under melissa-run: reach the launcher first (it waits for this rank).
+  launcher_server_actor launcher;
+  if (!opt.launcher.empty()) {
+    const auto colon = opt.launcher.rfind(':');
+    if (colon == std::string::npos) usage_error("--launcher expects HOST:PORT");
+    const auto host = opt.launcher.substr(0, colon);
+    const auto port = static_cast<std::uint16_t>(parse_number("--launcher", opt.launcher.substr(colon + 1), 65535));
+    auto reached = sys.middleman().remote_actor<launcher_server_actor>(host, port);
+    if (!reached) {
+      std::cerr << "melissa-server: cannot reach the launcher at " << opt.launcher << ": "
+                << sys.render(reached.error()) << "\n";
+      return 1;
+    }
+    launcher = *reached;
+  }
+
   coordinator_settings progress;
+  progress.design = design_rows(study);
+  progress.client_timeout = study.launcher.client_timeout;
+  progress.host = advertised_host(net.host);
   progress.rank = rank;
   progress.expected_simulations = expected;
   progress.summary_path = output + "/server-summary.rank" + std::to_string(rank) + ".json";
@@ -218,19 +268,22 @@ int main(int argc, char** argv) {
                         spawn_aggregator(s, caf::actor_cast<sink_actor>(find("sink"))));
                   },
                   {"sink"}});
-  tree.push_back({"coordinator", restart_policy::permanent,
-                  [=](caf::actor_system& s, const child_lookup& find) {
-                    return caf::actor_cast<caf::actor>(spawn_coordinator(
-                        s, progress, caf::actor_cast<aggregator_actor>(find("aggregator")),
-                        caf::actor_cast<sink_actor>(find("sink")), listener));
-                  },
-                  {"aggregator", "sink"}});
   tree.push_back({"acceptor", restart_policy::permanent,
                   [shared_net](caf::actor_system& s, const child_lookup& find) {
                     return spawn_client_acceptor(
                         s, *shared_net, caf::actor_cast<aggregator_actor>(find("aggregator")));
                   },
                   {"aggregator"}});
+  // Started last: under a launcher it registers this rank's client address,
+  // which needs the acceptor's port.
+  tree.push_back({"coordinator", restart_policy::permanent,
+                  [=](caf::actor_system& s, const child_lookup& find) {
+                    return caf::actor_cast<caf::actor>(spawn_coordinator(
+                        s, progress, caf::actor_cast<aggregator_actor>(find("aggregator")),
+                        caf::actor_cast<sink_actor>(find("sink")), listener, find("acceptor"),
+                        launcher));
+                  },
+                  {"aggregator", "sink"}});
   auto root = spawn_supervisor(sys, "server", std::move(tree));
   self->monitor(root);
 

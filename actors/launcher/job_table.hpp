@@ -1,0 +1,52 @@
+// The launcher's job table: one row per job (the server and every attempt of
+// every simulation), with the launcher's state and the scheduler's raw state
+// side by side. Plain C++, no CAF.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "backends/scheduler/backend.hpp"
+
+namespace melissa {
+
+struct job_row {
+  std::uint32_t id = 0;                     // launcher job id (1, 2, ...)
+  scheduler::job_kind kind = scheduler::job_kind::client;
+  std::uint32_t sim_id = 0;                 // clients only
+  std::uint32_t attempt = 0;                // clients only (1, 2, ...)
+  std::string parameters;                   // as appended to the command line
+  scheduler::job_state state = scheduler::job_state::pending;
+  std::string raw_state;                    // the scheduler's word ("RUNNING", "exited 3")
+  std::string backend_id;                   // empty until submitted
+  std::optional<int> exit_code;
+  std::optional<int> signal;
+  std::string reason;                       // why the launcher ended it (timeout, kill, ...)
+  double submitted_at = -1;                 // seconds since the study started; -1: not yet
+  double started_at = -1;
+  double ended_at = -1;
+  bool connected = false;                   // the server saw its session open
+};
+
+class job_table {
+ public:
+  job_row& add(scheduler::job_kind kind, std::uint32_t sim_id, std::uint32_t attempt,
+               std::string parameters);
+  job_row* find(std::uint32_t id);
+  job_row* find_backend(const std::string& backend_id);
+  // The newest attempt of a simulation.
+  job_row* latest_of(std::uint32_t sim_id);
+  const std::map<std::uint32_t, job_row>& rows() const { return rows_; }
+  // Jobs submitted to the scheduler and not yet ended.
+  std::vector<std::string> active_backend_ids() const;
+
+ private:
+  std::map<std::uint32_t, job_row> rows_;
+  std::uint32_t next_id_ = 1;
+};
+
+}  // namespace melissa

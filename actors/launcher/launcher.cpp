@@ -1,0 +1,543 @@
+#include "actors/launcher/launcher.hpp"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <sstream>
+
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/launcher/launcher_core.hpp"
+
+namespace melissa {
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+using scheduler::job_kind;
+using scheduler::job_state;
+using json = nlohmann::json;
+
+enum class phase { idle, starting, running, draining, finishing, stopping, done };
+
+struct rank_link {
+  std::string address;
+  caf::actor coordinator;
+  std::uint64_t steps = 0, duplicates = 0, bytes = 0;
+  std::optional<std::string> summary;  // set when the rank finished
+};
+
+struct launcher_state {
+  launcher_settings settings;
+  backend_actor backend;
+  caf::actor listener;
+  std::unique_ptr<launcher_core> core;
+  clock_type::time_point started = clock_type::now();
+  std::uint16_t port = 0;
+  std::uint32_t server_job = 0;
+  std::map<std::uint32_t, rank_link> ranks;
+  phase stage = phase::idle;
+  bool polling = false;
+  int exit_code = study_succeeded;
+  std::string message;
+  double stop_deadline = 0;       // stopping/finishing: give up waiting for jobs after this
+  double last_progress = -1e9;    // when the last progress line was printed
+  std::uint64_t last_steps = 0;   // steps at that time
+  double steps_per_s = 0;
+  static inline const char* name = "launcher";
+
+  double now() const { return std::chrono::duration<double>(clock_type::now() - started).count(); }
+  std::string addresses() const {
+    std::string out;
+    for (const auto& [rank, link] : ranks) out += (out.empty() ? "" : ",") + link.address;
+    return out;
+  }
+  std::uint64_t steps() const {
+    std::uint64_t n = 0;
+    for (const auto& [rank, link] : ranks) n += link.steps;
+    return n;
+  }
+};
+
+using launcher_ptr = launcher_impl_actor::stateful_pointer<launcher_state>;
+
+std::string job_log(const launcher_state& st, std::uint32_t job, const char* ext) {
+  return st.settings.output_dir + "/jobs/" + std::to_string(job) + "." + ext;
+}
+
+json row_to_json(const job_row& r) {
+  json j = {{"id", r.id},
+            {"kind", scheduler::to_string(r.kind)},
+            {"state", scheduler::to_string(r.state)},
+            {"raw_state", r.raw_state},
+            {"backend_id", r.backend_id},
+            {"submitted_at", r.submitted_at},
+            {"started_at", r.started_at},
+            {"ended_at", r.ended_at}};
+  if (r.kind == job_kind::client) {
+    j["sim_id"] = r.sim_id;
+    j["attempt"] = r.attempt;
+    j["parameters"] = r.parameters;
+    j["connected"] = r.connected;
+  }
+  j["exit_code"] = r.exit_code ? json(*r.exit_code) : json(nullptr);
+  j["signal"] = r.signal ? json(*r.signal) : json(nullptr);
+  if (!r.reason.empty()) j["reason"] = r.reason;
+  return j;
+}
+
+const char* phase_name(phase p) {
+  switch (p) {
+    case phase::idle: return "idle";
+    case phase::starting: return "starting";
+    case phase::running: return "running";
+    case phase::draining: return "draining";
+    case phase::finishing: return "finishing";
+    case phase::stopping: return "stopping";
+    case phase::done: return "done";
+  }
+  return "?";
+}
+
+json status_json(const launcher_state& st) {
+  const auto c = st.core->count();
+  return {{"ok", true},
+          {"study", st.settings.study.study.name},
+          {"state", phase_name(st.stage)},
+          {"elapsed_s", st.now()},
+          {"simulations",
+           {{"requested", c.requested},
+            {"completed", c.completed},
+            {"running", c.running},
+            {"pending", c.pending},
+            {"failed", c.failed},
+            {"retries", c.retries}}},
+          {"job_limit", st.core->job_limit()},
+          {"paused", st.core->paused()},
+          {"steps_stored", st.steps()},
+          {"steps_per_s", st.steps_per_s},
+          {"server_ranks", st.ranks.size()},
+          {"output_dir", st.settings.output_dir}};
+}
+
+void write_summary(launcher_ptr self) {
+  auto& st = self->state;
+  json jobs = json::array();
+  for (const auto& [id, row] : st.core->table().rows()) jobs.push_back(row_to_json(row));
+  json server = json::array();
+  for (const auto& [rank, link] : st.ranks)
+    server.push_back(link.summary ? json::parse(*link.summary) : json{{"rank", rank}, {"finished", false}});
+  auto summary = status_json(st);
+  summary.erase("ok");
+  summary["exit_code"] = st.exit_code;
+  summary["message"] = st.message;
+  summary["failed_simulations"] = st.core->failed_simulations();
+  summary["jobs"] = jobs;
+  summary["server"] = server;
+  const auto path = st.settings.output_dir + "/summary.json";
+  const auto tmp = path + ".tmp";
+  std::ofstream(tmp) << summary.dump(2) << "\n";
+  std::rename(tmp.c_str(), path.c_str());
+}
+
+void finish(launcher_ptr self) {
+  auto& st = self->state;
+  if (st.stage == phase::done) return;
+  st.stage = phase::done;
+  if (st.settings.tty) std::fprintf(stderr, "\n");
+  write_summary(self);
+  (st.exit_code == study_succeeded ? spdlog::info : spdlog::error)("study {}: {}",
+                                                                    st.settings.study.study.name,
+                                                                    st.message);
+  caf::anon_send(st.listener, finished_atom::value, static_cast<std::int32_t>(st.exit_code),
+                 st.message);
+  self->quit();
+}
+
+void cancel_job(launcher_ptr self, const job_row& row) {
+  if (row.backend_id.empty() || scheduler::is_final(row.state)) return;
+  self->request(self->state.backend, caf::infinite, cancel_atom::value, row.backend_id)
+      .then([](bool) {}, [](const caf::error&) {});
+}
+
+// Cancels every job (clients and server), then finishes once they all ended
+// (or after a grace period).
+void stop_everything(launcher_ptr self, int exit_code, std::string message) {
+  auto& st = self->state;
+  if (st.stage == phase::stopping || st.stage == phase::done) return;
+  st.exit_code = exit_code;
+  st.message = std::move(message);
+  st.stage = phase::stopping;
+  st.stop_deadline = st.now() + 15;
+  st.core->pause();
+  spdlog::warn("stopping the study: {}", st.message);
+  for (const auto& [id, row] : st.core->table().rows()) cancel_job(self, row);
+  if (st.core->table().active_backend_ids().empty()) finish(self);
+}
+
+void print_progress(launcher_ptr self, bool force = false) {
+  auto& st = self->state;
+  const double now = st.now();
+  const double interval = st.settings.tty ? 0.5 : 5.0;
+  if (!force && now - st.last_progress < interval) return;
+  const auto steps = st.steps();
+  if (st.last_progress > -1e8)
+    st.steps_per_s = static_cast<double>(steps - st.last_steps) / std::max(1e-9, now - st.last_progress);
+  st.last_progress = now;
+  st.last_steps = steps;
+  const auto c = st.core->count();
+  char line[256];
+  std::snprintf(line, sizeof line,
+                "[%7.1f s] %u/%u completed, %u running, %u pending, %u failed (%u retries) | %llu "
+                "steps, %.0f steps/s%s",
+                now, c.completed, c.requested, c.running, c.pending, c.failed, c.retries,
+                static_cast<unsigned long long>(steps), st.steps_per_s,
+                st.core->paused() ? " | paused" : "");
+  if (st.settings.tty)
+    std::fprintf(stderr, "\r%s\033[K", line);
+  else
+    spdlog::info("{}", line);
+}
+
+scheduler::job_request client_request(const launcher_state& st, const job_row& row) {
+  const auto& study = st.settings.study;
+  scheduler::job_request req;
+  req.name = "melissa-" + study.study.name + "-sim" + std::to_string(row.sim_id) + "-a" +
+             std::to_string(row.attempt);
+  req.kind = job_kind::client;
+  req.argv = study.client.command;
+  std::stringstream params(row.parameters);
+  for (std::string p; std::getline(params, p, ',');) req.argv.push_back(p);
+  req.env = study.client.env;
+  req.env["MELISSA_SERVER_ADDRESSES"] = st.addresses();
+  req.env["MELISSA_SIM_ID"] = std::to_string(row.sim_id);
+  req.env["MELISSA_ATTEMPT"] = std::to_string(row.attempt);
+  req.workdir = st.settings.output_dir;
+  req.stdout_path = job_log(st, row.id, "out");
+  req.stderr_path = job_log(st, row.id, "err");
+  req.settings.tasks = study.client.ranks;
+  return req;
+}
+
+void submit_clients(launcher_ptr self) {
+  auto& st = self->state;
+  for (auto job : st.core->next_submissions(st.now())) {
+    const auto& row = *st.core->table().find(job);
+    self->request(st.backend, caf::infinite, submit_atom::value, client_request(st, row))
+        .then(
+            [self, job](const std::string& id) {
+              self->state.core->submitted(job, id, self->state.now());
+            },
+            [self, job](const caf::error& err) {
+              auto& st = self->state;
+              const auto text = backend_error_text(self->system(), err);
+              st.core->submit_failed(job, text, st.now());
+              stop_everything(self, study_failed, "cannot submit a simulation: " + text);
+            });
+  }
+}
+
+void on_status(launcher_ptr self, const scheduler::job_status& status) {
+  auto& st = self->state;
+  auto* row = st.core->table().find_backend(status.id);
+  if (!row) return;
+  if (row->id == st.server_job) {
+    const bool was_final = scheduler::is_final(row->state);
+    st.core->update(row->id, status, st.now());
+    if (was_final || !scheduler::is_final(status.state)) return;
+    if (st.stage == phase::finishing || st.stage == phase::stopping) return;
+    stop_everything(self, study_failed,
+                    "the server job ended (" + status.raw_state + ") before the study ended; see " +
+                        job_log(st, row->id, "err"));
+    return;
+  }
+  const auto sim = row->sim_id;
+  const auto attempt = row->attempt;
+  const auto reason = row->reason;
+  switch (st.core->update(row->id, status, st.now())) {
+    case launcher_core::outcome::none:
+    case launcher_core::outcome::completed:
+      break;
+    case launcher_core::outcome::retry:
+      spdlog::warn("simulation {} attempt {} {} ({}); restarting it as attempt {}", sim, attempt,
+                   reason.empty() ? "failed" : "was ended", reason.empty() ? status.raw_state : reason,
+                   attempt + 1);
+      break;
+    case launcher_core::outcome::gave_up:
+      spdlog::error("simulation {} failed {} times ({}); giving up on it", sim, attempt,
+                    status.raw_state);
+      for (const auto& [rank, link] : st.ranks)
+        caf::anon_send(link.coordinator, sim_failed_atom::value, sim);
+      break;
+  }
+}
+
+void advance(launcher_ptr self) {
+  auto& st = self->state;
+  const double now = st.now();
+  switch (st.stage) {
+    case phase::starting:
+      if (now > st.settings.study.launcher.server_timeout)
+        stop_everything(self, study_failed,
+                        "the server did not connect within " +
+                            std::to_string(static_cast<int>(st.settings.study.launcher.server_timeout)) +
+                            " s; see " + job_log(st, st.server_job, "err"));
+      break;
+    case phase::running:
+    case phase::draining:
+      for (auto job : st.core->silent_jobs(now)) {
+        const auto& row = *st.core->table().find(job);
+        spdlog::warn("simulation {} attempt {} has not connected for {} s; killing it", row.sim_id,
+                     row.attempt, st.settings.study.launcher.client_timeout);
+        st.core->end_by_launcher(job, "did not connect within client_timeout");
+        cancel_job(self, row);
+      }
+      if (st.stage == phase::running) submit_clients(self);
+      print_progress(self);
+      break;
+    case phase::finishing: {
+      const auto* server = st.core->table().find(st.server_job);
+      if (server && scheduler::is_final(server->state)) return finish(self);
+      if (now > st.stop_deadline) {
+        cancel_job(self, *server);
+        return finish(self);
+      }
+      break;
+    }
+    case phase::stopping:
+      if (st.core->table().active_backend_ids().empty() || now > st.stop_deadline) return finish(self);
+      break;
+    default:
+      break;
+  }
+}
+
+// Every rank finished: the study is over once the server job exits.
+void all_ranks_finished(launcher_ptr self) {
+  auto& st = self->state;
+  const auto failed = st.core->failed_simulations();
+  const auto c = st.core->count();
+  if (failed.empty() && st.stage != phase::draining) {
+    st.exit_code = study_succeeded;
+    st.message = "all " + std::to_string(c.requested) + " simulations completed";
+  } else {
+    st.exit_code = study_incomplete;
+    st.message = std::to_string(c.completed) + " of " + std::to_string(c.requested) +
+                 " simulations completed, " + std::to_string(failed.size()) + " failed";
+  }
+  print_progress(self, true);
+  st.stage = phase::finishing;
+  st.stop_deadline = st.now() + 30;
+}
+
+void start_server(launcher_ptr self) {
+  auto& st = self->state;
+  const auto& study = st.settings.study;
+  auto& row = st.core->table().add(job_kind::server, 0, 1, "");
+  st.server_job = row.id;
+  scheduler::job_request req;
+  req.name = "melissa-" + study.study.name + "-server";
+  req.kind = job_kind::server;
+  req.argv = {st.settings.server_program, "--config", st.settings.resolved_study, "--output",
+              st.settings.output_dir, "--launcher",
+              st.settings.launcher_host + ":" + std::to_string(st.port)};
+  req.workdir = st.settings.output_dir;
+  req.stdout_path = job_log(st, row.id, "out");
+  req.stderr_path = job_log(st, row.id, "err");
+  req.settings.tasks = study.server.ranks;
+  st.stage = phase::starting;
+  spdlog::info("starting the server ({} rank{}), logs in {}", study.server.ranks,
+               study.server.ranks > 1 ? "s" : "", req.stdout_path);
+  self->request(st.backend, caf::infinite, submit_atom::value, req)
+      .then(
+          [self](const std::string& id) {
+            self->state.core->submitted(self->state.server_job, id, self->state.now());
+          },
+          [self](const caf::error& err) {
+            stop_everything(self, study_failed,
+                            "cannot start the server: " + backend_error_text(self->system(), err));
+          });
+}
+
+json ok(json j = json::object()) {
+  j["ok"] = true;
+  return j;
+}
+std::string error_reply(const std::string& why) { return json{{"ok", false}, {"error", why}}.dump(); }
+
+launcher_impl_actor::behavior_type launcher_fn(launcher_ptr self, launcher_settings settings,
+                                               backend_actor backend, caf::actor listener) {
+  auto& st = self->state;
+  st.settings = std::move(settings);
+  st.backend = std::move(backend);
+  st.listener = std::move(listener);
+  const auto& study = st.settings.study;
+  st.core = std::make_unique<launcher_core>(launcher_limits{
+      study.launcher.job_limit, study.launcher.max_retries, study.launcher.client_timeout});
+
+  // A server rank that disappears (crash, node failure) ends the study.
+  self->set_down_handler([self](const caf::down_msg& msg) {
+    auto& st = self->state;
+    for (const auto& [rank, link] : st.ranks)
+      if (link.coordinator.address() == msg.source && !link.summary &&
+          st.stage != phase::finishing)
+        stop_everything(self, study_failed,
+                        "lost the connection to server rank " + std::to_string(rank) + " (" +
+                            self->system().render(msg.reason) + ")");
+  });
+
+  return {
+      [self](port_atom, std::uint16_t port) {
+        self->state.port = port;
+        start_server(self);
+        self->send(self, tick_atom::value);
+      },
+      [self](tick_atom) {
+        auto& st = self->state;
+        if (st.stage == phase::done) return;
+        const auto ids = st.core->table().active_backend_ids();
+        if (!st.polling && !ids.empty()) {
+          st.polling = true;
+          self->request(st.backend, caf::infinite, poll_atom::value, ids)
+              .then(
+                  [self](const std::vector<scheduler::job_status>& statuses) {
+                    self->state.polling = false;
+                    for (const auto& s : statuses) on_status(self, s);
+                    advance(self);
+                  },
+                  [self](const caf::error& err) {
+                    self->state.polling = false;
+                    spdlog::warn("polling the scheduler failed: {}",
+                                 backend_error_text(self->system(), err));
+                  });
+        } else if (ids.empty()) {
+          advance(self);
+        }
+        self->delayed_send(
+            self, std::chrono::milliseconds(static_cast<long>(st.settings.poll_interval * 1000)),
+            tick_atom::value);
+      },
+      // --- from the server ---
+      [self](register_atom, std::uint32_t rank, const std::string& address,
+             const caf::actor& coordinator) -> std::string {
+        auto& st = self->state;
+        if (rank >= st.settings.study.server.ranks) return "no server rank " + std::to_string(rank);
+        st.ranks[rank].address = address;
+        st.ranks[rank].coordinator = coordinator;
+        self->monitor(coordinator);
+        spdlog::info("server rank {} is up at {}", rank, address);
+        if (st.ranks.size() == st.settings.study.server.ranks && st.stage == phase::starting) {
+          st.stage = phase::running;
+          spdlog::info("running {} simulations, {} at a time", st.settings.study.parameters.count,
+                       st.core->job_limit());
+        }
+        return "ok";
+      },
+      [self](submit_atom, std::uint32_t sim, const std::string& parameters) {
+        self->state.core->request(sim, parameters);
+      },
+      [self](opened_atom, std::uint32_t sim, std::uint32_t attempt) {
+        self->state.core->connected(sim, attempt);
+      },
+      [self](timeout_atom, std::uint32_t sim, std::uint32_t attempt) {
+        auto& st = self->state;
+        auto* row = st.core->table().latest_of(sim);
+        if (!row || row->attempt != attempt || scheduler::is_final(row->state)) return;
+        spdlog::warn("simulation {} attempt {} sent nothing for {} s; killing it", sim, attempt,
+                     st.settings.study.launcher.client_timeout);
+        st.core->end_by_launcher(row->id, "no data within client_timeout");
+        cancel_job(self, *row);
+      },
+      [self](progress_atom, std::uint32_t rank, std::uint64_t steps, std::uint64_t duplicates,
+             std::uint64_t bytes) {
+        auto& link = self->state.ranks[rank];
+        link.steps = steps;
+        link.duplicates = duplicates;
+        link.bytes = bytes;
+      },
+      [self](finished_atom, std::uint32_t rank, const std::string& summary) {
+        auto& st = self->state;
+        st.ranks[rank].summary = summary;
+        for (const auto& [r, link] : st.ranks)
+          if (!link.summary) return;
+        if (st.ranks.size() == st.settings.study.server.ranks) all_ranks_finished(self);
+      },
+      // --- interrupt from melissa-run (signal) ---
+      [self](cancel_atom, const std::string& why) {
+        stop_everything(self, study_interrupted, why);
+      },
+      // --- melissa-shell ---
+      [self](status_atom) { return status_json(self->state).dump(); },
+      [self](jobs_atom, const std::string& filter) {
+        json rows = json::array();
+        for (const auto& [id, row] : self->state.core->table().rows())
+          if (filter.empty() || filter == scheduler::to_string(row.state))
+            rows.push_back(row_to_json(row));
+        return ok({{"jobs", rows}}).dump();
+      },
+      [self](job_atom, std::uint32_t id) {
+        auto* row = self->state.core->table().find(id);
+        if (!row) return error_reply("no job " + std::to_string(id));
+        return ok({{"job", row_to_json(*row)}}).dump();
+      },
+      [self](kill_atom, std::uint32_t id) {
+        auto& st = self->state;
+        auto* row = st.core->table().find(id);
+        if (!row) return error_reply("no job " + std::to_string(id));
+        if (row->kind == job_kind::server) return error_reply("job " + std::to_string(id) +
+                                                              " is the server; use stop");
+        if (scheduler::is_final(row->state))
+          return error_reply("job " + std::to_string(id) + " already " +
+                             scheduler::to_string(row->state));
+        st.core->end_by_launcher(id, "killed from melissa-shell");
+        cancel_job(self, *row);
+        spdlog::warn("job {} (simulation {} attempt {}) killed from melissa-shell", id, row->sim_id,
+                     row->attempt);
+        return ok({{"killed", id}}).dump();
+      },
+      [self](pause_atom) {
+        self->state.core->pause();
+        return ok({{"paused", true}}).dump();
+      },
+      [self](resume_atom) {
+        self->state.core->resume();
+        return ok({{"paused", false}}).dump();
+      },
+      [self](set_atom, const std::string& key, const std::string& value) {
+        if (key != "job_limit") return error_reply("unknown setting '" + key + "' (settable: job_limit)");
+        try {
+          std::size_t used = 0;
+          const long n = std::stol(value, &used);
+          if (used != value.size() || n < 1 || n > 1000000) throw std::invalid_argument(value);
+          self->state.core->set_job_limit(static_cast<std::uint32_t>(n));
+          spdlog::info("job_limit set to {} from melissa-shell", n);
+          return ok({{"job_limit", n}}).dump();
+        } catch (const std::exception&) {
+          return error_reply("job_limit must be an integer >= 1, got '" + value + "'");
+        }
+      },
+      [self](stop_atom) {
+        // Graceful: no new simulation; the running ones finish, then the server stops.
+        auto& st = self->state;
+        st.core->pause();
+        if (st.stage == phase::running) st.stage = phase::draining;
+        for (const auto& [rank, link] : st.ranks) caf::anon_send(link.coordinator, stop_atom::value);
+        spdlog::warn("stop requested from melissa-shell: running simulations finish, none is started");
+        return ok({{"stopping", true}}).dump();
+      },
+  };
+}
+
+}  // namespace
+
+launcher_impl_actor spawn_launcher(caf::actor_system& sys, launcher_settings settings,
+                                   backend_actor backend, caf::actor listener) {
+  return sys.spawn(launcher_fn, std::move(settings), std::move(backend), std::move(listener));
+}
+
+}  // namespace melissa

@@ -1,0 +1,50 @@
+// The launcher: runs one study. It starts the server job through the
+// scheduler backend, waits for every server rank to connect back, runs the
+// simulations the server asks for (at most job_limit at a time), polls the
+// scheduler, restarts failed and hanging simulations (attempt + 1, up to
+// max_retries), answers melissa-shell, and writes summary.json at the end.
+// Decisions live in launcher_core (plain C++); this actor carries them out.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+
+#include "actors/scheduler_backend/scheduler_backend.hpp"
+#include "config/study.hpp"
+#include "messages/actor_types.hpp"
+
+namespace melissa {
+
+struct launcher_settings {
+  config::study_config study;    // resolved
+  std::string resolved_study;    // path of the resolved study file given to the server
+  std::string output_dir;        // absolute
+  std::string server_program;    // melissa-server
+  std::string launcher_host;     // how server ranks reach the launcher
+  double poll_interval = 0.5;    // seconds between scheduler polls
+  bool tty = false;              // live progress line instead of periodic log lines
+};
+
+// The launcher's own messages beside its published interface: (port_atom,
+// port) starts the study once the launcher is published on `port`.
+using launcher_impl_actor =
+    launcher_actor::extend<caf::reacts_to<port_atom, std::uint16_t>, caf::reacts_to<tick_atom>>;
+
+// When the study ends the launcher sends (finished_atom, exit code, message)
+// to `listener`; the exit code says whether the study succeeded (README).
+launcher_impl_actor spawn_launcher(caf::actor_system& sys, launcher_settings settings,
+                                   backend_actor backend, caf::actor listener);
+
+// Exit codes of melissa-run.
+enum study_exit : int {
+  study_succeeded = 0,
+  study_failed = 1,            // the server died, a job could not be submitted, ...
+  study_config_error = 2,
+  study_incomplete = 3,        // ran to the end, but some simulations failed for good
+  study_interrupted = 130,     // Ctrl-C / SIGTERM (128 + signal)
+};
+
+}  // namespace melissa

@@ -1,0 +1,120 @@
+#include "actors/launcher/launcher_core.hpp"
+
+namespace melissa {
+
+using scheduler::job_kind;
+using scheduler::job_state;
+
+void launcher_core::request(std::uint32_t sim, std::string parameters) {
+  if (parameters_.count(sim)) return;  // asked twice (a reconnecting server): once is enough
+  parameters_[sim] = std::move(parameters);
+  queue_.emplace_back(sim, 1);
+}
+
+std::vector<std::uint32_t> launcher_core::next_submissions(double) {
+  std::vector<std::uint32_t> jobs;
+  if (paused_ || fatal_error_) return jobs;
+  auto active = count().running;
+  for (const auto& [id, row] : table_.rows())
+    if (row.kind == job_kind::client && row.state == job_state::pending) ++active;
+  while (!queue_.empty() && active < limits_.job_limit) {
+    const auto [sim, attempt] = queue_.front();
+    queue_.pop_front();
+    jobs.push_back(table_.add(job_kind::client, sim, attempt, parameters_[sim]).id);
+    ++active;
+  }
+  return jobs;
+}
+
+void launcher_core::submitted(std::uint32_t job, std::string backend_id, double now) {
+  if (auto* row = table_.find(job)) {
+    row->backend_id = std::move(backend_id);
+    row->submitted_at = now;
+  }
+}
+
+void launcher_core::submit_failed(std::uint32_t job, const std::string& error, double now) {
+  if (auto* row = table_.find(job)) {
+    row->state = job_state::failed;
+    row->raw_state = "not submitted";
+    row->reason = error;
+    row->ended_at = now;
+    failed_.insert(row->sim_id);
+  }
+  fatal_error_ = error;
+}
+
+launcher_core::outcome launcher_core::update(std::uint32_t job, const scheduler::job_status& status,
+                                             double now) {
+  auto* row = table_.find(job);
+  if (!row || scheduler::is_final(row->state)) return outcome::none;
+  row->raw_state = status.raw_state;
+  row->exit_code = status.exit_code;
+  row->signal = status.signal;
+  if (status.state == job_state::running && row->started_at < 0) row->started_at = now;
+  if (!scheduler::is_final(status.state)) {
+    row->state = status.state;
+    return outcome::none;
+  }
+  row->state = status.state;
+  row->ended_at = now;
+  if (row->started_at < 0) row->started_at = now;
+  if (row->kind != job_kind::client) return outcome::none;
+  if (status.state == job_state::completed) {
+    completed_.insert(row->sim_id);
+    return outcome::completed;
+  }
+  // Failed, or cancelled by the launcher after a timeout or a kill: try again.
+  if (row->attempt <= limits_.max_retries) {
+    ++retries_;
+    queue_.emplace_front(row->sim_id, row->attempt + 1);
+    return outcome::retry;
+  }
+  failed_.insert(row->sim_id);
+  return outcome::gave_up;
+}
+
+void launcher_core::connected(std::uint32_t sim, std::uint32_t attempt) {
+  for (const auto& [id, row] : table_.rows())
+    if (row.kind == job_kind::client && row.sim_id == sim && row.attempt == attempt)
+      table_.find(id)->connected = true;
+}
+
+std::vector<std::uint32_t> launcher_core::silent_jobs(double now) const {
+  std::vector<std::uint32_t> jobs;
+  for (const auto& [id, row] : table_.rows())
+    if (row.kind == job_kind::client && row.state == job_state::running && !row.connected &&
+        row.reason.empty() && row.started_at >= 0 && now - row.started_at > limits_.client_timeout)
+      jobs.push_back(id);
+  return jobs;
+}
+
+void launcher_core::end_by_launcher(std::uint32_t job, std::string reason) {
+  if (auto* row = table_.find(job)) row->reason = std::move(reason);
+}
+
+launcher_core::counts launcher_core::count() const {
+  counts c;
+  c.requested = static_cast<std::uint32_t>(parameters_.size());
+  c.completed = static_cast<std::uint32_t>(completed_.size());
+  c.failed = static_cast<std::uint32_t>(failed_.size());
+  c.retries = retries_;
+  for (const auto& [id, row] : table_.rows()) {
+    if (row.kind != job_kind::client) continue;
+    if (row.state == job_state::running) ++c.running;
+    if (row.state == job_state::pending) ++c.pending;
+  }
+  c.pending += static_cast<std::uint32_t>(queue_.size());
+  return c;
+}
+
+bool launcher_core::finished() const {
+  const auto c = count();
+  return c.requested > 0 && c.completed + c.failed == c.requested && c.running == 0;
+}
+
+std::vector<std::uint32_t> launcher_core::failed_simulations() const {
+  return {failed_.begin(), failed_.end()};
+}
+
+}  // namespace melissa

@@ -1,0 +1,81 @@
+// The launcher's decisions, without CAF or a scheduler: which simulations to
+// submit now (job_limit, pause), what a job's end means (completed, retried
+// with attempt + 1, given up after max_retries), which jobs hang (client
+// timeout), and when the study is over. The launcher actor carries them out.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "actors/launcher/job_table.hpp"
+
+namespace melissa {
+
+struct launcher_limits {
+  std::uint32_t job_limit = 4;
+  std::uint32_t max_retries = 2;
+  double client_timeout = 300;  // seconds without a step (or without connecting)
+};
+
+class launcher_core {
+ public:
+  explicit launcher_core(launcher_limits limits) : limits_(limits) {}
+
+  // The server asks for simulation `sim` with these parameters (command-line text).
+  void request(std::uint32_t sim, std::string parameters);
+
+  // New client jobs to submit now (their rows are created, state pending);
+  // the caller submits them and reports submitted() or submit_failed().
+  std::vector<std::uint32_t> next_submissions(double now);
+  void submitted(std::uint32_t job, std::string backend_id, double now);
+  // The scheduler refused the job (e.g. missing executable): a user error
+  // that retrying cannot fix, so it fails the study.
+  void submit_failed(std::uint32_t job, const std::string& error, double now);
+
+  // What a job's new scheduler state means for its simulation.
+  enum class outcome { none, completed, retry, gave_up };
+  outcome update(std::uint32_t job, const scheduler::job_status& status, double now);
+
+  // The server saw the session of (sim, attempt) open.
+  void connected(std::uint32_t sim, std::uint32_t attempt);
+  // Running client jobs that never connected within the client timeout.
+  std::vector<std::uint32_t> silent_jobs(double now) const;
+  // Marks a job to be ended by the launcher (timeout, kill from the shell): its
+  // coming failure is expected; `reason` goes to the job table.
+  void end_by_launcher(std::uint32_t job, std::string reason);
+
+  void set_job_limit(std::uint32_t n) { limits_.job_limit = n; }
+  std::uint32_t job_limit() const { return limits_.job_limit; }
+  void pause() { paused_ = true; }
+  void resume() { paused_ = false; }
+  bool paused() const { return paused_; }
+
+  struct counts {
+    std::uint32_t requested = 0, completed = 0, running = 0, pending = 0, failed = 0, retries = 0;
+  };
+  counts count() const;
+  // Every requested simulation completed or failed, and nothing is running.
+  bool finished() const;
+  const std::optional<std::string>& fatal_error() const { return fatal_error_; }
+  std::vector<std::uint32_t> failed_simulations() const;
+
+  job_table& table() { return table_; }
+  const job_table& table() const { return table_; }
+
+ private:
+  launcher_limits limits_;
+  job_table table_;
+  std::map<std::uint32_t, std::string> parameters_;  // sim -> parameters
+  std::deque<std::pair<std::uint32_t, std::uint32_t>> queue_;  // (sim, attempt) waiting for a slot
+  std::set<std::uint32_t> completed_, failed_;
+  std::uint32_t retries_ = 0;
+  bool paused_ = false;
+  std::optional<std::string> fatal_error_;
+};
+
+}  // namespace melissa

@@ -1,0 +1,200 @@
+// melissa-run: runs a study. Validates the study file, creates the output
+// directory, starts the server through the scheduler backend, runs the
+// simulations it asks for, and exits with a status that says whether the
+// study succeeded (0), failed (1), had a bad study file (2), ended with
+// simulations that failed for good (3) or was interrupted (128 + signal).
+//
+//   melissa-run STUDY.toml [--output DIR] [--dry-run]
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <string>
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "actors/launcher/launcher.hpp"
+#include "actors/scheduler_backend/scheduler_backend.hpp"
+#include "backends/scheduler/factory.hpp"
+#include "config/design.hpp"
+#include "config/study.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::atomic<int> stop_signal{0};
+extern "C" void on_signal(int sig) { stop_signal = sig; }
+
+const char* usage =
+    "usage: melissa-run STUDY.toml [--output DIR] [--dry-run]\n"
+    "Runs the study: starts the server, then the simulations it asks for.\n"
+    "  --output DIR  output directory (default: study.output_dir)\n"
+    "  --dry-run     check the study and print what would run, run nothing\n"
+    "Exit status: 0 succeeded, 1 failed, 2 bad study file or arguments,\n"
+    "3 some simulations failed for good, 128+N interrupted by signal N.\n";
+
+[[noreturn]] void usage_error(const std::string& msg) {
+  std::cerr << "melissa-run: " << msg << "\n" << usage;
+  std::exit(melissa::study_config_error);
+}
+
+// melissa-server next to this program (build tree or install), else from PATH.
+std::string find_server_program() {
+  std::error_code ec;
+  const auto self = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    const auto dir = self.parent_path();
+    for (const auto& candidate : {dir / "melissa-server", dir / ".." / "melissa-server" / "melissa-server"})
+      if (::access(candidate.c_str(), X_OK) == 0) return fs::weakly_canonical(candidate).string();
+  }
+  return "melissa-server";
+}
+
+std::string host_name() {
+  char name[256] = {};
+  if (gethostname(name, sizeof name - 1) != 0) return "127.0.0.1";
+  return name;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace melissa;
+  std::string study_path, output;
+  bool dry_run = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--output") {
+      if (i + 1 >= argc) usage_error("--output needs a value");
+      output = argv[++i];
+    } else if (a == "--dry-run") {
+      dry_run = true;
+    } else if (a == "-h" || a == "--help") {
+      std::cout << usage;
+      return 0;
+    } else if (!a.empty() && a[0] == '-') {
+      usage_error("unknown option '" + a + "'");
+    } else if (study_path.empty()) {
+      study_path = a;
+    } else {
+      usage_error("one study file only ('" + study_path + "', then '" + a + "')");
+    }
+  }
+  if (study_path.empty()) usage_error("no study file");
+
+  config::study_config study;
+  try {
+    study = config::load_study(study_path);
+  } catch (const config::config_error& e) {
+    std::cerr << "melissa-run: " << e.what() << "\n";
+    return study_config_error;
+  }
+  if (output.empty()) output = study.study.output_dir;
+  output = fs::absolute(output).lexically_normal().string();
+  study.study.output_dir = output;
+
+  const bool local = study.launcher.backend == config::launcher_backend::local;
+  launcher_settings settings;
+  settings.study = study;
+  settings.output_dir = output;
+  settings.resolved_study = output + "/study.resolved.toml";
+  settings.server_program = find_server_program();
+  settings.launcher_host = local ? "127.0.0.1" : host_name();
+  settings.poll_interval = study.launcher.poll_interval;
+  settings.tty = ::isatty(STDERR_FILENO) != 0;
+
+  if (dry_run) {
+    std::cout << config::to_toml(study) << "\n# server: " << settings.server_program << " --config "
+              << settings.resolved_study << " --output " << output << " (" << study.server.ranks
+              << " rank" << (study.server.ranks > 1 ? "s" : "") << ", backend "
+              << config::to_string(study.launcher.backend) << ")\n";
+    const auto design = config::make_design(study.parameters, study.study.seed);
+    for (std::size_t i = 0; i < design.size() && i < 5; ++i) {
+      std::cout << "# simulation " << i << ":";
+      for (const auto& c : study.client.command) std::cout << " " << c;
+      for (double v : design[i]) std::cout << " " << v;
+      std::cout << "\n";
+    }
+    if (design.size() > 5) std::cout << "# ... " << design.size() << " simulations in all\n";
+    return 0;
+  }
+
+  std::shared_ptr<scheduler::backend> backend;
+  try {
+    fs::create_directories(output + "/jobs");
+    std::ofstream(settings.resolved_study) << config::to_toml(study);
+    backend = scheduler::make_backend(study);
+  } catch (const std::exception& e) {
+    std::cerr << "melissa-run: " << e.what() << "\n";
+    return study_failed;
+  }
+
+  // Logs: the terminal and <output>/launcher.log.
+  auto console = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+  auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(output + "/launcher.log", true);
+  auto logger = std::make_shared<spdlog::logger>("melissa-run", spdlog::sinks_init_list{console, file});
+  logger->set_pattern("[%H:%M:%S.%e] [launcher] [%l] %v");
+  spdlog::set_default_logger(logger);
+  spdlog::flush_every(std::chrono::seconds(1));
+
+  caf::actor_system_config cfg;
+  cfg.load<caf::io::middleman>();
+  // A server that dies silently (node failure) is noticed by heartbeats.
+  cfg.set("middleman.heartbeat-interval", caf::timespan{std::chrono::seconds(1)});
+  cfg.set("middleman.connection-timeout", caf::timespan{std::chrono::seconds(30)});
+  cfg.set("work-stealing.aggressive-poll-attempts", static_cast<int64_t>(0));
+  cfg.set("work-stealing.moderate-poll-attempts", static_cast<int64_t>(0));
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+
+  auto backend_handle = spawn_scheduler_backend(sys, backend);
+  auto launcher = spawn_launcher(sys, settings, backend_handle, caf::actor_cast<caf::actor>(self));
+  self->monitor(launcher);
+  const std::string bind = local ? "127.0.0.1" : "0.0.0.0";
+  auto port = sys.middleman().publish(launcher, 0, bind.c_str(), true);
+  if (!port) {
+    std::cerr << "melissa-run: cannot open the launcher's port on " << bind << ": "
+              << sys.render(port.error()) << "\n";
+    self->send_exit(launcher, caf::exit_reason::user_shutdown);
+    self->send_exit(backend_handle, caf::exit_reason::user_shutdown);
+    return study_failed;
+  }
+  spdlog::info("study '{}' in {} (backend {}, launcher port {})", study.study.name, output,
+               config::to_string(study.launcher.backend), *port);
+  self->send(launcher, port_atom::value, *port);
+
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  int exit_code = study_failed;
+  bool running = true, interrupted = false;
+  while (running) {
+    self->receive(
+        [&](finished_atom, std::int32_t code, const std::string&) {
+          exit_code = code;
+          running = false;
+        },
+        [&](const caf::down_msg& msg) {
+          std::cerr << "melissa-run: the launcher failed: " << sys.render(msg.reason) << "\n";
+          running = false;
+        },
+        caf::after(std::chrono::milliseconds(100)) >> [&] {
+          if (stop_signal == 0 || interrupted) return;
+          interrupted = true;
+          self->send(launcher, cancel_atom::value,
+                     std::string("interrupted by ") + (stop_signal == SIGINT ? "SIGINT" : "SIGTERM"));
+        });
+  }
+  if (interrupted && exit_code == study_interrupted) exit_code = 128 + stop_signal;
+  self->send_exit(backend_handle, caf::exit_reason::user_shutdown);
+  sys.middleman().unpublish(launcher, *port);
+  spdlog::default_logger()->flush();
+  return exit_code;
+}

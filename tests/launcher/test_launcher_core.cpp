@@ -1,0 +1,125 @@
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include "actors/launcher/launcher_core.hpp"
+
+using namespace melissa;
+using scheduler::job_state;
+
+namespace {
+
+scheduler::job_status status(job_state s, std::string raw, std::optional<int> code = {}) {
+  scheduler::job_status st;
+  st.state = s;
+  st.raw_state = std::move(raw);
+  st.exit_code = code;
+  return st;
+}
+
+// Submits what the core hands out, giving backend ids "b<job>".
+std::vector<std::uint32_t> submit(launcher_core& core, double now = 0) {
+  auto jobs = core.next_submissions(now);
+  for (auto j : jobs) core.submitted(j, "b" + std::to_string(j), now);
+  return jobs;
+}
+
+}  // namespace
+
+TEST_CASE("no more than job_limit simulations run at once, in request order") {
+  launcher_core core({3, 2, 300});
+  for (std::uint32_t s = 0; s < 10; ++s) core.request(s, "p" + std::to_string(s));
+  auto first = submit(core);
+  REQUIRE(first.size() == 3);
+  CHECK(core.table().find(first[0])->sim_id == 0);
+  CHECK(core.table().find(first[2])->sim_id == 2);
+  CHECK(core.table().find(first[1])->parameters == "p1");
+  CHECK(submit(core).empty());  // all slots taken
+  for (auto j : first) core.update(j, status(job_state::running, "RUNNING"), 1);
+  CHECK(core.count().running == 3);
+  CHECK(core.count().pending == 7);
+  CHECK(core.update(first[0], status(job_state::completed, "exited 0", 0), 2) ==
+        launcher_core::outcome::completed);
+  auto next = submit(core);
+  REQUIRE(next.size() == 1);
+  CHECK(core.table().find(next[0])->sim_id == 3);
+}
+
+TEST_CASE("a failed simulation is retried first with attempt + 1, up to max_retries") {
+  launcher_core core({1, 2, 300});
+  core.request(7, "x");
+  core.request(8, "y");
+  for (std::uint32_t attempt = 1; attempt <= 3; ++attempt) {
+    auto jobs = submit(core);
+    REQUIRE(jobs.size() == 1);
+    const auto& row = *core.table().find(jobs[0]);
+    CHECK(row.sim_id == 7);  // the retry goes before simulation 8
+    CHECK(row.attempt == attempt);
+    const auto expected = attempt <= 2 ? launcher_core::outcome::retry : launcher_core::outcome::gave_up;
+    CHECK(core.update(jobs[0], status(job_state::failed, "exited 1", 1), attempt) == expected);
+  }
+  CHECK(core.failed_simulations() == std::vector<std::uint32_t>{7});
+  CHECK(core.count().retries == 2);
+  auto jobs = submit(core);
+  REQUIRE(jobs.size() == 1);
+  CHECK(core.table().find(jobs[0])->sim_id == 8);
+  CHECK_FALSE(core.finished());
+  core.update(jobs[0], status(job_state::completed, "exited 0", 0), 9);
+  CHECK(core.finished());
+  CHECK(core.count().completed == 1);
+  CHECK(core.count().failed == 1);
+}
+
+TEST_CASE("Slurm failure states end a job as failed and keep the raw state") {
+  launcher_core core({1, 0, 300});
+  core.request(0, "");
+  auto jobs = submit(core);
+  CHECK(core.update(jobs[0], status(job_state::failed, "TIMEOUT"), 5) ==
+        launcher_core::outcome::gave_up);
+  CHECK(core.table().find(jobs[0])->raw_state == "TIMEOUT");
+  CHECK(core.table().find(jobs[0])->state == job_state::failed);
+}
+
+TEST_CASE("pause stops submissions, resume and a larger job_limit restart them") {
+  launcher_core core({1, 0, 300});
+  for (std::uint32_t s = 0; s < 4; ++s) core.request(s, "");
+  core.pause();
+  CHECK(submit(core).empty());
+  core.resume();
+  CHECK(submit(core).size() == 1);
+  core.set_job_limit(3);
+  CHECK(submit(core).size() == 2);
+}
+
+TEST_CASE("a job that never connects within the client timeout is silent; a connected one is not") {
+  launcher_core core({2, 1, 10});
+  core.request(0, "");
+  core.request(1, "");
+  auto jobs = submit(core, 0);
+  for (auto j : jobs) core.update(j, status(job_state::running, "RUNNING"), 1);
+  core.connected(1, 1);
+  CHECK(core.silent_jobs(5).empty());
+  CHECK(core.silent_jobs(12) == std::vector<std::uint32_t>{jobs[0]});
+  core.end_by_launcher(jobs[0], "did not connect within client_timeout");
+  CHECK(core.silent_jobs(12).empty());  // reported once
+  // Its cancellation then shows up as a failure and is retried.
+  CHECK(core.update(jobs[0], status(job_state::cancelled, "signal 15"), 13) ==
+        launcher_core::outcome::retry);
+}
+
+TEST_CASE("a submission refused by the scheduler is a fatal study error") {
+  launcher_core core({2, 2, 300});
+  core.request(0, "");
+  auto jobs = core.next_submissions(0);
+  core.submit_failed(jobs[0], "client command 'nope' not found", 0);
+  REQUIRE(core.fatal_error());
+  CHECK(*core.fatal_error() == "client command 'nope' not found");
+  CHECK(core.next_submissions(1).empty());
+}
+
+TEST_CASE("a simulation requested twice runs once") {
+  launcher_core core({5, 0, 300});
+  core.request(3, "a");
+  core.request(3, "a");
+  CHECK(submit(core).size() == 1);
+  CHECK(core.count().requested == 1);
+}
