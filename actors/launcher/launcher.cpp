@@ -1,5 +1,6 @@
 #include "actors/launcher/launcher.hpp"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -137,6 +138,11 @@ void write_summary(launcher_ptr self) {
   summary["exit_code"] = st.exit_code;
   summary["message"] = st.message;
   summary["failed_simulations"] = st.core->failed_simulations();
+  // The launcher's own CPU time (its threads, not the jobs): for the throughput benchmark.
+  rusage self_usage{};
+  getrusage(RUSAGE_SELF, &self_usage);
+  summary["launcher_cpu_s"] = self_usage.ru_utime.tv_sec + self_usage.ru_utime.tv_usec * 1e-6 +
+                              self_usage.ru_stime.tv_sec + self_usage.ru_stime.tv_usec * 1e-6;
   summary["jobs"] = jobs;
   summary["server"] = server;
   const auto path = st.settings.output_dir + "/summary.json";

@@ -1,13 +1,14 @@
 /* Benchmark client: pushes `steps` float32 time steps of `values` values each
  * through the C API (no MPI), as fast as the server's credit allows.
- *   ingest_sender VALUES STEPS      (identity and server from MELISSA_* env) */
+ *   ingest_sender VALUES STEPS [ignored...]   (identity and server from MELISSA_* env;
+ *   launched by melissa-run, the study's parameters follow and are ignored) */
 #define MELISSA_NO_MPI_HEADER
 #include <melissa/api.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 int main(int argc, char** argv) {
-  if (argc != 3) {
+  if (argc < 3) {
     fprintf(stderr, "usage: ingest_sender VALUES STEPS\n");
     return 2;
   }

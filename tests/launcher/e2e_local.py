@@ -1,0 +1,197 @@
+"""melissa-run end to end on the local backend (real processes):
+  study   a 10-simulation heat study (32x32, job_limit 3) runs to completion;
+          the summary reports 10 completed and exactly 10 x steps samples
+  kill    SIGKILL 3 running clients at random times: the study completes,
+          every step arrives exactly once, the summary shows the extra attempts
+  stop    SIGSTOP one client: detected within client_timeout, killed, restarted
+  missing a client executable that does not exist: a clear error, exit 1
+  ctrl-c  SIGINT in the middle: exit 130, no process of the study left
+
+    e2e_local.py study|kill|stop|missing|ctrl-c
+"""
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from melissa_testing import *  # noqa: E402,F403
+
+RUN = os.path.join(BUILD, "apps", "melissa-run", "melissa-run")
+
+
+def study_file(work, sims, steps, grid=32, job_limit=3, client_timeout=300, command=None, marker=""):
+    command = command or [HEAT, "--grid", str(grid), "--steps", str(steps)]
+    path = os.path.join(work, "study.toml")
+    with open(path, "w") as f:
+        f.write(f"""[study]
+name = "e2e"
+output_dir = "{work}/out"
+seed = 3
+
+[launcher]
+job_limit = {job_limit}
+max_retries = 3
+client_timeout = {client_timeout}
+poll_interval = 0.2
+
+[client]
+command = {json.dumps(command)}
+ranks = 2
+env = {{ MELISSA_TEST_MARKER = "{marker}" }}
+
+[parameters]
+names = ["T0", "T1", "T2", "T3", "T4"]
+count = {sims}
+
+[[fields]]
+name = "temperature"
+size = {grid * grid}
+""")
+    return path
+
+
+def marked_pids(marker):
+    """Processes whose environment carries the study's marker (its clients)."""
+    pids = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if f"MELISSA_TEST_MARKER={marker}".encode() in f.read():
+                    pids.append(int(pid))
+        except OSError:
+            pass
+    return pids
+
+
+def heat_pids(marker):
+    out = []
+    for pid in marked_pids(marker):
+        try:
+            if open(f"/proc/{pid}/comm").read().strip() == "melissa-heat":
+                out.append(pid)
+        except OSError:
+            pass
+    return out
+
+
+def run_study(study, timeout=240):
+    p = start([RUN, study], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return p
+
+
+def finish(p, timeout=240):
+    try:
+        out, _ = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        fail("melissa-run did not finish")
+    return p.returncode, out
+
+
+def check_exactly_once(work, sims, steps):
+    summary = json.load(open(os.path.join(work, "out", "summary.json")))
+    server = summary["server"][0]
+    check(server["steps_stored"] == sims * steps,
+          f"exactly {sims} x {steps} steps stored (got {server['steps_stored']})")
+    for sim in range(sims):
+        check(server["simulations"][str(sim)]["steps"] == steps, f"sim {sim}: {steps} steps, once")
+    return summary
+
+
+mode = sys.argv[1]
+work = tmpdir("launcher-" + mode)
+marker = uuid.uuid4().hex
+
+if mode == "study":
+    study = study_file(work, sims=10, steps=20, marker=marker)
+    rc, out = finish(run_study(study))
+    print(out)
+    check(rc == 0, "melissa-run exits 0")
+    summary = check_exactly_once(work, 10, 20)
+    check(summary["simulations"]["completed"] == 10, "the summary reports 10 completed")
+    check(summary["simulations"]["failed"] == 0 and summary["simulations"]["retries"] == 0, "no failure")
+    clients = [j for j in summary["jobs"] if j["kind"] == "client"]
+    check(len(clients) == 10 and all(j["state"] == "completed" for j in clients), "10 client jobs completed")
+    check(os.path.exists(os.path.join(work, "out", "jobs", "1.out")), "job logs in jobs/<id>.out")
+    check(os.path.exists(os.path.join(work, "out", "study.resolved.toml")), "resolved study written")
+    check(os.path.exists(os.path.join(work, "out", "launcher.log")), "launcher log written")
+
+elif mode == "kill":
+    sims, steps = 8, 100
+    study = study_file(work, sims=sims, steps=steps, grid=100, marker=marker)
+    p = run_study(study)
+    rng = random.Random(7)
+    killed = 0
+    deadline = time.time() + 120
+    while killed < 3 and time.time() < deadline:
+        time.sleep(rng.uniform(0.3, 1.2))
+        victims = heat_pids(marker)
+        if victims:
+            os.kill(rng.choice(victims), signal.SIGKILL)
+            killed += 1
+    check(killed == 3, "3 running clients were killed")
+    rc, out = finish(p)
+    print(out)
+    check(rc == 0, "the study still completes (exit 0)")
+    summary = check_exactly_once(work, sims, steps)
+    check(summary["simulations"]["retries"] >= 3, f"the summary shows the extra attempts ({summary['simulations']['retries']})")
+    attempts = [j["attempt"] for j in summary["jobs"] if j["kind"] == "client"]
+    check(max(attempts) >= 2, "restarted simulations ran again with attempt + 1")
+
+elif mode == "stop":
+    sims, steps = 3, 100
+    study = study_file(work, sims=sims, steps=steps, grid=100, job_limit=3, client_timeout=3, marker=marker)
+    p = run_study(study)
+    deadline = time.time() + 60
+    victims = []
+    while not victims and time.time() < deadline:
+        time.sleep(0.2)
+        victims = heat_pids(marker)
+    check(bool(victims), "a client is running")
+    stopped = victims[0]
+    os.kill(stopped, signal.SIGSTOP)
+    t0 = time.time()
+    rc, out = finish(p)
+    print(out)
+    check(rc == 0, "the study completes")
+    check("sent nothing" in out or "has not connected" in out, "the silent client was detected")
+    summary = check_exactly_once(work, sims, steps)
+    check(summary["simulations"]["retries"] >= 1, "the stopped client was restarted")
+    reasons = [j.get("reason", "") for j in summary["jobs"]]
+    check(any("client_timeout" in r for r in reasons), "the job table says why it was ended")
+
+elif mode == "missing":
+    study = study_file(work, sims=2, steps=5, command=["/nonexistent/solver"], marker=marker)
+    rc, out = finish(run_study(study), timeout=60)
+    print(out)
+    check(rc == 1, f"melissa-run exits 1 (got {rc})")
+    check("/nonexistent/solver" in out and "not found" in out, "the error names the missing executable")
+
+elif mode == "ctrl-c":
+    study = study_file(work, sims=20, steps=100, grid=100, marker=marker)
+    p = run_study(study)
+    deadline = time.time() + 60
+    while not heat_pids(marker) and time.time() < deadline:
+        time.sleep(0.2)
+    check(bool(heat_pids(marker)), "clients are running")
+    time.sleep(0.5)
+    p.send_signal(signal.SIGINT)
+    rc, out = finish(p, timeout=60)
+    print(out)
+    check(rc == 130, f"melissa-run exits 130 after SIGINT (got {rc})")
+    time.sleep(0.5)
+    left = marked_pids(marker)
+    check(not left, f"no client process left ({left})")
+    server_left = subprocess.run(["pgrep", "-f", os.path.join(work, "out")], capture_output=True, text=True).stdout
+    check(not server_left.strip(), "no server process left")
+    summary = json.load(open(os.path.join(work, "out", "summary.json")))
+    check(summary["exit_code"] == 130 and "interrupted" in summary["message"], "the summary says interrupted")
+else:
+    fail("unknown mode " + mode)
+print("PASS")
