@@ -332,7 +332,15 @@ int run(const options& opt) {
   cfg.set("work-stealing.moderate-poll-attempts", static_cast<int64_t>(0));
   caf::actor_system sys{cfg};
 
+  // CAF starts the silence clock of an outgoing connection at zero, not at the
+  // connect: a heartbeat tick that lands before the study's handshake arrives
+  // drops the connection as timed out. Try again until the study has really
+  // been silent for the whole timeout.
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(opt.timeout_s);
   auto endpoint = caf::io::remote_actor<shell_endpoint_actor>(sys, address.host, address.port);
+  while (!endpoint && endpoint.error() == caf::sec::connection_timeout &&
+         std::chrono::steady_clock::now() < give_up)
+    endpoint = caf::io::remote_actor<shell_endpoint_actor>(sys, address.host, address.port);
   if (!endpoint) {
     std::cerr << "melissa-shell: cannot reach the study at " << where << ": "
               << sys.render(endpoint.error()) << "\n"

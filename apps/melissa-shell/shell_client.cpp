@@ -320,6 +320,9 @@ rendered_answer render_answer(command_kind kind, const std::string& json_text,
     text += doc.contains("error") && doc["error"].is_string() ? doc["error"].get<std::string>()
                                                               : doc.dump();
     text += "\n";
+    if (doc.value("error", json()) == "wrong token")
+      text += "  (the token is in the study's shell.json, readable by its owner; --token "
+              "overrides it)\n";
     if (doc.contains("help") && doc["help"].is_string()) text += "\n" + doc["help"].get<std::string>();
     return {false, text};
   }
