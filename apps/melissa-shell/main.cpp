@@ -257,7 +257,8 @@ int interactive(session& s, bool json) {
   for (;;) {
     const auto raw = read_line(tty);
     if (s.lost()) {
-      std::cerr << (tty ? "\n" : "") << "melissa-shell: " << s.lost_message() << "\n";
+      // On a terminal readline has already ended the line it was reading.
+      std::cerr << "melissa-shell: " << s.lost_message() << "\n";
       status = exit_unreachable;
       break;
     }

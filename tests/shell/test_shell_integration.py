@@ -7,7 +7,11 @@ a study that freezes (SIGSTOP: the connection timeout notices) or is killed
 (kill -9), and `stop`. Checks shell.json's mode 0600.
 """
 import json
+import atexit
 import os
+import pty
+import select
+import shutil
 import signal
 import stat
 import subprocess
@@ -23,6 +27,7 @@ FAKE = os.environ["FAKE_STUDY"]
 TOKEN = "0123456789abcdef0123456789abcdef"
 
 work = tempfile.mkdtemp(prefix="melissa-shell-it-")
+atexit.register(shutil.rmtree, work, True)
 # History and anything else the shell might write under $HOME stays in the test directory.
 ENV = dict(os.environ, HOME=work)
 
@@ -208,5 +213,37 @@ p.stdin.flush()
 so, se = p.communicate(timeout=15)
 check(p.returncode == 3 and "lost the connection" in se,
       f"a killed study: lost connection, exit 3 (rc={p.returncode}, {se!r})")
+
+# --- on a terminal: readline, history 0600, a study that dies while the prompt waits ---
+study3, out3, _ = start_study("study3")
+pid, fd = pty.fork()
+if pid == 0:
+    os.execve(SHELL, [SHELL, out3], dict(ENV, TERM="dumb"))
+
+
+def read_pty(seconds, until=None):
+    text, end = b"", time.time() + seconds
+    while time.time() < end and not (until and until in text):
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            try:
+                text += os.read(fd, 4096)
+            except OSError:  # the shell has exited
+                break
+    return text.decode(errors="replace")
+
+
+check("melissa> " in read_pty(5, b"melissa> "), "a terminal gets the melissa> prompt")
+os.write(fd, b"jobs failed\r")
+check("exited 3" in read_pty(5, b"1 job"), "a command typed at the prompt is answered")
+os.killpg(study3.pid, signal.SIGKILL)
+study3.wait()
+text = read_pty(5, b"it has ended")
+_, status = os.waitpid(pid, 0)
+check(os.waitstatus_to_exitcode(status) == 3 and "lost the connection" in text,
+      "a study killed while the prompt waits: the shell says so by itself, exit 3")
+history = os.path.join(work, ".melissa_shell_history")
+check(stat.S_IMODE(os.stat(history).st_mode) == 0o600 and "jobs failed" in open(history).read(),
+      "history saved in ~/.melissa_shell_history, mode 0600")
 
 print(f"all shell integration checks passed in {time.time() - t0:.1f} s", flush=True)
