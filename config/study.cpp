@@ -191,6 +191,36 @@ std::string check_env_name(const std::string& s) {
   return ok ? std::string() : "not a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*)";
 }
 
+// Scheduler words (partition, account, gres) reach sbatch / oarsub as one
+// argument each: no blanks, no control characters. Empty means "not set".
+std::string check_word(const std::string& s) {
+  const bool ok = std::none_of(s.begin(), s.end(), [](char c) {
+    return std::isspace(static_cast<unsigned char>(c)) || std::iscntrl(static_cast<unsigned char>(c));
+  });
+  return ok ? std::string() : "must not contain spaces or control characters, got " + quoted(s);
+}
+
+// An extra scheduler option: one argument, so it cannot be empty.
+std::string check_option(const std::string& s) {
+  return s.empty() ? "must not be empty (each element is one option, e.g. \"--qos=fast\")"
+                   : std::string();
+}
+
+std::string duration_form_error(const std::string& s) {
+  return "must be a duration \"H:MM:SS\" or \"D-H:MM:SS\", got " + quoted(s);
+}
+
+// Time limits: empty means the scheduler's default; zero is refused (Slurm
+// reads it as "no limit", OAR as nothing at all).
+std::string check_time_limit(const std::string& s) {
+  return s.empty() || duration_seconds(s) > 0 ? std::string()
+                                              : duration_form_error(s) + " (and > 0)";
+}
+
+std::string check_duration(const std::string& s) {
+  return duration_seconds(s) > 0 ? std::string() : duration_form_error(s) + " (and > 0)";
+}
+
 // A string check returns why the value is invalid, or "" when it is fine.
 using string_check = std::function<std::string(const std::string&)>;
 
@@ -326,6 +356,18 @@ class table_reader {
     return as_integer<Int>(require(key), key_path(key), range);
   }
 
+  bool boolean(std::string_view key, bool fallback) {
+    const toml::node* n = find(key);
+    if (!n) return fallback;
+    const auto* b = n->as_boolean();
+    if (!b) fail(*n, key_path(key), std::string("expected a boolean, got ") + type_name(*n));
+    return b->get();
+  }
+
+  // The node under `key` without making `key` a known key (for better
+  // messages about keys that are deliberately not accepted).
+  const toml::node* peek(std::string_view key) const { return table_ ? table_->get(key) : nullptr; }
+
   // A finite number > 0 (durations).
   double positive_number(std::string_view key, double fallback) {
     const toml::node* n = find(key);
@@ -349,9 +391,12 @@ class table_reader {
          (N == 1 ? "must be " : "must be one of ") + accepted + ", got " + quoted(v));
   }
 
-  // An array of strings, each checked by `check`.
-  std::vector<std::string> string_array(std::string_view key, const string_check& check = {}) {
-    const toml::node& n = require(key);
+  // An array of strings, each checked by `check`; an optional one reads as [] when absent.
+  std::vector<std::string> string_array(std::string_view key, const string_check& check = {},
+                                        bool required = true) {
+    const toml::node* found = required ? &require(key) : find(key);
+    if (!found) return {};
+    const toml::node& n = *found;
     const toml::array& a = as_array(n, key_path(key));
     std::vector<std::string> out;
     for (std::size_t i = 0; i < a.size(); ++i)
@@ -468,6 +513,24 @@ study_section read_study(table_reader t) {
   return s;
 }
 
+// [launcher.server_job] / [launcher.client_job]. `ranks_key` is where the
+// number of tasks of these jobs comes from (server.ranks / client.ranks).
+job_placement read_job_placement(table_reader t, const char* ranks_key) {
+  job_placement p;
+  p.partition = t.string("partition", p.partition, check_word);
+  p.account = t.string("account", p.account, check_word);
+  p.time = t.string("time", p.time, check_time_limit);
+  p.nodes = t.integer<std::uint32_t>("nodes", p.nodes, {1, {}});
+  p.gres = t.string("gres", p.gres, check_word);
+  p.extra = t.string_array("extra", check_option, false);
+  // One number of tasks per job kind, kept where the rest of the study reads it.
+  for (const char* tasks : {"tasks", "ntasks"})
+    if (t.peek(tasks))
+      t.fail_key(tasks, std::string("not a key here: the number of tasks is ") + ranks_key);
+  t.finish();
+  return p;
+}
+
 launcher_config read_launcher(table_reader t) {
   launcher_config l;
   l.backend = t.choice("backend", l.backend, backends);
@@ -475,7 +538,19 @@ launcher_config read_launcher(table_reader t) {
   l.max_retries = t.integer<std::uint32_t>("max_retries", l.max_retries, {0, {}});
   l.client_timeout = t.positive_number("client_timeout", l.client_timeout);
   l.server_timeout = t.positive_number("server_timeout", l.server_timeout);
+  l.poll_interval = t.positive_number("poll_interval", l.poll_interval);
+  l.shell_host = t.string("shell_host", l.shell_host, check_host);
+  l.shell_port = t.integer<std::uint16_t>("shell_port", l.shell_port, {0, 65535});
+  l.schedule_in_schedule = t.boolean("schedule_in_schedule", l.schedule_in_schedule);
+  l.allocation_nodes = t.integer<std::uint32_t>("allocation_nodes", l.allocation_nodes, {1, {}});
+  l.allocation_time = t.string("allocation_time", l.allocation_time, check_duration);
+  l.server_job = read_job_placement(t.table("server_job", false), "server.ranks");
+  l.client_job = read_job_placement(t.table("client_job", false), "client.ranks");
   t.finish();
+  // Job steps inside one allocation are a Slurm notion (srun --jobid).
+  if (l.schedule_in_schedule && l.backend != launcher_backend::slurm)
+    t.fail_key("schedule_in_schedule", std::string("true requires launcher.backend = \"slurm\", got \"") +
+                                           to_string(l.backend) + "\"");
   return l;
 }
 
@@ -587,6 +662,31 @@ std::vector<field_config> read_fields(table_reader& file, const study_config& c)
 
 // ---------------------------------------------------------------------------
 
+std::int64_t duration_seconds(std::string_view text) {
+  // [D-]H:MM:SS: days and hours any number of digits, minutes and seconds two.
+  auto digits = [](std::string_view s, std::int64_t& out) {
+    if (s.empty() || s.size() > 9) return false;
+    out = 0;
+    for (const char c : s) {
+      if (c < '0' || c > '9') return false;
+      out = out * 10 + (c - '0');
+    }
+    return true;
+  };
+  std::int64_t days = 0, hours = 0, minutes = 0, seconds = 0;
+  if (const auto dash = text.find('-'); dash != std::string_view::npos) {
+    if (!digits(text.substr(0, dash), days)) return -1;
+    text.remove_prefix(dash + 1);
+  }
+  const auto c1 = text.find(':');
+  const auto c2 = c1 == std::string_view::npos ? c1 : text.find(':', c1 + 1);
+  if (c2 == std::string_view::npos || text.size() - c2 != 3 || c2 - c1 != 3) return -1;
+  if (!digits(text.substr(0, c1), hours) || !digits(text.substr(c1 + 1, 2), minutes) ||
+      !digits(text.substr(c2 + 1), seconds) || minutes > 59 || seconds > 59)
+    return -1;
+  return ((days * 24 + hours) * 60 + minutes) * 60 + seconds;
+}
+
 const char* to_string(study_mode m) { return name_of(m, study_modes); }
 const char* to_string(launcher_backend b) { return name_of(b, backends); }
 const char* to_string(sink_kind s) { return name_of(s, sinks); }
@@ -644,13 +744,33 @@ void write_study(std::ostream& out, const study_section& s) {
       << "mode = " << quoted(to_string(s.mode)) << "\n";
 }
 
+void write_job_placement(std::ostream& out, const char* header, const job_placement& p) {
+  out << header << "\n"
+      << "partition = " << quoted(p.partition) << "\n"
+      << "account = " << quoted(p.account) << "\n"
+      << "time = " << quoted(p.time) << "\n"
+      << "nodes = " << p.nodes << "\n"
+      << "gres = " << quoted(p.gres) << "\n"
+      << "extra = " << string_list(p.extra) << "\n";
+}
+
 void write_launcher(std::ostream& out, const launcher_config& l) {
   out << "[launcher]\n"
       << "backend = " << quoted(to_string(l.backend)) << "\n"
       << "job_limit = " << l.job_limit << "\n"
       << "max_retries = " << l.max_retries << "\n"
       << "client_timeout = " << format_number(l.client_timeout) << "\n"
-      << "server_timeout = " << format_number(l.server_timeout) << "\n";
+      << "server_timeout = " << format_number(l.server_timeout) << "\n"
+      << "poll_interval = " << format_number(l.poll_interval) << "\n"
+      << "shell_host = " << quoted(l.shell_host) << "\n"
+      << "shell_port = " << l.shell_port << "\n"
+      << "schedule_in_schedule = " << (l.schedule_in_schedule ? "true" : "false") << "\n"
+      << "allocation_nodes = " << l.allocation_nodes << "\n"
+      << "allocation_time = " << quoted(l.allocation_time) << "\n";
+  out << "\n";
+  write_job_placement(out, "[launcher.server_job]", l.server_job);
+  out << "\n";
+  write_job_placement(out, "[launcher.client_job]", l.client_job);
 }
 
 void write_server(std::ostream& out, const server_config& s) {
@@ -722,9 +842,17 @@ bool operator==(const study_section& a, const study_section& b) {
   return std::tie(a.name, a.output_dir, a.seed, a.mode) ==
          std::tie(b.name, b.output_dir, b.seed, b.mode);
 }
+bool operator==(const job_placement& a, const job_placement& b) {
+  return std::tie(a.partition, a.account, a.time, a.nodes, a.gres, a.extra) ==
+         std::tie(b.partition, b.account, b.time, b.nodes, b.gres, b.extra);
+}
 bool operator==(const launcher_config& a, const launcher_config& b) {
-  return std::tie(a.backend, a.job_limit, a.max_retries, a.client_timeout, a.server_timeout) ==
-         std::tie(b.backend, b.job_limit, b.max_retries, b.client_timeout, b.server_timeout);
+  return std::tie(a.backend, a.job_limit, a.max_retries, a.client_timeout, a.server_timeout,
+                  a.poll_interval, a.shell_host, a.shell_port, a.schedule_in_schedule,
+                  a.allocation_nodes, a.allocation_time, a.server_job, a.client_job) ==
+         std::tie(b.backend, b.job_limit, b.max_retries, b.client_timeout, b.server_timeout,
+                  b.poll_interval, b.shell_host, b.shell_port, b.schedule_in_schedule,
+                  b.allocation_nodes, b.allocation_time, b.server_job, b.client_job);
 }
 bool operator==(const server_config& a, const server_config& b) {
   return std::tie(a.ranks, a.host, a.port, a.max_frame_mb, a.window_mb, a.sink, a.dataset_dir) ==

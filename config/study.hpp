@@ -52,6 +52,18 @@ struct study_section {
   study_mode mode = study_mode::training;
 };
 
+// [launcher.server_job] / [launcher.client_job]: where a batch scheduler
+// (Slurm, OAR) places the jobs of one kind. The number of tasks (MPI ranks) is
+// not here: it is server.ranks / client.ranks. The local backend ignores these.
+struct job_placement {
+  std::string partition;                // Slurm partition / OAR queue; "": the default
+  std::string account;                  // Slurm account / OAR project; "": none
+  std::string time;                     // "[D-]H:MM:SS" time limit / walltime; "": the default
+  std::uint32_t nodes = 1;              // >= 1
+  std::string gres;                     // Slurm --gres / OAR resource suffix; "": none
+  std::vector<std::string> extra;       // options passed verbatim to sbatch / oarsub
+};
+
 // [launcher]
 struct launcher_config {
   launcher_backend backend = launcher_backend::local;
@@ -59,6 +71,14 @@ struct launcher_config {
   std::uint32_t max_retries = 2;        // restarts of a failed simulation, >= 0
   double client_timeout = 300;          // seconds, > 0
   double server_timeout = 60;           // seconds, > 0
+  double poll_interval = 1;             // seconds between two polls of the backend, > 0
+  std::string shell_host = "127.0.0.1";  // address of the melissa-shell endpoint
+  std::uint16_t shell_port = 0;         // 0: any free port
+  bool schedule_in_schedule = false;    // Slurm only: clients as steps of one allocation
+  std::uint32_t allocation_nodes = 1;   // nodes of that allocation, >= 1
+  std::string allocation_time = "01:00:00";  // its time limit, "[D-]H:MM:SS"
+  job_placement server_job;
+  job_placement client_job;
 };
 
 // [server]
@@ -119,7 +139,12 @@ study_config parse_study(std::string_view text, const std::string& source_name);
 // parse_study reads back to an equal study_config.
 std::string to_toml(const study_config& config);
 
+// Seconds of a duration written "[D-]H:MM:SS" (the form of job_placement::time
+// and launcher_config::allocation_time), or -1 when `text` is not one.
+std::int64_t duration_seconds(std::string_view text);
+
 bool operator==(const study_section& a, const study_section& b);
+bool operator==(const job_placement& a, const job_placement& b);
 bool operator==(const launcher_config& a, const launcher_config& b);
 bool operator==(const server_config& a, const server_config& b);
 bool operator==(const client_config& a, const client_config& b);
@@ -128,6 +153,7 @@ bool operator==(const parameters_config& a, const parameters_config& b);
 bool operator==(const field_config& a, const field_config& b);
 bool operator==(const study_config& a, const study_config& b);
 inline bool operator!=(const study_section& a, const study_section& b) { return !(a == b); }
+inline bool operator!=(const job_placement& a, const job_placement& b) { return !(a == b); }
 inline bool operator!=(const launcher_config& a, const launcher_config& b) { return !(a == b); }
 inline bool operator!=(const server_config& a, const server_config& b) { return !(a == b); }
 inline bool operator!=(const client_config& a, const client_config& b) { return !(a == b); }

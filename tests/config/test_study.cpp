@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 #include "config/study.hpp"
@@ -42,6 +44,24 @@ job_limit = 16
 max_retries = 0
 client_timeout = 12.5
 server_timeout = 7
+poll_interval = 0.25
+shell_host = "0.0.0.0"
+shell_port = 4242
+schedule_in_schedule = true
+allocation_nodes = 8
+allocation_time = "2-12:30:00"
+
+[launcher.server_job]
+partition = "gpu"
+account = "proj-42"
+time = "10:00:00"
+nodes = 2
+gres = "gpu:4"
+extra = ["--qos=high", "--constraint=a100"]
+
+[launcher.client_job]
+partition = "cpu"
+time = "0:05:00"
 
 [server]
 ranks = 4
@@ -101,6 +121,20 @@ TEST_CASE("a minimal study gets every default") {
   CHECK(c.launcher.max_retries == 2);
   CHECK(c.launcher.client_timeout == 300.0);
   CHECK(c.launcher.server_timeout == 60.0);
+  CHECK(c.launcher.poll_interval == 1.0);
+  CHECK(c.launcher.shell_host == "127.0.0.1");
+  CHECK(c.launcher.shell_port == 0);
+  CHECK_FALSE(c.launcher.schedule_in_schedule);
+  CHECK(c.launcher.allocation_nodes == 1);
+  CHECK(c.launcher.allocation_time == "01:00:00");
+  for (const job_placement* p : {&c.launcher.server_job, &c.launcher.client_job}) {
+    CHECK(p->partition.empty());
+    CHECK(p->account.empty());
+    CHECK(p->time.empty());
+    CHECK(p->nodes == 1);
+    CHECK(p->gres.empty());
+    CHECK(p->extra.empty());
+  }
 
   CHECK(c.server.ranks == 1);
   CHECK(c.server.host == "127.0.0.1");
@@ -157,6 +191,15 @@ TEST_CASE("a full study is read as written") {
   CHECK(c.launcher.max_retries == 0);
   CHECK(c.launcher.client_timeout == 12.5);
   CHECK(c.launcher.server_timeout == 7.0);  // an integer where a float is expected is fine
+  CHECK(c.launcher.poll_interval == 0.25);
+  CHECK(c.launcher.shell_host == "0.0.0.0");
+  CHECK(c.launcher.shell_port == 4242);
+  CHECK(c.launcher.schedule_in_schedule);
+  CHECK(c.launcher.allocation_nodes == 8);
+  CHECK(c.launcher.allocation_time == "2-12:30:00");
+  CHECK(c.launcher.server_job ==
+        job_placement{"gpu", "proj-42", "10:00:00", 2, "gpu:4", {"--qos=high", "--constraint=a100"}});
+  CHECK(c.launcher.client_job == job_placement{"cpu", "", "0:05:00", 1, "", {}});
   CHECK(c.server.ranks == 4);
   CHECK(c.server.host == "0.0.0.0");
   CHECK(c.server.port == 65535);
@@ -207,7 +250,12 @@ TEST_CASE("to_toml writes every default explicitly") {
   const std::string written = to_toml(parse_study(minimal, "s.toml"));
   for (const char* key : {"output_dir = \"studies/mini\"", "seed = 0", "mode = \"training\"",
                           "backend = \"local\"", "job_limit = 4", "max_retries = 2",
-                          "client_timeout = 300.0", "server_timeout = 60.0", "host = \"127.0.0.1\"",
+                          "client_timeout = 300.0", "server_timeout = 60.0", "poll_interval = 1.0",
+                          "shell_host = \"127.0.0.1\"", "shell_port = 0", "schedule_in_schedule = false",
+                          "allocation_nodes = 1", "allocation_time = \"01:00:00\"",
+                          "[launcher.server_job]\npartition = \"\"\naccount = \"\"\ntime = \"\"\nnodes = 1\n"
+                          "gres = \"\"\nextra = []\n",
+                          "[launcher.client_job]\n", "host = \"127.0.0.1\"",
                           "port = 0", "max_frame_mb = 256", "window_mb = 64", "sink = \"count\"",
                           "dataset_dir = \"studies/mini/dataset\"", "env = {}",
                           "bounds = [[100.0, 500.0], [100.0, 500.0]]", "sampler = \"uniform\""}) {
@@ -229,6 +277,24 @@ TEST_CASE("equality notices every field") {
   CHECK(c != base);
   c = base;
   c.client.env["X"] = "y";
+  CHECK(c != base);
+  c = base;
+  c.launcher.poll_interval = 3;
+  CHECK(c != base);
+  c = base;
+  c.launcher.shell_port = 1;
+  CHECK(c != base);
+  c = base;
+  c.launcher.schedule_in_schedule = false;
+  CHECK(c != base);
+  c = base;
+  c.launcher.allocation_time = "01:00:00";
+  CHECK(c != base);
+  c = base;
+  c.launcher.server_job.extra.pop_back();
+  CHECK(c != base);
+  c = base;
+  c.launcher.client_job.nodes = 3;
   CHECK(c != base);
   c = base;
   c.parameters.bounds[2].hi = 2e300;
@@ -287,7 +353,20 @@ TEST_CASE("errors: unknown keys") {
   // Several unknown keys: the first one in the file is reported.
   CHECK(error_of(minimal_plus("[launcher]\nzzz = 1\naaa = 2\n")) ==
         "s.toml:16:1: launcher.zzz: unknown key; [launcher] has backend, job_limit, max_retries, "
-        "client_timeout, server_timeout");
+        "client_timeout, server_timeout, poll_interval, shell_host, shell_port, schedule_in_schedule, "
+        "allocation_nodes, allocation_time, server_job, client_job");
+  CHECK(error_of(minimal_plus("[launcher.client_job]\nqueue = \"x\"\n")) ==
+        "s.toml:16:1: launcher.client_job.queue: unknown key; [launcher.client_job] has partition, "
+        "account, time, nodes, gres, extra");
+  CHECK(error_of(minimal_plus("[launcher.server_job]\nparttion = \"x\"\n")) ==
+        "s.toml:16:1: launcher.server_job.parttion: unknown key (did you mean \"partition\"?)");
+  CHECK(error_of(minimal_plus("[launcher]\nallocation_node = 2\n")) ==
+        "s.toml:16:1: launcher.allocation_node: unknown key (did you mean \"allocation_nodes\"?)");
+  // The number of tasks has one home per job kind: server.ranks, client.ranks.
+  CHECK(error_of(minimal_plus("[launcher.client_job]\ntasks = 4\n")) ==
+        "s.toml:16:9: launcher.client_job.tasks: not a key here: the number of tasks is client.ranks");
+  CHECK(error_of(minimal_plus("[launcher.server_job]\nntasks = 4\n")) ==
+        "s.toml:16:10: launcher.server_job.ntasks: not a key here: the number of tasks is server.ranks");
   // A misspelt required key: the missing key is the error, the typo the hint.
   CHECK(error_of("[study]\nnmae = \"x\"\n") ==
         "s.toml:1:1: study.name: missing required key (is \"nmae\" on line 2 a misspelling?)");
@@ -321,6 +400,16 @@ TEST_CASE("errors: wrong types") {
         "s.toml:16:18: launcher.client_timeout: expected a number, got a boolean");
   CHECK(error_of(minimal_plus("[launcher]\nbackend = 1\n")) ==
         "s.toml:16:11: launcher.backend: expected a string, got an integer");
+  CHECK(error_of(minimal_plus("[launcher]\nbackend = \"slurm\"\nschedule_in_schedule = \"yes\"\n")) ==
+        "s.toml:17:24: launcher.schedule_in_schedule: expected a boolean, got a string");
+  CHECK(error_of(minimal_plus("[launcher]\nserver_job = \"gpu\"\n")) ==
+        "s.toml:16:14: launcher.server_job: expected a table, got a string");
+  CHECK(error_of(minimal_plus("[launcher.client_job]\nextra = \"--qos=fast\"\n")) ==
+        "s.toml:16:9: launcher.client_job.extra: expected an array, got a string");
+  CHECK(error_of(minimal_plus("[launcher.client_job]\nextra = [\"--a\", 1]\n")) ==
+        "s.toml:16:17: launcher.client_job.extra[1]: expected a string, got an integer");
+  CHECK(error_of(minimal_plus("[launcher.client_job]\nnodes = 1.0\n")) ==
+        "s.toml:16:9: launcher.client_job.nodes: expected an integer, got a float");
   CHECK(error_of(minimal_plus("[server]\nhost = 1979-05-27\n")) ==
         "s.toml:16:8: server.host: expected a string, got a date");
   CHECK(error_of("[study]\nname = \"x\"\n[client]\ncommand = \"solver --flag\"\n") ==
@@ -355,6 +444,40 @@ TEST_CASE("errors: values out of range") {
         "s.toml:16:18: launcher.server_timeout: must be > 0, got 0.0");
   CHECK(error_of(minimal_plus("[launcher]\nclient_timeout = inf\n")) ==
         "s.toml:16:18: launcher.client_timeout: must be a finite number, got inf");
+  CHECK(error_of(minimal_plus("[launcher]\npoll_interval = -0.5\n")) ==
+        "s.toml:16:17: launcher.poll_interval: must be > 0, got -0.5");
+  CHECK(error_of(minimal_plus("[launcher]\nshell_port = 65536\n")) ==
+        "s.toml:16:14: launcher.shell_port: must be in [0, 65535], got 65536");
+  CHECK(error_of(minimal_plus("[launcher]\nshell_host = \"\"\n")) ==
+        "s.toml:16:14: launcher.shell_host: must not be empty");
+  CHECK(error_of(minimal_plus("[launcher]\nallocation_nodes = 0\n")) ==
+        "s.toml:16:20: launcher.allocation_nodes: must be >= 1, got 0");
+  CHECK(error_of(minimal_plus("[launcher]\nallocation_time = \"1h\"\n")) ==
+        "s.toml:16:19: launcher.allocation_time: must be a duration \"H:MM:SS\" or \"D-H:MM:SS\", "
+        "got \"1h\" (and > 0)");
+  CHECK(error_of(minimal_plus("[launcher]\nallocation_time = \"00:00:00\"\n")) ==
+        "s.toml:16:19: launcher.allocation_time: must be a duration \"H:MM:SS\" or \"D-H:MM:SS\", "
+        "got \"00:00:00\" (and > 0)");
+  CHECK(error_of(minimal_plus("[launcher.server_job]\ntime = \"30:00\"\n")) ==
+        "s.toml:16:8: launcher.server_job.time: must be a duration \"H:MM:SS\" or \"D-H:MM:SS\", "
+        "got \"30:00\" (and > 0)");
+  CHECK(error_of(minimal_plus("[launcher.server_job]\nnodes = 0\n")) ==
+        "s.toml:16:9: launcher.server_job.nodes: must be >= 1, got 0");
+  CHECK(error_of(minimal_plus("[launcher.client_job]\npartition = \"cpu gpu\"\n")) ==
+        "s.toml:16:13: launcher.client_job.partition: must not contain spaces or control characters, "
+        "got \"cpu gpu\"");
+  CHECK(error_of(minimal_plus("[launcher.client_job]\nextra = [\"--qos=a\", \"\"]\n")) ==
+        "s.toml:16:21: launcher.client_job.extra[1]: must not be empty (each element is one option, "
+        "e.g. \"--qos=fast\")");
+  // Job steps inside one allocation exist only on Slurm.
+  CHECK(error_of(minimal_plus("[launcher]\nschedule_in_schedule = true\n")) ==
+        "s.toml:16:24: launcher.schedule_in_schedule: true requires launcher.backend = \"slurm\", "
+        "got \"local\"");
+  CHECK(error_of(minimal_plus("[launcher]\nbackend = \"oar\"\nschedule_in_schedule = true\n")) ==
+        "s.toml:17:24: launcher.schedule_in_schedule: true requires launcher.backend = \"slurm\", "
+        "got \"oar\"");
+  CHECK(error_of(minimal_plus("[launcher]\nbackend = \"slurm\"\nschedule_in_schedule = true\n")) ==
+        "no error");
   CHECK(error_of("[study]\nname = \"x\"\nseed = 9223372036854775808\n").find(
             "s.toml:3:") == 0);  // beyond TOML's integers: a syntax error, still located
   CHECK(error_of("[study]\nname = \"x\"\n[client]\ncommand = [\"s\"]\n"
@@ -495,4 +618,34 @@ TEST_CASE("load_study: unreadable file") {
           "/nonexistent/dir/study.toml: cannot read the study file: No such file or directory");
     CHECK(e.line == 0);
   }
+}
+
+TEST_CASE("duration_seconds: [D-]H:MM:SS") {
+  CHECK(duration_seconds("00:00:01") == 1);
+  CHECK(duration_seconds("0:01:00") == 60);
+  CHECK(duration_seconds("01:00:00") == 3600);
+  CHECK(duration_seconds("100:59:59") == 100 * 3600 + 59 * 60 + 59);
+  CHECK(duration_seconds("1-00:00:00") == 86400);
+  CHECK(duration_seconds("2-12:30:00") == 2 * 86400 + 12 * 3600 + 30 * 60);
+  CHECK(duration_seconds("00:00:00") == 0);
+  for (const char* bad : {"", "1", "30:00", "1:2:3", "01:60:00", "01:00:60", "-01:00:00", "1-", "1-30:00",
+                          "a:00:00", "01:00:00 ", " 01:00:00", "1--01:00:00", "01:00:00:00", "1h"}) {
+    CAPTURE(bad);
+    CHECK(duration_seconds(bad) == -1);
+  }
+}
+
+TEST_CASE("the complete example of docs/study.md parses and shows every default") {
+  const char* dir = std::getenv("MELISSA_SOURCE_DIR");
+  std::ifstream in(std::string(dir ? dir : MELISSA_SOURCE_DIR) + "/docs/study.md");
+  std::stringstream doc;
+  doc << in.rdbuf();
+  const std::string text = doc.str();
+  const auto begin = text.find("```toml\n");
+  REQUIRE(begin != std::string::npos);
+  const auto end = text.find("```", begin + 8);
+  const study_config c = parse_study(text.substr(begin + 8, end - begin - 8), "docs/study.md");
+  // Its launcher keys are the defaults.
+  study_config defaults = parse_study(minimal, "s.toml");
+  CHECK(c.launcher == defaults.launcher);
 }

@@ -1,0 +1,509 @@
+// fork/exec without a shell: run_command (the Slurm and OAR commands) and
+// spawn_in_session / process_table (the local jobs and the srun steps).
+//
+// Between fork and exec the child only makes async-signal-safe calls: the
+// launcher is multithreaded (CAF), and another thread may hold the malloc
+// lock at the moment of the fork. Everything the child needs (argv, envp,
+// open log files) is prepared before the fork.
+#include "backends/scheduler/process.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <utility>
+
+extern char** environ;
+
+namespace melissa::scheduler {
+namespace {
+
+std::string errno_text(int err) { return std::strerror(err); }
+
+// argv / envp as execve wants them; the strings must outlive the pointers.
+std::vector<char*> c_strings(std::vector<std::string>& items) {
+  std::vector<char*> out;
+  out.reserve(items.size() + 1);
+  for (auto& s : items) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+// This process's environment with `overrides` added (replacing same names).
+std::vector<std::string> merged_environment(const std::map<std::string, std::string>& overrides) {
+  std::vector<std::string> out;
+  for (char** e = environ; e && *e; ++e) {
+    const std::string entry(*e);
+    const auto eq = entry.find('=');
+    if (eq != std::string::npos && overrides.count(entry.substr(0, eq))) continue;
+    out.push_back(entry);
+  }
+  for (const auto& [name, value] : overrides) out.push_back(name + "=" + value);
+  return out;
+}
+
+void close_quietly(int& fd) {
+  if (fd >= 0) ::close(fd);
+  fd = -1;
+}
+
+// --- child side (async-signal-safe only) -----------------------------------
+
+// What went wrong in the child before exec, sent back through the pipe.
+struct child_failure {
+  int stage;  // 0: chdir, 1: dup2, 2: setsid, 3: exec
+  int err;
+};
+
+[[noreturn]] void child_fail(int fd, int stage) {
+  const child_failure f{stage, errno};
+  // Nothing useful can be done if this write fails: the parent then sees EOF
+  // without data and an exit status of 127.
+  [[maybe_unused]] const auto n = ::write(fd, &f, sizeof f);
+  ::_exit(127);
+}
+
+// Signal state is inherited through exec: ignored signals stay ignored and a
+// blocked mask stays blocked (the launcher blocks SIGPIPE around writes, CAF
+// may ignore SIGPIPE). Jobs start with the defaults.
+void reset_signals_in_child() {
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  for (int sig = 1; sig < NSIG; ++sig)
+    if (sig != SIGKILL && sig != SIGSTOP) ::sigaction(sig, &dfl, nullptr);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
+// Descriptors the launcher holds (CAF sockets, other jobs' pipes) must not
+// leak into jobs: mark every fd from 3 up close-on-exec. `max_fd` comes from
+// the parent (sysconf is not async-signal-safe).
+void close_on_exec_from_3(long max_fd) {
+#ifdef CLOSE_RANGE_CLOEXEC
+  if (::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) == 0) return;
+#endif
+  for (long fd = 3; fd < max_fd; ++fd) {
+    const int flags = ::fcntl(static_cast<int>(fd), F_GETFD);
+    if (flags >= 0 && !(flags & FD_CLOEXEC)) ::fcntl(static_cast<int>(fd), F_SETFD, flags | FD_CLOEXEC);
+  }
+}
+
+long max_fd_for_child() {
+  const long n = ::sysconf(_SC_OPEN_MAX);
+  return n > 0 && n < 65536 ? n : 65536;
+}
+
+// Reads what the child reported before exec; false when exec succeeded (EOF).
+bool read_child_failure(int fd, child_failure& f) {
+  for (;;) {
+    const ssize_t n = ::read(fd, &f, sizeof f);
+    if (n < 0 && errno == EINTR) continue;
+    return n == static_cast<ssize_t>(sizeof f);
+  }
+}
+
+int wait_for(pid_t pid) {
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return -1;
+  }
+  return status;
+}
+
+bool is_executable_file(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
+}
+
+// Opens a log for the child; its parent directory is created if missing.
+int open_log(const std::string& path) {
+  std::error_code ignored;
+  const auto parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent, ignored);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw backend_error("cannot open the log file '" + path + "': " + errno_text(errno));
+  return fd;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+
+namespace detail {
+
+std::string current_path() {
+  const char* p = std::getenv("PATH");
+  return p ? p : "";
+}
+
+std::optional<std::string> find_program(const std::string& program, const std::string& path_env,
+                                        const std::string& workdir) {
+  if (program.empty()) return std::nullopt;
+  auto relative_to_workdir = [&](const std::string& p) {
+    return p.front() == '/' || workdir.empty() ? p : workdir + "/" + p;
+  };
+  if (program.find('/') != std::string::npos) {
+    const std::string path = relative_to_workdir(program);
+    return is_executable_file(path) ? std::optional<std::string>(path) : std::nullopt;
+  }
+  std::size_t begin = 0;
+  for (;;) {
+    const auto end = path_env.find(':', begin);
+    std::string dir = path_env.substr(begin, end == std::string::npos ? end : end - begin);
+    if (dir.empty()) dir = ".";  // POSIX: an empty PATH entry is the current directory
+    const std::string candidate = relative_to_workdir(dir) + "/" + program;
+    if (is_executable_file(candidate)) return candidate;
+    if (end == std::string::npos) return std::nullopt;
+    begin = end + 1;
+  }
+}
+
+pid_t spawn_in_session(const spawn_request& request) {
+  if (request.argv.empty()) throw backend_error("cannot start a job without a command");
+  std::vector<std::string> argv_strings = request.argv;
+  std::vector<std::string> env_strings = merged_environment(request.env);
+  const std::vector<char*> argv = c_strings(argv_strings);
+  const std::vector<char*> envp = c_strings(env_strings);
+  const long max_fd = max_fd_for_child();
+
+  int out_fd = -1, err_fd = -1;
+  int report[2] = {-1, -1};
+  try {
+    if (!request.stdout_path.empty()) out_fd = open_log(request.stdout_path);
+    if (!request.stderr_path.empty())
+      err_fd = request.stderr_path == request.stdout_path ? out_fd : open_log(request.stderr_path);
+  } catch (...) {
+    close_quietly(out_fd);
+    throw;
+  }
+  if (::pipe2(report, O_CLOEXEC) != 0) {
+    const int e = errno;
+    if (err_fd != out_fd) close_quietly(err_fd);
+    close_quietly(out_fd);
+    throw backend_error("cannot start '" + request.argv[0] + "': pipe: " + errno_text(e));
+  }
+
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    reset_signals_in_child();
+    if (::setsid() < 0) child_fail(report[1], 2);
+    if (!request.workdir.empty() && ::chdir(request.workdir.c_str()) != 0) child_fail(report[1], 0);
+    if (out_fd >= 0 && ::dup2(out_fd, STDOUT_FILENO) < 0) child_fail(report[1], 1);
+    if (err_fd >= 0 && ::dup2(err_fd, STDERR_FILENO) < 0) child_fail(report[1], 1);
+    close_on_exec_from_3(max_fd);
+    ::execve(request.executable.c_str(), argv.data(), envp.data());
+    child_fail(report[1], 3);
+  }
+  const int fork_errno = errno;
+  if (err_fd != out_fd) close_quietly(err_fd);
+  close_quietly(out_fd);
+  close_quietly(report[1]);
+  if (pid < 0) {
+    close_quietly(report[0]);
+    throw backend_error("cannot start '" + request.argv[0] + "': fork: " + errno_text(fork_errno));
+  }
+  child_failure failure{};
+  const bool failed = read_child_failure(report[0], failure);
+  close_quietly(report[0]);
+  if (!failed) return pid;
+  wait_for(pid);
+  std::string why;
+  switch (failure.stage) {
+    case 0: why = "cannot change to the working directory '" + request.workdir + "'"; break;
+    case 1: why = "cannot redirect its output to the log files"; break;
+    case 2: why = "setsid failed"; break;
+    default: why = "cannot execute '" + request.executable + "'"; break;
+  }
+  throw backend_error("cannot start '" + request.argv[0] + "': " + why + ": " +
+                      errno_text(failure.err));
+}
+
+// --- process_table -----------------------------------------------------------
+
+job_status status_of_wait(const std::string& id, int wait_status, bool cancelled) {
+  job_status s;
+  s.id = id;
+  if (WIFEXITED(wait_status)) {
+    const int code = WEXITSTATUS(wait_status);
+    s.exit_code = code;
+    s.raw_state = "exited " + std::to_string(code);
+    s.state = code == 0 ? job_state::completed : cancelled ? job_state::cancelled : job_state::failed;
+  } else {
+    const int sig = WIFSIGNALED(wait_status) ? WTERMSIG(wait_status) : 0;
+    s.signal = sig;
+    s.raw_state = "signal " + std::to_string(sig);
+    s.state = cancelled ? job_state::cancelled : job_state::failed;
+  }
+  return s;
+}
+
+process_table::process_table(std::chrono::milliseconds kill_grace) : kill_grace_(kill_grace) {}
+
+process_table::~process_table() {
+  for (auto& [id, e] : entries_) {
+    reap(e);
+    if (!e.ended) {
+      ::kill(-e.pid, SIGKILL);
+      wait_for(e.pid);
+    } else if (e.kill_at) {
+      ::kill(-e.pid, SIGKILL);
+    }
+  }
+}
+
+std::string process_table::add(pid_t pid) {
+  std::string id = std::to_string(pid);
+  for (int n = 2; entries_.count(id); ++n) id = std::to_string(pid) + "-" + std::to_string(n);
+  add(id, pid);
+  return id;
+}
+
+void process_table::add(const std::string& id, pid_t pid) {
+  entry e;
+  e.pid = pid;
+  entries_.emplace(id, e);
+}
+
+bool process_table::contains(const std::string& id) const { return entries_.count(id) > 0; }
+
+void process_table::reap(entry& e) {
+  if (e.ended) return;
+  int status = 0;
+  pid_t r;
+  do {
+    r = ::waitpid(e.pid, &status, WNOHANG);
+  } while (r < 0 && errno == EINTR);
+  if (r == e.pid) {
+    e.ended = true;
+    e.wait_status = status;
+  } else if (r < 0 && errno == ECHILD) {
+    e.ended = true;
+    e.lost = true;
+  }
+}
+
+void process_table::kill_if_due(entry& e, std::chrono::steady_clock::time_point now) {
+  if (!e.kill_at || now < *e.kill_at) return;
+  // The leader may be gone while a grandchild that ignored SIGTERM lives on:
+  // the group id stays valid as long as one member exists.
+  ::kill(-e.pid, SIGKILL);
+  e.kill_at.reset();
+}
+
+job_status process_table::status(const std::string& id) {
+  const auto it = entries_.find(id);
+  if (it == entries_.end()) {
+    job_status s;
+    s.id = id;
+    s.state = job_state::failed;
+    s.raw_state = "unknown job id";
+    return s;
+  }
+  entry& e = it->second;
+  reap(e);
+  kill_if_due(e, std::chrono::steady_clock::now());
+  if (e.lost) {
+    job_status s;
+    s.id = id;
+    s.state = e.cancelled ? job_state::cancelled : job_state::failed;
+    s.raw_state = "lost";
+    return s;
+  }
+  if (!e.ended) {
+    job_status s;
+    s.id = id;
+    s.state = job_state::running;
+    s.raw_state = e.cancelled ? "stopping" : "running";
+    return s;
+  }
+  return status_of_wait(id, e.wait_status, e.cancelled);
+}
+
+void process_table::cancel(const std::string& id) {
+  const auto it = entries_.find(id);
+  if (it == entries_.end()) return;
+  entry& e = it->second;
+  reap(e);
+  const auto now = std::chrono::steady_clock::now();
+  if (e.kill_at) {
+    kill_if_due(e, now);
+    return;
+  }
+  if (e.ended) {
+    // The job itself is over (its state stays what it was), but what it left
+    // running in its group is stopped too. ESRCH: nothing left.
+    if (::kill(-e.pid, SIGTERM) == 0) e.kill_at = now + kill_grace_;
+    return;
+  }
+  if (e.cancelled) return;
+  e.cancelled = true;
+  ::kill(-e.pid, SIGTERM);
+  e.kill_at = now + kill_grace_;
+}
+
+void process_table::finish_kills() {
+  const auto now = std::chrono::steady_clock::now();
+  for (auto& [id, e] : entries_) {
+    reap(e);
+    kill_if_due(e, now);
+  }
+}
+
+}  // namespace detail
+
+// --- run_command --------------------------------------------------------------
+
+namespace {
+
+// SIGPIPE would kill the launcher when a command exits without reading its
+// stdin: block it in this thread while writing, and swallow the one raised here.
+class sigpipe_guard {
+ public:
+  sigpipe_guard() {
+    sigset_t pipe_only;
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    sigset_t pending;
+    sigpending(&pending);
+    was_pending_ = sigismember(&pending, SIGPIPE) == 1;
+    pthread_sigmask(SIG_BLOCK, &pipe_only, &old_mask_);
+  }
+  ~sigpipe_guard() {
+    if (!was_pending_) {
+      sigset_t pending;
+      sigpending(&pending);
+      if (sigismember(&pending, SIGPIPE) == 1) {
+        sigset_t pipe_only;
+        sigemptyset(&pipe_only);
+        sigaddset(&pipe_only, SIGPIPE);
+        const timespec zero{0, 0};
+        while (sigtimedwait(&pipe_only, nullptr, &zero) < 0 && errno == EINTR) {
+        }
+      }
+    }
+    pthread_sigmask(SIG_SETMASK, &old_mask_, nullptr);
+  }
+  sigpipe_guard(const sigpipe_guard&) = delete;
+  sigpipe_guard& operator=(const sigpipe_guard&) = delete;
+
+ private:
+  sigset_t old_mask_{};
+  bool was_pending_ = false;
+};
+
+}  // namespace
+
+command_result run_command(const std::vector<std::string>& argv_in, const std::string& stdin_text) {
+  if (argv_in.empty()) throw backend_error("run_command: empty command");
+  const std::string path_env = detail::current_path();
+  const auto executable = detail::find_program(argv_in[0], path_env, "");
+  if (!executable)
+    throw backend_error("cannot run '" + argv_in[0] + "': command not found (PATH=" + path_env + ")");
+
+  std::vector<std::string> argv_strings = argv_in;
+  const std::vector<char*> argv = c_strings(argv_strings);
+  const long max_fd = max_fd_for_child();
+
+  sigpipe_guard guard;
+  int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, report[2] = {-1, -1};
+  auto close_all = [&] {
+    for (int* p : {in, out, err, report}) {
+      close_quietly(p[0]);
+      close_quietly(p[1]);
+    }
+  };
+  if (::pipe2(in, O_CLOEXEC) || ::pipe2(out, O_CLOEXEC) || ::pipe2(err, O_CLOEXEC) ||
+      ::pipe2(report, O_CLOEXEC)) {
+    const int e = errno;
+    close_all();
+    throw backend_error("cannot run '" + argv_in[0] + "': pipe: " + errno_text(e));
+  }
+
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    reset_signals_in_child();
+    if (::dup2(in[0], STDIN_FILENO) < 0 || ::dup2(out[1], STDOUT_FILENO) < 0 ||
+        ::dup2(err[1], STDERR_FILENO) < 0)
+      child_fail(report[1], 1);
+    close_on_exec_from_3(max_fd);
+    ::execv(executable->c_str(), argv.data());
+    child_fail(report[1], 3);
+  }
+  const int fork_errno = errno;
+  close_quietly(in[0]);
+  close_quietly(out[1]);
+  close_quietly(err[1]);
+  close_quietly(report[1]);
+  if (pid < 0) {
+    close_all();
+    throw backend_error("cannot run '" + argv_in[0] + "': fork: " + errno_text(fork_errno));
+  }
+  child_failure failure{};
+  if (read_child_failure(report[0], failure)) {
+    close_all();
+    wait_for(pid);
+    throw backend_error("cannot run '" + argv_in[0] + "': " + errno_text(failure.err));
+  }
+  close_quietly(report[0]);
+  // A blocking write of the whole stdin would wait for the command to read
+  // it while the command waits for us to read its output.
+  ::fcntl(in[1], F_SETFL, ::fcntl(in[1], F_GETFL) | O_NONBLOCK);
+
+  // Feed stdin and drain stdout/stderr together: a command that writes a lot
+  // before reading would otherwise deadlock against us.
+  command_result result;
+  std::size_t written = 0;
+  if (stdin_text.empty()) close_quietly(in[1]);
+  char buffer[65536];
+  while (out[0] >= 0 || err[0] >= 0) {
+    pollfd fds[3];
+    nfds_t n = 0;
+    int* targets[3];
+    auto watch = [&](int& fd, short events) {
+      if (fd < 0) return;
+      fds[n] = pollfd{fd, events, 0};
+      targets[n++] = &fd;
+    };
+    watch(out[0], POLLIN);
+    watch(err[0], POLLIN);
+    watch(in[1], POLLOUT);
+    if (::poll(fds, n, -1) < 0) {
+      if (errno == EINTR) continue;
+      const int e = errno;
+      close_all();
+      wait_for(pid);
+      throw backend_error("cannot run '" + argv_in[0] + "': poll: " + errno_text(e));
+    }
+    for (nfds_t i = 0; i < n; ++i) {
+      if (!fds[i].revents) continue;
+      int& fd = *targets[i];
+      if (&fd == &in[1]) {
+        const ssize_t w = ::write(fd, stdin_text.data() + written, stdin_text.size() - written);
+        if (w > 0) written += static_cast<std::size_t>(w);
+        if ((w < 0 && errno != EINTR && errno != EAGAIN) || written == stdin_text.size())
+          close_quietly(fd);  // done, or the command stopped reading (EPIPE)
+      } else {
+        const ssize_t r = ::read(fd, buffer, sizeof buffer);
+        if (r > 0)
+          (&fd == &out[0] ? result.out : result.err).append(buffer, static_cast<std::size_t>(r));
+        else if (r == 0 || (errno != EINTR && errno != EAGAIN))
+          close_quietly(fd);
+      }
+    }
+  }
+  close_quietly(in[1]);
+  const int status = wait_for(pid);
+  if (status < 0) throw backend_error("cannot run '" + argv_in[0] + "': waitpid: " + errno_text(errno));
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return result;
+}
+
+}  // namespace melissa::scheduler

@@ -1,0 +1,100 @@
+// Process plumbing shared by the local backend and the Slurm backend's
+// schedule-in-schedule mode (where each client is a local `srun` process):
+// finding a program, starting it in a session of its own, and following it
+// with waitpid. Internal to melissa-backends; the public interface is
+// backend.hpp.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "backends/scheduler/backend.hpp"
+
+namespace melissa::scheduler::detail {
+
+// Where execve finds `program`, the way a shell would: a name without '/' is
+// searched in the directories of `path_env` (an empty entry is the current
+// directory); a name with '/' is taken as it is, relative to `workdir` when it
+// is relative (the job starts there). Returns the path to execute, or nullopt
+// when there is no executable regular file.
+std::optional<std::string> find_program(const std::string& program, const std::string& path_env,
+                                        const std::string& workdir);
+
+// The PATH this process runs with ("" when unset).
+std::string current_path();
+
+// What spawn_in_session starts.
+struct spawn_request {
+  std::string executable;                  // what execve runs (from find_program)
+  std::vector<std::string> argv;           // argv[0] included
+  std::map<std::string, std::string> env;  // added to (or replacing in) this process's environment
+  std::string workdir;                     // "": this process's working directory
+  std::string stdout_path;                 // "": inherited
+  std::string stderr_path;                 // "": inherited; the same path as stdout: one file
+};
+
+// Starts the process in a new session (setsid), so its pid is also its
+// process group id and a signal to -pid reaches everything it starts (MPI
+// ranks, grandchildren), and a terminal's signals do not. The logs are opened
+// (truncated, parent directories created) before the fork, so their errors
+// are thrown here. Returns once the program is executing: an exec failure
+// comes back through a close-on-exec pipe and is thrown as backend_error.
+// Safe in a multithreaded process: only async-signal-safe calls after fork.
+pid_t spawn_in_session(const spawn_request& request);
+
+// The processes started by spawn_in_session, followed with waitpid(WNOHANG),
+// never blocking. Cancelling sends SIGTERM to the process group and records a
+// deadline; SIGKILL goes to the group at the first call of status(),
+// cancel() or finish_kills() after that deadline, even when the leader has
+// already exited (a grandchild may ignore SIGTERM). The destructor sends
+// SIGKILL to every group still running and reaps the leaders.
+//
+// Needs SIGCHLD not to be ignored (SIG_IGN reaps children automatically):
+// a child reaped elsewhere is reported failed with raw_state "lost".
+class process_table {
+ public:
+  explicit process_table(std::chrono::milliseconds kill_grace);
+  ~process_table();
+  process_table(const process_table&) = delete;
+  process_table& operator=(const process_table&) = delete;
+
+  // Follows `pid` (a session leader) under a new id: the pid, with a suffix
+  // in the rare case of a pid reused within this table's lifetime.
+  std::string add(pid_t pid);
+  // Follows `pid` under the given id (must be new).
+  void add(const std::string& id, pid_t pid);
+  bool contains(const std::string& id) const;
+
+  // pending never happens here: running until waitpid reports the end;
+  // exit 0 → completed "exited 0"; exit N → failed "exited N"; signal N →
+  // failed "signal N"; a non-zero end after cancel() → cancelled.
+  job_status status(const std::string& id);
+  void cancel(const std::string& id);
+  // SIGKILL to the groups whose grace period is over.
+  void finish_kills();
+
+ private:
+  struct entry {
+    pid_t pid = 0;
+    bool ended = false;
+    bool lost = false;             // reaped by someone else (ECHILD)
+    int wait_status = 0;
+    bool cancelled = false;
+    std::optional<std::chrono::steady_clock::time_point> kill_at;  // SIGKILL pending
+  };
+  void reap(entry& e);
+  void kill_if_due(entry& e, std::chrono::steady_clock::time_point now);
+
+  std::chrono::milliseconds kill_grace_;
+  std::map<std::string, entry> entries_;
+};
+
+// The job_status of a process that ended with waitpid status `wait_status`.
+job_status status_of_wait(const std::string& id, int wait_status, bool cancelled);
+
+}  // namespace melissa::scheduler::detail

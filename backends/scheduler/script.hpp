@@ -1,0 +1,38 @@
+// Helpers of the batch backends (Slurm, OAR) to write job scripts: POSIX
+// shell quoting and the common checks of a job_request. Internal to
+// melissa-backends.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "backends/scheduler/backend.hpp"
+
+namespace melissa::scheduler::detail {
+
+// `word` as one shell word in single quotes: shell_quote("it's") == "'it'\''s'".
+std::string shell_quote(const std::string& word);
+// The words quoted and joined by spaces.
+std::string shell_command(const std::vector<std::string>& argv);
+// [A-Za-z_][A-Za-z0-9_]*: a name an `export` line accepts.
+bool is_env_name(const std::string& name);
+// Throws backend_error for an empty command, tasks or nodes of 0, an invalid
+// environment variable name, or a NUL character in the command.
+void check_request(const job_request& request);
+// "#!/bin/bash", a comment with the job's name and `submitted_by` (the
+// submission command, so a user can resubmit the script by hand), one
+// `export NAME='value'` line per variable of request.env, and a `cd` to
+// request.workdir. The caller appends the line that runs the program.
+std::string script_header(const job_request& request, const std::string& submitted_by);
+
+}  // namespace melissa::scheduler::detail
+
+namespace melissa::scheduler::detail {
+
+// "<program> failed (exit N): <its stderr, else its stdout, trimmed>".
+std::string command_failure(const std::vector<std::string>& argv, const command_result& result);
+// Writes an executable (0755) script, creating its directory; throws
+// backend_error naming `what` (e.g. "client job 'x'") when it cannot.
+void write_script(const std::string& path, const std::string& text, const std::string& what);
+
+}  // namespace melissa::scheduler::detail

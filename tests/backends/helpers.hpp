@@ -1,0 +1,83 @@
+// Shared by the backend tests: temporary directories, files, and a fake
+// command_runner that records every command and answers from a script.
+#pragma once
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "backends/scheduler/backend.hpp"
+
+namespace melissa::scheduler::testing {
+
+// A fresh directory under /tmp, removed at the end of the test.
+struct temp_dir {
+  std::string path;
+  temp_dir() {
+    char tmpl[] = "/tmp/melissa-backends-XXXXXX";
+    path = ::mkdtemp(tmpl);
+  }
+  ~temp_dir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path, ignored);
+  }
+  std::string operator/(const std::string& name) const { return path + "/" + name; }
+};
+
+inline std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+inline void write_file(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+// A file of this source tree (recorded scheduler outputs).
+inline std::string source_file(const std::string& relative) {
+  const char* dir = std::getenv("MELISSA_SOURCE_DIR");
+  return read_file(std::string(dir ? dir : MELISSA_SOURCE_DIR) + "/" + relative);
+}
+
+// Records the commands; `answer` decides each result (default: exit 0, no output).
+struct fake_runner {
+  std::vector<std::vector<std::string>> calls;
+  std::function<command_result(const std::vector<std::string>&)> answer =
+      [](const std::vector<std::string>&) { return command_result{}; };
+
+  command_runner runner() {
+    return [this](const std::vector<std::string>& argv, const std::string&) {
+      calls.push_back(argv);
+      return answer(argv);
+    };
+  }
+  // Calls whose program is `program`.
+  std::size_t count(const std::string& program) const {
+    std::size_t n = 0;
+    for (const auto& c : calls) n += !c.empty() && c[0] == program;
+    return n;
+  }
+};
+
+// Polls until `id` reaches a final state or `timeout` passes.
+inline job_status wait_final(backend& b, const std::string& id,
+                             std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+  const auto end = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const job_status s = b.poll({id}).at(0);
+    if (is_final(s.state) || std::chrono::steady_clock::now() > end) return s;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+}  // namespace melissa::scheduler::testing

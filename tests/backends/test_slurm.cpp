@@ -1,0 +1,509 @@
+// The Slurm backend without Slurm: a fake command_runner records each command
+// and answers with outputs recorded from a real Slurm 22.05 (Debian 12,
+// tests/slurm/start-slurm.sh): the exact sbatch command line and batch
+// script, ONE squeue (+ at most one sacct) per poll however many jobs, every
+// state mapping, cancel, and the schedule-in-schedule mode (with a fake
+// `srun` on PATH that runs the step's command here).
+#include <doctest/doctest.h>
+
+#include <stdlib.h>
+
+#include <filesystem>
+#include <set>
+
+#include "backends/scheduler/slurm_backend.hpp"
+#include "helpers.hpp"
+
+using namespace melissa::scheduler;
+using namespace melissa::scheduler::testing;
+
+namespace {
+
+job_request full_request(const temp_dir& dir) {
+  job_request r;
+  r.name = "melissa-heat-sim3-a1";
+  r.kind = job_kind::client;
+  r.argv = {"melissa-heat", "--grid", "64", "it's"};
+  r.env = {{"MELISSA_SIM_ID", "3"}, {"X", "a b"}};
+  r.workdir = "/scratch/study";
+  r.stdout_path = dir / "jobs/3.out";
+  r.stderr_path = dir / "jobs/3.err";
+  r.settings.partition = "cpu";
+  r.settings.account = "proj";
+  r.settings.time_limit = "00:10:00";
+  r.settings.nodes = 2;
+  r.settings.tasks = 4;
+  r.settings.gres = "gpu:1";
+  r.settings.extra = {"--qos=fast", "--constraint=skylake"};
+  return r;
+}
+
+job_request simple_request(const std::string& name, const temp_dir& dir) {
+  job_request r;
+  r.name = name;
+  r.argv = {"solver"};
+  r.stdout_path = dir / (name + ".out");
+  r.stderr_path = dir / (name + ".err");
+  return r;
+}
+
+command_result ok(const std::string& out) { return command_result{0, out, ""}; }
+
+// The value of the `-j` option of a recorded command.
+std::string job_list(const std::vector<std::string>& argv) {
+  for (std::size_t i = 0; i + 1 < argv.size(); ++i)
+    if (argv[i] == "-j") return argv[i + 1];
+  return "";
+}
+
+std::vector<std::string> split_ids(const std::string& list) {
+  std::vector<std::string> out;
+  std::stringstream s(list);
+  for (std::string id; std::getline(s, id, ',');) out.push_back(id);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("slurm: the exact sbatch command line and batch script of a job") {
+  temp_dir dir;
+  fake_runner fake;
+  fake.answer = [](const std::vector<std::string>&) { return ok("4242\n"); };
+  slurm_backend b(fake.runner());
+  const job_request r = full_request(dir);
+  CHECK(b.submit(r) == "4242");
+  REQUIRE(fake.calls.size() == 1);
+  const std::string script_path = dir / "jobs/3.out.sbatch";
+  const std::vector<std::string> expected = {
+      "sbatch", "--parsable", "--job-name=melissa-heat-sim3-a1", "--output=" + dir / "jobs/3.out",
+      "--error=" + dir / "jobs/3.err", "--chdir=/scratch/study", "--export=ALL", "--nodes=2", "--ntasks=4",
+      "--partition=cpu", "--account=proj", "--gres=gpu:1", "--time=00:10:00", "--qos=fast",
+      "--constraint=skylake", script_path};
+  CHECK(fake.calls[0] == expected);
+  CHECK(slurm::sbatch_command(r, script_path) == expected);
+
+  std::string submitted;
+  for (const auto& w : expected) submitted += (submitted.empty() ? "" : " ") + ("'" + w + "'");
+  const std::string script = read_file(script_path);
+  CHECK(script ==
+        "#!/bin/bash\n"
+        "# Melissa client job melissa-heat-sim3-a1\n"
+        "# submitted with: " + submitted + "\n"
+        "export MELISSA_SIM_ID='3'\n"
+        "export X='a b'\n"
+        "cd '/scratch/study' || exit 1\n"
+        "exec srun --ntasks=4 'melissa-heat' '--grid' '64' 'it'\\''s'\n");
+  CHECK((std::filesystem::status(script_path).permissions() & std::filesystem::perms::owner_exec) !=
+        std::filesystem::perms::none);
+}
+
+TEST_CASE("slurm: a one-task job runs its program directly, defaults add no option") {
+  temp_dir dir;
+  job_request r = simple_request("one", dir);
+  const auto argv = slurm::sbatch_command(r, "s.sbatch");
+  CHECK(argv == std::vector<std::string>{"sbatch", "--parsable", "--job-name=one", "--output=" + dir / "one.out",
+                                         "--error=" + dir / "one.err", "--export=ALL", "--nodes=1",
+                                         "--ntasks=1", "s.sbatch"});
+  const std::string script = slurm::batch_script(r, argv);
+  CHECK(script.substr(script.rfind('\n', script.size() - 2) + 1) == "exec 'solver'\n");
+}
+
+TEST_CASE("slurm: sbatch output and errors") {
+  CHECK(slurm::parse_sbatch_id("4242\n") == "4242");
+  CHECK(slurm::parse_sbatch_id("4242;cluster-a\n") == "4242");
+  CHECK(slurm::parse_sbatch_id("sbatch: site message\n77\n") == "77");
+  CHECK(slurm::parse_sbatch_id("Submitted batch job 77\n") == "");
+  CHECK(slurm::parse_sbatch_id("") == "");
+
+  temp_dir dir;
+  fake_runner fake;
+  slurm_backend b(fake.runner());
+  // Recorded from sbatch 22.05 with a partition that does not exist.
+  fake.answer = [](const std::vector<std::string>&) {
+    return command_result{1, "", "sbatch: error: invalid partition specified: gpu\n"
+                                 "sbatch: error: Batch job submission failed: Invalid partition name specified\n"};
+  };
+  CHECK_THROWS_WITH_AS(b.submit(simple_request("x", dir)),
+                       "client job 'x': sbatch failed (exit 1): sbatch: error: invalid partition specified: gpu\n"
+                       "sbatch: error: Batch job submission failed: Invalid partition name specified",
+                       backend_error);
+  fake.answer = [](const std::vector<std::string>&) { return ok("\n"); };
+  CHECK_THROWS_WITH_AS(b.submit(simple_request("x", dir)), doctest::Contains("sbatch printed no job id"),
+                       backend_error);
+  job_request empty = simple_request("x", dir);
+  empty.argv.clear();
+  CHECK_THROWS_AS(b.submit(empty), backend_error);
+}
+
+TEST_CASE("slurm: every state word maps to the launcher's state") {
+  const auto none = std::nullopt;
+  for (const char* w : {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD"}) {
+    CAPTURE(w);
+    CHECK(slurm::map_state(w, none, false) == job_state::pending);
+  }
+  for (const char* w : {"RUNNING", "COMPLETING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT", "RESIZING"}) {
+    CAPTURE(w);
+    CHECK(slurm::map_state(w, none, false) == job_state::running);
+  }
+  CHECK(slurm::map_state("COMPLETED", none, false) == job_state::completed);
+  CHECK(slurm::map_state("COMPLETED", 0, false) == job_state::completed);
+  CHECK(slurm::map_state("COMPLETED", 0, true) == job_state::completed);  // ended before our cancel
+  CHECK(slurm::map_state("COMPLETED", 2, false) == job_state::failed);
+  for (const char* w : {"FAILED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL", "DEADLINE",
+                        "CANCELLED", "REVOKED", "SPECIAL_EXIT"}) {
+    CAPTURE(w);
+    CHECK(slurm::map_state(w, none, false) == job_state::failed);
+    CHECK(slurm::map_state(w, 1, true) == job_state::cancelled);
+  }
+  // sacct's spellings.
+  CHECK(slurm::map_state("CANCELLED by 1000", none, false) == job_state::failed);
+  CHECK(slurm::map_state("CANCELLED by 0", none, true) == job_state::cancelled);
+  CHECK(slurm::map_state("CANCELLED+", none, false) == job_state::failed);
+  CHECK(slurm::state_word("CANCELLED by 1000") == "CANCELLED");
+  // A word of a later Slurm: not final.
+  CHECK(slurm::map_state("SOMETHING_NEW", none, false) == job_state::running);
+}
+
+TEST_CASE("slurm: squeue and sacct outputs recorded from a real Slurm") {
+  // tests/backends/slurm/squeue.txt: `squeue -h -t all -o %i|%T -j ...` of
+  // Slurm 22.05 after the integration test's jobs (README.md there).
+  const auto states = slurm::parse_squeue(source_file("tests/backends/slurm/squeue.txt"));
+  REQUIRE(states.size() == 8);
+  CHECK(states.at("6") == "CANCELLED");
+  CHECK(states.at("7") == "COMPLETED");
+  CHECK(states.at("9") == "FAILED");
+  CHECK(states.at("10") == "TIMEOUT");
+  CHECK(states.at("12") == "RUNNING");
+  CHECK(states.at("13") == "PENDING");
+  CHECK(slurm::map_state(states.at("10"), std::nullopt, false) == job_state::failed);
+  CHECK(slurm::map_state(states.at("13"), std::nullopt, false) == job_state::pending);
+  // tests/backends/slurm/sacct.txt: `sacct -n -P -X -o JobID,State,ExitCode`
+  // in the format of sacct(1) (no accounting daemon here to record one).
+  const auto records = slurm::parse_sacct(source_file("tests/backends/slurm/sacct.txt"));
+  CHECK(records.at("1001").state == "COMPLETED");
+  CHECK(records.at("1001").exit_code == 0);
+  CHECK_FALSE(records.at("1001").signal);
+  CHECK(records.at("1002").state == "FAILED");
+  CHECK(records.at("1002").exit_code == 3);
+  CHECK(records.at("1003").state == "CANCELLED");
+  CHECK(records.at("1003").signal == 15);
+  CHECK(records.at("1004").state == "TIMEOUT");
+  CHECK(records.at("1005").state == "OUT_OF_MEMORY");
+  CHECK(records.at("1005").signal == 9);
+  CHECK(records.at("1006").state == "NODE_FAIL");
+  CHECK(records.at("1007").state == "COMPLETED");  // requeued: the last line counts
+  CHECK(records.at("1007").exit_code == 0);
+}
+
+TEST_CASE("slurm: one squeue and at most one sacct per poll of 50 jobs") {
+  temp_dir dir;
+  fake_runner fake;
+  int next_id = 100;
+  // squeue knows jobs 100..139 (in every state), sacct knows 140..147.
+  const char* squeue_states[] = {"PENDING", "RUNNING", "COMPLETED", "FAILED", "TIMEOUT", "NODE_FAIL",
+                                 "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL", "DEADLINE"};
+  fake.answer = [&](const std::vector<std::string>& argv) {
+    if (argv[0] == "sbatch") return ok(std::to_string(next_id++) + "\n");
+    std::string out;
+    for (const auto& id : split_ids(job_list(argv))) {
+      const int n = std::stoi(id);
+      if (argv[0] == "squeue" && n < 140) out += id + "|" + squeue_states[n % 10] + "\n";
+      if (argv[0] == "sacct" && n >= 140 && n < 148)
+        out += id + "|" + (n % 2 ? "FAILED|3:0" : "COMPLETED|0:0") + "\n";
+    }
+    return ok(out);
+  };
+  slurm_backend b(fake.runner());
+  std::vector<std::string> ids;
+  for (int i = 0; i < 50; ++i) ids.push_back(b.submit(simple_request("j" + std::to_string(i), dir)));
+  CHECK(fake.count("sbatch") == 50);
+  fake.calls.clear();
+
+  const auto statuses = b.poll(ids);
+  CHECK(fake.calls.size() == 2);
+  REQUIRE(fake.count("squeue") == 1);
+  REQUIRE(fake.count("sacct") == 1);
+  CHECK(fake.calls[0] == slurm::squeue_command(ids));
+  CHECK(fake.calls[0] == std::vector<std::string>{"squeue", "-h", "-t", "all", "-o", "%i|%T", "-j",
+                                                  job_list(fake.calls[0])});
+  CHECK(split_ids(job_list(fake.calls[0])) == ids);
+  const std::vector<std::string> gone(ids.begin() + 40, ids.end());
+  CHECK(fake.calls[1] == std::vector<std::string>{"sacct", "-n", "-P", "-X", "-o", "JobID,State,ExitCode", "-j",
+                                                  "140,141,142,143,144,145,146,147,148,149"});
+
+  REQUIRE(statuses.size() == 50);
+  for (std::size_t i = 0; i < 50; ++i) CHECK(statuses[i].id == ids[i]);
+  CHECK(statuses[0].state == job_state::pending);
+  CHECK(statuses[0].raw_state == "PENDING");
+  CHECK(statuses[1].state == job_state::running);
+  CHECK(statuses[2].state == job_state::completed);
+  CHECK(statuses[2].exit_code == 0);
+  for (int i : {3, 4, 5, 6, 7, 8, 9}) {
+    CAPTURE(i);
+    CHECK(statuses[i].state == job_state::failed);
+    CHECK(statuses[i].raw_state == squeue_states[i]);
+  }
+  CHECK(statuses[40].state == job_state::completed);
+  CHECK(statuses[40].exit_code == 0);
+  CHECK(statuses[41].state == job_state::failed);
+  CHECK(statuses[41].raw_state == "FAILED");
+  CHECK(statuses[41].exit_code == 3);
+  CHECK(statuses[48].state == job_state::failed);
+  CHECK(statuses[48].raw_state == "NOT_FOUND");
+
+  // Final states are remembered: the next poll asks only about the 8 jobs
+  // still pending or running (ids ending in 0 or 1 below 140), with squeue alone.
+  fake.calls.clear();
+  const auto again = b.poll(ids);
+  REQUIRE(fake.calls.size() == 1);
+  CHECK(job_list(fake.calls[0]) == "100,101,110,111,120,121,130,131");
+  for (std::size_t i = 0; i < 50; ++i) CHECK(again[i].state == statuses[i].state);
+
+  // Nothing left to ask: no command at all.
+  fake.calls.clear();
+  b.poll({ids[2], ids[3], ids[45]});
+  CHECK(fake.calls.empty());
+}
+
+TEST_CASE("slurm: squeue refusing purged ids goes to sacct; other squeue errors are errors") {
+  temp_dir dir;
+  fake_runner fake;
+  std::string squeue_err;
+  int next_id = 9;
+  fake.answer = [&](const std::vector<std::string>& argv) {
+    if (argv[0] == "sbatch") return ok(std::to_string(next_id++) + "\n");
+    if (argv[0] == "squeue") return command_result{1, "", squeue_err};
+    // Recorded from sacct 22.05 on a cluster without accounting.
+    return command_result{1, "", "Slurm accounting storage is disabled\n"};
+  };
+  slurm_backend b(fake.runner());
+  const auto id = b.submit(simple_request("x", dir));
+  // Recorded from squeue 22.05 when every id asked is unknown.
+  squeue_err = "slurm_load_jobs error: Invalid job id specified\n";
+  const auto s = b.poll({id});
+  CHECK(fake.count("sacct") == 1);
+  CHECK(s[0].state == job_state::failed);
+  CHECK(s[0].raw_state == "NOT_FOUND");
+
+  const auto id2 = b.submit(simple_request("y", dir));
+  squeue_err = "slurm_load_jobs error: Socket timed out on send/recv operation\n";
+  CHECK_THROWS_WITH_AS(b.poll({id2}),
+                       "squeue failed (exit 1): slurm_load_jobs error: Socket timed out on send/recv operation",
+                       backend_error);
+}
+
+TEST_CASE("slurm: cancel runs scancel; our CANCELLED reads cancelled, someone else's reads failed") {
+  temp_dir dir;
+  fake_runner fake;
+  int next_id = 10;
+  fake.answer = [&](const std::vector<std::string>& argv) {
+    if (argv[0] == "sbatch") return ok(std::to_string(next_id++) + "\n");
+    if (argv[0] == "squeue") return ok("10|CANCELLED\n11|CANCELLED\n");
+    return ok("");
+  };
+  slurm_backend b(fake.runner());
+  const auto mine = b.submit(simple_request("a", dir));
+  const auto theirs = b.submit(simple_request("b", dir));
+  fake.calls.clear();
+  b.cancel(mine);
+  REQUIRE(fake.calls.size() == 1);
+  CHECK(fake.calls[0] == std::vector<std::string>{"scancel", "10"});
+  const auto s = b.poll({mine, theirs});
+  CHECK(s[0].state == job_state::cancelled);
+  CHECK(s[0].raw_state == "CANCELLED");
+  CHECK(s[1].state == job_state::failed);
+  CHECK(s[1].raw_state == "CANCELLED");
+  // A finished job: no scancel at all.
+  fake.calls.clear();
+  b.cancel(theirs);
+  CHECK(fake.calls.empty());
+}
+
+TEST_CASE("slurm: scancel of a job that already ended is not an error; other failures are") {
+  fake_runner fake;
+  slurm_backend b(fake.runner());
+  fake.answer = [](const std::vector<std::string>&) {
+    return command_result{1, "", "scancel: error: Kill job error on job id 5: Invalid job id specified\n"};
+  };
+  CHECK_NOTHROW(b.cancel("5"));
+  fake.answer = [](const std::vector<std::string>&) {
+    return command_result{1, "", "scancel: error: Kill job error on job id 6: Job/step already completing or completed\n"};
+  };
+  CHECK_NOTHROW(b.cancel("6"));
+  fake.answer = [](const std::vector<std::string>&) {
+    return command_result{1, "", "scancel: error: Kill job error on job id 7: Access/permission denied\n"};
+  };
+  CHECK_THROWS_WITH_AS(b.cancel("7"), doctest::Contains("Access/permission denied"), backend_error);
+}
+
+// --- schedule-in-schedule ---------------------------------------------------
+
+namespace {
+
+// A fake srun first on PATH: logs its arguments, drops its options and runs
+// the step's command here.
+struct fake_srun {
+  temp_dir dir;
+  std::string old_path = std::getenv("PATH");
+  fake_srun() {
+    write_file(dir / "srun",
+               "#!/bin/sh\n"
+               "printf '%s\\n' \"$*\" >> \"$FAKE_SRUN_LOG\"\n"
+               "while [ $# -gt 0 ]; do case \"$1\" in --*) shift ;; *) break ;; esac; done\n"
+               "exec \"$@\"\n");
+    std::filesystem::permissions(dir / "srun", std::filesystem::perms::owner_all);
+    ::setenv("PATH", (dir.path + ":" + old_path).c_str(), 1);
+  }
+  ~fake_srun() { ::setenv("PATH", old_path.c_str(), 1); }
+};
+
+}  // namespace
+
+TEST_CASE("slurm: the allocation and step command lines") {
+  slurm_options o;
+  o.schedule_in_schedule = true;
+  o.allocation_nodes = 2;
+  o.allocation_time = "02:00:00";
+  o.allocation.partition = "cpu";
+  o.allocation.account = "proj";
+  o.allocation.extra = {"--qos=fast"};
+  o.allocation_log = "/out/alloc-%j.log";
+  CHECK(slurm::allocation_command(o) ==
+        std::vector<std::string>{"sbatch", "--parsable", "--job-name=melissa-allocation",
+                                 "--output=/out/alloc-%j.log", "--error=/out/alloc-%j.log", "--nodes=2",
+                                 "--exclusive", "--time=02:00:00", "--partition=cpu", "--account=proj",
+                                 "--qos=fast", "--wrap=exec sleep infinity"});
+  job_request r;
+  r.name = "sim1";
+  r.argv = {"solver", "0.5"};
+  r.workdir = "/out";
+  r.settings.tasks = 3;
+  r.settings.extra = {"--mem-per-cpu=100"};
+  CHECK(slurm::step_command("77", r) ==
+        std::vector<std::string>{"srun", "--jobid=77", "--job-name=sim1", "--nodes=1", "--ntasks=3", "--exact",
+                                 "--chdir=/out", "--mem-per-cpu=100", "solver", "0.5"});
+}
+
+TEST_CASE("slurm: schedule-in-schedule: steps wait for the allocation, then run as srun processes") {
+  fake_srun srun;
+  temp_dir dir;
+  fake_runner fake;
+  std::string allocation_state = "PENDING";
+  int next_id = 77;
+  fake.answer = [&](const std::vector<std::string>& argv) {
+    if (argv[0] == "sbatch" && argv[2] == "--job-name=server") return ok("500\n");
+    if (argv[0] == "sbatch") return ok(std::to_string(next_id++) + "\n");
+    if (argv[0] == "squeue") {
+      std::string out;
+      for (const auto& id : split_ids(job_list(argv)))
+        if (id == std::to_string(next_id - 1)) out += id + "|" + allocation_state + "\n";
+      return ok(out);
+    }
+    return ok("");
+  };
+  slurm_options o;
+  o.schedule_in_schedule = true;
+  o.allocation_log = dir / "alloc.log";
+  std::set<std::string> ids;
+  std::vector<std::string> steps;
+  {
+    slurm_backend b(fake.runner(), o);
+    for (int i = 0; i < 3; ++i) {
+      job_request r = simple_request("sim" + std::to_string(i), dir);
+      r.argv = {"sh", "-c", "echo step $MELISSA_SIM_ID"};
+      r.env = {{"MELISSA_SIM_ID", std::to_string(i)}, {"FAKE_SRUN_LOG", dir / "srun.log"}};
+      r.workdir = dir.path;
+      steps.push_back(b.submit(r));
+    }
+    // One allocation for the three.
+    CHECK(fake.count("sbatch") == 1);
+    CHECK(b.allocation_id() == "77");
+    CHECK(steps == std::vector<std::string>{"step-1", "step-2", "step-3"});
+
+    fake.calls.clear();
+    auto s = b.poll(steps);
+    REQUIRE(fake.calls.size() == 1);
+    CHECK(job_list(fake.calls[0]) == "77");  // only the allocation: steps are local processes
+    for (const auto& st : s) {
+      CHECK(st.state == job_state::pending);
+      CHECK(st.raw_state == "waiting for allocation 77 (PENDING)");
+    }
+    // A queued step can be cancelled before it starts.
+    job_request extra = simple_request("extra", dir);
+    const auto cancelled_early = b.submit(extra);
+    b.cancel(cancelled_early);
+    CHECK(b.poll({cancelled_early})[0].state == job_state::cancelled);
+    CHECK(b.poll({cancelled_early})[0].raw_state == "cancelled before start");
+
+    allocation_state = "RUNNING";
+    for (const auto& id : steps) {
+      const job_status st = wait_final(b, id);
+      CHECK(st.state == job_state::completed);
+      CHECK(st.raw_state == "exited 0");
+    }
+    for (int i = 0; i < 3; ++i)
+      CHECK(read_file(dir / ("sim" + std::to_string(i) + ".out")) == "step " + std::to_string(i) + "\n");
+    const std::string srun_log = read_file(dir / "srun.log");
+    CHECK(srun_log.find("--jobid=77 --job-name=sim1 --nodes=1 --ntasks=1 --exact --chdir=" + dir.path +
+                        " sh -c echo step $MELISSA_SIM_ID\n") != std::string::npos);
+
+    // A step submitted while the allocation runs starts at once; cancel stops its srun.
+    job_request slow = simple_request("slow", dir);
+    slow.argv = {"sleep", "100"};
+    slow.env = {{"FAKE_SRUN_LOG", dir / "srun.log"}};
+    const auto slow_id = b.submit(slow);
+    CHECK(b.poll({slow_id})[0].state == job_state::running);
+    b.cancel(slow_id);
+    const job_status sc = wait_final(b, slow_id);
+    CHECK(sc.state == job_state::cancelled);
+    CHECK(sc.raw_state == "signal 15");
+
+    // The server is a job of its own, not a step.
+    job_request server = simple_request("server", dir);
+    server.kind = job_kind::server;
+    fake.calls.clear();
+    CHECK(b.submit(server) == "500");
+    REQUIRE(fake.calls.size() == 1);
+    CHECK(fake.calls[0].back() == dir / "server.out.sbatch");
+
+    // The allocation ends (time limit) while a step waits: a new allocation.
+    allocation_state = "TIMEOUT";
+    b.poll({});
+    job_request late = simple_request("late", dir);
+    late.argv = {"true"};
+    late.env = {{"FAKE_SRUN_LOG", dir / "srun.log"}};
+    fake.calls.clear();
+    const auto late_id = b.submit(late);
+    CHECK(fake.count("sbatch") == 1);  // a new allocation
+    CHECK(b.allocation_id() == "78");
+    allocation_state = "PENDING";
+    CHECK(b.poll({late_id})[0].state == job_state::pending);
+    fake.calls.clear();
+  }
+  // The destructor gives the allocation back.
+  REQUIRE(fake.calls.size() >= 1);
+  CHECK(fake.calls.back() == std::vector<std::string>{"scancel", "78"});
+}
+
+TEST_CASE("slurm: schedule-in-schedule: an allocation that ends while steps wait is replaced by poll") {
+  fake_srun srun;
+  temp_dir dir;
+  fake_runner fake;
+  int next_id = 50;
+  fake.answer = [&](const std::vector<std::string>& argv) {
+    if (argv[0] == "sbatch") return ok(std::to_string(next_id++) + "\n");
+    return ok("");  // squeue: the allocation is gone (e.g. cancelled by an admin, purged)
+  };
+  slurm_options o;
+  o.schedule_in_schedule = true;
+  slurm_backend b(fake.runner(), o);
+  const auto id = b.submit(simple_request("a", dir));
+  CHECK(b.allocation_id() == "50");
+  fake.calls.clear();
+  const auto s = b.poll({id});
+  CHECK(s[0].state == job_state::pending);
+  CHECK(fake.count("squeue") == 1);
+  CHECK(fake.count("sbatch") == 1);
+  CHECK(fake.count("sacct") == 0);  // the allocation's end needs no accounting
+  CHECK(b.allocation_id() == "51");
+}
