@@ -157,9 +157,10 @@ void finish(launcher_ptr self) {
   st.stage = phase::done;
   if (st.settings.tty) std::fprintf(stderr, "\n");
   write_summary(self);
-  (st.exit_code == study_succeeded ? spdlog::info : spdlog::error)("study {}: {}",
-                                                                    st.settings.study.study.name,
-                                                                    st.message);
+  if (st.exit_code == study_succeeded)
+    spdlog::info("study {}: {}", st.settings.study.study.name, st.message);
+  else
+    spdlog::error("study {}: {}", st.settings.study.study.name, st.message);
   caf::anon_send(st.listener, finished_atom::value, static_cast<std::int32_t>(st.exit_code),
                  st.message);
   self->quit();
@@ -180,7 +181,7 @@ void stop_everything(launcher_ptr self, int exit_code, std::string message) {
   st.message = std::move(message);
   st.stage = phase::stopping;
   st.stop_deadline = st.now() + 15;
-  st.core->pause();
+  st.core->stop();
   spdlog::warn("stopping the study: {}", st.message);
   for (const auto& [id, row] : st.core->table().rows()) cancel_job(self, row);
   if (st.core->table().active_backend_ids().empty()) finish(self);
@@ -306,15 +307,16 @@ void advance(launcher_ptr self) {
       if (st.stage == phase::running) submit_clients(self);
       print_progress(self);
       break;
-    case phase::finishing: {
-      const auto* server = st.core->table().find(st.server_job);
-      if (server && scheduler::is_final(server->state)) return finish(self);
+    case phase::finishing:
+      // The server has every step it expected; wait for its process and for
+      // client jobs still winding down, then cancel what is left.
+      if (st.core->table().active_backend_ids().empty()) return finish(self);
       if (now > st.stop_deadline) {
-        cancel_job(self, *server);
-        return finish(self);
+        for (const auto& [id, row] : st.core->table().rows()) cancel_job(self, row);
+        st.stage = phase::stopping;
+        st.stop_deadline = now + 15;
       }
       break;
-    }
     case phase::stopping:
       if (st.core->table().active_backend_ids().empty() || now > st.stop_deadline) return finish(self);
       break;
@@ -337,6 +339,7 @@ void all_ranks_finished(launcher_ptr self) {
                  " simulations completed, " + std::to_string(failed.size()) + " failed";
   }
   print_progress(self, true);
+  st.core->stop();  // jobs still winding down end as cancelled, none is retried
   st.stage = phase::finishing;
   st.stop_deadline = st.now() + 30;
 }

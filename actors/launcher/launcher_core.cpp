@@ -56,10 +56,10 @@ launcher_core::outcome launcher_core::update(std::uint32_t job, const scheduler:
     row->state = status.state;
     return outcome::none;
   }
-  row->state = status.state;
+  row->state = stopping_ && status.state != job_state::completed ? job_state::cancelled : status.state;
   row->ended_at = now;
   if (row->started_at < 0) row->started_at = now;
-  if (row->kind != job_kind::client) return outcome::none;
+  if (row->kind != job_kind::client || stopping_) return outcome::none;
   if (status.state == job_state::completed) {
     completed_.insert(row->sim_id);
     return outcome::completed;

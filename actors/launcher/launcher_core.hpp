@@ -49,6 +49,13 @@ class launcher_core {
   // coming failure is expected; `reason` goes to the job table.
   void end_by_launcher(std::uint32_t job, std::string reason);
 
+  // The study is being stopped: nothing is submitted or retried any more, and
+  // jobs that end from now on count as cancelled.
+  void stop() {
+    stopping_ = true;
+    paused_ = true;
+  }
+
   void set_job_limit(std::uint32_t n) { limits_.job_limit = n; }
   std::uint32_t job_limit() const { return limits_.job_limit; }
   void pause() { paused_ = true; }
@@ -75,6 +82,7 @@ class launcher_core {
   std::set<std::uint32_t> completed_, failed_;
   std::uint32_t retries_ = 0;
   bool paused_ = false;
+  bool stopping_ = false;
   std::optional<std::string> fatal_error_;
 };
 

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <iostream>
 #include <string>
+#include <thread>
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -22,6 +23,7 @@
 
 #include "actors/launcher/launcher.hpp"
 #include "actors/scheduler_backend/scheduler_backend.hpp"
+#include "actors/shell_endpoint/shell_endpoint.hpp"
 #include "backends/scheduler/factory.hpp"
 #include "config/design.hpp"
 #include "config/study.hpp"
@@ -147,9 +149,9 @@ int main(int argc, char** argv) {
 
   caf::actor_system_config cfg;
   cfg.load<caf::io::middleman>();
-  // A server that dies silently (node failure) is noticed by heartbeats.
-  cfg.set("middleman.heartbeat-interval", caf::timespan{std::chrono::seconds(1)});
-  cfg.set("middleman.connection-timeout", caf::timespan{std::chrono::seconds(30)});
+  // A server that dies silently (node failure) is noticed by heartbeats, and
+  // an idle melissa-shell stays connected thanks to them.
+  enable_middleman_heartbeats(cfg, std::chrono::seconds(1), std::chrono::seconds(30));
   cfg.set("work-stealing.aggressive-poll-attempts", static_cast<int64_t>(0));
   cfg.set("work-stealing.moderate-poll-attempts", static_cast<int64_t>(0));
   caf::actor_system sys{cfg};
@@ -170,6 +172,20 @@ int main(int argc, char** argv) {
   spdlog::info("study '{}' in {} (backend {}, launcher port {})", study.study.name, output,
                config::to_string(study.launcher.backend), *port);
   self->send(launcher, port_atom::value, *port);
+
+  // melissa-shell attaches here: loopback by default, a token in a 0600 file.
+  shell_endpoint_actor shell;
+  try {
+    const auto token = shell::random_token();
+    shell = spawn_shell_endpoint(sys, caf::actor_cast<launcher_query_actor>(launcher), token);
+    auto shell_port = publish_shell_endpoint(shell, study.launcher.shell_port, study.launcher.shell_host);
+    if (!shell_port) throw std::runtime_error(sys.render(shell_port.error()));
+    const auto shell_host = study.launcher.shell_host == "0.0.0.0" ? host_name() : study.launcher.shell_host;
+    shell::write_shell_file(output, shell_host, *shell_port, token);
+    spdlog::info("attach with: melissa-shell {}", output);
+  } catch (const std::exception& e) {
+    spdlog::warn("no shell endpoint ({}); the study runs without it", e.what());
+  }
 
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
@@ -193,6 +209,9 @@ int main(int argc, char** argv) {
         });
   }
   if (interrupted && exit_code == study_interrupted) exit_code = 128 + stop_signal;
+  shell::remove_shell_file(output);
+  // Let a last shell reply (e.g. to `stop`) leave before the middleman goes.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
   self->send_exit(backend_handle, caf::exit_reason::user_shutdown);
   sys.middleman().unpublish(launcher, *port);
   spdlog::default_logger()->flush();

@@ -71,12 +71,19 @@ def marked_pids(marker):
 
 
 def heat_pids(marker):
-    out = []
+    return list(heat_jobs(marker).keys())
+
+
+def heat_jobs(marker):
+    """melissa-heat processes of the study: pid -> (sim id, attempt)."""
+    out = {}
     for pid in marked_pids(marker):
         try:
-            if open(f"/proc/{pid}/comm").read().strip() == "melissa-heat":
-                out.append(pid)
-        except OSError:
+            if open(f"/proc/{pid}/comm").read().strip() != "melissa-heat":
+                continue
+            env = dict(kv.split(b"=", 1) for kv in open(f"/proc/{pid}/environ", "rb").read().split(b"\0") if b"=" in kv)
+            out[pid] = (int(env[b"MELISSA_SIM_ID"]), int(env[b"MELISSA_ATTEMPT"]))
+        except (OSError, KeyError, ValueError):
             pass
     return out
 
@@ -127,40 +134,59 @@ elif mode == "kill":
     study = study_file(work, sims=sims, steps=steps, grid=100, marker=marker)
     p = run_study(study)
     rng = random.Random(7)
-    killed = 0
+    killed = set()  # (sim, attempt): one rank of each victim job, never the same job twice
     deadline = time.time() + 120
-    while killed < 3 and time.time() < deadline:
+    while len(killed) < 3 and time.time() < deadline:
         time.sleep(rng.uniform(0.3, 1.2))
-        victims = heat_pids(marker)
+        victims = [(pid, job) for pid, job in heat_jobs(marker).items() if job not in killed]
         if victims:
-            os.kill(rng.choice(victims), signal.SIGKILL)
-            killed += 1
-    check(killed == 3, "3 running clients were killed")
+            pid, job = rng.choice(victims)
+            os.kill(pid, signal.SIGKILL)
+            killed.add(job)
+    check(len(killed) == 3, f"3 running clients were killed: {sorted(killed)}")
     rc, out = finish(p)
     print(out)
     check(rc == 0, "the study still completes (exit 0)")
     summary = check_exactly_once(work, sims, steps)
-    check(summary["simulations"]["retries"] >= 3, f"the summary shows the extra attempts ({summary['simulations']['retries']})")
+    check(summary["simulations"]["retries"] == 3, f"the summary shows the 3 extra attempts ({summary['simulations']['retries']})")
+    for sim, attempt in sorted(killed):
+        rows = [j for j in summary["jobs"] if j["kind"] == "client" and j["sim_id"] == sim]
+        last = max(rows, key=lambda j: j["attempt"])
+        check(any(j["attempt"] == attempt and j["state"] == "failed" for j in rows) and
+              last["attempt"] > attempt and last["state"] == "completed",
+              f"sim {sim}: attempt {attempt} failed, attempt {last['attempt']} completed")
     attempts = [j["attempt"] for j in summary["jobs"] if j["kind"] == "client"]
     check(max(attempts) >= 2, "restarted simulations ran again with attempt + 1")
 
 elif mode == "stop":
-    sims, steps = 3, 100
+    sims, steps = 3, 400
     study = study_file(work, sims=sims, steps=steps, grid=100, job_limit=3, client_timeout=3, marker=marker)
     p = run_study(study)
+    server_log = os.path.join(work, "out", "jobs", "1.out")
     deadline = time.time() + 60
-    victims = []
-    while not victims and time.time() < deadline:
-        time.sleep(0.2)
-        victims = heat_pids(marker)
-    check(bool(victims), "a client is running")
-    stopped = victims[0]
-    os.kill(stopped, signal.SIGSTOP)
-    t0 = time.time()
+    victim = None
+    while victim is None and time.time() < deadline:
+        time.sleep(0.1)
+        log = open(server_log).read() if os.path.exists(server_log) else ""
+        for pid, (sim, attempt) in heat_jobs(marker).items():
+            if f"session opened: sim {sim} attempt {attempt}" in log:
+                victim = pid
+                break
+    check(victim is not None, "a client is streaming")
+    # The whole job hangs (mpirun and its ranks, as on a stuck node): it stops
+    # sending while its session stays open. mpirun puts each rank in a process
+    # group of its own, so stop every process of the job's session.
+    sid = os.getsid(victim)
+    for pid in [int(p) for p in os.listdir("/proc") if p.isdigit()]:
+        try:
+            if os.getsid(pid) == sid:
+                os.kill(pid, signal.SIGSTOP)
+        except OSError:
+            pass
     rc, out = finish(p)
     print(out)
     check(rc == 0, "the study completes")
-    check("sent nothing" in out or "has not connected" in out, "the silent client was detected")
+    check("sent nothing for" in out, "the server detected the silent client and the launcher killed it")
     summary = check_exactly_once(work, sims, steps)
     check(summary["simulations"]["retries"] >= 1, "the stopped client was restarted")
     reasons = [j.get("reason", "") for j in summary["jobs"]]

@@ -123,3 +123,15 @@ TEST_CASE("a simulation requested twice runs once") {
   CHECK(submit(core).size() == 1);
   CHECK(core.count().requested == 1);
 }
+
+TEST_CASE("once the study is stopping, ended jobs are cancelled, not retried") {
+  launcher_core core({2, 3, 300});
+  core.request(0, "");
+  core.request(1, "");
+  auto jobs = submit(core);
+  core.stop();
+  CHECK(core.update(jobs[0], status(job_state::failed, "signal 15"), 1) == launcher_core::outcome::none);
+  CHECK(core.table().find(jobs[0])->state == job_state::cancelled);
+  CHECK(core.count().retries == 0);
+  CHECK(core.next_submissions(2).empty());
+}
