@@ -16,6 +16,7 @@ PACKAGES=(
   g++ gfortran clang libclang-rt-14-dev meson ninja-build pkg-config
   libcaf-dev libtorch-dev libopenblas0-pthread libtomlplusplus-dev doctest-dev
   libopenmpi-dev openmpi-bin libspdlog-dev libfmt-dev libzmq3-dev libxxhash-dev nlohmann-json3-dev
+  libreadline-dev slurm-wlm munge
   python3 python3-numpy python3-matplotlib python3-mpi4py
 )
 
@@ -50,10 +51,12 @@ case "${1:-}" in
     study=${2:-examples/heat/study.toml}
     out=$ROOT/studies/heat
     rm -rf "$out"
-    echo "==> running $study (progress below; server log in $out/jobs/server.out)"
-    /usr/bin/python3 scripts/run-study-local.py "$study" --output "$out" --build "$BUILD"
+    echo "==> running $study (progress below; logs in $out/jobs/)"
+    # melissa-heat, named without a path in the study, is found in the build tree.
+    PATH="$BUILD/solvers/heat:$BUILD/apps/melissa-shell:$PATH" \
+      "$BUILD/apps/melissa-run/melissa-run" "$study" --output "$out"
     /usr/bin/python3 scripts/plot-heat-dataset.py "$out/dataset" "$out/heat-fields.png"
-    echo "==> done: look at $out/heat-fields.png and $out/server-summary.rank0.json"
+    echo "==> done: look at $out/heat-fields.png and $out/summary.json"
     ;;
   test)
     install_packages

@@ -99,9 +99,16 @@ int main(int argc, char** argv) {
     std::cerr << "melissa-run: " << e.what() << "\n";
     return study_config_error;
   }
+  // The default dataset directory follows the output directory (--output too).
+  const bool default_dataset_dir = study.server.dataset_dir == study.study.output_dir + "/dataset";
   if (output.empty()) output = study.study.output_dir;
   output = fs::absolute(output).lexically_normal().string();
   study.study.output_dir = output;
+  // Jobs run in the output directory: relative paths of the study are taken
+  // from where melissa-run was started, as the output directory is.
+  study.server.dataset_dir = default_dataset_dir
+                                 ? output + "/dataset"
+                                 : fs::absolute(study.server.dataset_dir).lexically_normal().string();
 
   const bool local = study.launcher.backend == config::launcher_backend::local;
   launcher_settings settings;
