@@ -1,8 +1,9 @@
 // The OAR backend (OAR 2.5, the version Debian 12 ships): oarsub to submit,
 // ONE `oarstat -f -J -j id1 -j id2 ...` per poll, oardel to cancel. The pure
 // parts (script, command lines, JSON parsing, state mapping) are in
-// namespace `oar` below and tested against outputs recorded from OAR's
-// sources (tests/backends/oar/).
+// namespace `oar` below, tested against outputs recorded from a real OAR
+// 2.5.9 (tests/backends/oar/); the backend itself runs against a real one-node
+// OAR in tests/backends/test_oar_real.cpp.
 #pragma once
 
 #include <map>

@@ -1,7 +1,7 @@
 // The OAR backend with a fake command_runner: the exact oarsub command line
 // and job script, ONE oarstat per poll however many jobs, the state mapping,
-// and the parsing of outputs recorded from OAR 2.5.9's sources
-// (tests/backends/oar/README.md names the source of each).
+// and the parsing of outputs recorded from a real OAR 2.5.9 or written from
+// its sources (tests/backends/oar/README.md names the source of each).
 #include <doctest/doctest.h>
 
 #include <filesystem>
@@ -164,6 +164,30 @@ TEST_CASE("oar: oarstat -f -J output recorded from OAR 2.5.9's code") {
   CHECK_THROWS_AS(oar::parse_oarstat("[1, 2]"), backend_error);
   CHECK_THROWS_AS(oar::parse_oarstat(R"({"1": {"exit_code": 0}})"), backend_error);
   CHECK_THROWS_AS(oar::parse_oarstat(R"({"1": {"state": "Terminated", "exit_code": "x"}})"), backend_error);
+}
+
+TEST_CASE("oar: oarstat -f -J output recorded from a real OAR 2.5.9") {
+  // tests/backends/oar/oarstat-real.json: jobs 1 (exit 3), 2 (exit 0),
+  // 3 (running), 4 (oardel), 5 (waiting for 2 cores); numbers are JSON numbers.
+  const auto records = oar::parse_oarstat(source_file("tests/backends/oar/oarstat-real.json"));
+  REQUIRE(records.size() == 5);
+  const auto exit3 = oar::to_status("1", records.at("1"), false);
+  CHECK(exit3.state == job_state::failed);
+  CHECK(exit3.raw_state == "Terminated");
+  CHECK(exit3.exit_code == 3);
+  CHECK(oar::to_status("2", records.at("2"), false).state == job_state::completed);
+  CHECK(oar::to_status("3", records.at("3"), false).state == job_state::running);
+  const auto deleted = oar::to_status("4", records.at("4"), true);
+  CHECK(deleted.state == job_state::cancelled);
+  CHECK(deleted.raw_state == "Error");
+  CHECK(oar::to_status("4", records.at("4"), false).state == job_state::failed);
+  CHECK(oar::to_status("5", records.at("5"), false).state == job_state::pending);
+  // A job killed at its walltime: Error, no exit code.
+  const auto walltime = oar::parse_oarstat(source_file("tests/backends/oar/oarstat-real-walltime.json"));
+  const auto w = oar::to_status("6", walltime.at("6"), false);
+  CHECK(w.state == job_state::failed);
+  CHECK(w.raw_state == "Error");
+  CHECK_FALSE(w.exit_code);
 }
 
 TEST_CASE("oar: one oarstat per poll of 50 jobs; final states are not asked again") {
