@@ -160,6 +160,15 @@ job_status to_status(const std::string& id, const stat_record& r, bool cancelled
 
 // ---------------------------------------------------------------------------
 
+namespace {
+
+bool is_oar_id(const std::string& id) {
+  return !id.empty() && id.size() < 19 &&
+         std::all_of(id.begin(), id.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+}  // namespace
+
 oar_backend::oar_backend(command_runner runner) : run_(std::move(runner)) {}
 
 std::string oar_backend::submit(const job_request& request) {
@@ -185,9 +194,19 @@ std::string oar_backend::submit(const job_request& request) {
 
 std::vector<job_status> oar_backend::poll(const std::vector<std::string>& ids) {
   std::vector<std::string> query;
-  for (const auto& id : ids)
-    if (!finished_.count(id) && std::find(query.begin(), query.end(), id) == query.end())
-      query.push_back(id);
+  for (const auto& id : ids) {
+    if (finished_.count(id) || std::find(query.begin(), query.end(), id) != query.end()) continue;
+    // oarstat -j takes integers only: another id would fail the whole poll.
+    if (!is_oar_id(id)) {
+      job_status s;
+      s.id = id;
+      s.state = job_state::failed;
+      s.raw_state = "unknown job id";
+      finished_[id] = s;
+      continue;
+    }
+    query.push_back(id);
+  }
   std::map<std::string, job_status> fresh;
   if (!query.empty()) {
     const auto argv = oar::oarstat_command(query);
@@ -218,7 +237,7 @@ std::vector<job_status> oar_backend::poll(const std::vector<std::string>& ids) {
 }
 
 void oar_backend::cancel(const std::string& id) {
-  if (finished_.count(id)) return;
+  if (finished_.count(id) || !is_oar_id(id)) return;
   cancelled_.insert(id);
   const std::vector<std::string> argv = {"oardel", id};
   const command_result r = run_(argv, {});

@@ -61,6 +61,15 @@ void placement_options(std::vector<std::string>& out, const job_settings& s) {
 
 }  // namespace
 
+bool is_job_id(std::string_view id) {
+  // 123, or an array task 123_4 / a heterogeneous component 123+1.
+  const auto sep = id.find_first_of("_+");
+  auto digits = [](std::string_view s) {
+    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+  };
+  return sep == std::string_view::npos ? digits(id) : digits(id.substr(0, sep)) && digits(id.substr(sep + 1));
+}
+
 std::string state_word(std::string_view slurm_state) {
   std::string word = trim(slurm_state.substr(0, slurm_state.find(' ')));
   while (!word.empty() && word.back() == '+') word.pop_back();
@@ -318,6 +327,15 @@ std::vector<job_status> slurm_backend::poll(const std::vector<std::string>& ids)
   std::vector<std::string> query;
   for (const auto& id : ids) {
     if (finished_.count(id) || is_step(id)) continue;
+    // Not an id sbatch could have given: asking squeue would fail the whole poll.
+    if (!slurm::is_job_id(id)) {
+      job_status s;
+      s.id = id;
+      s.state = job_state::failed;
+      s.raw_state = "unknown job id";
+      finished_[id] = s;
+      continue;
+    }
     if (std::find(query.begin(), query.end(), id) == query.end()) query.push_back(id);
   }
   const bool watch_allocation =
@@ -427,6 +445,7 @@ void slurm_backend::cancel(const std::string& id) {
     steps_.cancel(id);
     return;
   }
+  if (!slurm::is_job_id(id)) return;  // nothing this backend submitted
   cancelled_.insert(id);
   const std::vector<std::string> argv = {"scancel", id};
   const command_result r = run_(argv, {});

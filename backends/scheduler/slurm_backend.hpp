@@ -57,7 +57,8 @@ struct slurm_options {
 // DEADLINE, REVOKED, SPECIAL_EXIT → failed, or cancelled when this backend
 // cancelled the job; a word Slurm adds later → running (the launcher's
 // timeout still applies). raw_state keeps Slurm's word ("TIMEOUT"). An id
-// neither squeue nor sacct knows → failed, raw_state "NOT_FOUND" (sacct
+// that is not a Slurm job id → failed, "unknown job id", without asking
+// Slurm. An id neither squeue nor sacct knows → failed, "NOT_FOUND" (sacct
 // needs accounting: without it, keep finished jobs in squeue with MinJobAge
 // longer than the poll interval).
 class slurm_backend final : public backend {
@@ -142,6 +143,8 @@ std::map<std::string, accounting_record> parse_sacct(std::string_view out);
 job_state map_state(std::string_view slurm_state, std::optional<int> exit_code, bool cancelled_by_us);
 bool is_pending_state(std::string_view slurm_state);
 bool is_running_state(std::string_view slurm_state);
+// A Slurm job id: digits, or digits_digits (array task) / digits+digits.
+bool is_job_id(std::string_view id);
 // The state word alone: "CANCELLED by 0" → "CANCELLED", "CANCELLED+" → "CANCELLED".
 std::string state_word(std::string_view slurm_state);
 

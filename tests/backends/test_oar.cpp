@@ -272,3 +272,14 @@ TEST_CASE("oar: a failing oarstat is an error") {
   };
   CHECK_THROWS_WITH_AS(b.poll({"1"}), "oarstat failed (exit 1): DB connection error, exiting.", backend_error);
 }
+
+TEST_CASE("oar: an id that is not an OAR job id reads failed without asking OAR") {
+  fake_runner fake;
+  oar_backend b(fake.runner());
+  const auto s = b.poll({"abc", "1 2"});
+  CHECK(fake.calls.empty());
+  CHECK(s[0].state == job_state::failed);
+  CHECK(s[0].raw_state == "unknown job id");
+  b.cancel("abc");
+  CHECK(fake.calls.empty());
+}

@@ -507,3 +507,22 @@ TEST_CASE("slurm: schedule-in-schedule: an allocation that ends while steps wait
   CHECK(fake.count("sacct") == 0);  // the allocation's end needs no accounting
   CHECK(b.allocation_id() == "51");
 }
+
+TEST_CASE("slurm: an id that is not a Slurm job id reads failed without asking Slurm") {
+  fake_runner fake;
+  slurm_backend b(fake.runner());
+  const auto s = b.poll({"step-99", "12;x", ""});
+  CHECK(fake.calls.empty());
+  for (const auto& st : s) {
+    CHECK(st.state == job_state::failed);
+    CHECK(st.raw_state == "unknown job id");
+  }
+  b.cancel("not-an-id");
+  CHECK(fake.calls.empty());
+  CHECK(slurm::is_job_id("123"));
+  CHECK(slurm::is_job_id("123_4"));
+  CHECK(slurm::is_job_id("123+1"));
+  CHECK_FALSE(slurm::is_job_id("123_"));
+  CHECK_FALSE(slurm::is_job_id("-1"));
+  CHECK_FALSE(slurm::is_job_id("12,13"));
+}
