@@ -6,8 +6,12 @@
   stop    SIGSTOP one client: detected within client_timeout, killed, restarted
   missing a client executable that does not exist: a clear error, exit 1
   ctrl-c  SIGINT in the middle: exit 130, no process of the study left
+  server  the server is killed: the study fails (exit 1) with a clear message
+          and no client is left
+  orphan  the launcher is killed: the server lets the running clients
+          finish, writes its summary and stops on its own
 
-    e2e_local.py study|kill|stop|missing|ctrl-c
+    e2e_local.py study|kill|stop|missing|ctrl-c|server|orphan
 """
 import json
 import os
@@ -218,6 +222,42 @@ elif mode == "ctrl-c":
     check(not server_left.strip(), "no server process left")
     summary = json.load(open(os.path.join(work, "out", "summary.json")))
     check(summary["exit_code"] == 130 and "interrupted" in summary["message"], "the summary says interrupted")
+elif mode in ("server", "orphan"):
+    study = study_file(work, sims=20, steps=600, grid=100, job_limit=2, marker=marker)
+    p = run_study(study)
+    deadline = time.time() + 60
+    while not heat_pids(marker) and time.time() < deadline:
+        time.sleep(0.2)
+    check(bool(heat_pids(marker)), "clients are running")
+    server = subprocess.run(["pgrep", "-f", "melissa-server --config " + os.path.join(work, "out")],
+                            capture_output=True, text=True).stdout.split()
+    check(len(server) == 1, "one server process")
+    if mode == "server":
+        os.kill(int(server[0]), signal.SIGKILL)
+        rc, out = finish(p, timeout=60)
+        print(out)
+        check(rc == 1, f"melissa-run exits 1 (got {rc})")
+        check("server" in out and ("lost the connection" in out or "server job ended" in out),
+              "the message says the server is gone")
+        time.sleep(0.5)
+        check(not marked_pids(marker), "no client left")
+    else:
+        running = {job for job in heat_jobs(marker).values()}
+        p.kill()  # SIGKILL: no chance to cancel anything
+        p.wait()
+        try:
+            os.waitpid(int(server[0]), 0)
+        except ChildProcessError:
+            pass
+        deadline = time.time() + 90
+        while os.path.exists(f"/proc/{server[0]}") and time.time() < deadline:
+            time.sleep(0.2)
+        check(not os.path.exists(f"/proc/{server[0]}"), "the server stopped on its own")
+        summary = json.load(open(os.path.join(work, "out", "server-summary.rank0.json")))
+        for sim, attempt in running:
+            check(summary["simulations"][str(sim)]["done"] and summary["simulations"][str(sim)]["steps"] == 600,
+                  f"sim {sim}, running when the launcher died, finished with every step")
+        check(not heat_pids(marker), "no client left")
 else:
     fail("unknown mode " + mode)
 print("PASS")
