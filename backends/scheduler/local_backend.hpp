@@ -20,7 +20,8 @@ struct local_options {
 };
 
 // Jobs: `argv` as given, or `mpirun --oversubscribe -n <tasks> [--allow-run-as-root] argv`
-// when settings.tasks > 1. The job's id is its pid (= its process group id).
+// when settings.tasks > 1. The job's id is its pid (= its process group and
+// session id).
 // stdout_path / stderr_path are truncated (an empty path: inherited from this
 // process; the same path twice: one file); env is added to this process's
 // environment; workdir (empty: this process's) is where the job starts.
@@ -41,7 +42,9 @@ class local_backend final : public backend {
   // cannot be opened.
   std::string submit(const job_request& request) override;
   std::vector<job_status> poll(const std::vector<std::string>& ids) override;
-  // SIGTERM to the job's process group now, SIGKILL after kill_grace.
+  // SIGTERM to every process of the job's session now (its group, and
+  // mpirun's ranks, which Open MPI puts in groups of their own), SIGKILL
+  // after kill_grace.
   void cancel(const std::string& id) override;
 
   // The command line a request runs (pure): argv, under mpirun when tasks > 1.

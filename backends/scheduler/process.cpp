@@ -7,6 +7,7 @@
 // open log files) is prepared before the fork.
 #include "backends/scheduler/process.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -15,6 +16,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <utility>
@@ -228,6 +231,37 @@ pid_t spawn_in_session(const spawn_request& request) {
 
 // --- process_table -----------------------------------------------------------
 
+bool signal_session(pid_t sid, int sig) {
+  // The group first: it is the job itself in the common case.
+  bool found = ::kill(-sid, sig) == 0;
+  // Then every process of the session, whatever its group: mpirun (Open MPI
+  // 4) puts each rank in a process group of its own, in mpirun's session.
+  DIR* proc = ::opendir("/proc");
+  if (!proc) return found;
+  while (const dirent* entry = ::readdir(proc)) {
+    char* end = nullptr;
+    const long pid = std::strtol(entry->d_name, &end, 10);
+    if (pid <= 0 || *end != '\0' || pid == sid) continue;
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    char buf[512];
+    const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+    ::close(fd);
+    if (n <= 0) continue;
+    buf[n] = '\0';
+    // "pid (comm) state ppid pgrp session ...": comm may hold spaces and ')'.
+    const char* close = std::strrchr(buf, ')');
+    char state = 0;
+    long ppid = 0, pgrp = 0, session = 0;
+    if (!close || std::sscanf(close + 1, " %c %ld %ld %ld", &state, &ppid, &pgrp, &session) != 4) continue;
+    if (session == sid && ::kill(static_cast<pid_t>(pid), sig) == 0) found = true;
+  }
+  ::closedir(proc);
+  return found;
+}
+
 job_status status_of_wait(const std::string& id, int wait_status, bool cancelled) {
   job_status s;
   s.id = id;
@@ -251,10 +285,10 @@ process_table::~process_table() {
   for (auto& [id, e] : entries_) {
     reap(e);
     if (!e.ended) {
-      ::kill(-e.pid, SIGKILL);
+      signal_session(e.pid, SIGKILL);
       wait_for(e.pid);
     } else if (e.kill_at) {
-      ::kill(-e.pid, SIGKILL);
+      signal_session(e.pid, SIGKILL);
     }
   }
 }
@@ -293,8 +327,8 @@ void process_table::reap(entry& e) {
 void process_table::kill_if_due(entry& e, std::chrono::steady_clock::time_point now) {
   if (!e.kill_at || now < *e.kill_at) return;
   // The leader may be gone while a grandchild that ignored SIGTERM lives on:
-  // the group id stays valid as long as one member exists.
-  ::kill(-e.pid, SIGKILL);
+  // the session id stays valid (and is not reused) while one member exists.
+  signal_session(e.pid, SIGKILL);
   e.kill_at.reset();
 }
 
@@ -340,12 +374,12 @@ void process_table::cancel(const std::string& id) {
   if (e.ended) {
     // The job itself is over (its state stays what it was), but what it left
     // running in its group is stopped too. ESRCH: nothing left.
-    if (::kill(-e.pid, SIGTERM) == 0) e.kill_at = now + kill_grace_;
+    if (signal_session(e.pid, SIGTERM)) e.kill_at = now + kill_grace_;
     return;
   }
   if (e.cancelled) return;
   e.cancelled = true;
-  ::kill(-e.pid, SIGTERM);
+  signal_session(e.pid, SIGTERM);
   e.kill_at = now + kill_grace_;
 }
 

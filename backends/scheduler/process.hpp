@@ -47,12 +47,19 @@ struct spawn_request {
 // Safe in a multithreaded process: only async-signal-safe calls after fork.
 pid_t spawn_in_session(const spawn_request& request);
 
+// Sends `sig` to the process group `sid` and to every process of the session
+// `sid` (found in /proc), whatever its group: Open MPI's mpirun puts each rank
+// in a group of its own inside mpirun's session. Only a process that made a
+// session of its own (a daemon) escapes. True when some process got it.
+bool signal_session(pid_t sid, int sig);
+
 // The processes started by spawn_in_session, followed with waitpid(WNOHANG),
-// never blocking. Cancelling sends SIGTERM to the process group and records a
-// deadline; SIGKILL goes to the group at the first call of status(),
-// cancel() or finish_kills() after that deadline, even when the leader has
-// already exited (a grandchild may ignore SIGTERM). The destructor sends
-// SIGKILL to every group still running and reaps the leaders.
+// never blocking. Cancelling sends SIGTERM to the job's session (see
+// signal_session) and records a deadline; SIGKILL goes to the session at the
+// first call of status(), cancel() or finish_kills() after that deadline,
+// even when the leader has already exited (a grandchild may ignore SIGTERM).
+// The destructor sends SIGKILL to every session still running and reaps the
+// leaders.
 //
 // Needs SIGCHLD not to be ignored (SIG_IGN reaps children automatically):
 // a child reaped elsewhere is reported failed with raw_state "lost".

@@ -72,7 +72,7 @@ class slurm_backend final : public backend {
   const char* name() const override { return "slurm"; }
   std::string submit(const job_request& request) override;
   std::vector<job_status> poll(const std::vector<std::string>& ids) override;
-  // scancel <id>; a step: SIGTERM to its srun's process group (srun forwards
+  // scancel <id>; a step: SIGTERM to its srun's session (srun forwards
   // it to the step's tasks and ends the step), SIGKILL after kill_grace.
   void cancel(const std::string& id) override;
 

@@ -80,4 +80,24 @@ inline job_status wait_final(backend& b, const std::string& id,
   }
 }
 
+// A fake srun first on PATH while it lives (the schedule-in-schedule mode
+// runs srun here): logs its arguments to $FAKE_SRUN_LOG, drops its options
+// and runs the step's command here.
+struct fake_srun {
+  temp_dir dir;
+  std::string old_path = std::getenv("PATH");
+  fake_srun() {
+    write_file(dir / "srun",
+               "#!/bin/sh\n"
+               "[ -n \"$FAKE_SRUN_LOG\" ] && printf '%s\\n' \"$*\" >> \"$FAKE_SRUN_LOG\"\n"
+               "while [ $# -gt 0 ]; do case \"$1\" in --*) shift ;; *) break ;; esac; done\n"
+               "exec \"$@\"\n");
+    std::filesystem::permissions(dir / "srun", std::filesystem::perms::owner_all);
+    ::setenv("PATH", (dir.path + ":" + old_path).c_str(), 1);
+  }
+  ~fake_srun() { ::setenv("PATH", old_path.c_str(), 1); }
+  fake_srun(const fake_srun&) = delete;
+  fake_srun& operator=(const fake_srun&) = delete;
+};
+
 }  // namespace melissa::scheduler::testing

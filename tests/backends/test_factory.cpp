@@ -75,6 +75,7 @@ allocation_time = "03:00:00"
 [launcher.client_job]
 partition = "cpu"
 extra = ["--qos=fast"])");
+  fake_srun srun;  // the first client checks that srun exists
   fake_runner fake;
   fake.answer = [](const std::vector<std::string>&) { return command_result{0, "31\n", ""}; };
   temp_dir dir;

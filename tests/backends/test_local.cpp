@@ -33,8 +33,8 @@ job_request shell_job(const std::string& script, const temp_dir& dir, const std:
   return r;
 }
 
-// Live (not zombie) processes whose process group is `pgid`, from /proc.
-int live_members(pid_t pgid) {
+// Live (not zombie) processes whose process group (or session) is `id`, from /proc.
+int live_members(pid_t id, bool session = false) {
   int n = 0;
   for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
     const std::string stat = read_file(entry.path().string() + "/stat");
@@ -42,9 +42,9 @@ int live_members(pid_t pgid) {
     if (close == std::string::npos) continue;
     std::istringstream rest(stat.substr(close + 2));
     char state = 0;
-    long ppid = 0, pgrp = 0;
-    rest >> state >> ppid >> pgrp;
-    if (pgrp == pgid && state != 'Z' && state != 'X') ++n;
+    long ppid = 0, pgrp = 0, sid = 0;
+    rest >> state >> ppid >> pgrp >> sid;
+    if ((session ? sid : pgrp) == id && state != 'Z' && state != 'X') ++n;
   }
   return n;
 }
@@ -156,6 +156,55 @@ TEST_CASE("local: a group that ignores SIGTERM gets SIGKILL after the grace peri
   CHECK(live_members(pgid) == 0);
   reap_orphans();
   CHECK(::kill(-pgid, 0) == -1);
+}
+
+TEST_CASE("local: cancel reaches processes of the job's session in other process groups (mpirun's ranks)") {
+  REQUIRE(::prctl(PR_SET_CHILD_SUBREAPER, 1) == 0);
+  temp_dir dir;
+  local_backend b(local_options{300ms});
+  // A grandchild that leaves the job's process group (as Open MPI's ranks
+  // do) and ignores SIGTERM: only a session-wide SIGKILL stops it.
+  const auto id = b.submit(shell_job(
+      "python3 -c 'import os, signal; os.setpgid(0, 0); signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+      "os.execvp(\"sleep\", [\"sleep\", \"100\"])' & wait",
+      dir));
+  const pid_t sid = std::stoi(id);
+  for (int i = 0; i < 300 && (live_members(sid, true) < 2 || live_members(sid) > 1); ++i)
+    std::this_thread::sleep_for(10ms);
+  REQUIRE(live_members(sid, true) == 2);
+  CHECK(live_members(sid) == 1);  // the sleep is in a group of its own
+  b.cancel(id);
+  const job_status s = wait_final(b, id, 5s);
+  CHECK(s.state == job_state::cancelled);
+  for (int i = 0; i < 300 && live_members(sid, true) > 0; ++i) {
+    b.poll({id});  // the SIGKILL after the grace period comes with a poll
+    std::this_thread::sleep_for(10ms);
+  }
+  CHECK(live_members(sid, true) == 0);
+  reap_orphans();
+}
+
+TEST_CASE("local: cancel of an mpirun job leaves no rank behind, even ranks that ignore SIGTERM") {
+  REQUIRE(::prctl(PR_SET_CHILD_SUBREAPER, 1) == 0);
+  temp_dir dir;
+  local_backend b(local_options{500ms});
+  job_request r = shell_job("trap '' TERM; echo started; sleep 100", dir, "mpi-cancel");
+  r.settings.tasks = 2;
+  const auto id = b.submit(r);
+  const pid_t sid = std::stoi(id);
+  // mpirun, 2 shells, 2 sleeps (at least).
+  for (int i = 0; i < 1000 && read_file(r.stdout_path).size() < 16; ++i) std::this_thread::sleep_for(10ms);
+  CHECK(read_file(r.stdout_path) == "started\nstarted\n");
+  CHECK(live_members(sid, true) >= 5);
+  b.cancel(id);
+  const job_status s = wait_final(b, id, 10s);
+  CHECK(s.state == job_state::cancelled);
+  for (int i = 0; i < 300 && live_members(sid, true) > 0; ++i) {
+    b.poll({id});
+    std::this_thread::sleep_for(10ms);
+  }
+  CHECK(live_members(sid, true) == 0);
+  reap_orphans();
 }
 
 TEST_CASE("local: a job that exits 0 after cancel stays completed; a non-zero exit reads cancelled") {
@@ -286,16 +335,25 @@ TEST_CASE("local: mpirun with 2 tasks runs the program twice") {
   CHECK(out.find("rank=1\n") != std::string::npos);
 }
 
-TEST_CASE("local: destroying the backend kills what still runs") {
+TEST_CASE("local: destroying the backend kills what still runs, its whole session") {
+  REQUIRE(::prctl(PR_SET_CHILD_SUBREAPER, 1) == 0);
   temp_dir dir;
-  pid_t pgid = 0;
+  pid_t sid = 0;
   {
     local_backend b;
-    pgid = std::stoi(b.submit(shell_job("sleep 100", dir)));
-    CHECK(::kill(pgid, 0) == 0);
+    sid = std::stoi(b.submit(shell_job(
+        "python3 -c 'import os; os.setpgid(0, 0); os.execvp(\"sleep\", [\"sleep\", \"100\"])' & wait", dir)));
+    for (int i = 0; i < 300 && (live_members(sid, true) < 2 || live_members(sid) > 1); ++i)
+      std::this_thread::sleep_for(10ms);
+    // On a mismatch, show the session (a diagnostic, the next CHECK fails too).
+    if (live_members(sid, true) != 2) CHECK(run_command({"ps", "-s", std::to_string(sid), "-o", "pid,pgid,sid,stat,args"}).out == "");
+    CHECK(live_members(sid, true) == 2);
   }
-  // The leader was reaped by the destructor: the pid is gone.
-  CHECK(::kill(pgid, 0) == -1);
+  // The leader was reaped by the destructor: the pid is gone; so is the rest.
+  CHECK(::kill(sid, 0) == -1);
+  for (int i = 0; i < 300 && live_members(sid, true) > 0; ++i) std::this_thread::sleep_for(10ms);
+  CHECK(live_members(sid, true) == 0);
+  reap_orphans();
 }
 
 // --- run_command ------------------------------------------------------------

@@ -338,27 +338,6 @@ TEST_CASE("slurm: scancel of a job that already ended is not an error; other fai
 
 // --- schedule-in-schedule ---------------------------------------------------
 
-namespace {
-
-// A fake srun first on PATH: logs its arguments, drops its options and runs
-// the step's command here.
-struct fake_srun {
-  temp_dir dir;
-  std::string old_path = std::getenv("PATH");
-  fake_srun() {
-    write_file(dir / "srun",
-               "#!/bin/sh\n"
-               "printf '%s\\n' \"$*\" >> \"$FAKE_SRUN_LOG\"\n"
-               "while [ $# -gt 0 ]; do case \"$1\" in --*) shift ;; *) break ;; esac; done\n"
-               "exec \"$@\"\n");
-    std::filesystem::permissions(dir / "srun", std::filesystem::perms::owner_all);
-    ::setenv("PATH", (dir.path + ":" + old_path).c_str(), 1);
-  }
-  ~fake_srun() { ::setenv("PATH", old_path.c_str(), 1); }
-};
-
-}  // namespace
-
 TEST_CASE("slurm: the allocation and step command lines") {
   slurm_options o;
   o.schedule_in_schedule = true;
