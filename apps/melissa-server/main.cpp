@@ -220,6 +220,10 @@ int main(int argc, char** argv) {
   // benchmark for no throughput gain.
   cfg.set("work-stealing.aggressive-poll-attempts", static_cast<int64_t>(0));
   cfg.set("work-stealing.moderate-poll-attempts", static_cast<int64_t>(0));
+  // Heartbeats keep the launcher's connection alive (it drops links silent
+  // for 30 s) and let this rank notice a launcher that died silently.
+  cfg.set("middleman.heartbeat-interval", caf::timespan{std::chrono::seconds(1)});
+  cfg.set("middleman.connection-timeout", caf::timespan{std::chrono::seconds(30)});
   caf::actor_system sys{cfg};
   caf::scoped_actor self{sys};
 
