@@ -130,8 +130,9 @@ std::vector<std::string> sbatch_command(const job_request& request, const std::s
 std::vector<std::string> allocation_command(const slurm_options& o) {
   std::vector<std::string> out = {"sbatch", "--parsable", "--job-name=melissa-allocation",
                                   "--output=" + o.allocation_log, "--error=" + o.allocation_log,
-                                  "--nodes=" + std::to_string(o.allocation_nodes), "--exclusive",
-                                  "--time=" + o.allocation_time};
+                                  "--nodes=" + std::to_string(o.allocation_nodes)};
+  if (o.allocation_exclusive) out.push_back("--exclusive");
+  out.push_back("--time=" + o.allocation_time);
   placement_options(out, o.allocation);
   out.insert(out.end(), o.allocation.extra.begin(), o.allocation.extra.end());
   out.push_back("--wrap=exec sleep infinity");

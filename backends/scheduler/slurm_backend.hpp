@@ -27,6 +27,9 @@ struct slurm_options {
   bool schedule_in_schedule = false;
   std::uint32_t allocation_nodes = 1;          // sbatch --nodes of the allocation
   std::string allocation_time = "01:00:00";    // its --time
+  // --exclusive: whole nodes, every CPU for the steps. false: what
+  // allocation.extra asks for (e.g. "--ntasks=8"), on nodes others may share.
+  bool allocation_exclusive = true;
   // partition, account, gres and extra of the allocation (sbatch options);
   // nodes, tasks and time_limit of this field are not used.
   job_settings allocation;
@@ -116,7 +119,8 @@ std::string batch_script(const job_request& request, const std::vector<std::stri
 std::vector<std::string> sbatch_command(const job_request& request, const std::string& script_path);
 // The allocation of the schedule-in-schedule mode: a batch job that only
 // sleeps (`--wrap "exec sleep infinity"`) until scancel or its time limit.
-// --exclusive: the steps may use every CPU of its nodes.
+// --exclusive (unless options.allocation_exclusive is false): the steps may
+// use every CPU of its nodes.
 std::vector<std::string> allocation_command(const slurm_options& options);
 // srun of one step: `srun --jobid=<allocation> --job-name=<name> --nodes=<nodes>
 // --ntasks=<tasks> --exact --chdir=<workdir> <extra...> <argv...>`; its

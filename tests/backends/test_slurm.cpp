@@ -352,6 +352,13 @@ TEST_CASE("slurm: the allocation and step command lines") {
                                  "--output=/out/alloc-%j.log", "--error=/out/alloc-%j.log", "--nodes=2",
                                  "--exclusive", "--time=02:00:00", "--partition=cpu", "--account=proj",
                                  "--qos=fast", "--wrap=exec sleep infinity"});
+  o.allocation_exclusive = false;
+  o.allocation.extra = {"--ntasks=4"};
+  CHECK(slurm::allocation_command(o) ==
+        std::vector<std::string>{"sbatch", "--parsable", "--job-name=melissa-allocation",
+                                 "--output=/out/alloc-%j.log", "--error=/out/alloc-%j.log", "--nodes=2",
+                                 "--time=02:00:00", "--partition=cpu", "--account=proj", "--ntasks=4",
+                                 "--wrap=exec sleep infinity"});
   job_request r;
   r.name = "sim1";
   r.argv = {"solver", "0.5"};

@@ -5,8 +5,12 @@
 # client commands, munged). Idempotent: does nothing when the node is
 # already up, and only ever rewrites a slurm.conf that it wrote itself.
 #
-# The cluster: this host (hostname -s) as controller and only node, its CPUs
-# (nproc) and memory (free), one partition `debug` (default, no time limit).
+# The cluster: this host (hostname -s) as controller and only node, with
+# max(nproc, 8) CPUs (test jobs mostly sleep; on a 2-core machine shared by
+# several test suites, 2 slots made them queue behind each other) and its
+# memory (free), one partition `debug` (default, no time limit). A changed
+# configuration (another machine size, a new version of this script) is
+# written and the daemons restarted; jobs survive that.
 # No cgroups (proctrack/linuxproc, task/none: works in containers), no
 # accounting daemon: finished jobs stay visible to squeue for MinJobAge=300 s,
 # which is how the tests (and a launcher without accounting) read COMPLETED,
@@ -44,13 +48,10 @@ node_ready() {
   esac
 }
 
-if node_ready; then
-  exit 0
-fi
-
 host=$(hostname -s)
 cpus=$(nproc)
-# MiB, with some left to the system; slurmd drains a node that has less than configured.
+[ "$cpus" -lt 8 ] && cpus=8
+# MiB, with some left to the system.
 memory=$(free -m | awk '/^Mem:/ { print int($2 * 0.9) }')
 
 if [ -f "$conf" ] && ! grep -qF "$marker" "$conf"; then
@@ -58,7 +59,8 @@ if [ -f "$conf" ] && ! grep -qF "$marker" "$conf"; then
   exit 1
 fi
 mkdir -p "$log_dir" "$state_dir/ctld" "$state_dir/d" /etc/slurm
-cat >"$conf" <<EOF
+new_conf=$(mktemp)
+cat >"$new_conf" <<EOF
 $marker
 ClusterName=melissa-test
 SlurmctldHost=$host
@@ -86,12 +88,34 @@ KillWait=2
 OverTimeLimit=0
 InactiveLimit=0
 ReturnToService=2
-# The node's real hardware may differ from the line below (containers).
+# The node line below claims more CPUs than a small machine has.
 SlurmdParameters=config_overrides
 MpiDefault=none
 NodeName=$host CPUs=$cpus RealMemory=$memory State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
+
+pidfile_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+stop_daemon() {
+  pidfile_alive "$1" || return 0
+  kill "$(cat "$1")" 2>/dev/null
+  for _ in $(seq 100); do
+    pidfile_alive "$1" || return 0
+    sleep 0.1
+  done
+}
+
+restart=0
+if [ -f "$conf" ] && cmp -s "$new_conf" "$conf"; then
+  rm -f "$new_conf"
+  if node_ready; then
+    exit 0
+  fi
+else
+  mv "$new_conf" "$conf"
+  chmod 644 "$conf"
+  restart=1
+fi
 
 # munge: the key comes with the Debian package; make one if it is missing.
 if [ ! -s /etc/munge/munge.key ]; then
@@ -118,9 +142,12 @@ if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
   fi
 fi
 
-# A daemon left from an earlier run with another configuration would keep
-# the old one: restart ours when they are not serving.
-pidfile_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# Daemons running an older configuration: restarted (slurmctld keeps its
+# state in StateSaveLocation, running jobs keep their slurmstepd).
+if [ "$restart" = 1 ]; then
+  stop_daemon "$state_dir/slurmctld.pid"
+  stop_daemon "$state_dir/slurmd.pid"
+fi
 if ! pidfile_alive "$state_dir/slurmctld.pid"; then
   slurmctld || { echo "start-slurm.sh: slurmctld failed (see $log_dir/slurmctld.log)" >&2; exit 1; }
 fi
