@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/launcher/launcher_core.hpp"
+#include "backends/scheduler/factory.hpp"
 
 namespace melissa {
 namespace {
@@ -227,7 +228,7 @@ scheduler::job_request client_request(const launcher_state& st, const job_row& r
   req.workdir = st.settings.output_dir;
   req.stdout_path = job_log(st, row.id, "out");
   req.stderr_path = job_log(st, row.id, "err");
-  req.settings.tasks = study.client.ranks;
+  req.settings = scheduler::job_settings_for(study, job_kind::client);
   return req;
 }
 
@@ -238,7 +239,10 @@ void submit_clients(launcher_ptr self) {
     self->request(st.backend, caf::infinite, submit_atom::value, client_request(st, row))
         .then(
             [self, job](const std::string& id) {
-              self->state.core->submitted(job, id, self->state.now());
+              auto& st = self->state;
+              st.core->submitted(job, id, st.now());
+              // Submitted while the study was being stopped: cancel it too.
+              if (st.stage == phase::stopping) cancel_job(self, *st.core->table().find(job));
             },
             [self, job](const caf::error& err) {
               auto& st = self->state;
@@ -358,14 +362,16 @@ void start_server(launcher_ptr self) {
   req.workdir = st.settings.output_dir;
   req.stdout_path = job_log(st, row.id, "out");
   req.stderr_path = job_log(st, row.id, "err");
-  req.settings.tasks = study.server.ranks;
+  req.settings = scheduler::job_settings_for(study, job_kind::server);
   st.stage = phase::starting;
   spdlog::info("starting the server ({} rank{}), logs in {}", study.server.ranks,
                study.server.ranks > 1 ? "s" : "", req.stdout_path);
   self->request(st.backend, caf::infinite, submit_atom::value, req)
       .then(
           [self](const std::string& id) {
-            self->state.core->submitted(self->state.server_job, id, self->state.now());
+            auto& st = self->state;
+            st.core->submitted(st.server_job, id, st.now());
+            if (st.stage == phase::stopping) cancel_job(self, *st.core->table().find(st.server_job));
           },
           [self](const caf::error& err) {
             stop_everything(self, study_failed,

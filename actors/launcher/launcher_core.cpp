@@ -59,11 +59,12 @@ launcher_core::outcome launcher_core::update(std::uint32_t job, const scheduler:
   row->state = stopping_ && status.state != job_state::completed ? job_state::cancelled : status.state;
   row->ended_at = now;
   if (row->started_at < 0) row->started_at = now;
-  if (row->kind != job_kind::client || stopping_) return outcome::none;
+  if (row->kind != job_kind::client) return outcome::none;
   if (status.state == job_state::completed) {
     completed_.insert(row->sim_id);
     return outcome::completed;
   }
+  if (stopping_) return outcome::none;
   // Failed, or cancelled by the launcher after a timeout or a kill: try again.
   if (row->attempt <= limits_.max_retries) {
     ++retries_;

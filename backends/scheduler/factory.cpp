@@ -34,6 +34,11 @@ std::unique_ptr<backend> make_backend(const config::study_config& study, command
       o.allocation_nodes = l.allocation_nodes;
       o.allocation_time = l.allocation_time;
       o.allocation = to_job_settings(l.client_job, study.client.ranks);
+      // The allocation holds the slots of job_limit clients, not whole nodes:
+      // an exclusive allocation never starts on a node that also runs the
+      // server (a one-node cluster, or a server sharing a client node).
+      o.allocation_exclusive = false;
+      o.allocation.extra.push_back("--ntasks=" + std::to_string(l.job_limit * study.client.ranks));
       o.allocation_log = study.study.output_dir + "/slurm-allocation-%j.log";
       return std::make_unique<slurm_backend>(std::move(runner), o);
     }

@@ -91,7 +91,9 @@ extra = ["--qos=fast"])");
   CHECK(fake.calls[0] == std::vector<std::string>{"sbatch", "--parsable", "--job-name=melissa-allocation",
                                                   "--output=/out/slurm-allocation-%j.log",
                                                   "--error=/out/slurm-allocation-%j.log", "--nodes=4",
-                                                  "--exclusive", "--time=03:00:00", "--partition=cpu",
-                                                  "--qos=fast", "--wrap=exec sleep infinity"});
+                                                  "--time=03:00:00", "--partition=cpu",
+                                                  // the slots of job_limit (4) clients of 3 ranks, not
+                                                  // whole nodes: the server may share a node with them
+                                                  "--qos=fast", "--ntasks=12", "--wrap=exec sleep infinity"});
   CHECK(fake.calls.back() == std::vector<std::string>{"scancel", "31"});
 }

@@ -134,4 +134,8 @@ TEST_CASE("once the study is stopping, ended jobs are cancelled, not retried") {
   CHECK(core.table().find(jobs[0])->state == job_state::cancelled);
   CHECK(core.count().retries == 0);
   CHECK(core.next_submissions(2).empty());
+  // A job that completes while the study winds down still counts as completed.
+  CHECK(core.update(jobs[1], status(job_state::completed, "exited 0", 0), 2) ==
+        launcher_core::outcome::completed);
+  CHECK(core.count().completed == 1);
 }

@@ -90,7 +90,8 @@ InactiveLimit=0
 ReturnToService=2
 # The node line below claims more CPUs than a small machine has.
 SlurmdParameters=config_overrides
-MpiDefault=none
+# srun starts Open MPI programs through PMIx (Debian's Open MPI has no PMI-1/2).
+MpiDefault=pmix
 NodeName=$host CPUs=$cpus RealMemory=$memory State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
