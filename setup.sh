@@ -16,13 +16,19 @@ PACKAGES=(
   g++ gfortran clang libclang-rt-14-dev meson ninja-build pkg-config
   libcaf-dev libtorch-dev libopenblas0-pthread libtomlplusplus-dev doctest-dev
   libopenmpi-dev openmpi-bin libspdlog-dev libfmt-dev libzmq3-dev libxxhash-dev nlohmann-json3-dev
-  libreadline-dev slurm-wlm munge
+  libreadline-dev
   python3 python3-numpy python3-matplotlib python3-mpi4py
+)
+# Only for the test suite: the real one-node Slurm and OAR that the backend
+# and launcher tests start themselves (tests/slurm, tests/backends/oar).
+TEST_PACKAGES=(
+  slurm-wlm munge
+  oar-server oar-server-pgsql oar-node oar-user oar-user-pgsql postgresql openssh-server
 )
 
 install_packages() {
   local missing=()
-  for p in "${PACKAGES[@]}"; do
+  for p in "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
@@ -46,7 +52,7 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_
 
 case "${1:-}" in
   example)
-    install_packages
+    install_packages "${PACKAGES[@]}"
     build
     study=${2:-examples/heat/study.toml}
     out=$ROOT/studies/heat
@@ -59,13 +65,13 @@ case "${1:-}" in
     echo "==> done: look at $out/heat-fields.png and $out/summary.json"
     ;;
   test)
-    install_packages
+    install_packages "${PACKAGES[@]}" "${TEST_PACKAGES[@]}"
     build
     echo "==> running the test suite"
     meson test -C "$BUILD" --print-errorlogs --num-processes 2
     ;;
   build)
-    install_packages
+    install_packages "${PACKAGES[@]}"
     build
     ;;
   *)
