@@ -482,6 +482,12 @@ launcher_impl_actor::behavior_type launcher_fn(launcher_ptr self, launcher_setti
           if (!link.summary) return;
         if (st.ranks.size() == st.settings.study.server.ranks) all_ranks_finished(self);
       },
+      // --- from the supervisor: the backend actor was restarted (same backend object) ---
+      [self](restarted_atom, const std::string& name, caf::actor fresh) {
+        if (name != "scheduler_backend") return;
+        self->state.backend = caf::actor_cast<backend_actor>(fresh);
+        self->state.polling = false;  // a poll in flight died with the old actor
+      },
       // --- interrupt from melissa-run (signal) ---
       [self](cancel_atom, const std::string& why) {
         stop_everything(self, study_interrupted, why);

@@ -31,9 +31,11 @@ struct launcher_settings {
 // The launcher's own messages beside its published interface: (port_atom,
 // port) starts the study once the launcher is published on `port`;
 // (cancel_atom, why) interrupts it (signal): every job is cancelled.
+// Under a supervisor it also hears (restarted_atom, "scheduler_backend", handle).
 using launcher_impl_actor =
     launcher_actor::extend<caf::reacts_to<port_atom, std::uint16_t>, caf::reacts_to<tick_atom>,
-                           caf::reacts_to<cancel_atom, std::string>>;
+                           caf::reacts_to<cancel_atom, std::string>,
+                           caf::reacts_to<restarted_atom, std::string, caf::actor>>;
 
 // When the study ends the launcher sends (finished_atom, exit code, message)
 // to `listener`; the exit code says whether the study succeeded (README).

@@ -24,6 +24,7 @@
 #include "actors/launcher/launcher.hpp"
 #include "actors/scheduler_backend/scheduler_backend.hpp"
 #include "actors/shell_endpoint/shell_endpoint.hpp"
+#include "actors/supervisor/supervisor.hpp"
 #include "backends/scheduler/factory.hpp"
 #include "config/design.hpp"
 #include "config/study.hpp"
@@ -164,16 +165,39 @@ int main(int argc, char** argv) {
   caf::actor_system sys{cfg};
   caf::scoped_actor self{sys};
 
-  auto backend_handle = spawn_scheduler_backend(sys, backend);
-  auto launcher = spawn_launcher(sys, settings, backend_handle, caf::actor_cast<caf::actor>(self));
+  // The supervision tree: the backend actor is restarted if it crashes (the
+  // backend object, with the jobs it tracks, survives the restart); the
+  // launcher holds the study's state, so its death ends the study instead.
+  const caf::actor listener = caf::actor_cast<caf::actor>(self);
+  std::vector<child_spec> tree;
+  tree.push_back({"scheduler_backend", restart_policy::permanent,
+                  [backend](caf::actor_system& s, const child_lookup&) {
+                    return caf::actor_cast<caf::actor>(spawn_scheduler_backend(s, backend));
+                  },
+                  {}});
+  tree.push_back({"launcher", restart_policy::temporary,
+                  [settings, listener](caf::actor_system& s, const child_lookup& find) {
+                    return caf::actor_cast<caf::actor>(spawn_launcher(
+                        s, settings, caf::actor_cast<backend_actor>(find("scheduler_backend")),
+                        listener));
+                  },
+                  {"scheduler_backend"}});
+  auto root = spawn_supervisor(sys, "launcher", std::move(tree));
+  caf::actor launcher_child;
+  self->request(root, std::chrono::seconds(10), lookup_atom::value, std::string("launcher"))
+      .receive([&](const caf::actor& a) { launcher_child = a; }, [&](const caf::error&) {});
+  if (!launcher_child) {
+    std::cerr << "melissa-run: the launcher did not start\n";
+    return study_failed;
+  }
+  auto launcher = caf::actor_cast<launcher_impl_actor>(launcher_child);
   self->monitor(launcher);
   const std::string bind = local ? "127.0.0.1" : "0.0.0.0";
   auto port = sys.middleman().publish(launcher, 0, bind.c_str(), true);
   if (!port) {
     std::cerr << "melissa-run: cannot open the launcher's port on " << bind << ": "
               << sys.render(port.error()) << "\n";
-    self->send_exit(launcher, caf::exit_reason::user_shutdown);
-    self->send_exit(backend_handle, caf::exit_reason::user_shutdown);
+    self->send_exit(root, caf::exit_reason::user_shutdown);
     return study_failed;
   }
   spdlog::info("study '{}' in {} (backend {}, launcher port {})", study.study.name, output,
@@ -219,7 +243,7 @@ int main(int argc, char** argv) {
   shell::remove_shell_file(output);
   // Let a last shell reply (e.g. to `stop`) leave before the middleman goes.
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  self->send_exit(backend_handle, caf::exit_reason::user_shutdown);
+  self->send_exit(root, caf::exit_reason::user_shutdown);
   sys.middleman().unpublish(launcher, *port);
   spdlog::default_logger()->flush();
   return exit_code;
