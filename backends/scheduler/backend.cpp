@@ -90,10 +90,16 @@ std::string script_header(const job_request& request, const std::string& submitt
   return out;
 }
 
+std::string trim(std::string_view s) {
+  const auto b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string_view::npos) return {};
+  const auto e = s.find_last_not_of(" \t\r\n");
+  return std::string(s.substr(b, e - b + 1));
+}
+
 std::string command_failure(const std::vector<std::string>& argv, const command_result& r) {
-  std::string why = r.err.find_first_not_of(" \t\r\n") == std::string::npos ? r.out : r.err;
-  const auto b = why.find_first_not_of(" \t\r\n");
-  why = b == std::string::npos ? std::string() : why.substr(b, why.find_last_not_of(" \t\r\n") - b + 1);
+  std::string why = trim(r.err);
+  if (why.empty()) why = trim(r.out);
   return (argv.empty() ? std::string("command") : argv[0]) + " failed (exit " +
          std::to_string(r.exit_code) + ")" + (why.empty() ? "" : ": " + why);
 }

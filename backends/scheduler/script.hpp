@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "backends/scheduler/backend.hpp"
@@ -31,6 +32,9 @@ namespace melissa::scheduler::detail {
 
 // "<program> failed (exit N): <its stderr, else its stdout, trimmed>".
 std::string command_failure(const std::vector<std::string>& argv, const command_result& result);
+
+// `s` without leading and trailing blanks (scheduler outputs end in newlines).
+std::string trim(std::string_view s);
 // Writes an executable (0755) script, creating its directory; throws
 // backend_error naming `what` (e.g. "client job 'x'") when it cannot.
 void write_script(const std::string& path, const std::string& text, const std::string& what);
