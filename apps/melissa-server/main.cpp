@@ -127,10 +127,10 @@ std::uint32_t rank_from_environment() {
 }
 
 // The parameters of simulation i as command-line text ("312.5,104.2,...").
-std::vector<std::string> design_rows(const melissa::config::study_config& study) {
+std::vector<std::string> design_rows(const melissa::config::design_matrix& design) {
   std::vector<std::string> rows;
   char buf[64];
-  for (const auto& row : melissa::config::make_design(study.parameters, study.study.seed)) {
+  for (const auto& row : design) {
     std::string text;
     for (double v : row) {
       std::snprintf(buf, sizeof buf, "%.17g", v);
@@ -150,19 +150,11 @@ std::string advertised_host(const std::string& bind_host) {
 }
 
 void print_design(const melissa::config::study_config& study) {
-  const auto design = melissa::config::make_design(study.parameters, study.study.seed);
   std::cout << "sim_id";
   for (const auto& n : study.parameters.names) std::cout << "," << n;
   std::cout << "\n";
-  char buf[64];
-  for (std::size_t i = 0; i < design.size(); ++i) {
-    std::cout << i;
-    for (double v : design[i]) {
-      std::snprintf(buf, sizeof buf, ",%.17g", v);
-      std::cout << buf;
-    }
-    std::cout << "\n";
-  }
+  const auto rows = design_rows(melissa::config::make_design(study.parameters, study.study.seed));
+  for (std::size_t i = 0; i < rows.size(); ++i) std::cout << i << "," << rows[i] << "\n";
 }
 
 }  // namespace
@@ -244,7 +236,8 @@ int main(int argc, char** argv) {
   }
 
   coordinator_settings progress;
-  progress.design = design_rows(study);
+  const auto design = config::make_design(study.parameters, study.study.seed);
+  progress.design = design_rows(design);
   progress.client_timeout = study.launcher.client_timeout;
   progress.host = advertised_host(net.host);
   progress.rank = rank;
@@ -252,7 +245,6 @@ int main(int argc, char** argv) {
   progress.summary_path = output + "/server-summary.rank" + std::to_string(rank) + ".json";
 
   const auto dataset_dir = study.server.dataset_dir;
-  const auto design = config::make_design(study.parameters, study.study.seed);
   const auto delay = std::chrono::milliseconds(opt.sink_delay_ms);
   const bool checksums = opt.checksums;
   const caf::actor listener = caf::actor_cast<caf::actor>(self);
