@@ -23,7 +23,10 @@ struct coordinator_state {
   ingest_stats last;  // at the last progress line
   std::set<std::uint32_t> failed;  // simulations the launcher gave up on
   std::set<std::pair<std::uint32_t, std::uint32_t>> reported_open, reported_timeout;
-  bool stopping = false;  // stop requested, or the launcher is gone: end when no session is open
+  // Stop requested, or the launcher is gone: end once no session has been
+  // open for a grace period (clients already started may still connect).
+  bool stopping = false;
+  clock_type::time_point quiet_since = clock_type::now();  // no session open since then
   bool finished = false;
   static inline const char* name = "coordinator";
 };
@@ -135,9 +138,12 @@ void tick(coordinator_ptr self) {
               if (st.launcher) watch_sessions(self, activity);
               std::size_t open = 0;
               for (const auto& a : activity) open += a.open ? 1 : 0;
+              if (open > 0) st.quiet_since = clock_type::now();
               const auto expected = st.settings.expected_simulations;
               const auto ended = now.simulations_done + st.failed.size();
-              const bool done = (expected > 0 && ended >= expected) || (st.stopping && open == 0);
+              const double grace = std::min(st.settings.client_timeout, 30.0);
+              const bool quiet = open == 0 && seconds_since(st.quiet_since) >= grace;
+              const bool done = (expected > 0 && ended >= expected) || (st.stopping && quiet);
               if (done || clock_type::now() - st.last_progress >= st.settings.progress_interval)
                 log_progress(self, now);
               if (done) return finish(self);
@@ -164,6 +170,7 @@ coordinator_actor::behavior_type coordinator_fn(coordinator_ptr self, coordinato
     self->set_down_handler([self](const caf::down_msg&) {
       spdlog::warn("lost the launcher; finishing the running simulations, then stopping");
       self->state.stopping = true;
+      self->state.quiet_since = clock_type::now();
     });
     self->request(acceptor, std::chrono::seconds(30), port_atom::value)
         .then([self](std::uint16_t port) { register_with_launcher(self, port); },
@@ -184,6 +191,7 @@ coordinator_actor::behavior_type coordinator_fn(coordinator_ptr self, coordinato
       [self](stop_atom) {
         spdlog::warn("stop requested: finishing the open sessions, then stopping");
         self->state.stopping = true;
+        self->state.quiet_since = clock_type::now();
       },
   };
 }

@@ -34,7 +34,8 @@ struct coordinator_settings {
 
 // (report_atom) -> the summary JSON, also written to summary_path.
 // From the launcher: (sim_failed_atom, sim) the launcher gave up on it;
-// (stop_atom) finish once the open sessions ended.
+// (stop_atom) finish once no session has been open for min(client_timeout,
+// 30 s) (running clients may still connect). A lost launcher does the same.
 // When the study ends it sends (finished_atom, summary JSON) to `listener`
 // and (finished_atom, rank, summary JSON) to the launcher.
 using coordinator_actor = caf::typed_actor<
