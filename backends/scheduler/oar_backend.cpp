@@ -193,11 +193,7 @@ std::vector<job_status> oar_backend::poll(const std::vector<std::string>& ids) {
     if (finished_.count(id) || std::find(query.begin(), query.end(), id) != query.end()) continue;
     // oarstat -j takes integers only: another id would fail the whole poll.
     if (!is_oar_id(id)) {
-      job_status s;
-      s.id = id;
-      s.state = job_state::failed;
-      s.raw_state = "unknown job id";
-      finished_[id] = s;
+      finished_[id] = job_status{id, job_state::failed, "unknown job id"};
       continue;
     }
     query.push_back(id);

@@ -335,28 +335,16 @@ void process_table::kill_if_due(entry& e, std::chrono::steady_clock::time_point 
 job_status process_table::status(const std::string& id) {
   const auto it = entries_.find(id);
   if (it == entries_.end()) {
-    job_status s;
-    s.id = id;
-    s.state = job_state::failed;
-    s.raw_state = "unknown job id";
-    return s;
+    return job_status{id, job_state::failed, "unknown job id"};
   }
   entry& e = it->second;
   reap(e);
   kill_if_due(e, std::chrono::steady_clock::now());
   if (e.lost) {
-    job_status s;
-    s.id = id;
-    s.state = e.cancelled ? job_state::cancelled : job_state::failed;
-    s.raw_state = "lost";
-    return s;
+    return job_status{id, e.cancelled ? job_state::cancelled : job_state::failed, "lost"};
   }
   if (!e.ended) {
-    job_status s;
-    s.id = id;
-    s.state = job_state::running;
-    s.raw_state = e.cancelled ? "stopping" : "running";
-    return s;
+    return job_status{id, job_state::running, e.cancelled ? "stopping" : "running"};
   }
   return status_of_wait(id, e.wait_status, e.cancelled);
 }

@@ -307,11 +307,7 @@ job_status slurm_backend::step_status(const std::string& id) {
   if (const auto f = finished_.find(id); f != finished_.end()) return f->second;
   for (const auto& q : queued_) {
     if (q.id != id) continue;
-    job_status s;
-    s.id = id;
-    s.state = job_state::pending;
-    s.raw_state = "waiting for allocation " + allocation_id_ + " (" + allocation_word_ + ")";
-    return s;
+    return job_status{id, job_state::pending, "waiting for allocation " + allocation_id_ + " (" + allocation_word_ + ")"};
   }
   job_status s = steps_.status(id);
   if (is_final(s.state)) finished_[id] = s;
@@ -325,11 +321,7 @@ std::vector<job_status> slurm_backend::poll(const std::vector<std::string>& ids)
     if (finished_.count(id) || is_step(id)) continue;
     // Not an id sbatch could have given: asking squeue would fail the whole poll.
     if (!slurm::is_job_id(id)) {
-      job_status s;
-      s.id = id;
-      s.state = job_state::failed;
-      s.raw_state = "unknown job id";
-      finished_[id] = s;
+      finished_[id] = job_status{id, job_state::failed, "unknown job id"};
       continue;
     }
     if (std::find(query.begin(), query.end(), id) == query.end()) query.push_back(id);
@@ -431,11 +423,7 @@ void slurm_backend::cancel(const std::string& id) {
                                 [&](const queued_step& s) { return s.id == id; });
     if (q != queued_.end()) {
       queued_.erase(q);
-      job_status s;
-      s.id = id;
-      s.state = job_state::cancelled;
-      s.raw_state = "cancelled before start";
-      finished_[id] = s;
+      finished_[id] = job_status{id, job_state::cancelled, "cancelled before start"};
       return;
     }
     steps_.cancel(id);
