@@ -75,6 +75,14 @@ CAF_BEGIN_TYPE_ID_BLOCK(melissa, caf::first_custom_type_id)
   CAF_ADD_ATOM(melissa, melissa, poll_atom, "poll")
   CAF_ADD_ATOM(melissa, melissa, cancel_atom, "cancel")
   CAF_ADD_ATOM(melissa, melissa, activity_atom, "activity")
+  // training: reservoir <-> trainer, shell queries, steering
+  CAF_ADD_ATOM(melissa, melissa, batch_atom, "batch")
+  CAF_ADD_ATOM(melissa, melissa, production_over_atom, "prodOver")
+  CAF_ADD_ATOM(melissa, melissa, buffer_atom, "buffer")
+  CAF_ADD_ATOM(melissa, melissa, train_atom, "train")
+  CAF_ADD_ATOM(melissa, melissa, steering_atom, "steering")
+  CAF_ADD_ATOM(melissa, melissa, losses_atom, "losses")
+  CAF_ADD_ATOM(melissa, melissa, next_atom, "next")
 CAF_END_TYPE_ID_BLOCK(melissa)
 
 // Process-local types: never serialized (the wire protocol is ours, in wire.hpp).
@@ -181,3 +189,7 @@ using launcher_server_actor = caf::typed_actor<
 using launcher_actor = launcher_query_actor::extend_with<launcher_server_actor>;
 
 }  // namespace melissa
+
+#include "messages/training_batch.hpp"
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(melissa::training_batch_ptr)
