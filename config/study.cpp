@@ -64,7 +64,13 @@ constexpr enum_names<launcher_backend> backends[] = {{"local", launcher_backend:
                                                      {"slurm", launcher_backend::slurm},
                                                      {"oar", launcher_backend::oar}};
 constexpr enum_names<sink_kind> sinks[] = {{"count", sink_kind::count},
-                                           {"dataset", sink_kind::dataset}};
+                                           {"dataset", sink_kind::dataset},
+                                           {"train", sink_kind::train}};
+constexpr enum_names<buffer_policy> buffer_policies[] = {{"fifo", buffer_policy::fifo},
+                                                         {"firo", buffer_policy::firo},
+                                                         {"reservoir", buffer_policy::reservoir}};
+constexpr enum_names<output_scaling> output_scalings[] = {{"running", output_scaling::running},
+                                                          {"constant", output_scaling::constant}};
 // Later samplers (lhs, halton, sobol) are added here once they exist, so the
 // parser never accepts a name that the design code cannot honour.
 constexpr enum_names<sampler_kind> samplers[] = {{"uniform", sampler_kind::uniform}};
@@ -368,6 +374,24 @@ class table_reader {
   // messages about keys that are deliberately not accepted).
   const toml::node* peek(std::string_view key) const { return table_ ? table_->get(key) : nullptr; }
 
+  // Any finite number.
+  double number(std::string_view key, double fallback) {
+    const toml::node* n = find(key);
+    return n ? as_number(*n, key_path(key)) : fallback;
+  }
+
+  // An array of integers, each in `range`; `fallback` when absent.
+  template <class Int>
+  std::vector<Int> integer_array(std::string_view key, std::vector<Int> fallback, int_range range) {
+    const toml::node* n = find(key);
+    if (!n) return fallback;
+    const toml::array& a = as_array(*n, key_path(key));
+    std::vector<Int> out;
+    for (std::size_t i = 0; i < a.size(); ++i)
+      out.push_back(as_integer<Int>(a[i], key_path(key) + "[" + std::to_string(i) + "]", range));
+    return out;
+  }
+
   // A finite number > 0 (durations).
   double positive_number(std::string_view key, double fallback) {
     const toml::node* n = find(key);
@@ -658,6 +682,49 @@ std::vector<field_config> read_fields(table_reader& file, const study_config& c)
   return fields;
 }
 
+buffer_config read_buffer(table_reader t) {
+  buffer_config b;
+  b.policy = t.choice("policy", b.policy, buffer_policies);
+  b.capacity = t.integer<std::uint64_t>("capacity", b.capacity, {1, {}});
+  b.threshold = t.integer<std::uint64_t>("threshold", b.threshold, {0, {}});
+  t.finish();
+  // A threshold the buffer can never exceed would hold every batch back.
+  if (b.threshold >= b.capacity)
+    t.fail_key("threshold", "must be < buffer.capacity = " + std::to_string(b.capacity) + ", got " +
+                                std::to_string(b.threshold));
+  return b;
+}
+
+std::string check_activation(const std::string& s) {
+  for (const char* a : {"relu", "tanh", "gelu", "silu"})
+    if (s == a) return std::string();
+  return "must be one of \"relu\", \"tanh\", \"gelu\", \"silu\", got " + quoted(s);
+}
+
+training_config read_training(table_reader t, const std::vector<field_config>& fields) {
+  training_config c;
+  c.field = t.string("field", fields.empty() ? std::string() : fields.front().name, check_not_empty);
+  c.time_steps = t.integer<std::uint32_t>("time_steps", c.time_steps, {1, {}});
+  c.hidden = t.integer_array<std::uint32_t>("hidden", c.hidden, {1, 1 << 20});
+  c.activation = t.string("activation", c.activation, check_activation);
+  c.batch_size = t.integer<std::uint32_t>("batch_size", c.batch_size, {1, 1 << 20});
+  c.learning_rate = t.positive_number("learning_rate", c.learning_rate);
+  c.lr_halving_batches = t.integer<std::uint64_t>("lr_halving_batches", c.lr_halving_batches, {0, {}});
+  c.min_learning_rate = t.positive_number("min_learning_rate", c.min_learning_rate);
+  c.output = t.choice("output", c.output, output_scalings);
+  c.output_mean = t.number("output_mean", c.output_mean);
+  c.output_std = t.positive_number("output_std", c.output_std);
+  c.validation_dir = t.string("validation_dir", c.validation_dir);
+  c.validation_every = t.integer<std::uint64_t>("validation_every", c.validation_every, {1, {}});
+  c.metrics_every = t.integer<std::uint32_t>("metrics_every", c.metrics_every, {1, {}});
+  c.threads = t.integer<std::uint32_t>("threads", c.threads, {0, 1024});
+  t.finish();
+  const bool known = std::any_of(fields.begin(), fields.end(),
+                                 [&](const field_config& f) { return f.name == c.field; });
+  if (!known) t.fail_key("field", "no [[fields]] entry is named " + quoted(c.field));
+  return c;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -690,6 +757,8 @@ std::int64_t duration_seconds(std::string_view text) {
 const char* to_string(study_mode m) { return name_of(m, study_modes); }
 const char* to_string(launcher_backend b) { return name_of(b, backends); }
 const char* to_string(sink_kind s) { return name_of(s, sinks); }
+const char* to_string(buffer_policy p) { return name_of(p, buffer_policies); }
+const char* to_string(output_scaling o) { return name_of(o, output_scalings); }
 const char* to_string(sampler_kind s) { return name_of(s, samplers); }
 
 study_config parse_study(std::string_view text, const std::string& source_name) {
@@ -708,6 +777,8 @@ study_config parse_study(std::string_view text, const std::string& source_name) 
   c.client = read_client(file.table("client", true));
   c.parameters = read_parameters(file.table("parameters", true));
   c.fields = read_fields(file, c);
+  c.buffer = read_buffer(file.table("buffer", false));
+  c.training = read_training(file.table("training", false), c.fields);
   file.finish();
   return c;
 }
@@ -817,6 +888,38 @@ void write_fields(std::ostream& out, const std::vector<field_config>& fields) {
   }
 }
 
+std::string number_list(const std::vector<std::uint32_t>& items) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < items.size(); ++i) out += (i ? ", " : "") + std::to_string(items[i]);
+  return out + "]";
+}
+
+void write_buffer(std::ostream& out, const buffer_config& b) {
+  out << "[buffer]\n"
+      << "policy = " << quoted(to_string(b.policy)) << "\n"
+      << "capacity = " << b.capacity << "\n"
+      << "threshold = " << b.threshold << "\n";
+}
+
+void write_training(std::ostream& out, const training_config& c) {
+  out << "[training]\n"
+      << "field = " << quoted(c.field) << "\n"
+      << "time_steps = " << c.time_steps << "\n"
+      << "hidden = " << number_list(c.hidden) << "\n"
+      << "activation = " << quoted(c.activation) << "\n"
+      << "batch_size = " << c.batch_size << "\n"
+      << "learning_rate = " << format_number(c.learning_rate) << "\n"
+      << "lr_halving_batches = " << c.lr_halving_batches << "\n"
+      << "min_learning_rate = " << format_number(c.min_learning_rate) << "\n"
+      << "output = " << quoted(to_string(c.output)) << "\n"
+      << "output_mean = " << format_number(c.output_mean) << "\n"
+      << "output_std = " << format_number(c.output_std) << "\n"
+      << "validation_dir = " << quoted(c.validation_dir) << "\n"
+      << "validation_every = " << c.validation_every << "\n"
+      << "metrics_every = " << c.metrics_every << "\n"
+      << "threads = " << c.threads << "\n";
+}
+
 }  // namespace
 
 std::string to_toml(const study_config& c) {
@@ -833,6 +936,10 @@ std::string to_toml(const study_config& c) {
   write_parameters(out, c.parameters);
   out << "\n";
   write_fields(out, c.fields);
+  out << "\n";
+  write_buffer(out, c.buffer);
+  out << "\n";
+  write_training(out, c.training);
   return out.str();
 }
 
@@ -871,9 +978,22 @@ bool operator==(const parameters_config& a, const parameters_config& b) {
 bool operator==(const field_config& a, const field_config& b) {
   return a.name == b.name && a.size == b.size;
 }
+bool operator==(const buffer_config& a, const buffer_config& b) {
+  return std::tie(a.policy, a.capacity, a.threshold) == std::tie(b.policy, b.capacity, b.threshold);
+}
+bool operator==(const training_config& a, const training_config& b) {
+  return std::tie(a.field, a.time_steps, a.hidden, a.activation, a.batch_size, a.learning_rate,
+                  a.lr_halving_batches, a.min_learning_rate, a.output, a.output_mean, a.output_std,
+                  a.validation_dir, a.validation_every, a.metrics_every, a.threads) ==
+         std::tie(b.field, b.time_steps, b.hidden, b.activation, b.batch_size, b.learning_rate,
+                  b.lr_halving_batches, b.min_learning_rate, b.output, b.output_mean, b.output_std,
+                  b.validation_dir, b.validation_every, b.metrics_every, b.threads);
+}
 bool operator==(const study_config& a, const study_config& b) {
-  return std::tie(a.study, a.launcher, a.server, a.client, a.parameters, a.fields) ==
-         std::tie(b.study, b.launcher, b.server, b.client, b.parameters, b.fields);
+  return std::tie(a.study, a.launcher, a.server, a.client, a.parameters, a.fields, a.buffer,
+                  a.training) ==
+         std::tie(b.study, b.launcher, b.server, b.client, b.parameters, b.fields, b.buffer,
+                  b.training);
 }
 
 }  // namespace melissa::config

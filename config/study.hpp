@@ -34,7 +34,11 @@ struct config_error : std::runtime_error {
 
 enum class study_mode { training, statistics };
 enum class launcher_backend { local, slurm, oar };
-enum class sink_kind { count, dataset };
+enum class sink_kind { count, dataset, train };
+// Training buffer policies (the SC23 paper's FIFO, FIRO and Reservoir).
+enum class buffer_policy { fifo, firo, reservoir };
+// How the trainer normalizes its targets.
+enum class output_scaling { running, constant };
 // Designs of experiments. Only what is implemented is accepted by the parser.
 enum class sampler_kind { uniform };
 
@@ -42,6 +46,8 @@ enum class sampler_kind { uniform };
 const char* to_string(study_mode m);
 const char* to_string(launcher_backend b);
 const char* to_string(sink_kind s);
+const char* to_string(buffer_policy p);
+const char* to_string(output_scaling o);
 const char* to_string(sampler_kind s);
 
 // [study]
@@ -121,6 +127,32 @@ struct field_config {
   std::uint64_t size = 0;                     // global number of values per time step, >= 1
 };
 
+// [buffer]: the training buffer of each server rank (server.sink = "train").
+struct buffer_config {
+  buffer_policy policy = buffer_policy::reservoir;
+  std::uint64_t capacity = 6000;        // samples per server rank, >= 1
+  std::uint64_t threshold = 1000;       // watermark: no batch below this population, < capacity
+};
+
+// [training]: the surrogate each server rank trains (server.sink = "train").
+struct training_config {
+  std::string field;                          // the field the model predicts; default: fields[0]
+  std::uint32_t time_steps = 100;             // steps per simulation: the time input is step / time_steps
+  std::vector<std::uint32_t> hidden{256, 256};  // hidden layer widths, each >= 1
+  std::string activation = "relu";            // relu | tanh | gelu | silu
+  std::uint32_t batch_size = 10;              // samples per batch and rank, >= 1
+  double learning_rate = 1e-3;                // Adam, > 0
+  std::uint64_t lr_halving_batches = 0;       // halve the rate every N batches; 0: never
+  double min_learning_rate = 1e-5;            // halving stops here, > 0
+  output_scaling output = output_scaling::running;
+  double output_mean = 0;                     // output = "constant": targets become (y - mean) / std
+  double output_std = 1;                      // > 0
+  std::string validation_dir;                 // a dataset directory; "": no validation
+  std::uint64_t validation_every = 100;       // batches between validations, >= 1
+  std::uint32_t metrics_every = 10;           // batches per metrics window (throughput), >= 1
+  std::uint32_t threads = 0;                  // torch threads per rank; 0: torch's default
+};
+
 struct study_config {
   study_section study;
   launcher_config launcher;
@@ -128,6 +160,8 @@ struct study_config {
   client_config client;
   parameters_config parameters;
   std::vector<field_config> fields;           // at least one
+  buffer_config buffer;
+  training_config training;
 };
 
 // Reads and validates a study file. Throws config_error for an unreadable
@@ -151,6 +185,8 @@ bool operator==(const client_config& a, const client_config& b);
 bool operator==(const parameter_bounds& a, const parameter_bounds& b);
 bool operator==(const parameters_config& a, const parameters_config& b);
 bool operator==(const field_config& a, const field_config& b);
+bool operator==(const buffer_config& a, const buffer_config& b);
+bool operator==(const training_config& a, const training_config& b);
 bool operator==(const study_config& a, const study_config& b);
 inline bool operator!=(const study_section& a, const study_section& b) { return !(a == b); }
 inline bool operator!=(const job_placement& a, const job_placement& b) { return !(a == b); }

@@ -377,14 +377,18 @@ TEST_CASE("errors: unknown keys") {
 }
 
 TEST_CASE("errors: unknown sections") {
+  CHECK(error_of(minimal_plus("[model]\nepochs = 3\n")) ==
+        "s.toml:15:2: model: unknown section; the study file has the sections study, "
+        "launcher, server, client, parameters, fields, buffer, training");
   CHECK(error_of(minimal_plus("[training]\nepochs = 3\n")) ==
-        "s.toml:15:2: training: unknown section; the study file has the sections study, "
-        "launcher, server, client, parameters, fields");
+        "s.toml:16:1: training.epochs: unknown key; [training] has field, time_steps, hidden, "
+        "activation, batch_size, learning_rate, lr_halving_batches, min_learning_rate, output, "
+        "output_mean, output_std, validation_dir, validation_every, metrics_every, threads");
   CHECK(error_of(minimal_plus("[sever]\nport = 3\n")) ==
         "s.toml:15:2: sever: unknown section (did you mean [server]?)");
   CHECK(error_of(std::string("top = 1\n") + minimal) ==
         "s.toml:1:1: top: unknown key; the study file has the sections study, launcher, server, "
-        "client, parameters, fields");
+        "client, parameters, fields, buffer, training");
   // A misspelt required section.
   CHECK(error_of("[study]\nname = \"x\"\n[cleint]\ncommand = [\"s\"]\n") ==
         "s.toml:1:1: client: missing required section (is \"cleint\" on line 3 a misspelling?)");
@@ -487,7 +491,7 @@ TEST_CASE("errors: values out of range") {
                  "[parameters]\nnames = [\"a\"]\ncount = 4294967296\n") ==
         "s.toml:7:9: parameters.count: must be in [1, 4294967295], got 4294967296");
   CHECK(error_of(minimal_plus("[server]\nsink = \"hdf5\"\n")) ==
-        "s.toml:16:8: server.sink: must be one of \"count\", \"dataset\", got \"hdf5\"");
+        "s.toml:16:8: server.sink: must be one of \"count\", \"dataset\", \"train\", got \"hdf5\"");
   CHECK(error_of("[study]\nname = \"x\"\nmode = \"train\"\n") ==
         "s.toml:3:8: study.mode: must be one of \"training\", \"statistics\", got \"train\"");
   CHECK(error_of(minimal_plus("[launcher]\nbackend = \"pbs\"\n")) ==

@@ -1,0 +1,124 @@
+// [buffer] and [training]: defaults, values as written, and the errors a user
+// gets for bad values (file:line:col: key: reason).
+#include <doctest/doctest.h>
+
+#include "config/study.hpp"
+
+using namespace melissa::config;
+
+namespace {
+
+const char* base = R"([study]
+name = "t"
+[server]
+sink = "train"
+[client]
+command = ["sim"]
+[parameters]
+names = ["a", "b"]
+count = 3
+[[fields]]
+name = "temperature"
+size = 100
+[[fields]]
+name = "pressure"
+size = 100
+)";
+
+std::string error_of(const std::string& text) {
+  try {
+    parse_study(text, "s.toml");
+  } catch (const config_error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+}  // namespace
+
+TEST_CASE("buffer and training defaults are the SC23 paper's setup") {
+  const auto c = parse_study(base, "s.toml");
+  CHECK(c.server.sink == sink_kind::train);
+  CHECK(c.buffer.policy == buffer_policy::reservoir);
+  CHECK(c.buffer.capacity == 6000);
+  CHECK(c.buffer.threshold == 1000);
+  CHECK(c.training.field == "temperature");  // the first field
+  CHECK(c.training.hidden == std::vector<std::uint32_t>{256, 256});
+  CHECK(c.training.activation == "relu");
+  CHECK(c.training.batch_size == 10);
+  CHECK(c.training.learning_rate == 1e-3);
+  CHECK(c.training.lr_halving_batches == 0);
+  CHECK(c.training.output == output_scaling::running);
+  CHECK(c.training.validation_dir.empty());
+}
+
+TEST_CASE("buffer and training values are read as written and survive to_toml") {
+  const std::string text = std::string(base) + R"(
+[buffer]
+policy = "firo"
+capacity = 50
+threshold = 10
+[training]
+field = "pressure"
+time_steps = 40
+hidden = [32, 16, 8]
+activation = "tanh"
+batch_size = 4
+learning_rate = 0.01
+lr_halving_batches = 1000
+min_learning_rate = 1e-4
+output = "constant"
+output_mean = 300
+output_std = 100.5
+validation_dir = "val"
+validation_every = 7
+metrics_every = 5
+threads = 2
+)";
+  const auto c = parse_study(text, "s.toml");
+  CHECK(c.buffer.policy == buffer_policy::firo);
+  CHECK(c.buffer.capacity == 50);
+  CHECK(c.buffer.threshold == 10);
+  CHECK(c.training.field == "pressure");
+  CHECK(c.training.time_steps == 40);
+  CHECK(c.training.hidden == std::vector<std::uint32_t>{32, 16, 8});
+  CHECK(c.training.activation == "tanh");
+  CHECK(c.training.batch_size == 4);
+  CHECK(c.training.lr_halving_batches == 1000);
+  CHECK(c.training.min_learning_rate == 1e-4);
+  CHECK(c.training.output == output_scaling::constant);
+  CHECK(c.training.output_mean == 300);
+  CHECK(c.training.output_std == 100.5);
+  CHECK(c.training.validation_dir == "val");
+  CHECK(c.training.validation_every == 7);
+  CHECK(c.training.metrics_every == 5);
+  CHECK(c.training.threads == 2);
+  CHECK(parse_study(to_toml(c), "resolved.toml") == c);
+  auto changed = c;
+  changed.training.hidden.back() = 9;
+  CHECK(changed != c);
+  changed = c;
+  changed.buffer.threshold = 11;
+  CHECK(changed != c);
+}
+
+TEST_CASE("bad buffer and training values name file, line and key") {
+  const std::string b = base;
+  CHECK(error_of(b + "[buffer]\npolicy = \"lifo\"\n") ==
+        "s.toml:17:10: buffer.policy: must be one of \"fifo\", \"firo\", \"reservoir\", got \"lifo\"");
+  CHECK(error_of(b + "[buffer]\ncapacity = 10\nthreshold = 10\n") ==
+        "s.toml:18:13: buffer.threshold: must be < buffer.capacity = 10, got 10");
+  CHECK(error_of(b + "[buffer]\ncapacity = 0\n") ==
+        "s.toml:17:12: buffer.capacity: must be >= 1, got 0");
+  CHECK(error_of(b + "[training]\nfield = \"velocity\"\n") ==
+        "s.toml:17:9: training.field: no [[fields]] entry is named \"velocity\"");
+  CHECK(error_of(b + "[training]\nhidden = [256, 0]\n") ==
+        "s.toml:17:16: training.hidden[1]: must be in [1, 1048576], got 0");
+  CHECK(error_of(b + "[training]\nactivation = \"sigmoid\"\n") ==
+        "s.toml:17:14: training.activation: must be one of \"relu\", \"tanh\", \"gelu\", \"silu\", "
+        "got \"sigmoid\"");
+  CHECK(error_of(b + "[training]\nlearning_rate = -1\n") ==
+        "s.toml:17:17: training.learning_rate: must be > 0, got -1.0");
+  CHECK(error_of(b + "[training]\nbatch_size = 2.5\n") ==
+        "s.toml:17:14: training.batch_size: expected an integer, got a float");
+}
