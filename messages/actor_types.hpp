@@ -129,6 +129,9 @@ using sink_actor = caf::typed_actor<
     caf::replies_to<store_atom, step_sample>::with<bool>,
     // Every step of this simulation has been delivered (its client ended cleanly).
     caf::replies_to<sim_done_atom, std::uint32_t>::with<bool>,
+    // Every expected simulation has ended: no more steps will come (a training
+    // buffer lifts its watermark and lets the trainer drain it).
+    caf::reacts_to<production_over_atom>,
     // A JSON object with what the sink knows (checksums, files written).
     caf::replies_to<report_atom>::with<std::string>>;
 

@@ -28,6 +28,8 @@ struct coordinator_state {
   bool stopping = false;
   clock_type::time_point quiet_since = clock_type::now();  // no session open since then
   bool finished = false;
+  caf::actor trainer;              // with training: a trainer_actor
+  std::string training_summary;    // its summary once training ended
   static inline const char* name = "coordinator";
 };
 
@@ -83,6 +85,8 @@ caf::result<std::string> make_summary(coordinator_ptr self) {
                         {"elapsed_s", seconds_since(st.started)},
                         {"sink", sink},
                         {"simulations", sims}};
+                    if (!st.training_summary.empty())
+                      summary["training"] = nlohmann::json::parse(st.training_summary);
                     auto text = summary.dump(2);
                     if (!st.settings.summary_path.empty()) {
                       const auto tmp = st.settings.summary_path + ".tmp";
@@ -96,9 +100,29 @@ caf::result<std::string> make_summary(coordinator_ptr self) {
   return rp;
 }
 
+void report_end(coordinator_ptr self);
+
 void finish(coordinator_ptr self) {
   auto& st = self->state;
   st.finished = true;
+  self->send(st.sink, production_over_atom::value);
+  if (!st.trainer) return report_end(self);
+  spdlog::info("rank {}: production is over; training drains the buffer", st.settings.rank);
+  self->request(st.trainer, caf::infinite, finished_atom::value)
+      .then(
+          [self](const std::string& training) {
+            self->state.training_summary = training;
+            report_end(self);
+          },
+          [self](const caf::error& err) {
+            spdlog::error("rank {}: training did not end cleanly: {}", self->state.settings.rank,
+                          self->system().render(err));
+            report_end(self);
+          });
+}
+
+// The study is over for this rank (training included): summary to the launcher.
+void report_end(coordinator_ptr self) {
   self->request(caf::actor_cast<coordinator_actor>(self), caf::infinite, report_atom::value)
       .then([self](const std::string& summary) {
         auto& st = self->state;
@@ -157,8 +181,9 @@ void register_with_launcher(coordinator_ptr self, std::uint16_t port);
 coordinator_actor::behavior_type coordinator_fn(coordinator_ptr self, coordinator_settings settings,
                                                 aggregator_actor aggregator, sink_actor sink,
                                                 caf::actor listener, caf::actor acceptor,
-                                                launcher_server_actor launcher) {
+                                                launcher_server_actor launcher, caf::actor trainer) {
   auto& st = self->state;
+  st.trainer = std::move(trainer);
   st.settings = std::move(settings);
   st.aggregator = std::move(aggregator);
   st.sink = std::move(sink);
@@ -186,6 +211,28 @@ coordinator_actor::behavior_type coordinator_fn(coordinator_ptr self, coordinato
       [self](restarted_atom, const std::string& name, caf::actor fresh) {
         if (name == "aggregator") self->state.aggregator = caf::actor_cast<aggregator_actor>(fresh);
         if (name == "sink") self->state.sink = caf::actor_cast<sink_actor>(fresh);
+        if (name == "trainer") self->state.trainer = fresh;
+      },
+      [self](train_atom) -> caf::result<std::string> {
+        if (!self->state.trainer) return std::string(R"json({"error": "this study does not train (server.sink is not \"train\")"})json");
+        auto rp = self->make_response_promise<std::string>();
+        self->request(self->state.trainer, std::chrono::seconds(10), train_atom::value)
+            .then([rp](const std::string& s) mutable { rp.deliver(s); },
+                  [rp](const caf::error&) mutable {
+                    rp.deliver(std::string(R"({"error": "the trainer did not answer"})"));
+                  });
+        return rp;
+      },
+      [self](buffer_atom) -> caf::result<std::string> {
+        if (!self->state.trainer) return std::string(R"json({"error": "this study has no training buffer"})json");
+        auto rp = self->make_response_promise<std::string>();
+        self->request(caf::actor_cast<caf::actor>(self->state.sink), std::chrono::seconds(10),
+                      buffer_atom::value)
+            .then([rp](const std::string& s) mutable { rp.deliver(s); },
+                  [rp](const caf::error&) mutable {
+                    rp.deliver(std::string(R"({"error": "the training buffer did not answer"})"));
+                  });
+        return rp;
       },
       [self](sim_failed_atom, std::uint32_t sim) { self->state.failed.insert(sim); },
       [self](stop_atom) {
@@ -225,9 +272,10 @@ void register_with_launcher(coordinator_ptr self, std::uint16_t port) {
 coordinator_actor spawn_coordinator(caf::actor_system& sys, coordinator_settings settings,
                                     aggregator_actor aggregator, sink_actor sink,
                                     caf::actor listener, caf::actor acceptor,
-                                    launcher_server_actor launcher) {
+                                    launcher_server_actor launcher, caf::actor trainer) {
   return sys.spawn(coordinator_fn, std::move(settings), std::move(aggregator), std::move(sink),
-                   std::move(listener), std::move(acceptor), std::move(launcher));
+                   std::move(listener), std::move(acceptor), std::move(launcher),
+                   std::move(trainer));
 }
 
 }  // namespace melissa

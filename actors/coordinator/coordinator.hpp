@@ -43,13 +43,20 @@ using coordinator_actor = caf::typed_actor<
     caf::replies_to<report_atom>::with<std::string>,
     caf::reacts_to<restarted_atom, std::string, caf::actor>,
     caf::reacts_to<sim_failed_atom, std::uint32_t>,
-    caf::reacts_to<stop_atom>>;
+    caf::reacts_to<stop_atom>,
+    // melissa-shell through the launcher: the trainer's status and the
+    // training buffer's figures (JSON; {"error": ...} without training).
+    caf::replies_to<train_atom>::with<std::string>,
+    caf::replies_to<buffer_atom>::with<std::string>>;
 
 // `launcher` may be invalid (standalone server); with a launcher, `acceptor`
-// gives the port this rank registers (port_atom).
+// gives the port this rank registers (port_atom). With a `trainer` (a
+// trainer_actor; the sink is then its training buffer) the end of the study
+// waits for training: the sink hears production_over, the trainer drains it,
+// and the trainer's summary joins this rank's summary under "training".
 coordinator_actor spawn_coordinator(caf::actor_system& sys, coordinator_settings settings,
                                     aggregator_actor aggregator, sink_actor sink,
                                     caf::actor listener, caf::actor acceptor = {},
-                                    launcher_server_actor launcher = {});
+                                    launcher_server_actor launcher = {}, caf::actor trainer = {});
 
 }  // namespace melissa

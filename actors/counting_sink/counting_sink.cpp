@@ -36,6 +36,7 @@ sink_actor::behavior_type counting_sink_fn(sink_actor::stateful_pointer<counting
         return true;
       },
       [](sim_done_atom, std::uint32_t) { return true; },
+      [](production_over_atom) {},
       [self, checksums](report_atom) {
         nlohmann::json sims = nlohmann::json::object();
         for (const auto& [id, sim] : self->state.sims)

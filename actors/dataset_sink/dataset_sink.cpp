@@ -32,6 +32,7 @@ sink_actor::behavior_type dataset_sink_fn(sink_actor::stateful_pointer<dataset_s
         self->state.writer->finish(sim);
         return true;
       },
+      [](production_over_atom) {},
       [self](report_atom) {
         auto& w = *self->state.writer;
         return nlohmann::json{{"kind", "dataset"},

@@ -2,7 +2,7 @@
 // steps. Runs standalone (tests, scripts) or under the launcher.
 //
 //   melissa-server --config study.toml [--output DIR] [--rank R] [--ranks N]
-//                  [--host H] [--port P] [--address-file F] [--sink count|dataset]
+//                  [--host H] [--port P] [--address-file F] [--sink count|dataset|train]
 //                  [--expect-sims N] [--sink-delay-ms MS] [--window-kb KB] [--print-design]
 //                  [--print-config] [--no-checksum] [--launcher HOST:PORT]
 //
@@ -33,6 +33,7 @@
 #include "actors/counting_sink/counting_sink.hpp"
 #include "actors/dataset_sink/dataset_sink.hpp"
 #include "actors/supervisor/supervisor.hpp"
+#include "apps/melissa-server/training.hpp"
 #include "config/design.hpp"
 #include "config/study.hpp"
 
@@ -61,7 +62,7 @@ struct options {
 
 const char* usage =
     "usage: melissa-server --config STUDY.toml [--output DIR] [--rank R] [--ranks N]\n"
-    "                      [--host H] [--port P] [--address-file FILE] [--sink count|dataset]\n"
+    "                      [--host H] [--port P] [--address-file FILE] [--sink count|dataset|train]\n"
     "                      [--expect-sims N] [--sink-delay-ms MS] [--window-kb KB]\n"
     "                      [--print-design] [--print-config] [--no-checksum]\n"
     "                      [--launcher HOST:PORT]\n"
@@ -115,8 +116,8 @@ options parse_options(int argc, char** argv) {
     } else usage_error("unknown argument '" + a + "'");
   }
   if (o.config_path.empty()) usage_error("--config is required");
-  if (o.sink && *o.sink != "count" && *o.sink != "dataset")
-    usage_error("--sink must be count or dataset, got '" + *o.sink + "'");
+  if (o.sink && *o.sink != "count" && *o.sink != "dataset" && *o.sink != "train")
+    usage_error("--sink must be count, dataset or train, got '" + *o.sink + "'");
   return o;
 }
 
@@ -139,6 +140,15 @@ std::vector<std::string> design_rows(const melissa::config::design_matrix& desig
     rows.push_back(text);
   }
   return rows;
+}
+
+// Names this run's c10d rendezvous file: the launcher's address is unique
+// per run of melissa-run; a standalone server has none.
+std::string run_token(const std::string& launcher) {
+  std::string token = launcher.empty() ? "standalone" : launcher;
+  for (char& c : token)
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  return token;
 }
 
 // The host clients should use to reach a server bound to `bind_host`.
@@ -181,7 +191,9 @@ int main(int argc, char** argv) {
   const std::uint32_t rank = opt.rank ? *opt.rank : rank_from_environment();
   const std::uint32_t ranks = opt.ranks ? *opt.ranks : study.server.ranks;
   const std::string output = opt.output_dir ? *opt.output_dir : study.study.output_dir;
-  const bool dataset = opt.sink ? *opt.sink == "dataset" : study.server.sink == config::sink_kind::dataset;
+  const std::string sink_name = opt.sink ? *opt.sink : config::to_string(study.server.sink);
+  const bool dataset = sink_name == "dataset";
+  const bool training = sink_name == "train";
   const std::uint32_t expected =
       opt.expect_sims ? *opt.expect_sims : static_cast<std::uint32_t>(study.parameters.count);
   if (rank >= ranks) usage_error("--rank must be below the number of ranks");
@@ -250,14 +262,29 @@ int main(int argc, char** argv) {
   const caf::actor listener = caf::actor_cast<caf::actor>(self);
 
   std::vector<child_spec> tree;
-  tree.push_back({"sink", restart_policy::permanent,
-                  [=](caf::actor_system& s, const child_lookup&) {
-                    if (dataset)
-                      return caf::actor_cast<caf::actor>(
-                          spawn_dataset_sink(s, dataset_dir, field_names, design));
-                    return caf::actor_cast<caf::actor>(spawn_counting_sink(s, delay, checksums));
-                  },
-                  {}});
+  if (training) {
+    training_rank where;
+    where.rank = rank;
+    where.ranks = ranks;
+    where.output_dir = output;
+    where.host = advertised_host(net.host);
+    where.run_token = run_token(opt.launcher);
+    try {
+      add_training_children(tree, study, design, where);
+    } catch (const std::exception& e) {
+      std::cerr << "melissa-server: " << e.what() << "\n";
+      return 2;
+    }
+  } else {
+    tree.push_back({"sink", restart_policy::permanent,
+                    [=](caf::actor_system& s, const child_lookup&) {
+                      if (dataset)
+                        return caf::actor_cast<caf::actor>(
+                            spawn_dataset_sink(s, dataset_dir, field_names, design));
+                      return caf::actor_cast<caf::actor>(spawn_counting_sink(s, delay, checksums));
+                    },
+                    {}});
+  }
   tree.push_back({"aggregator", restart_policy::permanent,
                   [](caf::actor_system& s, const child_lookup& find) {
                     return caf::actor_cast<caf::actor>(
@@ -277,9 +304,10 @@ int main(int argc, char** argv) {
                     return caf::actor_cast<caf::actor>(spawn_coordinator(
                         s, progress, caf::actor_cast<aggregator_actor>(find("aggregator")),
                         caf::actor_cast<sink_actor>(find("sink")), listener, find("acceptor"),
-                        launcher));
+                        launcher, find("trainer")));
                   },
-                  {"aggregator", "sink"}});
+                  training ? std::vector<std::string>{"aggregator", "sink", "trainer"}
+                           : std::vector<std::string>{"aggregator", "sink"}});
   auto root = spawn_supervisor(sys, "server", std::move(tree));
   self->monitor(root);
 

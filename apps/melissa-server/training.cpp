@@ -1,0 +1,140 @@
+#include "apps/melissa-server/training.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "actors/reservoir/reservoir.hpp"
+#include "actors/trainer/dataset/dataset_reader.hpp"
+#include "actors/trainer/gradient_group.hpp"
+#include "actors/trainer/trainer.hpp"
+
+namespace melissa {
+namespace {
+
+buffer_policy policy_of(config::buffer_policy p) {
+  switch (p) {
+    case config::buffer_policy::fifo: return buffer_policy::fifo;
+    case config::buffer_policy::firo: return buffer_policy::firo;
+    case config::buffer_policy::reservoir: break;
+  }
+  return buffer_policy::reservoir;
+}
+
+sample_encoder encoder_of(const config::study_config& study) {
+  sample_encoder e;
+  for (const auto& b : study.parameters.bounds) {
+    e.lo.push_back(b.lo);
+    e.hi.push_back(b.hi);
+  }
+  e.time_scale = study.training.time_steps;
+  return e;
+}
+
+// Rank 0 publishes the c10d store's address in a file of the output
+// directory (shared by the ranks on a cluster); the others wait for it. The
+// file name carries the run token so that a previous run's file is never read.
+std::function<std::shared_ptr<gradient_group>()> group_joiner(const training_rank& where) {
+  if (where.ranks <= 1) return {};
+  const auto path = where.output_dir + "/.c10d-" + where.run_token;
+  return [where, path]() -> std::shared_ptr<gradient_group> {
+    gradient_group_options options;
+    options.hostname = where.host;
+    const int rank = static_cast<int>(where.rank), size = static_cast<int>(where.ranks);
+    if (where.rank == 0) {
+      options.on_listening = [path, host = where.host](std::uint16_t port) {
+        const auto tmp = path + ".tmp";
+        std::ofstream(tmp) << host << ":" << port << "\n";
+        std::filesystem::rename(tmp, path);
+      };
+      auto group = gradient_group::over_tcp(where.host, 0, rank, size, options);
+      std::filesystem::remove(path);
+      return group;
+    }
+    const auto deadline = std::chrono::steady_clock::now() + options.timeout;
+    std::string address;
+    while (address.empty()) {
+      std::ifstream in(path);
+      if (in) std::getline(in, address);
+      if (!address.empty()) break;
+      if (std::chrono::steady_clock::now() > deadline)
+        throw std::runtime_error("rank 0 never published its c10d store in " + path);
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    const auto colon = address.rfind(':');
+    const auto port = static_cast<std::uint16_t>(std::stoul(address.substr(colon + 1)));
+    return gradient_group::over_tcp(address.substr(0, colon), port, rank, size, options);
+  };
+}
+
+}  // namespace
+
+bool training_available() { return true; }
+
+void add_training_children(std::vector<child_spec>& tree, const config::study_config& study,
+                           const config::design_matrix& design, const training_rank& where) {
+  const auto& t = study.training;
+  const auto field = std::find_if(study.fields.begin(), study.fields.end(),
+                                  [&](const config::field_config& f) { return f.name == t.field; });
+  if (field == study.fields.end())
+    throw std::runtime_error("training.field: no field is named \"" + t.field + "\"");
+
+  reservoir_settings buffer;
+  buffer.buffer.policy = policy_of(study.buffer.policy);
+  buffer.buffer.capacity = study.buffer.capacity;
+  buffer.buffer.threshold = study.buffer.threshold;
+  // Each rank draws its own batches; the same study seed replays the same draws.
+  buffer.buffer.seed = study.study.seed * 1000003 + where.rank;
+  buffer.field_id = static_cast<std::uint32_t>(field - study.fields.begin());
+  buffer.encoder = encoder_of(study);
+  buffer.parameters_of = [design](std::uint32_t sim) {
+    if (sim >= design.size())
+      throw std::out_of_range("simulation " + std::to_string(sim) + " is not in the design");
+    return design[sim];
+  };
+
+  trainer_actor_settings trainer;
+  trainer.core.model.input_dim = buffer.encoder.input_dim();
+  trainer.core.model.hidden = t.hidden;
+  trainer.core.model.activation = t.activation;
+  trainer.core.model.output_dim = static_cast<std::uint32_t>(field->size);
+  trainer.core.optimizer.learning_rate = t.learning_rate;
+  trainer.core.optimizer.halve_every_batches = t.lr_halving_batches;
+  trainer.core.optimizer.min_learning_rate = t.min_learning_rate;
+  trainer.core.output.running = t.output == config::output_scaling::running;
+  trainer.core.output.mean = t.output_mean;
+  trainer.core.output.std = t.output_std;
+  // The same seed on every rank: the ranks start from the same weights.
+  trainer.core.seed = study.study.seed;
+  trainer.core.threads = static_cast<int>(t.threads);
+  trainer.batch_size = t.batch_size;
+  trainer.rank = where.rank;
+  trainer.ranks = where.ranks;
+  trainer.metrics_every = t.metrics_every;
+  trainer.validation_every = t.validation_every;
+  trainer.output_dir = where.output_dir;
+  trainer.join_group = group_joiner(where);
+  if (!t.validation_dir.empty() && where.rank == 0) {
+    trainer.validation = load_dataset(t.validation_dir, t.field, buffer.encoder);
+    spdlog::info("validation set: {} samples from {}", trainer.validation->size, t.validation_dir);
+  }
+
+  tree.push_back({"sink", restart_policy::permanent,
+                  [buffer](caf::actor_system& s, const child_lookup&) {
+                    return caf::actor_cast<caf::actor>(spawn_reservoir(s, buffer));
+                  },
+                  {}});
+  tree.push_back({"trainer", restart_policy::permanent,
+                  [trainer](caf::actor_system& s, const child_lookup& find) {
+                    return caf::actor_cast<caf::actor>(
+                        spawn_trainer(s, trainer, caf::actor_cast<reservoir_actor>(find("sink"))));
+                  },
+                  {"sink"}});
+}
+
+}  // namespace melissa

@@ -1,0 +1,33 @@
+// The training part of a server rank (server.sink = "train"): the children
+// that replace the plain sink in the rank's supervision tree. Kept in its own
+// translation unit so that main.cpp stays free of LibTorch.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "actors/supervisor/supervisor.hpp"
+#include "config/design.hpp"
+#include "config/study.hpp"
+
+namespace melissa {
+
+struct training_rank {
+  std::uint32_t rank = 0;
+  std::uint32_t ranks = 1;
+  std::string output_dir;
+  std::string host;          // this rank's host (rank 0 hosts the c10d store there)
+  std::string run_token;     // unique per study run: names the c10d rendezvous file
+};
+
+// Whether this build can train (LibTorch was found).
+bool training_available();
+
+// Appends "sink" (the training buffer) and "trainer" to `tree`. Throws
+// std::runtime_error with a user-facing message (a validation set that cannot
+// be read, a field the study does not have).
+void add_training_children(std::vector<child_spec>& tree, const config::study_config& study,
+                           const config::design_matrix& design, const training_rank& where);
+
+}  // namespace melissa
