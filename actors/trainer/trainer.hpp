@@ -1,0 +1,50 @@
+// The trainer of one server rank: it takes batches from the rank's training
+// buffer (the reservoir actor), trains the surrogate (trainer_core: LibTorch,
+// gradients all-reduced across ranks), validates, writes metrics and, when the
+// buffer is exhausted, saves the model and reports a summary.
+//
+// It runs detached (its own thread): a training step blocks for tens of
+// milliseconds and must not hold a CAF scheduler thread. Between two steps it
+// answers status queries (melissa-shell `train`).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <caf/actor_system.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "actors/reservoir/reservoir.hpp"
+#include "actors/trainer/trainer_core.hpp"
+#include "messages/actor_types.hpp"
+
+namespace melissa {
+
+struct trainer_actor_settings {
+  trainer_settings core;
+  std::uint32_t batch_size = 10;
+  std::uint32_t rank = 0;
+  std::uint32_t ranks = 1;
+  std::uint32_t metrics_every = 10;       // batches per metrics window
+  std::uint64_t validation_every = 100;   // batches between validations (rank 0)
+  training_batch_ptr validation;          // null: no validation
+  std::string output_dir;                 // rank 0 writes metrics/ and model/ here
+  // Joins the ranks' c10d group (blocks until every rank joined); null with one rank.
+  std::function<std::shared_ptr<gradient_group>()> join_group;
+};
+
+using trainer_actor = caf::typed_actor<
+    // Internal: take the next step.
+    caf::reacts_to<next_atom>,
+    // Live status JSON: batches, samples, losses, throughput, waiting, learning rate.
+    caf::replies_to<train_atom>::with<std::string>,
+    // Answered once training has ended (at once if it has): the training summary JSON.
+    caf::replies_to<finished_atom>::with<std::string>>;
+
+// Training starts at once: the first batch comes when the buffer allows it.
+trainer_actor spawn_trainer(caf::actor_system& sys, trainer_actor_settings settings,
+                            reservoir_actor reservoir);
+
+}  // namespace melissa
