@@ -110,6 +110,9 @@ int main(int argc, char** argv) {
   study.server.dataset_dir = default_dataset_dir
                                  ? output + "/dataset"
                                  : fs::absolute(study.server.dataset_dir).lexically_normal().string();
+  if (!study.training.validation_dir.empty())
+    study.training.validation_dir =
+        fs::absolute(study.training.validation_dir).lexically_normal().string();
 
   const bool local = study.launcher.backend == config::launcher_backend::local;
   launcher_settings settings;
