@@ -2,8 +2,27 @@
 //
 // Pure functions of (parameters section, seed): the study coordinator draws
 // the design once, and a restarted study draws the very same one.
+//
+// Samplers (parameters.sampler):
+//   uniform         Monte Carlo: independent uniform draws (mt19937_64).
+//   lhs             Latin hypercube: in every dimension, exactly one point in
+//                   each of the n equal strata (random permutation + jitter).
+//   halton          GSL's gsl_qrng_halton (radical inverse in the primes 2, 3, 5, ...).
+//   reverse-halton  GSL's gsl_qrng_reversehalton (digits d -> b - d, Vandewoestyne & Cools).
+//   sobol           GSL's gsl_qrng_sobol (Bratley & Fox direction numbers).
+// The quasi-random ones are deterministic; with scramble they get a
+// Cranley-Patterson random shift (x + s mod 1, one s per dimension, drawn
+// from mt19937_64 seeded with the seed), so another seed gives another design
+// that keeps the low discrepancy.
+//
+// Prefixes: uniform, halton, reverse-halton and sobol designs of n points are
+// the first n rows of any longer design (more simulations extend a study);
+// an lhs design depends on n as a whole.
+//
+// GSL is an implementation detail of design.cpp; this header does not include it.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -22,7 +41,22 @@ using design_matrix = std::vector<std::vector<double>>;
 // whichever compiler built the server.
 design_matrix uniform_design(const parameters_config& parameters, std::uint64_t seed);
 
-// The design that parameters.sampler names.
+// n points of `sampler` in the box `bounds` (value j of every row in
+// [bounds[j].lo, bounds[j].hi)), independently of any study's sampler: e.g.
+// uniform points to explore, or a fixed Halton validation set.
+// draw_design(uniform, bounds, n, seed, _) equals uniform_design for those
+// bounds. `scramble` shifts the quasi-random samplers and is ignored by
+// uniform and lhs. Throws std::invalid_argument when bounds.size() exceeds
+// max_parameters(sampler) or n exceeds max_count(sampler) (study.hpp).
+design_matrix draw_design(sampler_kind sampler, const std::vector<parameter_bounds>& bounds,
+                          std::size_t n, std::uint64_t seed, bool scramble = false);
+
+// The same in the unit cube [0, 1)^dimensions (tests, discrepancy).
+design_matrix unit_design(sampler_kind sampler, std::size_t dimensions, std::size_t n,
+                          std::uint64_t seed, bool scramble = false);
+
+// The design that parameters.sampler names:
+// draw_design(sampler, bounds, count, seed, scramble).
 design_matrix make_design(const parameters_config& parameters, std::uint64_t seed);
 
 }  // namespace melissa::config

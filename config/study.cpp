@@ -71,9 +71,11 @@ constexpr enum_names<buffer_policy> buffer_policies[] = {{"fifo", buffer_policy:
                                                          {"reservoir", buffer_policy::reservoir}};
 constexpr enum_names<output_scaling> output_scalings[] = {{"running", output_scaling::running},
                                                           {"constant", output_scaling::constant}};
-// Later samplers (lhs, halton, sobol) are added here once they exist, so the
-// parser never accepts a name that the design code cannot honour.
-constexpr enum_names<sampler_kind> samplers[] = {{"uniform", sampler_kind::uniform}};
+constexpr enum_names<sampler_kind> samplers[] = {{"uniform", sampler_kind::uniform},
+                                                 {"lhs", sampler_kind::lhs},
+                                                 {"halton", sampler_kind::halton},
+                                                 {"reverse-halton", sampler_kind::reverse_halton},
+                                                 {"sobol", sampler_kind::sobol}};
 
 template <class E, std::size_t N>
 const char* name_of(E value, const enum_names<E> (&names)[N]) {
@@ -649,9 +651,23 @@ parameters_config read_parameters(table_reader t) {
   }
   p.bounds = read_bounds(t, p.names.size());
   p.sampler = t.choice("sampler", p.sampler, samplers);
+  p.scramble = t.boolean("scramble", p.scramble);
   // Simulation ids travel as u32 in every frame.
   p.count = t.required_integer<std::uint64_t>("count", {1, uint32_max});
   t.finish();
+  // GSL's sequences stop at a number of dimensions and of points: say so here
+  // rather than when the server draws the design.
+  const std::string sampler = quoted(to_string(p.sampler));
+  if (p.names.size() > max_parameters(p.sampler))
+    t.fail_key("sampler", sampler + " supports at most " + std::to_string(max_parameters(p.sampler)) +
+                              " parameters, got " + count_of(p.names.size(), "name"));
+  if (p.count > max_count(p.sampler))
+    t.fail_key("count", "sampler " + sampler + " supports at most " +
+                            std::to_string(max_count(p.sampler)) + " simulations, got " +
+                            std::to_string(p.count));
+  if (p.scramble && (p.sampler == sampler_kind::uniform || p.sampler == sampler_kind::lhs))
+    t.fail_key("scramble", "true requires a quasi-random sampler (\"halton\", \"reverse-halton\", "
+                           "\"sobol\"), got " + sampler);
   return p;
 }
 
@@ -877,6 +893,7 @@ void write_parameters(std::ostream& out, const parameters_config& p) {
         << format_number(p.bounds[i].hi) << "]";
   out << "]\n"
       << "sampler = " << quoted(to_string(p.sampler)) << "\n"
+      << "scramble = " << (p.scramble ? "true" : "false") << "\n"
       << "count = " << p.count << "\n";
 }
 
@@ -972,8 +989,8 @@ bool operator==(const parameter_bounds& a, const parameter_bounds& b) {
   return a.lo == b.lo && a.hi == b.hi;
 }
 bool operator==(const parameters_config& a, const parameters_config& b) {
-  return std::tie(a.names, a.bounds, a.sampler, a.count) ==
-         std::tie(b.names, b.bounds, b.sampler, b.count);
+  return std::tie(a.names, a.bounds, a.sampler, a.scramble, a.count) ==
+         std::tie(b.names, b.bounds, b.sampler, b.scramble, b.count);
 }
 bool operator==(const field_config& a, const field_config& b) {
   return a.name == b.name && a.size == b.size;

@@ -39,8 +39,9 @@ enum class sink_kind { count, dataset, train };
 enum class buffer_policy { fifo, firo, reservoir };
 // How the trainer normalizes its targets.
 enum class output_scaling { running, constant };
-// Designs of experiments. Only what is implemented is accepted by the parser.
-enum class sampler_kind { uniform };
+// Designs of experiments (config/design.hpp): Monte Carlo, Latin hypercube,
+// and GSL's Halton, reverse Halton and Sobol low-discrepancy sequences.
+enum class sampler_kind { uniform, lhs, halton, reverse_halton, sobol };
 
 // The spellings used in the file ("training", "slurm", ...).
 const char* to_string(study_mode m);
@@ -118,8 +119,17 @@ struct parameters_config {
   std::vector<std::string> names;             // unique, non-empty
   std::vector<parameter_bounds> bounds;       // one per name (a single pair in the file is expanded)
   sampler_kind sampler = sampler_kind::uniform;
+  // Cranley-Patterson random shift (seeded by study.seed) of the
+  // quasi-random samplers; refused with uniform and lhs, already random.
+  bool scramble = false;
   std::uint64_t count = 0;                    // simulations, 1 .. 2^32-1 (sim ids are u32 on the wire)
 };
+
+// What each sampler supports, from GSL's own tables (defined in design.cpp):
+// Sobol 40 parameters and 2^30 - 1 points, (reverse) Halton 1229 parameters
+// and 2^31 - 1 points; uniform and lhs have no limit of their own.
+std::size_t max_parameters(sampler_kind s);
+std::uint64_t max_count(sampler_kind s);
 
 // [[fields]]
 struct field_config {

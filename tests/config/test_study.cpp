@@ -496,10 +496,11 @@ TEST_CASE("errors: values out of range") {
         "s.toml:3:8: study.mode: must be one of \"training\", \"statistics\", got \"train\"");
   CHECK(error_of(minimal_plus("[launcher]\nbackend = \"pbs\"\n")) ==
         "s.toml:16:11: launcher.backend: must be one of \"local\", \"slurm\", \"oar\", got \"pbs\"");
-  // Only implemented samplers are accepted.
+  // Only implemented samplers are accepted (more sampler errors: test_design.cpp).
   CHECK(error_of("[study]\nname = \"x\"\n[client]\ncommand = [\"s\"]\n"
-                 "[parameters]\nnames = [\"a\"]\ncount = 1\nsampler = \"sobol\"\n") ==
-        "s.toml:8:11: parameters.sampler: must be \"uniform\", got \"sobol\"");
+                 "[parameters]\nnames = [\"a\"]\ncount = 1\nsampler = \"faure\"\n") ==
+        "s.toml:8:11: parameters.sampler: must be one of \"uniform\", \"lhs\", \"halton\", "
+        "\"reverse-halton\", \"sobol\", got \"faure\"");
   CHECK(error_of("[study]\nname = \"my study\"\n") ==
         "s.toml:2:8: study.name: must match [A-Za-z0-9_.-]+ (and not be . or ..), got \"my study\"");
   CHECK(error_of("[study]\nname = \"..\"\n") ==
