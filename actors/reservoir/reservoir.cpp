@@ -1,0 +1,192 @@
+#include "actors/reservoir/reservoir.hpp"
+
+#include <cstring>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+namespace melissa {
+namespace {
+
+// A store waiting for room in the buffer: its sample is already encoded, so
+// the parameters it was encoded with are those of the moment it arrived.
+struct pending_store {
+  training_sample sample;
+  caf::typed_response_promise<bool> promise;
+};
+
+struct pending_batch {
+  std::uint32_t size = 0;
+  caf::typed_response_promise<training_batch_ptr> promise;
+};
+
+struct reservoir_state {
+  std::shared_ptr<training_buffer> buffer;
+  reservoir_settings settings;
+  std::map<std::uint32_t, std::vector<double>> parameters;  // per simulation, until sim_done
+  std::optional<std::uint64_t> target_size;  // values per target, fixed by the first step
+  std::deque<pending_store> stores;           // in arrival order
+  std::deque<pending_batch> batches;          // in request order
+  std::uint64_t ignored_steps = 0;            // steps of other fields
+  static inline const char* name = "reservoir";
+
+  // Completes whatever the buffer now allows: waiting stores first (they may
+  // make a batch possible), then waiting batch requests (whose draws may make
+  // room for more stores), until neither moves.
+  void pump() {
+    for (bool progress = true; progress;) {
+      progress = false;
+      while (!stores.empty() && buffer->can_put()) {
+        buffer->put(std::move(stores.front().sample));
+        stores.front().promise.deliver(true);
+        stores.pop_front();
+        progress = true;
+      }
+      while (!batches.empty()) {
+        auto& request = batches.front();
+        if (!buffer->can_draw(request.size) && !buffer->exhausted()) break;
+        request.promise.deliver(training_batch_ptr{
+            std::make_shared<const training_batch>(buffer->draw(request.size))});
+        batches.pop_front();
+        progress = true;
+      }
+    }
+  }
+
+  // The step as a training sample, or why it cannot be one.
+  std::optional<std::string> encode(const step_sample& s, training_sample& out) {
+    const std::size_t value_size = wire::dtype_size(s.data_type);
+    if (s.data_type != wire::dtype::f32 && s.data_type != wire::dtype::f64)
+      return std::string("field values must be f32 or f64, got ") + wire::to_string(s.data_type);
+    if (!s.payload || s.bytes() != s.count * value_size)
+      return "payload of " + std::to_string(s.bytes()) + " bytes for " + std::to_string(s.count) +
+             " values";
+    if (target_size && *target_size != s.count)
+      return "field of " + std::to_string(s.count) + " values, expected " +
+             std::to_string(*target_size) + " like the previous steps";
+
+    auto cached = parameters.find(s.sim_id);
+    if (cached == parameters.end()) {
+      auto params = settings.parameters_of(s.sim_id);
+      if (params.size() != settings.encoder.lo.size())
+        return "simulation " + std::to_string(s.sim_id) + " has " + std::to_string(params.size()) +
+               " parameters, the encoder expects " + std::to_string(settings.encoder.lo.size());
+      cached = parameters.emplace(s.sim_id, std::move(params)).first;
+    }
+
+    auto target = std::make_shared<std::vector<float>>(s.count);
+    if (s.data_type == wire::dtype::f32) {
+      std::memcpy(target->data(), s.payload->data(), s.bytes());
+    } else {
+      const char* bytes = s.payload->data();
+      for (std::uint64_t i = 0; i < s.count; ++i) {
+        double v;  // memcpy: the payload carries no alignment promise
+        std::memcpy(&v, bytes + i * sizeof(double), sizeof(double));
+        (*target)[i] = static_cast<float>(v);
+      }
+    }
+    out.sim_id = s.sim_id;
+    out.time_step = s.time_step;
+    out.input.resize(settings.encoder.input_dim());
+    settings.encoder.encode(cached->second.data(), s.time_step, out.input.data());
+    out.target = std::move(target);
+    target_size = s.count;
+    return std::nullopt;
+  }
+
+  std::string report() const {
+    const auto st = buffer->stats();
+    const auto histogram = buffer->repetition_histogram();
+    const double mean = st.inserts == 0 ? 0.0 : static_cast<double>(st.samples_drawn) / st.inserts;
+    return nlohmann::json{
+        {"kind", "reservoir"},
+        {"policy", st.policy},
+        {"capacity", st.capacity},
+        {"threshold", st.threshold},
+        {"population", st.population},
+        {"unseen", st.unseen},
+        {"inserts", st.inserts},
+        {"evictions", st.evictions},
+        {"batches", st.batches},
+        {"samples_drawn", st.samples_drawn},
+        {"production_over", st.production_over},
+        {"exhausted", buffer->exhausted()},
+        {"pending_stores", stores.size()},
+        {"pending_batches", batches.size()},
+        {"ignored_steps", ignored_steps},
+        // histogram[k]: samples drawn exactly k times (evicted/consumed included).
+        {"repetitions", {{"histogram", histogram}, {"mean", mean}, {"max", histogram.size() - 1}}},
+    }
+        .dump();
+  }
+};
+
+reservoir_actor::behavior_type reservoir_fn(reservoir_actor::stateful_pointer<reservoir_state> self,
+                                            std::shared_ptr<training_buffer> buffer,
+                                            reservoir_settings settings) {
+  self->state.buffer = std::move(buffer);
+  self->state.settings = std::move(settings);
+  return {
+      [self](store_atom, const step_sample& s) -> caf::result<bool> {
+        auto& st = self->state;
+        if (s.field_id != st.settings.field_id) {
+          ++st.ignored_steps;
+          return true;
+        }
+        training_sample sample;
+        std::optional<std::string> why;
+        try {
+          why = st.encode(s, sample);
+        } catch (const std::exception& e) {  // parameters_of failed
+          why = std::string("no parameters: ") + e.what();
+        }
+        if (why) {
+          spdlog::error("reservoir: step {} of simulation {} rejected: {}", s.time_step, s.sim_id, *why);
+          return caf::make_error(caf::sec::invalid_argument, *why);
+        }
+        if (st.stores.empty() && st.buffer->can_put()) {
+          st.buffer->put(std::move(sample));
+          st.pump();  // a waiting batch request may now be answered
+          return true;
+        }
+        // Backpressure: the reply (and so the client's credit) waits for room.
+        auto rp = self->make_response_promise<bool>();
+        st.stores.push_back({std::move(sample), rp});
+        return rp;
+      },
+      [self](sim_done_atom, std::uint32_t sim) {
+        self->state.parameters.erase(sim);
+        return true;
+      },
+      [self](report_atom) { return self->state.report(); },
+      [self](batch_atom, std::uint32_t size) -> caf::result<training_batch_ptr> {
+        if (size == 0) return caf::make_error(caf::sec::invalid_argument, "batch size 0");
+        auto rp = self->make_response_promise<training_batch_ptr>();
+        self->state.batches.push_back({size, rp});
+        self->state.pump();  // answers at once if a batch can be drawn
+        return rp;
+      },
+      [self](production_over_atom) {
+        self->state.buffer->end_production();
+        self->state.pump();
+      },
+      [self](buffer_atom) { return self->state.report(); },
+  };
+}
+
+}  // namespace
+
+reservoir_actor spawn_reservoir(caf::actor_system& sys, reservoir_settings settings) {
+  if (!settings.parameters_of) throw std::invalid_argument("reservoir: parameters_of is not set");
+  // Built here so that bad settings throw in the caller, not in the actor.
+  std::shared_ptr<training_buffer> buffer = make_training_buffer(settings.buffer);
+  return sys.spawn(reservoir_fn, std::move(buffer), std::move(settings));
+}
+
+}  // namespace melissa

@@ -1,0 +1,52 @@
+// The reservoir actor (one per server rank): the training buffer between the
+// aggregator and the trainer. It is a sink (the aggregator stores steps in
+// it) that the trainer asks for batches.
+//
+// Flow control: the reply to a store is delayed while the buffer cannot take
+// the sample (FIFO/FIRO full, Reservoir full of unseen samples). The
+// aggregator's reply to the client proxy waits on it, so the server stops
+// granting credit and the client's send blocks: nothing is dropped. Pending
+// stores complete, in arrival order, as draws free space; pending batch
+// requests are answered as stores or production_over make a batch available.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <caf/actor_system.hpp>
+
+#include "actors/reservoir/training_buffer.hpp"
+#include "messages/actor_types.hpp"
+#include "messages/sample_encoding.hpp"
+
+namespace melissa {
+
+// sink_actor's production_over (every simulation has ended) lifts the
+// threshold and lets the buffer drain.
+using reservoir_actor = sink_actor::extend<
+    // A batch of at most n samples. The reply is delayed until a batch can be
+    // drawn; once production is over and the buffer is empty, the reply is a
+    // batch with `last` set (size 0): training ends. n = 0 is an error.
+    caf::replies_to<batch_atom, std::uint32_t>::with<training_batch_ptr>,
+    // JSON: policy, capacity, threshold, population, unseen, inserts, evictions,
+    // batches, samples_drawn, pending stores/batches, repetition histogram.
+    caf::replies_to<buffer_atom>::with<std::string>>;
+
+struct reservoir_settings {
+  buffer_settings buffer;
+  // The field whose steps become training targets; other fields' steps are
+  // acknowledged and ignored.
+  std::uint32_t field_id = 0;
+  sample_encoder encoder;
+  // The parameters of simulation `sim` (encoder.lo.size() values). Called once
+  // per simulation (cached until its sim_done); may throw for an unknown sim,
+  // which fails that store.
+  std::function<std::vector<double>(std::uint32_t sim)> parameters_of;
+};
+
+// Throws std::invalid_argument for invalid buffer settings (capacity 0).
+reservoir_actor spawn_reservoir(caf::actor_system& sys, reservoir_settings settings);
+
+}  // namespace melissa

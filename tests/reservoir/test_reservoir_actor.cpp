@@ -1,0 +1,239 @@
+// The reservoir actor with a real actor system: stores become samples, a
+// store the buffer cannot take is answered only once a draw makes room, a
+// batch request is answered only once the watermark is reached, and after
+// production_over the buffer drains to a `last` batch.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <cstring>
+#include <stdexcept>
+
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+
+#include "actors/reservoir/reservoir.hpp"
+
+using namespace melissa;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr std::uint32_t target_field = 1;
+constexpr std::uint64_t field_size = 4;
+
+// Field values of (sim, step): sim * 100 + step + i / 4.
+template <class T>
+step_sample make_step(std::uint32_t sim, std::uint32_t step, std::uint32_t field = target_field,
+                      std::uint64_t count = field_size) {
+  step_sample s;
+  s.sim_id = sim;
+  s.time_step = step;
+  s.field_id = field;
+  s.data_type = sizeof(T) == 4 ? wire::dtype::f32 : wire::dtype::f64;
+  s.count = count;
+  auto bytes = std::make_shared<std::vector<char>>(count * sizeof(T));
+  for (std::uint64_t i = 0; i < count; ++i) {
+    const T v = static_cast<T>(sim * 100 + step + i / 4.0);
+    std::memcpy(bytes->data() + i * sizeof(T), &v, sizeof(T));
+  }
+  s.payload = std::move(bytes);
+  return s;
+}
+
+// Two parameters in [0, 10] and [0, 1]; simulation `sim` has (sim, 0.5).
+// Simulation 99 is unknown.
+reservoir_settings settings(buffer_policy policy, std::size_t capacity, std::size_t threshold) {
+  reservoir_settings rs;
+  rs.buffer = {policy, capacity, threshold, 1};
+  rs.field_id = target_field;
+  rs.encoder.lo = {0, 0};
+  rs.encoder.hi = {10, 1};
+  rs.encoder.time_scale = 10;
+  rs.parameters_of = [](std::uint32_t sim) -> std::vector<double> {
+    if (sim == 99) throw std::out_of_range("no simulation 99");
+    return {static_cast<double>(sim), 0.5};
+  };
+  return rs;
+}
+
+bool store(caf::scoped_actor& self, const reservoir_actor& res, step_sample s) {
+  bool stored = false;
+  self->request(res, caf::infinite, store_atom_v, std::move(s))
+      .receive([&](bool ok) { stored = ok; }, [](const caf::error& e) { FAIL(caf::to_string(e)); });
+  return stored;
+}
+
+caf::error store_error(caf::scoped_actor& self, const reservoir_actor& res, step_sample s) {
+  caf::error err;
+  self->request(res, caf::infinite, store_atom_v, std::move(s))
+      .receive([](bool) { FAIL("stored"); }, [&](caf::error& e) { err = std::move(e); });
+  return err;
+}
+
+training_batch_ptr batch(caf::scoped_actor& self, const reservoir_actor& res, std::uint32_t n) {
+  training_batch_ptr b;
+  self->request(res, caf::infinite, batch_atom_v, n)
+      .receive([&](const training_batch_ptr& x) { b = x; },
+               [](const caf::error& e) { FAIL(caf::to_string(e)); });
+  return b;
+}
+
+nlohmann::json buffer_json(caf::scoped_actor& self, const reservoir_actor& res) {
+  nlohmann::json j;
+  self->request(res, caf::infinite, buffer_atom_v)
+      .receive([&](const std::string& s) { j = nlohmann::json::parse(s); },
+               [](const caf::error& e) { FAIL(caf::to_string(e)); });
+  return j;
+}
+
+// True if nothing arrives in the scoped actor's mailbox for `wait`.
+bool silent_for(caf::scoped_actor& self, std::chrono::milliseconds wait) {
+  bool silent = true;
+  self->receive([&](caf::message&) { silent = false; }, caf::after(wait) >> [] {});
+  return silent;
+}
+
+}  // namespace
+
+TEST_CASE("reservoir actor: a blocked store is released by a draw") {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+  auto res = spawn_reservoir(sys, settings(buffer_policy::reservoir, 2, 0));
+
+  CHECK(store(self, res, make_step<float>(3, 0)));
+  CHECK(store(self, res, make_step<float>(3, 1)));
+  // A step of another field is acknowledged and not stored.
+  CHECK(store(self, res, make_step<float>(3, 0, 7)));
+
+  // Full of unseen samples: the third store's reply is withheld (backpressure).
+  self->send(res, store_atom_v, make_step<float>(3, 2));
+  CHECK(silent_for(self, 200ms));
+  auto j = buffer_json(self, res);
+  CHECK(j["pending_stores"] == 1);
+  CHECK(j["population"] == 2);
+  CHECK(j["unseen"] == 2);
+
+  // A draw makes one sample seen, so it may be evicted: the store completes.
+  auto b = batch(self, res, 1);
+  REQUIRE(b);
+  CHECK(b->size == 1);
+  bool released = false;
+  self->receive([&](bool ok) { released = ok; }, caf::after(5s) >> [] { FAIL("store not released"); });
+  CHECK(released);
+
+  j = buffer_json(self, res);
+  CHECK(j["kind"] == "reservoir");
+  CHECK(j["policy"] == "reservoir");
+  CHECK(j["capacity"] == 2);
+  CHECK(j["inserts"] == 3);
+  CHECK(j["evictions"] == 1);
+  CHECK(j["population"] == 2);
+  CHECK(j["unseen"] == 2);
+  CHECK(j["pending_stores"] == 0);
+  CHECK(j["ignored_steps"] == 1);
+  CHECK(j["batches"] == 1);
+  // The evicted sample was drawn once, the two stored ones never.
+  CHECK(j["repetitions"]["histogram"] == nlohmann::json::array({2, 1}));
+  self->send_exit(res, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("reservoir actor: a batch request waits for the watermark; rows are encoded") {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+  auto res = spawn_reservoir(sys, settings(buffer_policy::fifo, 10, 0));
+
+  self->send(res, batch_atom_v, std::uint32_t{2});
+  CHECK(silent_for(self, 200ms));
+  CHECK(store(self, res, make_step<float>(4, 3)));
+  CHECK(silent_for(self, 100ms));  // one sample: not a batch of 2 yet
+  CHECK(store(self, res, make_step<double>(6, 5)));  // f64 is converted
+  training_batch_ptr b;
+  self->receive([&](const training_batch_ptr& x) { b = x; },
+                caf::after(5s) >> [] { FAIL("no batch"); });
+  REQUIRE(b);
+  CHECK(b->size == 2);
+  CHECK_FALSE(b->last);
+  CHECK(b->input_dim == 3);
+  CHECK(b->output_dim == field_size);
+  // Inputs: (sim / 10, 0.5, step / 10); targets sim * 100 + step + i / 4.
+  const std::vector<float> inputs{0.4f, 0.5f, 0.3f, 0.6f, 0.5f, 0.5f};
+  const std::vector<float> targets{403, 403.25, 403.5, 403.75, 605, 605.25, 605.5, 605.75};
+  CHECK(b->inputs == inputs);
+  CHECK(b->targets == targets);
+  CHECK(b->sim_ids == std::vector<std::uint32_t>{4, 6});
+  CHECK(b->time_steps == std::vector<std::uint32_t>{3, 5});
+
+  std::string report;
+  self->request(res, caf::infinite, report_atom_v)
+      .receive([&](const std::string& s) { report = s; }, [](const caf::error&) {});
+  CHECK(nlohmann::json::parse(report)["samples_drawn"] == 2);
+  bool done = false;
+  self->request(res, caf::infinite, sim_done_atom_v, std::uint32_t{4})
+      .receive([&](bool ok) { done = ok; }, [](const caf::error&) {});
+  CHECK(done);
+  self->send_exit(res, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("reservoir actor: threshold, production_over, drain, last batch") {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+  auto res = spawn_reservoir(sys, settings(buffer_policy::reservoir, 10, 5));
+
+  for (std::uint32_t step = 0; step < 3; ++step) CHECK(store(self, res, make_step<float>(1, step)));
+  self->send(res, batch_atom_v, std::uint32_t{2});
+  CHECK(silent_for(self, 200ms));  // 3 < threshold 5
+
+  // End of production lifts the threshold: the waiting request is answered.
+  self->send(res, production_over_atom_v);
+  training_batch_ptr b;
+  self->receive([&](const training_batch_ptr& x) { b = x; },
+                caf::after(5s) >> [] { FAIL("no batch"); });
+  REQUIRE(b);
+  CHECK(b->size == 2);
+  CHECK(b->sim_ids == std::vector<std::uint32_t>{1, 1});
+  CHECK(b->time_steps[0] != b->time_steps[1]);  // drained: drawn without replacement
+
+  b = batch(self, res, 2);
+  REQUIRE(b);
+  CHECK(b->size == 1);  // the partial last batch
+  CHECK_FALSE(b->last);
+  b = batch(self, res, 2);
+  REQUIRE(b);
+  CHECK(b->last);
+  CHECK(b->size == 0);
+  auto j = buffer_json(self, res);
+  CHECK(j["exhausted"] == true);
+  CHECK(j["production_over"] == true);
+  CHECK(j["repetitions"]["histogram"] == nlohmann::json::array({0, 3}));
+  self->send_exit(res, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("reservoir actor: bad steps and requests are errors, not crashes") {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+  auto res = spawn_reservoir(sys, settings(buffer_policy::firo, 10, 0));
+
+  CHECK(store(self, res, make_step<float>(1, 0)));
+  CHECK(store_error(self, res, make_step<float>(1, 1, target_field, 3)));  // size changed
+  CHECK(store_error(self, res, make_step<float>(99, 0)));                   // no parameters
+  auto text = make_step<float>(1, 2);
+  text.data_type = wire::dtype::text;
+  CHECK(store_error(self, res, std::move(text)));
+  auto truncated = make_step<float>(1, 3);
+  truncated.count = field_size + 1;
+  CHECK(store_error(self, res, std::move(truncated)));
+
+  bool refused = false;
+  self->request(res, caf::infinite, batch_atom_v, std::uint32_t{0})
+      .receive([](const training_batch_ptr&) { FAIL("batch of 0"); },
+               [&](const caf::error&) { refused = true; });
+  CHECK(refused);
+  CHECK(buffer_json(self, res)["inserts"] == 1);
+  CHECK(store(self, res, make_step<float>(1, 4)));  // still alive
+  CHECK_THROWS_AS(spawn_reservoir(sys, settings(buffer_policy::fifo, 0, 0)), std::invalid_argument);
+  self->send_exit(res, caf::exit_reason::user_shutdown);
+}
