@@ -1,0 +1,469 @@
+// melissa-train-offline: the classic way, as the baseline of online training.
+// Trains the study's surrogate (the model, optimizer and normalization of its
+// [training] section, the input encoding of its [parameters] bounds and
+// training.time_steps: exactly what the online trainer builds) epoch by epoch
+// from a dataset directory (the dataset sink's or `melissa-heat --mode
+// dataset`'s layout), through the memory-mapped reader and the seeded,
+// multi-threaded shuffling loader.
+//
+//   melissa-train-offline --config study.toml --dataset DIR [--validation DIR]
+//                         [--epochs N] [--output DIR] [--workers N] [--seed S]
+//                         [--max-batches N] [--progress-every SECONDS]
+//
+// Output directory (default <study.output_dir>-offline):
+//   metrics/metrics.csv (+ TensorBoard events)  the online trainer's columns but
+//                        buffer_population and buffer_unseen (no buffer here)
+//   model/model.pt, model_state.pt, trainer_state.pt   trainer_core::save
+//   summary.json         {"training": the online summary's keys + epochs, ...}
+//   study.toml           the resolved study
+//
+// Exit status: 0 done, 2 bad input (arguments, study file, dataset), 1 other
+// failures (cannot write the output), 130 interrupted (model and summary are
+// still written).
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "actors/metrics/metrics_writer.hpp"
+#include "actors/trainer/dataset/dataset_reader.hpp"
+#include "actors/trainer/dataset/shuffling_loader.hpp"
+#include "actors/trainer/trainer_core.hpp"
+#include "config/study.hpp"
+#include "messages/sample_encoding.hpp"
+
+namespace fs = std::filesystem;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+constexpr const char* kProgram = "melissa-train-offline";
+
+// A user error: exit status 2.
+struct input_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+std::atomic<int> stop_signal{0};
+extern "C" void on_signal(int sig) { stop_signal.store(sig); }
+
+const char* kUsage =
+    "usage: melissa-train-offline --config STUDY.toml --dataset DIR [--validation DIR]\n"
+    "                             [--epochs N] [--output DIR] [--workers N] [--seed S]\n"
+    "                             [--max-batches N] [--progress-every SECONDS]\n"
+    "\n"
+    "Trains the study's surrogate ([training], inputs encoded from [parameters] bounds and\n"
+    "training.time_steps) epoch by epoch from DIR/sim_NNNNNN/<field>.npy + parameters.npy.\n"
+    "  --validation DIR      validation dataset (default: training.validation_dir of the study;\n"
+    "                        \"\" for none), evaluated every training.validation_every batches\n"
+    "  --epochs N            epochs (default 1)\n"
+    "  --output DIR          default <study.output_dir>-offline: metrics/, model/, summary.json\n"
+    "  --workers N           loader threads assembling batches ahead (default 2; 0: inline)\n"
+    "  --seed S              initial weights and shuffling (default study.seed)\n"
+    "  --max-batches N       stop after N batches (0: no limit)\n"
+    "  --progress-every S    seconds between progress lines on stderr (default 5; 0: none)\n";
+
+struct options {
+  std::string config;
+  std::string dataset;
+  std::optional<std::string> validation;
+  std::uint64_t epochs = 1;
+  std::optional<std::string> output;
+  unsigned workers = 2;
+  std::optional<std::uint64_t> seed;
+  std::uint64_t max_batches = 0;
+  double progress_every = 5;
+};
+
+std::uint64_t parse_count(const std::string& flag, const std::string& text, std::uint64_t lo,
+                          std::uint64_t hi) {
+  std::size_t used = 0;
+  unsigned long long v = 0;
+  try {
+    if (text.empty() || text[0] == '-') throw std::invalid_argument("sign");
+    v = std::stoull(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != text.size() || used == 0 || v < lo || v > hi)
+    throw input_error(flag + ": expected an integer in [" + std::to_string(lo) + ", " +
+                      std::to_string(hi) + "], got '" + text + "'");
+  return v;
+}
+
+options parse_options(int argc, char** argv) {
+  options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw input_error(a + ": missing value");
+      return argv[++i];
+    };
+    if (a == "-h" || a == "--help") {
+      std::cout << kUsage;
+      std::exit(0);
+    } else if (a == "--config") {
+      o.config = value();
+    } else if (a == "--dataset") {
+      o.dataset = value();
+    } else if (a == "--validation") {
+      o.validation = value();
+    } else if (a == "--epochs") {
+      o.epochs = parse_count(a, value(), 1, 1000000);
+    } else if (a == "--output") {
+      o.output = value();
+      if (o.output->empty()) throw input_error("--output: must not be empty");
+    } else if (a == "--workers") {
+      o.workers = static_cast<unsigned>(parse_count(a, value(), 0, 256));
+    } else if (a == "--seed") {
+      o.seed = parse_count(a, value(), 0, std::numeric_limits<std::int64_t>::max());
+    } else if (a == "--max-batches") {
+      o.max_batches = parse_count(a, value(), 0, std::numeric_limits<std::int64_t>::max());
+    } else if (a == "--progress-every") {
+      const auto text = value();
+      char* end = nullptr;
+      o.progress_every = std::strtod(text.c_str(), &end);
+      if (text.empty() || *end != '\0' || !(o.progress_every >= 0) || o.progress_every > 1e9)
+        throw input_error("--progress-every: expected seconds >= 0, got '" + text + "'");
+    } else {
+      throw input_error("unknown argument '" + a + "' (see --help)");
+    }
+  }
+  if (o.config.empty()) throw input_error("--config STUDY.toml is required");
+  if (o.dataset.empty()) throw input_error("--dataset DIR is required");
+  return o;
+}
+
+double seconds_between(clock_type::time_point a, clock_type::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+double mean_of(const std::vector<double>& v) {
+  if (v.empty()) return 0;
+  double s = 0;
+  for (double x : v) s += x;
+  return s / static_cast<double>(v.size());
+}
+
+// The online trainer's columns, less the buffer's.
+const std::vector<std::string> metric_columns = {"samples_seen",  "train_loss",    "validation_loss",
+                                                 "samples_per_s", "batch_wait_s",  "busy_fraction",
+                                                 "learning_rate"};
+
+void write_atomically(const fs::path& path, const std::string& text) {
+  const fs::path tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw std::runtime_error(tmp.string() + ": cannot create");
+    out << text;
+    out.flush();
+    if (!out) throw std::runtime_error(tmp.string() + ": cannot write");
+  }
+  fs::rename(tmp, path);
+}
+
+int run(const options& opt) {
+  // --- the study -----------------------------------------------------------
+  melissa::config::study_config study;
+  try {
+    study = melissa::config::load_study(opt.config);
+  } catch (const melissa::config::config_error& e) {
+    throw input_error(e.what());
+  }
+  const auto& t = study.training;
+  const std::string field_name = t.field.empty() ? study.fields.front().name : t.field;
+  const auto field = std::find_if(study.fields.begin(), study.fields.end(),
+                                  [&](const auto& f) { return f.name == field_name; });
+  if (field == study.fields.end())
+    throw input_error(opt.config + ": training.field: no field is named \"" + field_name + "\"");
+
+  melissa::sample_encoder encoder;
+  for (const auto& b : study.parameters.bounds) {
+    encoder.lo.push_back(b.lo);
+    encoder.hi.push_back(b.hi);
+  }
+  encoder.time_scale = t.time_steps;
+
+  // --- the datasets ----------------------------------------------------------
+  std::shared_ptr<const melissa::dataset_reader> reader;
+  try {
+    reader = std::make_shared<const melissa::dataset_reader>(opt.dataset, field_name, encoder);
+  } catch (const std::exception& e) {
+    throw input_error(std::string("training dataset: ") + e.what());
+  }
+  if (reader->output_dim() != field->size)
+    throw input_error("training dataset: " + opt.dataset + ": " + field_name + " has " +
+                      std::to_string(reader->output_dim()) + " values per step, but " + opt.config +
+                      " declares size = " + std::to_string(field->size));
+  if (reader->max_time_steps() > t.time_steps)
+    std::cerr << kProgram << ": warning: " << opt.dataset << " holds up to "
+              << reader->max_time_steps() << " steps per simulation, training.time_steps is "
+              << t.time_steps << ": time inputs exceed 1\n";
+
+  const std::string validation_dir = opt.validation ? *opt.validation : t.validation_dir;
+  melissa::training_batch_ptr validation;
+  if (!validation_dir.empty()) {
+    try {
+      validation = melissa::load_dataset(validation_dir, field_name, encoder);
+    } catch (const std::exception& e) {
+      throw input_error(std::string("validation dataset: ") + e.what());
+    }
+    if (validation->output_dim != field->size)
+      throw input_error("validation dataset: " + validation_dir + ": " + field_name + " has " +
+                        std::to_string(validation->output_dim) + " values per step, but " +
+                        opt.config + " declares size = " + std::to_string(field->size));
+  }
+
+  // --- the trainer (the online trainer's settings, apps/melissa-server/training.cpp)
+  melissa::trainer_settings settings;
+  settings.model.input_dim = encoder.input_dim();
+  settings.model.hidden = t.hidden;
+  settings.model.activation = t.activation;
+  settings.model.output_dim = static_cast<std::uint32_t>(field->size);
+  settings.optimizer.learning_rate = t.learning_rate;
+  settings.optimizer.halve_every_batches = t.lr_halving_batches;
+  settings.optimizer.min_learning_rate = t.min_learning_rate;
+  settings.output.running = t.output == melissa::config::output_scaling::running;
+  settings.output.mean = t.output_mean;
+  settings.output.std = t.output_std;
+  const std::uint64_t seed = opt.seed ? *opt.seed : study.study.seed;
+  settings.seed = seed;
+  settings.threads = static_cast<int>(t.threads);
+
+  const fs::path output = opt.output ? fs::path(*opt.output) : fs::path(study.study.output_dir + "-offline");
+  std::error_code ec;
+  fs::create_directories(output, ec);
+  if (ec) throw std::runtime_error(output.string() + ": cannot create: " + ec.message());
+  write_atomically(output / "study.toml", melissa::config::to_toml(study));
+
+  melissa::trainer_core core(settings);
+  melissa::metrics_writer metrics(output.string(), metric_columns);
+
+  melissa::shuffling_options loader_options;
+  loader_options.batch_size = t.batch_size;
+  loader_options.workers = opt.workers;
+  loader_options.prefetch = std::max<std::size_t>(4, 2 * std::size_t(opt.workers));
+  loader_options.seed = seed;
+  melissa::shuffling_loader loader(reader, loader_options);
+  const std::size_t per_epoch = loader.batches_per_epoch();
+
+  std::cerr << kProgram << ": " << reader->simulation_count() << " simulations, " << reader->size()
+            << " samples (" << per_epoch << " batches of " << t.batch_size << " per epoch) from "
+            << opt.dataset;
+  if (validation)
+    std::cerr << "; validation: " << validation->size << " samples from " << validation_dir;
+  std::cerr << "; model " << settings.model.input_dim;
+  for (auto h : settings.model.hidden) std::cerr << "->" << h;
+  std::cerr << "->" << settings.model.output_dim << " (" << core.parameter_count()
+            << " parameters); " << opt.epochs << " epoch(s)\n";
+
+  // --- training ---------------------------------------------------------------
+  struct window_figures {
+    clock_type::time_point start = clock_type::now();
+    std::uint64_t batches = 0, samples = 0;
+    double loss_sum = 0, wait_s = 0, validation_s = 0;
+  };
+  std::uint64_t batches = 0, samples = 0, epochs_done = 0;
+  double wait_s = 0, validation_s = 0;
+  double last_loss = std::numeric_limits<double>::quiet_NaN();
+  std::optional<double> last_validation, best_validation;
+  std::uint64_t validations = 0;
+  std::optional<double> first_validation;
+  std::vector<double> window_throughputs;
+
+  const auto started = clock_type::now();
+  window_figures window;
+  auto last_progress = started;
+
+  auto validate = [&] {
+    if (!validation) return;
+    const auto t0 = clock_type::now();
+    const double loss = core.evaluate(*validation);
+    const double spent = seconds_between(t0, clock_type::now());
+    window.validation_s += spent;
+    validation_s += spent;
+    last_validation = loss;
+    if (!first_validation) first_validation = loss;
+    ++validations;
+    if (!best_validation || loss < *best_validation) best_validation = loss;
+  };
+  std::uint64_t last_validated_batch = 0;
+  auto close_window = [&] {
+    const double elapsed = seconds_between(window.start, clock_type::now());
+    const double training_time = std::max(elapsed - window.validation_s, 1e-9);
+    const double throughput = static_cast<double>(window.samples) / training_time;
+    window_throughputs.push_back(throughput);
+    melissa::metric_values row{
+        {"samples_seen", static_cast<double>(samples)},
+        {"train_loss", window.loss_sum / static_cast<double>(std::max<std::uint64_t>(window.batches, 1))},
+        {"samples_per_s", throughput},
+        {"batch_wait_s", window.wait_s},
+        {"busy_fraction", 1.0 - window.wait_s / training_time},
+        {"learning_rate", core.learning_rate()}};
+    if (last_validation) row.emplace_back("validation_loss", *last_validation);
+    metrics.record(static_cast<std::int64_t>(batches), row);
+    window = window_figures{};
+  };
+  auto progress = [&](std::uint64_t epoch, std::size_t in_epoch) {
+    const double elapsed = seconds_between(started, clock_type::now());
+    const double training_time = std::max(elapsed - validation_s, 1e-9);
+    std::fprintf(stderr,
+                 "%s: epoch %llu/%llu batch %zu/%zu loss %.5g samples/s %.1f%s elapsed %.1f s\n",
+                 kProgram, static_cast<unsigned long long>(epoch + 1),
+                 static_cast<unsigned long long>(opt.epochs), in_epoch, per_epoch, last_loss,
+                 static_cast<double>(samples) / training_time,
+                 last_validation ? (" validation " + std::to_string(*last_validation)).c_str() : "",
+                 elapsed);
+  };
+
+  bool stopped_early = false;
+  for (std::uint64_t epoch = 0; epoch < opt.epochs && !stopped_early; ++epoch) {
+    std::size_t in_epoch = 0;
+    for (;;) {
+      if (stop_signal.load() != 0 || (opt.max_batches && batches >= opt.max_batches)) {
+        stopped_early = true;
+        break;
+      }
+      const auto asked = clock_type::now();
+      const auto batch = loader.next();
+      const double waited = seconds_between(asked, clock_type::now());
+      if (!batch) break;  // the epoch is over
+      wait_s += waited;
+      window.wait_s += waited;
+      const auto result = core.step(batch.get());
+      ++batches;
+      ++in_epoch;
+      samples += batch->size;
+      last_loss = result.loss;
+      ++window.batches;
+      window.samples += batch->size;
+      window.loss_sum += result.loss;
+      if (batches % t.validation_every == 0) {
+        validate();
+        last_validated_batch = batches;
+      }
+      if (window.batches >= t.metrics_every) close_window();
+      const auto now = clock_type::now();
+      if (opt.progress_every > 0 && seconds_between(last_progress, now) >= opt.progress_every) {
+        progress(epoch, in_epoch);
+        last_progress = now;
+      }
+    }
+    if (!stopped_early) {
+      ++epochs_done;
+      if (opt.progress_every > 0) progress(epoch, in_epoch);
+    }
+  }
+  // The last figures: a validation of the final weights (unless the last
+  // batch was just validated) and the partial window.
+  if (batches > 0 && last_validated_batch != batches) validate();
+  if (window.batches > 0) close_window();
+  const double total = seconds_between(started, clock_type::now());
+
+  // --- model and summary ---------------------------------------------------------
+  nlohmann::json training{
+      {"rank", 0},
+      {"ranks", 1},
+      {"state", stop_signal.load() ? "interrupted" : "done"},
+      {"epochs", epochs_done},
+      {"batches_per_epoch", per_epoch},
+      {"batches", batches},
+      {"samples_seen", samples},
+      {"train_loss", batches ? last_loss : 0.0},
+      {"samples_per_s", window_throughputs.empty() ? 0.0 : window_throughputs.back()},
+      {"mean_samples_per_s", mean_of(window_throughputs)},
+      {"batch_wait_s", wait_s},
+      {"busy_fraction", total > 0 ? 1.0 - wait_s / total : 0.0},
+      {"learning_rate", core.learning_rate()},
+      {"elapsed_s", total},
+      {"total_time_s", total},
+      {"validation_time_s", validation_s},
+      {"validations", validations},
+      {"weights_checksum", core.weights_checksum()},
+      {"output_mean", core.output_mean()},
+      {"output_std", core.output_std()},
+      {"parameter_count", core.parameter_count()},
+      {"seed", seed},
+      {"workers", opt.workers}};
+  training["validation_loss"] = last_validation ? nlohmann::json(*last_validation) : nlohmann::json();
+  training["min_validation_loss"] = best_validation ? nlohmann::json(*best_validation) : nlohmann::json();
+  training["first_validation_loss"] =
+      first_validation ? nlohmann::json(*first_validation) : nlohmann::json();
+
+  const fs::path model_dir = output / "model";
+  fs::create_directories(model_dir, ec);
+  if (ec) throw std::runtime_error(model_dir.string() + ": cannot create: " + ec.message());
+  core.save(model_dir.string());
+  training["model"] = {{"torchscript", (model_dir / "model.pt").string()},
+                       {"state_dict", (model_dir / "model_state.pt").string()}};
+
+  // A probe for whoever loads model.pt: the first sample's encoded input (of the
+  // validation set, else of the training set) and what the trained model predicts.
+  const auto probe_set = validation ? validation : reader->batch({0});
+  std::vector<float> probe_input(probe_set->inputs.begin(),
+                                 probe_set->inputs.begin() + probe_set->input_dim);
+  const auto prediction = core.predict(probe_input);
+  double prediction_mean = 0;
+  for (float v : prediction) prediction_mean += v;
+  prediction_mean /= static_cast<double>(std::max<std::size_t>(prediction.size(), 1));
+  nlohmann::json probe{{"sim_id", probe_set->sim_ids.front()},
+                       {"time_step", probe_set->time_steps.front()},
+                       {"input", probe_input},
+                       {"output_size", prediction.size()},
+                       {"output_head", std::vector<float>(prediction.begin(),
+                                                          prediction.begin() +
+                                                              std::min<std::size_t>(8, prediction.size()))},
+                       {"output_mean", prediction_mean}};
+
+  nlohmann::json summary{
+      {"program", kProgram},
+      {"study", study.study.name},
+      {"config", opt.config},
+      {"dataset", {{"dir", opt.dataset}, {"field", field_name}, {"simulations", reader->simulation_count()},
+                   {"samples", reader->size()}}},
+      {"validation", validation ? nlohmann::json{{"dir", validation_dir}, {"samples", validation->size}}
+                                : nlohmann::json()},
+      {"training", training},
+      {"probe", probe}};
+  write_atomically(output / "summary.json", summary.dump(2) + "\n");
+
+  std::fprintf(stderr,
+               "%s: %llu epoch(s), %llu batches, %llu samples in %.1f s (%.1f s validating); "
+               "mean %.1f samples/s, busy %.1f %%; min validation MSE %s; model in %s\n",
+               kProgram, static_cast<unsigned long long>(epochs_done),
+               static_cast<unsigned long long>(batches), static_cast<unsigned long long>(samples),
+               total, validation_s, mean_of(window_throughputs),
+               100.0 * (total > 0 ? 1.0 - wait_s / total : 0.0),
+               best_validation ? std::to_string(*best_validation).c_str() : "n/a",
+               model_dir.string().c_str());
+  return stop_signal.load() ? 130 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  try {
+    return run(parse_options(argc, argv));
+  } catch (const input_error& e) {
+    std::cerr << kProgram << ": " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << kProgram << ": error: " << e.what() << "\n";
+    return 1;
+  }
+}
