@@ -1,0 +1,254 @@
+#include "actors/steering/breed.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include "config/design.hpp"
+
+namespace melissa {
+
+const char* to_string(point_origin o) {
+  return o == point_origin::proposal ? "proposal" : "uniform";
+}
+
+double breed_random::normal() {
+  // u1 in (0, 1] so that log(u1) is finite.
+  const double u1 = static_cast<double>((engine_() >> 11) + 1) * 0x1.0p-53;
+  const double u2 = uniform01();
+  constexpr double two_pi = 6.283185307179586476925286766559;
+  return std::sqrt(-2.0 * std::log(u1)) * std::cos(two_pi * u2);
+}
+
+std::vector<double> importance_weights(const std::vector<double>& q) {
+  double sum = 0;
+  for (double v : q) sum += v;
+  if (q.empty() || !(sum > 0)) return std::vector<double>(q.size(), 1.0);
+  const double mean = sum / static_cast<double>(q.size());
+  std::vector<double> w;
+  w.reserve(q.size());
+  for (double v : q) w.push_back(v / mean);
+  return w;
+}
+
+std::vector<std::size_t> multinomial_draw(const std::vector<double>& weights, std::size_t draws,
+                                          breed_random& rng) {
+  std::vector<std::size_t> picked;
+  if (weights.empty()) return picked;
+  std::vector<double> cumulative(weights.size());
+  double total = 0;
+  for (std::size_t j = 0; j < weights.size(); ++j) {
+    total += std::max(weights[j], 0.0);
+    cumulative[j] = total;
+  }
+  picked.reserve(draws);
+  for (std::size_t i = 0; i < draws; ++i) {
+    if (!(total > 0)) {  // no weight anywhere: every member alike
+      picked.push_back(static_cast<std::size_t>(rng.uniform01() * weights.size()));
+      continue;
+    }
+    const double u = rng.uniform01() * total;
+    // First j with cumulative[j] > u: members of weight 0 are never picked.
+    auto it = std::upper_bound(cumulative.begin(), cumulative.end(), u);
+    if (it == cumulative.end()) --it;  // u rounded up to total
+    picked.push_back(static_cast<std::size_t>(it - cumulative.begin()));
+  }
+  return picked;
+}
+
+proposal_draw draw_around(const std::vector<double>& location, double& sigma,
+                          const std::vector<config::parameter_bounds>& bounds, breed_random& rng) {
+  proposal_draw out;
+  out.point.resize(location.size());
+  for (std::uint32_t attempt = 0; attempt <= max_retries; ++attempt) {
+    if (attempt > 0) sigma *= sigma_shrink;  // the member was too wide here: narrow it for good
+    ++out.draws;
+    bool inside = true;
+    for (std::size_t j = 0; j < location.size(); ++j) {
+      const double range = bounds[j].hi - bounds[j].lo;
+      out.point[j] = location[j] + sigma * range * rng.normal();
+      inside = inside && out.point[j] >= bounds[j].lo && out.point[j] <= bounds[j].hi;
+    }
+    if (inside) return out;
+  }
+  out.point = location;
+  out.kept_location = true;
+  return out;
+}
+
+double proposal_share(const breed_settings& s, std::uint64_t index) {
+  if (s.r_steps == 0 || index >= s.r_steps) return s.r_end;
+  const double t = static_cast<double>(index) / static_cast<double>(s.r_steps);
+  return s.r_start + (s.r_end - s.r_start) * t;
+}
+
+breed_steering::breed_steering(breed_settings settings)
+    : settings_(std::move(settings)), rng_(settings_.seed) {
+  if (settings_.bounds.empty()) throw std::invalid_argument("breed: no parameter bounds");
+  for (const auto& b : settings_.bounds)
+    if (!(b.lo < b.hi)) throw std::invalid_argument("breed: every parameter needs lo < hi");
+  if (settings_.period == 0) throw std::invalid_argument("breed: period must be >= 1 batch");
+  if (settings_.window == 0) throw std::invalid_argument("breed: window must be >= 1 simulation");
+  if (!(settings_.sigma > 0) || !std::isfinite(settings_.sigma))
+    throw std::invalid_argument("breed: sigma must be > 0");
+  for (double r : {settings_.r_start, settings_.r_end})
+    if (!(r >= 0 && r <= 1)) throw std::invalid_argument("breed: r_start and r_end must lie in [0, 1]");
+}
+
+bool breed_steering::record_batch(const std::vector<std::uint32_t>& sims,
+                                  const std::vector<std::uint32_t>& steps,
+                                  const std::vector<float>& losses, double mean, double stddev) {
+  if (sims.size() != steps.size() || sims.size() != losses.size())
+    throw std::invalid_argument("breed: a batch needs as many sim ids, steps and losses");
+  ++batches_;
+  if (std::isfinite(mean) && std::isfinite(stddev)) {
+    for (std::size_t i = 0; i < sims.size(); ++i) {
+      const double loss = losses[i];
+      if (!std::isfinite(loss)) continue;
+      const double delta = stddev > 0 ? std::max(loss - mean, 0.0) / stddev : 0.0;
+      auto& sample = steps_[(std::uint64_t{sims[i]} << 32) | steps[i]];
+      auto& sim = sims_[sims[i]];
+      const double before = sample.mean;
+      ++sample.count;
+      sample.mean += (delta - sample.mean) / static_cast<double>(sample.count);
+      if (sample.count == 1) {
+        ++sim.steps;
+        sim.sum_of_step_means += sample.mean;
+      } else {
+        sim.sum_of_step_means += sample.mean - before;
+      }
+      sim.last_update = ++update_counter_;
+    }
+  }
+  return batches_ % settings_.period == 0;
+}
+
+void breed_steering::sim_completed(std::uint32_t sim, std::vector<double> parameters) {
+  if (parameters.size() != settings_.bounds.size())
+    throw std::invalid_argument("breed: simulation " + std::to_string(sim) + " has " +
+                                std::to_string(parameters.size()) + " parameters, the bounds " +
+                                std::to_string(settings_.bounds.size()));
+  completed_[sim] = std::move(parameters);
+}
+
+double breed_steering::q_of(std::uint32_t sim) const {
+  auto it = sims_.find(sim);
+  if (it == sims_.end() || it->second.steps == 0) return -1;
+  return it->second.sum_of_step_means / static_cast<double>(it->second.steps);
+}
+
+std::pair<double, std::uint64_t> breed_steering::deviation_of(std::uint32_t sim,
+                                                              std::uint32_t step) const {
+  auto it = steps_.find((std::uint64_t{sim} << 32) | step);
+  if (it == steps_.end()) return {-1, 0};
+  return {it->second.mean, it->second.count};
+}
+
+std::vector<std::uint32_t> breed_steering::population() const {
+  // (last update, sim): update counters are unique, so the order is total and
+  // does not depend on the hash maps' iteration order.
+  std::vector<std::pair<std::uint64_t, std::uint32_t>> candidates;
+  for (const auto& [sim, params] : completed_) {
+    auto it = sims_.find(sim);
+    if (it != sims_.end() && it->second.steps > 0) candidates.emplace_back(it->second.last_update, sim);
+  }
+  const std::size_t n = std::min(settings_.window, candidates.size());
+  std::partial_sort(candidates.begin(), candidates.begin() + static_cast<std::ptrdiff_t>(n),
+                    candidates.end(), std::greater<>());
+  std::vector<std::uint32_t> members;
+  members.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) members.push_back(candidates[i].second);
+  return members;
+}
+
+std::vector<resampled_point> breed_steering::resample(const submission_view& view, double now) {
+  std::vector<resampled_point> points;
+  // Pending ids past k + m that have not completed (a stale view could name some).
+  std::vector<std::uint32_t> pending;
+  for (std::uint64_t id = view.first_changeable(); id < view.count; ++id)
+    if (!completed_.count(static_cast<std::uint32_t>(id))) pending.push_back(static_cast<std::uint32_t>(id));
+  if (pending.empty()) {
+    last_skip_ = "no simulation pending past k + m";
+    return points;
+  }
+  const std::vector<std::uint32_t> members = population();
+  if (members.empty()) {
+    last_skip_ = "no completed simulation has a loss deviation yet";
+    return points;
+  }
+  last_skip_.clear();
+
+  std::vector<double> q;
+  q.reserve(members.size());
+  for (auto sim : members) q.push_back(q_of(sim));
+  const std::vector<double> weights = importance_weights(q);
+
+  // Widths: members keep theirs across resamplings; newcomers start at sigma;
+  // members that left the window are forgotten.
+  std::unordered_map<std::uint32_t, double> widths;
+  for (auto sim : members) {
+    auto it = member_sigma_.find(sim);
+    widths[sim] = it != member_sigma_.end() ? it->second : settings_.sigma;
+  }
+
+  const std::uint64_t index = resamplings_;
+  const double r = proposal_share(settings_, index);
+  // Draw order: the origin of every point, then the locations of the
+  // proposal points, then the uniform points, then the Gaussian draws.
+  std::vector<bool> from_proposal(pending.size());
+  std::size_t proposals = 0;
+  for (std::size_t k = 0; k < pending.size(); ++k) {
+    from_proposal[k] = rng_.uniform01() < r;
+    proposals += from_proposal[k] ? 1 : 0;
+  }
+  const std::vector<std::size_t> locations = multinomial_draw(weights, proposals, rng_);
+  const config::design_matrix uniform_points =
+      config::draw_design(config::sampler_kind::uniform, settings_.bounds,
+                          pending.size() - proposals, rng_.next());
+
+  points.reserve(pending.size());
+  std::size_t next_location = 0, next_uniform = 0;
+  for (std::size_t k = 0; k < pending.size(); ++k) {
+    resampled_point p;
+    p.sim = pending[k];
+    provenance_entry prov;
+    prov.resampling = index;
+    if (from_proposal[k]) {
+      const std::uint32_t member = members[locations[next_location++]];
+      p.parameters = draw_around(completed_.at(member), widths[member], settings_.bounds, rng_).point;
+      p.origin = point_origin::proposal;
+      prov.origin = point_origin::proposal;
+      prov.location = member;
+    } else {
+      p.parameters = uniform_points[next_uniform++];
+      p.origin = point_origin::uniform;
+      prov.origin = point_origin::uniform;
+    }
+    provenance_[p.sim] = prov;
+    points.push_back(std::move(p));
+  }
+
+  member_sigma_ = widths;
+  last_population_sigma_.clear();
+  for (auto sim : members) last_population_sigma_.emplace_back(sim, widths[sim]);
+  ++resamplings_;
+  points_drawn_ += points.size();
+  last_resampling_time_ = now;
+  return points;
+}
+
+breed_status breed_steering::status() const {
+  breed_status s;
+  s.r = proposal_share(settings_, resamplings_);
+  s.resamplings = resamplings_;
+  s.batches = batches_;
+  s.points_drawn = points_drawn_;
+  s.simulations_resampled = provenance_.size();
+  s.last_resampling_time = last_resampling_time_;
+  s.last_skip = last_skip_;
+  s.member_sigma = last_population_sigma_;
+  s.completed = completed_.size();
+  return s;
+}
+
+}  // namespace melissa

@@ -1,0 +1,141 @@
+#include "actors/steering/steering.hpp"
+
+#include <chrono>
+#include <memory>
+#include <stdexcept>
+
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+namespace melissa {
+
+std::string steering_status_json(const breed_steering& breed) {
+  const breed_status st = breed.status();
+  const auto& s = breed.settings();
+  nlohmann::json sigma = nlohmann::json::array();
+  for (const auto& [sim, width] : st.member_sigma) sigma.push_back({{"sim", sim}, {"sigma", width}});
+  nlohmann::json provenance = nlohmann::json::array();
+  for (const auto& [sim, p] : breed.provenance()) {
+    nlohmann::json row{{"sim", sim}, {"origin", to_string(p.origin)}, {"resampling", p.resampling}};
+    if (p.location >= 0) row["location"] = p.location;
+    provenance.push_back(std::move(row));
+  }
+  return nlohmann::json{
+      {"kind", "breed"},
+      {"period", s.period},
+      {"window", s.window},
+      {"r", st.r},  // proposal share of the next resampling
+      {"r_start", s.r_start},
+      {"r_end", s.r_end},
+      {"r_steps", s.r_steps},
+      {"batches", st.batches},
+      {"resamplings", st.resamplings},
+      {"simulations_resampled", st.simulations_resampled},
+      {"points_drawn", st.points_drawn},
+      {"last_resampling_time", st.last_resampling_time < 0 ? nlohmann::json(nullptr)
+                                                          : nlohmann::json(st.last_resampling_time)},
+      {"last_skip", st.last_skip},
+      {"completed", st.completed},
+      {"sigma", std::move(sigma)},
+      {"provenance", std::move(provenance)},
+  }
+      .dump();
+}
+
+namespace {
+
+struct steering_state {
+  std::unique_ptr<breed_steering> breed;
+  steering_settings settings;
+  bool awaiting_view = false;  // request_submissions called, answer not yet here
+
+  void resample(const submission_view& view) {
+    awaiting_view = false;
+    const double now = std::chrono::duration<double>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count();
+    std::vector<resampled_point> points = breed->resample(view, now);
+    if (points.empty()) {
+      spdlog::info("steering: resampling skipped ({})", breed->status().last_skip);
+      return;
+    }
+    parameter_changes changes;
+    changes.reserve(points.size());
+    std::size_t proposals = 0;
+    for (auto& p : points) {
+      proposals += p.origin == point_origin::proposal ? 1 : 0;
+      changes.emplace_back(p.sim, std::move(p.parameters));
+    }
+    spdlog::info("steering: resampling {} changed simulations {}..{} ({} proposal, {} uniform)",
+                 breed->status().resamplings - 1, changes.front().first, changes.back().first,
+                 proposals, changes.size() - proposals);
+    try {
+      settings.apply(std::move(changes));
+    } catch (const std::exception& e) {
+      spdlog::error("steering: applying new parameters failed: {}", e.what());
+    }
+  }
+};
+
+steering_actor::behavior_type steering_fn(steering_actor::stateful_pointer<steering_state> self,
+                                          std::shared_ptr<breed_steering> breed_holder,
+                                          steering_settings settings) {
+  // The breed object travels as a shared_ptr (spawn arguments must be
+  // copyable); the state takes it over from here on.
+  self->state.breed = std::make_unique<breed_steering>(std::move(*breed_holder));
+  self->state.settings = std::move(settings);
+  return {
+      [self](losses_atom, const std::vector<std::uint32_t>& sims,
+             const std::vector<std::uint32_t>& steps, const std::vector<float>& losses, double mean,
+             double stddev) {
+        auto& st = self->state;
+        bool due = false;
+        try {
+          due = st.breed->record_batch(sims, steps, losses, mean, stddev);
+        } catch (const std::exception& e) {  // mismatched lengths: drop the batch
+          spdlog::error("steering: losses ignored: {}", e.what());
+          return;
+        }
+        if (!due) return;
+        if (st.settings.submissions) {
+          submission_view view;
+          try {
+            view = st.settings.submissions();
+          } catch (const std::exception& e) {  // no view this period: try again next one
+            spdlog::error("steering: no submission view: {}", e.what());
+            return;
+          }
+          st.resample(view);
+        } else if (st.settings.request_submissions && !st.awaiting_view) {
+          st.awaiting_view = true;
+          st.settings.request_submissions(caf::actor_cast<steering_actor>(self));
+        }
+      },
+      [self](sim_done_atom, std::uint32_t sim) {
+        auto& st = self->state;
+        try {
+          st.breed->sim_completed(sim, st.settings.parameters_of(sim));
+        } catch (const std::exception& e) {
+          spdlog::error("steering: completion of simulation {} ignored: {}", sim, e.what());
+        }
+      },
+      [self](steering_atom, std::uint32_t highest_submitted, std::uint32_t job_limit,
+             std::uint32_t count) {
+        self->state.resample(submission_view{highest_submitted, job_limit, count});
+      },
+      [self](steering_atom) { return steering_status_json(*self->state.breed); },
+  };
+}
+
+}  // namespace
+
+steering_actor spawn_steering(caf::actor_system& sys, steering_settings settings) {
+  if (!settings.parameters_of) throw std::invalid_argument("steering: parameters_of is not set");
+  if (!settings.apply) throw std::invalid_argument("steering: apply is not set");
+  // Built here so that bad settings throw in the caller, not in the actor.
+  auto breed = std::make_shared<breed_steering>(settings.breed);
+  return sys.spawn(steering_fn, std::move(breed), std::move(settings));
+}
+
+}  // namespace melissa

@@ -1,0 +1,77 @@
+// The Breed steering actor (server rank 0): it gathers the trainer's
+// per-sample losses into breed_steering (breed.hpp) and, every `period`
+// batches, replaces the parameters of the simulations the launcher has not
+// submitted yet (ids >= k + m) through the integrator's `apply`.
+//
+// Where the numbers come from (section 3.3 of the paper): the resampling
+// needs a consistent view of the submissions (k highest submitted id, m job
+// limit, count). Two ways to supply it:
+//   - synchronous: settings.submissions() returns it (a thread-safe source);
+//   - asynchronous: leave `submissions` empty and set `request_submissions`;
+//     every period the actor calls it with its own handle, and whoever holds
+//     the view (e.g. the coordinator, which asks the launcher) answers by
+//     sending (steering_atom, k, m, count) to that handle. The actor resamples
+//     when that message arrives. The same message, sent at any time, also
+//     forces a resampling.
+//
+// The callbacks run on the actor's thread; they must not block for long and
+// must be safe to call from it (e.g. post a message or lock a mutex).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <caf/actor_system.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "actors/steering/breed.hpp"
+#include "messages/actor_types.hpp"
+
+namespace melissa {
+
+using steering_actor = caf::typed_actor<
+    // One training batch: sim ids, time steps and losses of its samples (same
+    // length), then the batch's loss mean and standard deviation. Every
+    // `period` such messages the actor resamples.
+    caf::reacts_to<losses_atom, std::vector<std::uint32_t>, std::vector<std::uint32_t>,
+                   std::vector<float>, double, double>,
+    // Simulation `sim` completed: its parameters (settings.parameters_of) join
+    // the population.
+    caf::reacts_to<sim_done_atom, std::uint32_t>,
+    // The submission view (k highest submitted id, m job limit, count):
+    // resample now with it.
+    caf::reacts_to<steering_atom, std::uint32_t, std::uint32_t, std::uint32_t>,
+    // Status JSON for melissa-shell: r, sigma per member, resamplings,
+    // resampled simulations, last resampling time, provenance table.
+    caf::replies_to<steering_atom>::with<std::string>>;
+
+using parameter_changes = std::vector<std::pair<std::uint32_t, std::vector<double>>>;
+
+struct steering_settings {
+  breed_settings breed;
+  // Synchronous submission view; when set, the actor resamples as soon as a
+  // period ends.
+  std::function<submission_view()> submissions;
+  // Asynchronous alternative (used when `submissions` is empty): asked at the
+  // end of each period; the answer is (steering_atom, k, m, count) sent to
+  // the given handle. Neither set: resamplings only happen on that message.
+  std::function<void(steering_actor self)> request_submissions;
+  // The current parameters of simulation `sim` (called once per sim_done).
+  // May throw for an unknown sim: the completion is then ignored (logged).
+  std::function<std::vector<double>(std::uint32_t sim)> parameters_of;
+  // Replace the parameters of these pending simulations (ids >= k + m, in
+  // ascending order). Called once per resampling that changed something.
+  std::function<void(parameter_changes)> apply;
+};
+
+// Throws std::invalid_argument for invalid breed settings (breed_steering's
+// constructor) or a missing parameters_of / apply.
+steering_actor spawn_steering(caf::actor_system& sys, steering_settings settings);
+
+// The status JSON (also what the actor answers to steering_atom).
+std::string steering_status_json(const breed_steering& breed);
+
+}  // namespace melissa

@@ -1,0 +1,187 @@
+// The steering actor with a real actor system: losses messages count
+// batches, every period it resamples the simulations past k + m and hands
+// the new parameters to `apply`; the submission view may come synchronously
+// or as a (steering_atom, k, m, count) message.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+
+#include "actors/steering/steering.hpp"
+
+using namespace melissa;
+
+namespace {
+
+// What `apply` received, shared between the actor's thread and the test.
+struct applied_log {
+  std::mutex mutex;
+  std::vector<parameter_changes> calls;
+
+  std::vector<parameter_changes> get() {
+    std::lock_guard<std::mutex> lock(mutex);
+    return calls;
+  }
+};
+
+steering_settings base_settings(std::shared_ptr<applied_log> log) {
+  steering_settings s;
+  s.breed.period = 3;
+  s.breed.window = 10;
+  s.breed.sigma = 0.05;
+  s.breed.r_start = 0.5;
+  s.breed.r_end = 0.5;
+  s.breed.seed = 9;
+  s.breed.bounds = {{100, 500}, {100, 500}};
+  s.parameters_of = [](std::uint32_t sim) {
+    return std::vector<double>{100.0 + sim, 500.0 - sim};
+  };
+  s.apply = [log](parameter_changes changes) {
+    std::lock_guard<std::mutex> lock(log->mutex);
+    log->calls.push_back(std::move(changes));
+  };
+  return s;
+}
+
+void send_losses(caf::scoped_actor& self, const steering_actor& steering, std::uint32_t sim) {
+  self->send(steering, losses_atom::value, std::vector<std::uint32_t>{sim, sim + 1},
+             std::vector<std::uint32_t>{0, 0}, std::vector<float>{1.0f, 3.0f}, 2.0, 1.0);
+}
+
+// A round trip: every message this test sent before has been handled.
+nlohmann::json status(caf::scoped_actor& self, const steering_actor& steering) {
+  nlohmann::json out;
+  self->request(steering, caf::infinite, steering_atom::value)
+      .receive([&](const std::string& s) { out = nlohmann::json::parse(s); },
+               [](const caf::error&) { FAIL("status request failed"); });
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("steering actor: apply is called after P batches with ids >= k + m only") {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+  auto log = std::make_shared<applied_log>();
+  auto settings = base_settings(log);
+  settings.submissions = [] { return submission_view{4, 2, 12}; };  // k = 4, m = 2: ids 6..11
+  auto steering = spawn_steering(sys, settings);
+
+  for (std::uint32_t sim = 0; sim < 4; ++sim) self->send(steering, sim_done_atom::value, sim);
+  send_losses(self, steering, 0);
+  send_losses(self, steering, 2);
+  CHECK(status(self, steering)["batches"] == 2);
+  CHECK(log->get().empty());  // two batches: no resampling yet
+
+  send_losses(self, steering, 1);
+  auto st = status(self, steering);
+  auto calls = log->get();
+  REQUIRE(calls.size() == 1);
+  REQUIRE(calls[0].size() == 6);
+  for (std::size_t i = 0; i < calls[0].size(); ++i) {
+    CHECK(calls[0][i].first == 6 + i);
+    REQUIRE(calls[0][i].second.size() == 2);
+    for (double v : calls[0][i].second) {
+      CHECK(v >= 100.0);
+      CHECK(v <= 500.0);
+    }
+  }
+  CHECK(st["resamplings"] == 1);
+  CHECK(st["simulations_resampled"] == 6);
+  CHECK(st["provenance"].size() == 6);
+  CHECK(st["provenance"][0]["sim"] == 6);
+  CHECK(st["last_resampling_time"].is_number());
+  CHECK(st["r"] == doctest::Approx(0.5));
+  CHECK(st["sigma"].size() >= 1);
+
+  // Three more batches: a second resampling.
+  for (std::uint32_t i = 0; i < 3; ++i) send_losses(self, steering, 0);
+  status(self, steering);
+  CHECK(log->get().size() == 2);
+  self->send_exit(steering, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("steering actor: nothing pending past k + m, no apply") {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+  auto log = std::make_shared<applied_log>();
+  auto settings = base_settings(log);
+  settings.submissions = [] { return submission_view{8, 4, 12}; };  // k + m = 12 = count
+  auto steering = spawn_steering(sys, settings);
+  self->send(steering, sim_done_atom::value, std::uint32_t{0});
+  for (int i = 0; i < 3; ++i) send_losses(self, steering, 0);
+  auto st = status(self, steering);
+  CHECK(log->get().empty());
+  CHECK(st["resamplings"] == 0);
+  CHECK(st["last_skip"] != "");
+  CHECK(st["last_resampling_time"].is_null());
+  self->send_exit(steering, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("steering actor: asynchronous view through (steering_atom, k, m, count)") {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+  auto log = std::make_shared<applied_log>();
+  auto settings = base_settings(log);
+  auto requests = std::make_shared<std::atomic<int>>(0);
+  // Stands for the coordinator: it answers the request with a message.
+  settings.request_submissions = [requests](steering_actor steering) {
+    ++*requests;
+    caf::anon_send(steering, steering_atom::value, std::uint32_t{5}, std::uint32_t{3},
+                   std::uint32_t{10});
+  };
+  auto steering = spawn_steering(sys, settings);
+  for (std::uint32_t sim = 0; sim < 3; ++sim) self->send(steering, sim_done_atom::value, sim);
+  for (int i = 0; i < 3; ++i) send_losses(self, steering, 0);
+  // The answer arrives after the third batch: wait for apply.
+  std::vector<parameter_changes> calls;
+  for (int i = 0; i < 500 && calls.empty(); ++i) {
+    status(self, steering);
+    calls = log->get();
+    if (calls.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  REQUIRE(calls.size() == 1);
+  CHECK(*requests == 1);
+  REQUIRE(calls[0].size() == 2);  // ids 8 and 9
+  CHECK(calls[0][0].first == 8);
+  CHECK(calls[0][1].first == 9);
+  self->send_exit(steering, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("steering actor: bad input is logged, not fatal") {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+  auto log = std::make_shared<applied_log>();
+  auto settings = base_settings(log);
+  settings.parameters_of = [](std::uint32_t sim) -> std::vector<double> {
+    if (sim == 99) throw std::out_of_range("unknown simulation");
+    return {200.0, 300.0};
+  };
+  auto steering = spawn_steering(sys, settings);
+  self->send(steering, sim_done_atom::value, std::uint32_t{99});
+  self->send(steering, losses_atom::value, std::vector<std::uint32_t>{1, 2},
+             std::vector<std::uint32_t>{0}, std::vector<float>{1.0f}, 1.0, 1.0);
+  auto st = status(self, steering);
+  CHECK(st["completed"] == 0);
+  CHECK(st["batches"] == 0);
+  self->send_exit(steering, caf::exit_reason::user_shutdown);
+
+  steering_settings missing = base_settings(log);
+  missing.apply = nullptr;
+  CHECK_THROWS_AS(spawn_steering(sys, missing), std::invalid_argument);
+  steering_settings bad = base_settings(log);
+  bad.breed.window = 0;
+  CHECK_THROWS_AS(spawn_steering(sys, bad), std::invalid_argument);
+}
