@@ -79,7 +79,9 @@ nlohmann::json status_json(const trainer_state& st) {
   nlohmann::json j{{"rank", st.settings.rank},
                    {"ranks", st.settings.ranks},
                    {"state", st.done ? "done" : st.core ? "training" : "starting"},
-                   {"batches", st.batches},
+                   {"batches", st.batches},  // this rank's batches
+                   // Optimizer steps: every rank takes each one (some ranks without a batch).
+                   {"steps", st.core ? st.core->batches() : 0},
                    {"samples_seen", st.samples * st.settings.ranks},
                    {"train_loss", st.batches ? st.last_loss : 0.0},
                    {"samples_per_s",
