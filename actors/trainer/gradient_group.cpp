@@ -1,0 +1,147 @@
+// c10d's Gloo backend is compiled in only when this is defined before its
+// header (Debian's libtorch has it; the header hides it otherwise).
+#ifndef USE_C10D_GLOO
+#define USE_C10D_GLOO
+#endif
+
+#include "actors/trainer/gradient_group.hpp"
+#include "actors/trainer/gradient_group_c10d.hpp"
+
+#include <cstdlib>
+#include <stdexcept>
+#include <vector>
+
+#include <ATen/ATen.h>
+#include <torch/csrc/distributed/c10d/FileStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+namespace melissa {
+
+struct gradient_group::impl {
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> process_group;
+  int rank = 0;
+  int size = 1;
+  std::uint16_t store_port = 0;
+};
+
+namespace {
+
+std::shared_ptr<::gloo::transport::Device> make_device(const gradient_group_options& options) {
+  if (!options.interface.empty())
+    return c10d::ProcessGroupGloo::createDeviceForInterface(options.interface);
+  if (!options.hostname.empty())
+    return c10d::ProcessGroupGloo::createDeviceForHostname(options.hostname);
+  if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"); ifname && *ifname)
+    return c10d::ProcessGroupGloo::createDeviceForInterface(ifname);
+  return c10d::ProcessGroupGloo::createDefaultDevice();
+}
+
+void check_rank(int rank, int size) {
+  if (size < 1 || rank < 0 || rank >= size)
+    throw std::invalid_argument("gradient_group: rank " + std::to_string(rank) +
+                                " is not in a group of " + std::to_string(size));
+}
+
+std::shared_ptr<gradient_group> join(c10::intrusive_ptr<c10d::Store> store, int rank, int size,
+                                     const gradient_group_options& options,
+                                     std::uint16_t store_port) {
+  auto state = std::make_unique<gradient_group::impl>();
+  state->store = std::move(store);
+  state->rank = rank;
+  state->size = size;
+  state->store_port = store_port;
+  auto pg_options = c10d::ProcessGroupGloo::Options::create(options.timeout);
+  pg_options->devices.push_back(make_device(options));
+  // One all-reduce at a time per trainer: one Gloo worker thread is enough
+  // and leaves the cores to the training step.
+  pg_options->threads = 1;
+  // The constructor is the rendezvous: it connects every pair of ranks.
+  state->process_group =
+      c10::make_intrusive<c10d::ProcessGroupGloo>(state->store, rank, size, pg_options);
+  return std::make_shared<gradient_group>(std::move(state));
+}
+
+at::Tensor wrap(float* data, std::size_t count) {
+  return at::from_blob(data, {static_cast<std::int64_t>(count)}, at::kFloat);
+}
+at::Tensor wrap(double* data, std::size_t count) {
+  return at::from_blob(data, {static_cast<std::int64_t>(count)}, at::kDouble);
+}
+
+void all_reduce_sum_tensor(c10d::ProcessGroupGloo& process_group, at::Tensor tensor) {
+  std::vector<at::Tensor> tensors{std::move(tensor)};
+  c10d::AllreduceOptions reduce_options;
+  reduce_options.reduceOp = c10d::ReduceOp::SUM;
+  process_group.allreduce(tensors, reduce_options)->wait();
+}
+
+}  // namespace
+
+std::shared_ptr<gradient_group> make_gradient_group(const c10::intrusive_ptr<c10d::Store>& store,
+                                                    int rank, int size,
+                                                    const gradient_group_options& options) {
+  check_rank(rank, size);
+  return join(store, rank, size, options, 0);
+}
+
+std::shared_ptr<gradient_group> gradient_group::over_tcp(const std::string& host,
+                                                         std::uint16_t port, int rank, int size,
+                                                         const gradient_group_options& options) {
+  check_rank(rank, size);
+  c10d::TCPStoreOptions store_options;
+  store_options.port = port;
+  store_options.isServer = rank == 0;
+  store_options.numWorkers = size;
+  // Do not wait for the workers here: with port 0 they cannot know where to
+  // connect before on_listening has published the port. The Gloo rendezvous
+  // below waits for everybody anyway.
+  store_options.waitWorkers = false;
+  store_options.timeout = options.timeout;
+  auto store = c10::make_intrusive<c10d::TCPStore>(host, store_options);
+  std::uint16_t bound_port = store->getPort();
+  if (rank == 0 && options.on_listening) options.on_listening(bound_port);
+  return join(store, rank, size, options, bound_port);
+}
+
+std::shared_ptr<gradient_group> gradient_group::over_file(const std::string& path, int rank,
+                                                          int size,
+                                                          const gradient_group_options& options) {
+  check_rank(rank, size);
+  auto store = c10::make_intrusive<c10d::FileStore>(path, size);
+  store->setTimeout(options.timeout);
+  return join(store, rank, size, options, 0);
+}
+
+gradient_group::gradient_group(std::unique_ptr<impl> state) : impl_(std::move(state)) {}
+gradient_group::~gradient_group() = default;
+
+int gradient_group::rank() const { return impl_->rank; }
+int gradient_group::size() const { return impl_->size; }
+std::uint16_t gradient_group::store_port() const { return impl_->store_port; }
+
+void gradient_group::all_reduce_sum(float* data, std::size_t count) {
+  if (impl_->size == 1 || count == 0) return;
+  all_reduce_sum_tensor(*impl_->process_group, wrap(data, count));
+}
+
+void gradient_group::all_reduce_sum(double* data, std::size_t count) {
+  if (impl_->size == 1 || count == 0) return;
+  all_reduce_sum_tensor(*impl_->process_group, wrap(data, count));
+}
+
+void gradient_group::broadcast(float* data, std::size_t count, int root) {
+  if (impl_->size == 1 || count == 0) return;
+  std::vector<at::Tensor> tensors{wrap(data, count)};
+  c10d::BroadcastOptions broadcast_options;
+  broadcast_options.rootRank = root;
+  impl_->process_group->broadcast(tensors, broadcast_options)->wait();
+}
+
+void gradient_group::barrier() {
+  if (impl_->size == 1) return;
+  impl_->process_group->barrier()->wait();
+}
+
+}  // namespace melissa
