@@ -162,7 +162,15 @@ using launcher_query_actor = caf::typed_actor<
     caf::replies_to<pause_atom>::with<std::string>,
     caf::replies_to<resume_atom>::with<std::string>,
     caf::replies_to<set_atom, std::string, std::string>::with<std::string>,  // key, value
-    caf::replies_to<stop_atom>::with<std::string>>;
+    caf::replies_to<stop_atom>::with<std::string>,
+    // Training, from every server rank's coordinator: {"ok": true, "ranks":
+    // [{rank's trainer status}, ...]} / {"ok": true, "ranks": [{rank's
+    // training buffer}, ...]}; {"ok": false, ...} when no rank is up or the
+    // study does not train. docs/shell.md has the fields.
+    caf::replies_to<train_atom>::with<std::string>,
+    caf::replies_to<buffer_atom>::with<std::string>,
+    // Breed steering, from rank 0: {"ok": true, "steering": {...}}.
+    caf::replies_to<steering_atom>::with<std::string>>;
 
 // The published shell endpoint: (shell_atom, token, command line) -> JSON text.
 using shell_endpoint_actor =

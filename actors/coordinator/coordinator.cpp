@@ -234,6 +234,9 @@ coordinator_actor::behavior_type coordinator_fn(coordinator_ptr self, coordinato
                   });
         return rp;
       },
+      [](steering_atom) {
+        return std::string(R"json({"error": "this study does not steer (no [breed] section)"})json");
+      },
       [self](sim_failed_atom, std::uint32_t sim) { self->state.failed.insert(sim); },
       [self](stop_atom) {
         spdlog::warn("stop requested: finishing the open sessions, then stopping");

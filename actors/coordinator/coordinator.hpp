@@ -47,7 +47,9 @@ using coordinator_actor = caf::typed_actor<
     // melissa-shell through the launcher: the trainer's status and the
     // training buffer's figures (JSON; {"error": ...} without training).
     caf::replies_to<train_atom>::with<std::string>,
-    caf::replies_to<buffer_atom>::with<std::string>>;
+    caf::replies_to<buffer_atom>::with<std::string>,
+    // Breed steering (rank 0): JSON; {"error": ...} when the study does not steer.
+    caf::replies_to<steering_atom>::with<std::string>>;
 
 // `launcher` may be invalid (standalone server); with a launcher, `acceptor`
 // gives the port this rank registers (port_atom). With a `trainer` (a

@@ -3,6 +3,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -385,6 +386,150 @@ json ok(json j = json::object()) {
 }
 std::string error_reply(const std::string& why) { return json{{"ok", false}, {"error", why}}.dump(); }
 
+// --- training queries (melissa-shell train / buffer / steering) ---
+
+// Below the shell endpoint's 10 s wait for the launcher, so that a silent
+// rank is named in the answer instead of the whole answer timing out.
+constexpr auto rank_query_timeout = std::chrono::seconds(5);
+
+using reply_promise = caf::typed_response_promise<std::string>;
+
+// A rank's reply as a JSON object; text that is not one becomes {"error": ...}.
+json rank_object(const std::string& text) {
+  auto j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object())
+    return {{"error", "the rank answered with something that is not a JSON object"}};
+  return j;
+}
+
+std::string rank_error_text(caf::actor_system& sys, const caf::error& err, std::uint32_t rank) {
+  if (err == caf::sec::request_timeout)
+    return "server rank " + std::to_string(rank) + " did not answer within " +
+           std::to_string(rank_query_timeout.count()) + " s";
+  if (err == caf::sec::unexpected_message)
+    return "server rank " + std::to_string(rank) + " does not support this query (an older server?)";
+  return "server rank " + std::to_string(rank) + " did not answer: " + sys.render(err);
+}
+
+// {"ok": true, "state", "elapsed_s", "ranks": [...]} with one object per
+// rank (an unanswered rank is {"rank": R, "error": ...}); {"ok": false} when
+// no rank has figures (the study does not train: every rank says why).
+std::string merge_ranks(const launcher_state& st, std::map<std::uint32_t, json> answers) {
+  json ranks = json::array();
+  std::vector<std::string> errors;
+  for (auto& [rank, j] : answers) {
+    j["rank"] = rank;
+    if (j.contains("error")) {
+      const auto why = j["error"].is_string() ? j["error"].get<std::string>() : j["error"].dump();
+      if (std::find(errors.begin(), errors.end(), why) == errors.end()) errors.push_back(why);
+    }
+    ranks.push_back(std::move(j));
+  }
+  const bool any_figures = std::any_of(ranks.begin(), ranks.end(),
+                                       [](const json& j) { return !j.contains("error"); });
+  if (!any_figures) {
+    std::string why;
+    for (const auto& e : errors) why += (why.empty() ? "" : "; ") + e;
+    return error_reply(why.empty() ? "no server rank answered" : why);
+  }
+  return ok({{"state", phase_name(st.stage)}, {"elapsed_s", st.now()}, {"ranks", ranks}}).dump();
+}
+
+// Asks every registered rank's coordinator `atom` and merges the answers. A
+// rank that has finished answers from its summary (its server may be gone):
+// `from_summary` picks the part of the summary that answers `atom`.
+template <class Atom>
+reply_promise ask_ranks(launcher_ptr self, Atom atom,
+                        json (*from_summary)(const json& summary)) {
+  auto rp = self->make_response_promise<std::string>();
+  auto& st = self->state;
+  if (st.ranks.empty()) {
+    rp.deliver(error_reply(st.stage == phase::starting || st.stage == phase::idle
+                               ? "no server rank is up yet (the study is starting)"
+                               : "no server rank is up"));
+    return rp;
+  }
+  struct pending {
+    std::map<std::uint32_t, json> answers;
+    std::size_t waiting = 0;
+  };
+  auto gathered = std::make_shared<pending>();
+  auto done = [self, rp, gathered]() mutable {
+    if (gathered->waiting == 0) rp.deliver(merge_ranks(self->state, gathered->answers));
+  };
+  for (const auto& [rank, link] : st.ranks) {
+    if (link.summary || !link.coordinator) {
+      const auto summary = link.summary ? json::parse(*link.summary, nullptr, false) : json();
+      gathered->answers[rank] = summary.is_object()
+                                    ? from_summary(summary)
+                                    : json{{"error", "server rank has no coordinator"}};
+      continue;
+    }
+    ++gathered->waiting;
+    const auto r = rank;
+    self->request(link.coordinator, rank_query_timeout, atom)
+        .then(
+            [gathered, r, done](const std::string& text) mutable {
+              gathered->answers[r] = rank_object(text);
+              --gathered->waiting;
+              done();
+            },
+            [self, gathered, r, done](const caf::error& err) mutable {
+              gathered->answers[r] = {{"error", rank_error_text(self->system(), err, r)}};
+              --gathered->waiting;
+              done();
+            });
+  }
+  done();  // every rank answered from its summary
+  return rp;
+}
+
+json training_from_summary(const json& summary) {
+  if (summary.contains("training") && summary["training"].is_object()) return summary["training"];
+  return {{"error", "the rank finished without training figures"}};
+}
+
+json buffer_from_summary(const json& summary) {
+  // The sink's final report; a training buffer's has a policy.
+  if (summary.contains("sink") && summary["sink"].is_object() && summary["sink"].contains("policy"))
+    return summary["sink"];
+  return {{"error", "the rank finished without a training buffer"}};
+}
+
+// Breed steering lives on rank 0 only: {"ok": true, "steering": {...}}.
+reply_promise ask_steering(launcher_ptr self) {
+  auto rp = self->make_response_promise<std::string>();
+  auto& st = self->state;
+  const auto it = st.ranks.find(0);
+  if (it == st.ranks.end() || !it->second.coordinator) {
+    rp.deliver(error_reply("server rank 0 is not up yet"));
+    return rp;
+  }
+  if (it->second.summary) {
+    const auto summary = json::parse(*it->second.summary, nullptr, false);
+    if (summary.is_object() && summary.contains("steering") && summary["steering"].is_object()) {
+      rp.deliver(ok({{"steering", summary["steering"]}}).dump());
+      return rp;
+    }
+  }
+  self->request(it->second.coordinator, rank_query_timeout, steering_atom::value)
+      .then(
+          [rp](const std::string& text) mutable {
+            auto j = rank_object(text);
+            if (j.contains("error"))
+              rp.deliver(error_reply(j["error"].is_string() ? j["error"].get<std::string>()
+                                                            : j["error"].dump()));
+            else
+              rp.deliver(ok({{"steering", j}}).dump());
+          },
+          [self, rp](const caf::error& err) mutable {
+            rp.deliver(error_reply(err == caf::sec::unexpected_message
+                                       ? "this study's server does not report steering"
+                                       : rank_error_text(self->system(), err, 0)));
+          });
+  return rp;
+}
+
 launcher_impl_actor::behavior_type launcher_fn(launcher_ptr self, launcher_settings settings,
                                                backend_actor backend, caf::actor listener) {
   auto& st = self->state;
@@ -551,6 +696,9 @@ launcher_impl_actor::behavior_type launcher_fn(launcher_ptr self, launcher_setti
         spdlog::warn("stop requested from melissa-shell: running simulations finish, none is started");
         return ok({{"stopping", true}}).dump();
       },
+      [self](train_atom) { return ask_ranks(self, train_atom::value, training_from_summary); },
+      [self](buffer_atom) { return ask_ranks(self, buffer_atom::value, buffer_from_summary); },
+      [self](steering_atom) { return ask_steering(self); },
   };
 }
 

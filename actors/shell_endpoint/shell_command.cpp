@@ -106,6 +106,53 @@ parse_result set_command(const std::vector<std::string>& words) {
   return parse_result{cmd};
 }
 
+// Plain decimal seconds ("2", "0.5", "10.25"): no sign, exponent or hex, so
+// that what is accepted is what the user meant.
+bool parse_seconds(const std::string& text, double& out) {
+  if (text.empty() || text.size() > 12) return false;
+  std::size_t dots = 0, digits = 0;
+  for (char c : text) {
+    if (c == '.') ++dots;
+    else if (c >= '0' && c <= '9') ++digits;
+    else return false;
+  }
+  if (dots > 1 || digits == 0) return false;
+  // By hand rather than std::stod, which follows the locale's decimal point.
+  double value = 0, scale = 1;
+  bool fraction = false;
+  for (char c : text) {
+    if (c == '.') {
+      fraction = true;
+    } else if (fraction) {
+      scale /= 10;
+      value += (c - '0') * scale;
+    } else {
+      value = value * 10 + (c - '0');
+    }
+  }
+  out = value;
+  return true;
+}
+
+// train [--watch [SECONDS]] (also -w)
+parse_result train_command(const std::vector<std::string>& words) {
+  shell_command cmd;
+  cmd.kind = command_kind::train;
+  if (words.size() == 1) return parse_result{cmd};
+  const auto flag = lower(words[1]);
+  if (flag != "--watch" && flag != "-w")
+    return error("train takes only --watch [SECONDS], got '" + words[1] + "'");
+  cmd.watch = true;
+  if (words.size() == 2) return parse_result{cmd};
+  if (words.size() > 3)
+    return error("train --watch expects one number of seconds, got extra '" + words[3] + "'");
+  double s = 0;
+  if (!parse_seconds(words[2], s) || s < min_watch_interval_s || s > max_watch_interval_s)
+    return error("train --watch expects seconds between 0.2 and 3600, got '" + words[2] + "'");
+  cmd.watch_interval_s = s;
+  return parse_result{cmd};
+}
+
 }  // namespace
 
 const std::vector<std::string>& job_states() {
@@ -129,6 +176,9 @@ std::string to_string(command_kind kind) {
     case command_kind::resume: return "resume";
     case command_kind::set: return "set";
     case command_kind::stop: return "stop";
+    case command_kind::train: return "train";
+    case command_kind::buffer: return "buffer";
+    case command_kind::steering: return "steering";
     case command_kind::help: return "help";
   }
   return "?";
@@ -146,6 +196,9 @@ parse_result parse_command(std::string_view line) {
   if (word == "resume") return no_arguments(command_kind::resume, words);
   if (word == "set") return set_command(words);
   if (word == "stop") return no_arguments(command_kind::stop, words);
+  if (word == "train") return train_command(words);
+  if (word == "buffer") return no_arguments(command_kind::buffer, words);
+  if (word == "steering") return no_arguments(command_kind::steering, words);
   if (word == "help" || word == "?") {
     // "help kill" is a natural thing to type: answer with the whole help.
     shell_command cmd;
@@ -167,6 +220,13 @@ const std::string& help_text() {
       "  resume                 submit jobs again\n"
       "  set job_limit N        run at most N jobs at a time (N >= 1)\n"
       "  stop                   stop the study: no new simulation starts, running ones finish\n"
+      "  train [--watch [S]]    training, one line per server rank: batches, losses,\n"
+      "                         samples/s, busy %, buffer, learning rate\n"
+      "                         (--watch: refresh every S seconds, default 2, until Ctrl-C)\n"
+      "  buffer                 the training buffer of each rank: fill, inserts, evictions,\n"
+      "                         batches, how often samples were drawn\n"
+      "  steering               Breed steering (rank 0): r, sigma per member, resampled\n"
+      "                         simulations, last resampling\n"
       "  help                   this text\n"
       "  quit, exit             leave the shell (the study goes on)\n";
   return text;

@@ -12,7 +12,13 @@
 
 namespace melissa::shell {
 
-enum class command_kind { status, jobs, job, kill, pause, resume, set, stop, help };
+enum class command_kind {
+  status, jobs, job, kill, pause, resume, set, stop, train, buffer, steering, help };
+
+// `train --watch` refreshes this often unless told (seconds), within these bounds.
+inline constexpr double default_watch_interval_s = 2.0;
+inline constexpr double min_watch_interval_s = 0.2;
+inline constexpr double max_watch_interval_s = 3600.0;
 
 struct shell_command {
   command_kind kind = command_kind::help;
@@ -20,6 +26,10 @@ struct shell_command {
   std::uint32_t job_id = 0;  // job, kill
   std::string key;           // set: one of settable_keys()
   std::string value;         // set: normalized (e.g. "7" for "007")
+  // train --watch [SECONDS]: melissa-shell asks again every watch_interval_s
+  // (the endpoint answers one `train` at a time and ignores these).
+  bool watch = false;
+  double watch_interval_s = default_watch_interval_s;
 };
 
 // Either a command or an error message meant for the user.

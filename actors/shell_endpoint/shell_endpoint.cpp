@@ -98,6 +98,13 @@ shell_endpoint_actor::behavior_type shell_endpoint_fn(endpoint_pointer self,
           case shell::command_kind::stop:
             spdlog::info("shell endpoint: stop");
             return ask_launcher(self, "stop", stop_atom::value);
+          // --watch is melissa-shell's loop: each refresh is one `train` here.
+          case shell::command_kind::train:
+            return ask_launcher(self, "train", train_atom::value);
+          case shell::command_kind::buffer:
+            return ask_launcher(self, "buffer", buffer_atom::value);
+          case shell::command_kind::steering:
+            return ask_launcher(self, "steering", steering_atom::value);
         }
         return answer_now(self, error_json("unhandled command"));
       },

@@ -8,7 +8,11 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
+#include <csignal>
 #include <cstdio>
+#include <ctime>
+#include <thread>
 #include <cstdlib>
 #include <iostream>
 #include <memory>
@@ -17,6 +21,7 @@
 #include <string>
 
 #include <fcntl.h>
+#include <signal.h>
 #include <readline/history.h>
 #include <readline/readline.h>
 
@@ -164,8 +169,92 @@ class session {
   std::chrono::seconds answer_timeout_;
 };
 
+// Ctrl-C during `train --watch` ends the watch, not the shell.
+volatile std::sig_atomic_t watch_interrupted = 0;
+void on_watch_interrupt(int) { watch_interrupted = 1; }
+
+// Our SIGINT handler for the life of a watch; the previous one afterwards
+// (readline's prompt and a -c run keep their usual Ctrl-C).
+struct interrupt_guard {
+  struct sigaction previous {};
+  interrupt_guard() {
+    watch_interrupted = 0;
+    struct sigaction sa {};
+    sa.sa_handler = on_watch_interrupt;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &previous);
+  }
+  ~interrupt_guard() { sigaction(SIGINT, &previous, nullptr); }
+  interrupt_guard(const interrupt_guard&) = delete;
+  interrupt_guard& operator=(const interrupt_guard&) = delete;
+};
+
+std::string clock_now() {
+  const auto t = std::time(nullptr);
+  std::tm local{};
+  localtime_r(&t, &local);
+  char buf[16];
+  std::strftime(buf, sizeof buf, "%H:%M:%S", &local);
+  return buf;
+}
+
+// train --watch: asks `train` every interval and redraws (a terminal: in
+// place; a pipe: one block per refresh, --json: one answer per line) until
+// Ctrl-C (exit 0), training is over on every rank (exit 0), or the study is
+// gone (exit 3). A first answer that is an error (the study does not train)
+// ends it at once (exit 1); a later one is shown and the watch goes on.
+int watch_train(session& s, const shell_command& cmd, bool json) {
+  interrupt_guard guard;
+  const bool tty = ::isatty(STDOUT_FILENO) != 0;
+  char every[32];
+  std::snprintf(every, sizeof every, "%g", cmd.watch_interval_s);
+  bool answered = false;
+  while (!watch_interrupted) {
+    std::string error;
+    const auto answer = s.ask("train", error);
+    if (watch_interrupted) break;
+    if (!answer) {
+      std::cerr << "melissa-shell: " << error << "\n";
+      return exit_unreachable;
+    }
+    const bool ok = answer_ok(*answer);
+    const auto out = render_answer(command_kind::train, *answer);
+    if (!ok && !answered) {
+      (json ? std::cout : std::cerr) << (json ? *answer + "\n" : out.text) << std::flush;
+      return exit_command_failed;
+    }
+    answered = true;
+    if (json) {
+      std::cout << *answer << "\n" << std::flush;
+    } else {
+      std::string screen = tty ? "\033[H\033[2J" : "";
+      screen += "train, every " + std::string(every) + "s (Ctrl-C to stop), " + clock_now() + "\n";
+      screen += out.text;
+      if (!tty) screen += "\n";
+      std::cout << screen << std::flush;
+    }
+    if (ok && training_over(nlohmann::json::parse(*answer, nullptr, false))) {
+      if (!json) std::cout << "training is over\n" << std::flush;
+      return exit_ok;
+    }
+    const auto until = std::chrono::steady_clock::now() +
+                       std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                           std::chrono::duration<double>(cmd.watch_interval_s));
+    while (std::chrono::steady_clock::now() < until && !watch_interrupted && !s.lost())
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (s.lost() && !watch_interrupted) {
+      std::cerr << "melissa-shell: " << s.lost_message() << "\n";
+      return exit_unreachable;
+    }
+  }
+  if (tty && !json) std::cout << "\n" << std::flush;  // past the ^C the terminal echoed
+  return exit_ok;
+}
+
 // Runs one parsed line; prints the answer. Returns the exit status it deserves.
 int run_command(session& s, const std::string& line, const parse_result& parsed, bool json) {
+  if (parsed.command().kind == command_kind::train && parsed.command().watch)
+    return watch_train(s, parsed.command(), json);
   std::string error;
   const auto answer = s.ask(line, error);
   if (!answer) {

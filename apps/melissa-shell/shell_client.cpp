@@ -153,6 +153,144 @@ std::string table(const std::vector<std::string>& header,
   return out;
 }
 
+// --- training figures (train, buffer, steering) ---
+
+// Losses and rates span decades (0.31, 2.4e-05): significant digits, not
+// format_value's two decimals, which would print most losses as 0.
+std::string format_significant(const json& value, int digits = 4) {
+  if (!value.is_number()) return format_value(value);
+  const double x = value.get<double>();
+  if (!std::isfinite(x)) return value.dump();
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*g", digits, x);
+  return buf;
+}
+
+std::string format_fixed(const json& value, int decimals) {
+  if (!value.is_number()) return format_value(value);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, value.get<double>());
+  return buf;
+}
+
+// A count sent as a number (integer or not): "1234".
+std::string format_count(const json& value) {
+  if (value.is_number_float()) return format_fixed(value, 0);
+  return format_value(value);
+}
+
+std::string format_percent(const json& fraction) {
+  if (!fraction.is_number()) return format_value(fraction);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.0f%%", 100.0 * fraction.get<double>());
+  return buf;
+}
+
+const json& field(const json& object, const char* key) {
+  static const json missing;
+  if (!object.is_object()) return missing;
+  const auto it = object.find(key);
+  return it == object.end() ? missing : *it;
+}
+
+std::string rank_name(const json& item) {
+  const auto& r = field(item, "rank");
+  return r.is_null() ? "?" : format_value(r);
+}
+
+std::string error_of(const json& item) {
+  const auto& e = field(item, "error");
+  return e.is_string() ? e.get<std::string>() : e.dump();
+}
+
+// The per-rank objects of a train / buffer answer, or one object when the
+// answer is a single rank's figures at the top level.
+std::vector<json> rank_items(const json& answer) {
+  std::vector<json> items;
+  const auto& ranks = field(answer, "ranks");
+  if (ranks.is_array()) {
+    for (const auto& item : ranks) items.push_back(item.is_object() ? item : json{{"error", item}});
+    return items;
+  }
+  json single = answer;
+  single.erase("ok");
+  items.push_back(single);
+  return items;
+}
+
+// Terminal columns of UTF-8 text: one per code point (enough for "σ").
+std::size_t display_width(const std::string& s) {
+  std::size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80 ? 1 : 0;
+  return n;
+}
+
+std::string aligned_lines(const rows& items, const std::string& indent = "") {
+  std::size_t width = 0;
+  for (const auto& item : items) width = std::max(width, display_width(item.first));
+  std::string out;
+  for (const auto& [key, value] : items)
+    out += indent + key + ":" + std::string(width - display_width(key) + 1, ' ') + value + "\n";
+  return out;
+}
+
+// "0:1234 1:3456 2:80": n samples were drawn k times, from the least to the
+// most drawn. When that spans more than 12 values (a Reservoir draws each
+// sample dozens of times) the counts are summed over ranges of a round width
+// ("70-79:42 80-89:61"), about ten of them, so that the line stays short.
+std::string compact_histogram(const json& histogram) {
+  if (!histogram.is_array() || histogram.empty()) return "-";
+  std::vector<double> counts;
+  for (const auto& c : histogram) counts.push_back(c.is_number() ? c.get<double>() : 0.0);
+  std::size_t lo = 0, hi = counts.size() - 1;
+  while (lo < hi && counts[lo] == 0) ++lo;
+  while (hi > lo && counts[hi] == 0) --hi;
+  // The smallest round width (1, 2, 5, 10, 20, 50, ...) that gives at most
+  // ten ranges; one value per range when twelve or fewer values are drawn.
+  std::size_t width = 1;
+  const auto ranges = [&](std::size_t w) { return hi / w - lo / w + 1; };
+  if (hi - lo + 1 > 12) {
+    bool found = false;
+    for (std::size_t scale = 1; !found; scale *= 10)
+      for (std::size_t m : {1, 2, 5})
+        if (!found && ranges(m * scale) <= 10) {
+          width = m * scale;
+          found = true;
+        }
+  }
+  const std::size_t first = lo / width * width;
+  std::string out;
+  const auto count_text = [](double c) { return format_fixed(json(c), 0); };
+  for (std::size_t a = first; a <= hi; a += width) {
+    const std::size_t b = std::min(a + width - 1, counts.size() - 1);
+    double n = 0;
+    for (std::size_t k = a; k <= b; ++k) n += counts[k];
+    const auto label = width == 1 ? std::to_string(a)
+                                  : std::to_string(a) + "-" + std::to_string(a + width - 1);
+    out += (out.empty() ? "" : " ") + label + ":" + count_text(n);
+  }
+  return out;
+}
+
+// Mean and max times sampled: the buffer's own figures, else the histogram's.
+std::pair<json, json> repetition_stats(const json& repetitions) {
+  json mean = field(repetitions, "mean"), max = field(repetitions, "max");
+  const auto& histogram = field(repetitions, "histogram");
+  if (histogram.is_array() && (mean.is_null() || max.is_null())) {
+    double samples = 0, draws = 0;
+    std::size_t top = 0;
+    for (std::size_t k = 0; k < histogram.size(); ++k) {
+      const double c = histogram[k].is_number() ? histogram[k].get<double>() : 0.0;
+      samples += c;
+      draws += c * static_cast<double>(k);
+      if (c > 0) top = k;
+    }
+    if (mean.is_null() && samples > 0) mean = draws / samples;
+    if (max.is_null()) max = top;
+  }
+  return {mean, max};
+}
+
 }  // namespace
 
 bool parse_host_port(const std::string& text, std::string& host, std::uint16_t& port) {
@@ -302,6 +440,160 @@ std::string render_jobs(const json& answer, const std::string& state_filter) {
   return table(header, body) + std::to_string(n) + (n == 1 ? " job\n" : " jobs\n");
 }
 
+std::string render_train(const json& answer) {
+  const auto items = rank_items(answer);
+  const std::vector<std::string> header{"rank",      "state", "batches", "train loss", "val loss",
+                                        "samples/s", "busy",  "buffer/unseen", "lr"};
+  std::vector<std::vector<std::string>> body;
+  std::string problems;
+  json samples_seen, min_validation, elapsed = field(answer, "elapsed_s");
+  double total_rate = 0;  // the ranks train side by side: their rates add up
+  std::size_t rates = 0;
+  for (const auto& item : items) {
+    if (item.contains("error")) {
+      problems += "rank " + rank_name(item) + ": " + error_of(item) + "\n";
+      continue;
+    }
+    const auto& population = field(item, "buffer_population");
+    const auto& unseen = field(item, "buffer_unseen");
+    body.push_back({rank_name(item), format_value(field(item, "state")),
+                    format_count(field(item, "batches")),
+                    format_significant(field(item, "train_loss")),
+                    format_significant(field(item, "validation_loss")),
+                    format_fixed(field(item, "samples_per_s"), 1),
+                    format_percent(field(item, "busy_fraction")),
+                    format_count(population) + "/" + format_count(unseen),
+                    format_significant(field(item, "learning_rate"), 3)});
+    // samples_seen counts every rank's samples: the largest is the freshest.
+    const auto& seen = field(item, "samples_seen");
+    if (seen.is_number() && (samples_seen.is_null() || seen.get<double>() > samples_seen.get<double>()))
+      samples_seen = seen;
+    const auto& best = field(item, "min_validation_loss");
+    if (best.is_number() && (min_validation.is_null() || best.get<double>() < min_validation.get<double>()))
+      min_validation = best;
+    if (elapsed.is_null()) elapsed = field(item, "elapsed_s");
+    if (field(item, "samples_per_s").is_number()) {
+      total_rate += field(item, "samples_per_s").get<double>();
+      ++rates;
+    }
+  }
+  std::string out = body.empty() ? "" : table(header, body);
+  std::string totals;
+  const auto add = [&](const std::string& text) { totals += (totals.empty() ? "" : ", ") + text; };
+  if (!samples_seen.is_null()) add("samples seen " + format_count(samples_seen));
+  if (rates > 1) add(format_fixed(json(total_rate), 1) + " samples/s in all");
+  if (!min_validation.is_null()) add("min validation loss " + format_significant(min_validation));
+  if (field(answer, "state").is_string()) add("study " + field(answer, "state").get<std::string>());
+  if (elapsed.is_number()) add("elapsed " + format_fixed(elapsed, 1) + "s");
+  if (!body.empty() && !totals.empty()) out += totals + "\n";
+  return out + problems;
+}
+
+std::string render_buffer(const json& answer) {
+  std::string out;
+  for (const auto& item : rank_items(answer)) {
+    if (!out.empty()) out += "\n";
+    if (item.contains("error")) {
+      out += "rank " + rank_name(item) + ": " + error_of(item) + "\n";
+      continue;
+    }
+    const auto& repetitions = field(item, "repetitions");
+    const auto [mean, max] = repetition_stats(repetitions);
+    rows lines{
+        {"policy", format_value(field(item, "policy"))},
+        {"capacity", format_count(field(item, "capacity")) +
+                         (field(item, "threshold").is_null()
+                              ? ""
+                              : " (threshold " + format_count(field(item, "threshold")) + ")")},
+        {"population", format_count(field(item, "population")) + " (" +
+                           format_count(field(item, "unseen")) + " unseen)"},
+        {"inserts", format_count(field(item, "inserts"))},
+        {"evictions", format_count(field(item, "evictions"))},
+        {"batches", format_count(field(item, "batches")) +
+                        (field(item, "samples_drawn").is_null()
+                             ? ""
+                             : " (" + format_count(field(item, "samples_drawn")) + " samples drawn)")},
+        {"times sampled", "mean " + format_significant(mean, 3) + ", max " + format_count(max)},
+        {"histogram", compact_histogram(field(repetitions, "histogram")) +
+                          "  (times sampled:samples)"},
+    };
+    if (field(item, "production_over").is_boolean() && field(item, "production_over").get<bool>())
+      lines.push_back({"production", "over (every simulation ended)"});
+    out += "rank " + rank_name(item) + "\n" + aligned_lines(lines, "  ");
+  }
+  return out;
+}
+
+std::string render_steering(const json& answer) {
+  const auto& nested = field(answer, "steering");
+  json steering = nested.is_object() ? nested : answer;
+  if (!nested.is_object()) steering.erase("ok");
+  rows lines;
+  const auto take = [&](std::initializer_list<const char*> keys) -> json {
+    for (const char* key : keys) {
+      if (steering.contains(key)) {
+        json v = steering[key];
+        steering.erase(key);
+        return v;
+      }
+    }
+    return json();
+  };
+  const auto r = take({"r"});
+  lines.emplace_back("r", format_significant(r));
+  const auto sigma = take({"sigma", "sigmas"});
+  std::string sigma_text;
+  if (sigma.is_array()) {
+    // One value per member: "0.12, 0.3, ..." (the first 16, then how many more).
+    std::size_t i = 0;
+    for (const auto& v : sigma) {
+      if (i == 16) {
+        sigma_text += ", ... (" + std::to_string(sigma.size()) + " members)";
+        break;
+      }
+      sigma_text += (i++ ? ", " : "") + format_significant(v, 3);
+    }
+    if (sigma.empty()) sigma_text = "-";
+  } else if (sigma.is_object()) {
+    for (const auto& [member, v] : sigma.items())
+      sigma_text += (sigma_text.empty() ? "" : ", ") + member + ": " + format_significant(v, 3);
+  } else {
+    sigma_text = format_significant(sigma, 3);
+  }
+  lines.emplace_back("σ per member", sigma_text);
+  const auto resampled = take({"resampled", "resampled_simulations"});
+  if (resampled.is_array()) {
+    std::string ids;
+    for (std::size_t i = 0; i < resampled.size() && i < 20; ++i)
+      ids += (i ? ", " : "") + format_value(resampled[i]);
+    if (resampled.size() > 20) ids += ", ...";
+    lines.emplace_back("resampled simulations",
+                       std::to_string(resampled.size()) + (resampled.empty() ? "" : " (" + ids + ")"));
+  } else {
+    lines.emplace_back("resampled simulations", format_count(resampled));
+  }
+  const auto last = take({"last_resampling_s", "last_resampling_at", "last_resampling"});
+  lines.emplace_back("last resampling",
+                     last.is_null() || (last.is_number() && last.get<double>() < 0)
+                         ? "never"
+                         : last.is_number() ? format_time(last) + " after the start"
+                                            : format_value(last));
+  // Whatever else rank 0 reports, after the usual figures.
+  for (const auto& [key, value] : steering.items()) flatten(value, key, lines);
+  return aligned_lines(lines);
+}
+
+bool training_over(const json& answer) {
+  const auto& state = field(answer, "state");
+  if (state.is_string() && state.get<std::string>() == "done") return true;
+  const auto& ranks = field(answer, "ranks");
+  if (!ranks.is_array() || ranks.empty()) return false;
+  return std::all_of(ranks.begin(), ranks.end(), [](const json& item) {
+    const auto& s = field(item, "state");
+    return s.is_string() && s.get<std::string>() == "done";
+  });
+}
+
 bool answer_ok(const std::string& json_text) {
   const auto doc = json::parse(json_text, nullptr, false);
   return doc.is_object() && doc.contains("ok") && doc["ok"].is_boolean() && doc["ok"].get<bool>();
@@ -333,6 +625,9 @@ rendered_answer render_answer(command_kind kind, const std::string& json_text,
     case command_kind::status: return {true, render_status(doc)};
     case command_kind::jobs: return {true, render_jobs(doc, state_filter)};
     case command_kind::job: return {true, render_job(doc)};
+    case command_kind::train: return {true, render_train(doc)};
+    case command_kind::buffer: return {true, render_buffer(doc)};
+    case command_kind::steering: return {true, render_steering(doc)};
     default: break;
   }
   // kill, pause, resume, set, stop: the launcher's message, then any other field.

@@ -1,7 +1,9 @@
 // A stand-in for melissa-run in the shell's integration test: a stub launcher
 // (fixed JSON shaped like the real launcher's, state changed by kill, set,
-// pause and resume), and the real shell endpoint published on loopback with a
-// known token, its shell.json written like the launcher does.
+// pause and resume; canned train / buffer / steering figures, `train` saying
+// "done" from its 6th answer on so that a watch ends), and the real shell
+// endpoint published on loopback with a known token, its shell.json written
+// like the launcher does.
 //
 //   fake_study DIR TOKEN
 //
@@ -26,6 +28,7 @@ using json = nlohmann::json;
 namespace {
 
 struct stub_state {
+  std::uint32_t train_queries = 0;  // `train` answers "done" from the 6th on (--watch ends)
   std::uint32_t job_limit = 2;
   bool paused = false;
   std::set<std::uint32_t> killed;
@@ -67,6 +70,52 @@ json ok(json j = json::object()) {
 }
 
 std::string error_reply(const std::string& why) { return json{{"ok", false}, {"error", why}}.dump(); }
+
+// Shaped like the launcher's merge of two ranks' trainer status (actors/trainer).
+json train_answer(std::uint32_t query) {
+  const bool done = query >= 6;
+  const auto rank = [&](std::uint32_t r, json validation, json best) {
+    return json{{"rank", r},
+                {"ranks", 2},
+                {"state", done ? "done" : "training"},
+                {"batches", 100 * query + r},
+                {"samples_seen", 2000 * query},
+                {"train_loss", 0.0123},
+                {"validation_loss", validation},
+                {"min_validation_loss", best},
+                {"samples_per_s", 285.25},
+                {"mean_samples_per_s", 280.0},
+                {"batch_wait_s", 1.5},
+                {"busy_fraction", 0.934},
+                {"buffer_population", 5234},
+                {"buffer_unseen", 120},
+                {"learning_rate", 0.0005},
+                {"elapsed_s", 42.5}};
+  };
+  return ok({{"state", "running"},
+             {"elapsed_s", 43.0},
+             {"ranks", {rank(0, 0.0456, 0.02), rank(1, nullptr, nullptr)}}});
+}
+
+// A reservoir's report (actors/reservoir) for one rank.
+json buffer_answer() {
+  return ok({{"state", "running"},
+             {"ranks",
+              {{{"rank", 0},
+                {"kind", "reservoir"},
+                {"policy", "reservoir"},
+                {"capacity", 6000},
+                {"threshold", 1000},
+                {"population", 5234},
+                {"unseen", 120},
+                {"inserts", 9000},
+                {"evictions", 3766},
+                {"batches", 870},
+                {"samples_drawn", 8700},
+                {"production_over", false},
+                {"repetitions",
+                 {{"histogram", {1234, 3456, 2345, 100, 10, 2}}, {"mean", 0.9667}, {"max", 5}}}}}}});
+}
 
 launcher_query_actor::behavior_type stub_launcher(
     launcher_query_actor::stateful_pointer<stub_state> self, caf::actor listener) {
@@ -120,6 +169,16 @@ launcher_query_actor::behavior_type stub_launcher(
         self->state.job_limit = static_cast<std::uint32_t>(std::stoul(value));
         event("set " + key + " " + value);
         return ok({{"job_limit", self->state.job_limit}}).dump();
+      },
+      [self](train_atom) { return train_answer(++self->state.train_queries).dump(); },
+      [](buffer_atom) { return buffer_answer().dump(); },
+      [](steering_atom) {
+        return ok({{"steering",
+                    {{"r", 0.5},
+                     {"sigma", {0.1, 0.25, 0.125}},
+                     {"resampled", 12},
+                     {"last_resampling_s", 30.5}}}})
+            .dump();
       },
       [self](stop_atom) {
         event("stop");

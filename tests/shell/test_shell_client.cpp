@@ -225,3 +225,161 @@ TEST_CASE("answer_ok") {
   CHECK(!answer_ok(R"([true])"));
   CHECK(!answer_ok("garbage"));
 }
+
+namespace {
+
+// The launcher's merge of two ranks' trainer status (actors/trainer: the
+// buffer figures arrive as floats; validation only on rank 0).
+const char* train_answer = R"({"ok": true, "state": "running", "elapsed_s": 61.04, "ranks": [
+  {"rank": 0, "ranks": 2, "state": "training", "batches": 1234, "samples_seen": 24680,
+   "train_loss": 0.012345678, "validation_loss": 0.0456, "min_validation_loss": 0.02,
+   "samples_per_s": 285.31, "mean_samples_per_s": 280.0, "batch_wait_s": 3.5,
+   "busy_fraction": 0.934, "buffer_population": 5234.0, "buffer_unseen": 120.0,
+   "learning_rate": 0.0005, "elapsed_s": 60.5},
+  {"rank": 1, "ranks": 2, "state": "training", "batches": 1230, "samples_seen": 24600,
+   "train_loss": 2.5e-05, "validation_loss": null, "min_validation_loss": null,
+   "samples_per_s": 280, "mean_samples_per_s": 279.0, "batch_wait_s": 4.0,
+   "busy_fraction": 0.9, "buffer_population": 5100.0, "buffer_unseen": 98.0,
+   "learning_rate": 0.0005, "elapsed_s": 60.4}]})";
+
+// One rank's reservoir report (actors/reservoir), merged by the launcher.
+const char* buffer_answer = R"({"ok": true, "state": "running", "ranks": [
+  {"rank": 0, "kind": "reservoir", "policy": "reservoir", "capacity": 6000, "threshold": 1000,
+   "population": 5234, "unseen": 120, "inserts": 9000, "evictions": 3766, "batches": 870,
+   "samples_drawn": 8700, "production_over": false, "exhausted": false,
+   "repetitions": {"histogram": [1234, 3456, 2345, 100, 10, 2], "mean": 0.9667, "max": 5}}]})";
+
+}  // namespace
+
+TEST_CASE("train: one line per rank, then the totals") {
+  CHECK(render_train(json::parse(train_answer)) ==
+        "rank  state     batches  train loss  val loss  samples/s  busy  buffer/unseen  lr\n"
+        "0     training  1234     0.01235     0.0456    285.3      93%   5234/120       0.0005\n"
+        "1     training  1230     2.5e-05     -         280.0      90%   5100/98        0.0005\n"
+        "samples seen 24680, 565.3 samples/s in all, min validation loss 0.02, study running, "
+        "elapsed 61.0s\n");
+  const auto r = render_answer(command_kind::train, train_answer);
+  CHECK(r.ok);
+  CHECK(r.text == render_train(json::parse(train_answer)));
+}
+
+TEST_CASE("train: a rank without figures is named with its error under the table") {
+  auto answer = json::parse(train_answer);
+  answer["ranks"][1] = {{"rank", 1}, {"error", "server rank 1 did not answer within 5 s"}};
+  const auto text = render_train(answer);
+  CHECK(text.find("\n0     training  1234") != std::string::npos);
+  CHECK(text.find("\n1 ") == std::string::npos);
+  CHECK(text.substr(text.rfind('\n', text.size() - 2) + 1) ==
+        "rank 1: server rank 1 did not answer within 5 s\n");
+  // Missing fields read "-"; a lone rank gets no "in all" rate.
+  const auto sparse = render_train(json::parse(
+      R"({"ok": true, "ranks": [{"rank": 0, "state": "starting", "batches": 0}]})"));
+  CHECK(sparse ==
+        "rank  state     batches  train loss  val loss  samples/s  busy  buffer/unseen  lr\n"
+        "0     starting  0        -           -         -          -     -/-            -\n");
+}
+
+TEST_CASE("train, buffer, steering: the study's error goes to stderr text") {
+  const auto r = render_answer(
+      command_kind::train,
+      R"j({"ok": false, "error": "this study does not train (server.sink is not \"train\")"})j");
+  CHECK(!r.ok);
+  CHECK(r.text == "error: this study does not train (server.sink is not \"train\")\n");
+  const auto b = render_answer(command_kind::buffer,
+                               R"j({"ok": false, "error": "no server rank is up yet (the study is starting)"})j");
+  CHECK(b.text == "error: no server rank is up yet (the study is starting)\n");
+  const auto s = render_answer(
+      command_kind::steering, R"j({"ok": false, "error": "this study does not steer (no [breed] section)"})j");
+  CHECK(!s.ok);
+  CHECK(s.text == "error: this study does not steer (no [breed] section)\n");
+}
+
+TEST_CASE("training_over: every rank done, or the study done") {
+  auto answer = json::parse(train_answer);
+  CHECK(!training_over(answer));
+  answer["ranks"][0]["state"] = "done";
+  CHECK(!training_over(answer));
+  answer["ranks"][1]["state"] = "done";
+  CHECK(training_over(answer));
+  CHECK(training_over(json::parse(R"({"ok": true, "state": "done", "ranks": []})")));
+  CHECK(!training_over(json::parse(R"({"ok": true, "ranks": []})")));
+  CHECK(!training_over(json::parse(R"({"ok": false, "error": "x"})")));
+}
+
+TEST_CASE("buffer: a block per rank with the repetition figures") {
+  CHECK(render_buffer(json::parse(buffer_answer)) ==
+        "rank 0\n"
+        "  policy:        reservoir\n"
+        "  capacity:      6000 (threshold 1000)\n"
+        "  population:    5234 (120 unseen)\n"
+        "  inserts:       9000\n"
+        "  evictions:     3766\n"
+        "  batches:       870 (8700 samples drawn)\n"
+        "  times sampled: mean 0.967, max 5\n"
+        "  histogram:     0:1234 1:3456 2:2345 3:100 4:10 5:2  (times sampled:samples)\n");
+  CHECK(render_answer(command_kind::buffer, buffer_answer).text ==
+        render_buffer(json::parse(buffer_answer)));
+}
+
+TEST_CASE("buffer: wide histograms are summed over round ranges; mean and max from the histogram") {
+  json histogram = json::array();
+  for (int k = 0; k < 20; ++k) histogram.push_back(k < 15 ? 10 : 0);  // trailing zeros dropped
+  const auto answer = json{{"ok", true},
+                           {"ranks",
+                            {{{"rank", 0}, {"policy", "fifo"}, {"repetitions", {{"histogram", histogram}}}},
+                             {{"rank", 1}, {"error", "the training buffer did not answer"}}}}};
+  const auto text = render_buffer(answer);
+  CHECK(text.find("  histogram:     0-1:20 2-3:20 4-5:20 6-7:20 8-9:20 10-11:20 12-13:20 "
+                  "14-15:10  (times sampled:samples)\n") != std::string::npos);
+  // 15 buckets of 10: (0 + 1 + ... + 14) / 15 = 7 times on average, 14 at most.
+  CHECK(text.find("  times sampled: mean 7, max 14\n") != std::string::npos);
+  CHECK(text.find("  population:    - (- unseen)\n") != std::string::npos);
+  CHECK(text.find("\nrank 1: the training buffer did not answer\n") != std::string::npos);
+
+  const auto histogram_line = [](const json& h) {
+    const auto t = render_buffer(json{{"ok", true}, {"ranks", {{{"rank", 0}, {"repetitions", {{"histogram", h}}}}}}});
+    const auto at = t.find("  histogram:     ");
+    REQUIRE(at != std::string::npos);
+    return t.substr(at + 17, t.find("  (times", at + 17) - at - 17);
+  };
+  // A Reservoir draws every sample about a hundred times: ranges of ten.
+  json reservoir = json::array();
+  for (int k = 0; k < 130; ++k) reservoir.push_back(k < 70 ? 0 : 1);
+  CHECK(histogram_line(reservoir) ==
+        "70-79:10 80-89:10 90-99:10 100-109:10 110-119:10 120-129:10");
+  reservoir[69] = 3;  // the first range starts at a multiple of the width
+  CHECK(histogram_line(reservoir).rfind("60-69:3 70-79:10 ", 0) == 0);
+  // Few values: one each, the empty ends left out, empty ones inside kept.
+  CHECK(histogram_line(json{0, 0, 5, 0, 7, 0}) == "2:5 3:0 4:7");
+  CHECK(histogram_line(json{0}) == "0:0");
+  CHECK(histogram_line(json::array()) == "-");
+}
+
+TEST_CASE("steering: r, sigma per member, resampled simulations, last resampling") {
+  const auto text = render_steering(json::parse(R"({"ok": true, "steering": {
+    "r": 0.5, "sigma": [0.1, 0.25, 0.125], "resampled": 12, "last_resampling_s": 30.5,
+    "resamplings": 3}})"));
+  CHECK(text ==
+        "r:                     0.5\n"
+        "σ per member:          0.1, 0.25, 0.125\n"
+        "resampled simulations: 12\n"
+        "last resampling:       30.5s after the start\n"
+        "resamplings:           3\n");
+  // Other shapes: the resampled ids, never resampled, many members.
+  json sigma = json::array();
+  for (int i = 0; i < 20; ++i) sigma.push_back(0.5);
+  const auto other = render_steering(json{{"ok", true},
+                                          {"steering",
+                                           {{"r", 0.75},
+                                            {"sigma", sigma},
+                                            {"resampled_simulations", {4, 7}},
+                                            {"last_resampling_s", nullptr}}}});
+  CHECK(other.find("resampled simulations: 2 (4, 7)\n") != std::string::npos);
+  CHECK(other.find("last resampling:       never\n") != std::string::npos);
+  CHECK(other.find(", 0.5, ... (20 members)\n") != std::string::npos);
+  CHECK(render_answer(command_kind::steering, R"({"ok": true, "steering": {"r": 1}})").text ==
+        "r:                     1\n"
+        "σ per member:          -\n"
+        "resampled simulations: -\n"
+        "last resampling:       never\n");
+}

@@ -98,14 +98,46 @@ TEST_CASE("unknown commands, extra arguments, empty lines") {
   CHECK(error("   ") == "empty command; try: help");
 }
 
+TEST_CASE("train, with or without --watch [SECONDS]") {
+  auto cmd = ok("train");
+  CHECK(cmd.kind == command_kind::train);
+  CHECK(!cmd.watch);
+  cmd = ok("train --watch");
+  CHECK(cmd.watch);
+  CHECK(cmd.watch_interval_s == default_watch_interval_s);
+  CHECK(ok("TRAIN -W 5").watch_interval_s == 5.0);
+  CHECK(ok("train --watch 0.5").watch_interval_s == 0.5);
+  CHECK(ok("train --watch 0.2").watch_interval_s == doctest::Approx(0.2));
+  CHECK(ok("train --watch 10.25").watch_interval_s == 10.25);
+  CHECK(ok("train --watch 3600").watch_interval_s == 3600.0);
+  CHECK(ok("train --watch 3.").watch_interval_s == 3.0);
+  for (const char* bad : {"0", "0.1", "3601", "-1", "+2", "1e2", "2s", ".", "1.2.3", "x"}) {
+    const auto line = std::string("train --watch ") + bad;
+    CHECK(error(line.c_str()) ==
+          "train --watch expects seconds between 0.2 and 3600, got '" + std::string(bad) + "'");
+  }
+  CHECK(error("train --watch 2 3") == "train --watch expects one number of seconds, got extra '3'");
+  CHECK(error("train now") == "train takes only --watch [SECONDS], got 'now'");
+  CHECK(error("train 2") == "train takes only --watch [SECONDS], got '2'");
+}
+
+TEST_CASE("buffer and steering take no arguments") {
+  CHECK(ok("buffer").kind == command_kind::buffer);
+  CHECK(ok("Steering").kind == command_kind::steering);
+  CHECK(error("buffer 0") == "buffer takes no arguments, got '0'");
+  CHECK(error("steering --watch") == "steering takes no arguments, got '--watch'");
+}
+
 TEST_CASE("the help text names every command") {
   const auto& help = help_text();
   for (const char* word : {"status", "jobs", "job ID", "kill ID", "pause", "resume",
-                           "set job_limit N", "stop", "help", "quit"})
+                           "set job_limit N", "stop", "train [--watch [S]]", "buffer",
+                           "steering", "help", "quit"})
     CHECK_MESSAGE(help.find(word) != std::string::npos, word);
   for (auto kind : {command_kind::status, command_kind::jobs, command_kind::job,
                     command_kind::kill, command_kind::pause, command_kind::resume,
-                    command_kind::set, command_kind::stop, command_kind::help})
+                    command_kind::set, command_kind::stop, command_kind::train,
+                    command_kind::buffer, command_kind::steering, command_kind::help})
     CHECK(parse_command(to_string(kind) + (kind == command_kind::job || kind == command_kind::kill
                                                ? " 1"
                                                : kind == command_kind::set ? " job_limit 1" : ""))

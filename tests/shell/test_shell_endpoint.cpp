@@ -29,6 +29,9 @@ launcher_query_actor::behavior_type recording_launcher(launcher_query_actor::poi
       [=](resume_atom) { return reply("resume"); },
       [=](set_atom, const std::string& k, const std::string& v) { return reply("set " + k + "=" + v); },
       [=](stop_atom) { return reply("stop"); },
+      [=](train_atom) { return reply("train"); },
+      [=](buffer_atom) { return reply("buffer"); },
+      [=](steering_atom) { return reply("steering"); },
   };
 }
 
@@ -54,6 +57,9 @@ launcher_query_actor::behavior_type silent_launcher(
       [no](resume_atom) { return no(); },
       [no](set_atom, const std::string&, const std::string&) { return no(); },
       [no](stop_atom) { return no(); },
+      [no](train_atom) { return no(); },
+      [no](buffer_atom) { return no(); },
+      [no](steering_atom) { return no(); },
   };
 }
 
@@ -99,7 +105,9 @@ TEST_CASE_FIXTURE(fixture, "each command reaches the launcher and its answer com
       {"jobs Running", "jobs 'running'"}, {"job 12", "job 12"},
       {"kill 3", "kill 3"},           {"pause", "pause"},
       {"resume", "resume"},           {"set job_limit 007", "set job_limit=7"},
-      {"stop", "stop"}};
+      {"stop", "stop"},               {"train", "train"},
+      {"TRAIN --watch 5", "train"},   {"buffer", "buffer"},
+      {"steering", "steering"}};
   for (const auto& [line, expected] : cases) {
     INFO(line);
     const auto answer = ask("s3cret", line);
@@ -124,6 +132,10 @@ TEST_CASE_FIXTURE(fixture, "help and lines that do not parse are answered by the
   CHECK(ask("s3cret", "kill x") == json{{"ok", false}, {"error", "kill expects a job id, got 'x'"}});
   CHECK(ask("s3cret", "set seed 1") ==
         json{{"ok", false}, {"error", "cannot set 'seed'; settable keys: job_limit"}});
+  CHECK(ask("s3cret", "train --watch 0") ==
+        json{{"ok", false},
+             {"error", "train --watch expects seconds between 0.2 and 3600, got '0'"}});
+  CHECK(ask("s3cret", "buffer 0") == json{{"ok", false}, {"error", "buffer takes no arguments, got '0'"}});
   CHECK(asked(200ms).empty());
 }
 

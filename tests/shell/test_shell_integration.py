@@ -143,6 +143,56 @@ check(rc == 1 and "unknown command 'stats'; try: help" in se and "set job_limit 
 rc, so, se = shell(out, "-c", "help")
 check(rc == 0 and "jobs [STATE]" in so, "help prints the commands")
 
+# --- train, buffer, steering (the fake's canned figures) ---
+rc, so, se = shell(out, "-c", "train")
+rows = [l.split() for l in so.splitlines()]
+check(rc == 0 and rows[0][:4] == ["rank", "state", "batches", "train"], f"train prints a table ({so!r}, {se!r})")
+check(rows[1] == ["0", "training", "100", "0.0123", "0.0456", "285.2", "93%", "5234/120", "0.0005"],
+      f"train: rank 0's line ({rows[1]})")
+check(rows[2][:2] == ["1", "training"] and so.splitlines()[3].startswith("samples seen 2000,"),
+      "train: rank 1's line, then the totals")
+rc, so, se = shell(out, "-c", "buffer")
+check(rc == 0 and "  policy:        reservoir\n" in so and "  histogram:     0:1234 1:3456" in so,
+      f"buffer prints the policy and the histogram ({so!r})")
+rc, so, se = shell(out, "-c", "steering")
+check(rc == 0 and "σ per member:          0.1, 0.25, 0.125\n" in so and "resampled simulations: 12" in so,
+      f"steering prints r, sigma, resampled ({so!r})")
+rc, so, se = shell(out, "-c", "train --watch x")
+check(rc == 1 and "train --watch expects seconds between 0.2 and 3600, got 'x'" in se,
+      "train --watch x is refused")
+
+# Ctrl-C ends a watch with status 0 (-c), and only the watch inside a session.
+p = subprocess.Popen([SHELL, out, "-c", "train --watch 5"], stdout=subprocess.PIPE,
+                     stderr=subprocess.PIPE, text=True, env=ENV)
+check(p.stdout.readline().startswith("train, every 5s (Ctrl-C to stop), "), "a watch starts")
+t = time.time()
+p.send_signal(signal.SIGINT)
+so, se = p.communicate(timeout=10)
+check(p.returncode == 0 and time.time() - t < 3, f"Ctrl-C ends the watch, exit 0 (rc={p.returncode}, {se!r})")
+p = subprocess.Popen([SHELL, out], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                     stderr=subprocess.PIPE, text=True, env=ENV)
+p.stdin.write("train --watch 5\n")
+p.stdin.flush()
+p.stdout.readline()  # greeting
+check(p.stdout.readline().startswith("train, every 5s"), "a watch inside a session")
+p.send_signal(signal.SIGINT)
+p.stdin.write("jobs failed\nquit\n")
+p.stdin.flush()
+so, se = p.communicate(timeout=10)
+check(p.returncode == 0 and "\n2   client  1    1        failed" in so,
+      f"after Ctrl-C the session goes on (rc={p.returncode}, {se!r})")
+
+# A watch through a pipe: one block per refresh until every rank is done.
+rc, so, se = shell(out, "-c", "train --watch 0.2", timeout=30)
+blocks = so.split("train, every 0.2s (Ctrl-C to stop), ")
+check(rc == 0 and len(blocks) >= 3 and so.endswith("\ntraining is over\n"),
+      f"train --watch refreshes until training is over (rc={rc}, {len(blocks) - 1} blocks, {se!r})")
+check(" done " in blocks[-1] and " training " in blocks[1], "the last block shows the ranks done")
+rc, so, se = shell(out, "--json", "-c", "train --watch 0.2")
+answers = [json.loads(l) for l in so.splitlines()]
+check(rc == 0 and answers and all(a["ok"] for a in answers) and answers[-1]["ranks"][0]["state"] == "done",
+      "--json train --watch: one answer per line, the last one done")
+
 # --- host:port ---
 rc, so, se = shell(f"127.0.0.1:{port}", "-c", "status")
 check(rc == 2 and "--token is required with host:port" in se, "host:port without --token: usage error")
