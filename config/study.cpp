@@ -741,6 +741,31 @@ training_config read_training(table_reader t, const std::vector<field_config>& f
   return c;
 }
 
+double read_fraction(table_reader& t, std::string_view key, double fallback) {
+  const double v = t.number(key, fallback);
+  if (v < 0 || v > 1) t.fail_key(key, "must be in [0, 1], got " + format_number(v));
+  return v;
+}
+
+breed_config read_breed(table_reader t, const study_config& c) {
+  breed_config b;
+  b.enabled = true;
+  b.period = t.integer<std::uint32_t>("period", b.period, {1, {}});
+  b.window = t.integer<std::uint32_t>("window", b.window, {1, {}});
+  b.sigma = t.positive_number("sigma", b.sigma);
+  b.r_start = read_fraction(t, "r_start", b.r_start);
+  b.r_end = read_fraction(t, "r_end", b.r_end);
+  b.r_steps = t.integer<std::uint32_t>("r_steps", b.r_steps, {1, {}});
+  t.finish();
+  if (b.sigma > 1) t.fail_key("sigma", "must be in (0, 1] (a share of each parameter's range), got " +
+                                           format_number(b.sigma));
+  // Breed learns from the trainer's per-sample losses.
+  if (c.server.sink != sink_kind::train)
+    t.fail_key("period", std::string("[breed] needs server.sink = \"train\", got \"") +
+                             to_string(c.server.sink) + "\"");
+  return b;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -795,6 +820,7 @@ study_config parse_study(std::string_view text, const std::string& source_name) 
   c.fields = read_fields(file, c);
   c.buffer = read_buffer(file.table("buffer", false));
   c.training = read_training(file.table("training", false), c.fields);
+  if (file.find("breed")) c.breed = read_breed(file.table("breed", false), c);
   file.finish();
   return c;
 }
@@ -937,6 +963,16 @@ void write_training(std::ostream& out, const training_config& c) {
       << "threads = " << c.threads << "\n";
 }
 
+void write_breed(std::ostream& out, const breed_config& b) {
+  out << "[breed]\n"
+      << "period = " << b.period << "\n"
+      << "window = " << b.window << "\n"
+      << "sigma = " << format_number(b.sigma) << "\n"
+      << "r_start = " << format_number(b.r_start) << "\n"
+      << "r_end = " << format_number(b.r_end) << "\n"
+      << "r_steps = " << b.r_steps << "\n";
+}
+
 }  // namespace
 
 std::string to_toml(const study_config& c) {
@@ -957,6 +993,10 @@ std::string to_toml(const study_config& c) {
   write_buffer(out, c.buffer);
   out << "\n";
   write_training(out, c.training);
+  if (c.breed.enabled) {  // the section's presence is what enables Breed
+    out << "\n";
+    write_breed(out, c.breed);
+  }
   return out.str();
 }
 
@@ -1006,11 +1046,15 @@ bool operator==(const training_config& a, const training_config& b) {
                   b.lr_halving_batches, b.min_learning_rate, b.output, b.output_mean, b.output_std,
                   b.validation_dir, b.validation_every, b.metrics_every, b.threads);
 }
+bool operator==(const breed_config& a, const breed_config& b) {
+  return std::tie(a.enabled, a.period, a.window, a.sigma, a.r_start, a.r_end, a.r_steps) ==
+         std::tie(b.enabled, b.period, b.window, b.sigma, b.r_start, b.r_end, b.r_steps);
+}
 bool operator==(const study_config& a, const study_config& b) {
   return std::tie(a.study, a.launcher, a.server, a.client, a.parameters, a.fields, a.buffer,
-                  a.training) ==
+                  a.training, a.breed) ==
          std::tie(b.study, b.launcher, b.server, b.client, b.parameters, b.fields, b.buffer,
-                  b.training);
+                  b.training, b.breed);
 }
 
 }  // namespace melissa::config

@@ -163,6 +163,18 @@ struct training_config {
   std::uint32_t threads = 0;                  // torch threads per rank; 0: torch's default
 };
 
+// [breed]: Breed active-learning steering of the parameters of simulations not
+// yet submitted (MelissaDL x Breed, SC24). Present in the file = enabled.
+struct breed_config {
+  bool enabled = false;
+  std::uint32_t period = 200;    // P: training batches between two resamplings, >= 1
+  std::uint32_t window = 200;    // N: population (last completed simulations), >= 1
+  double sigma = 0.025;          // proposal width, in units of each parameter's range, in (0, 1]
+  double r_start = 0.5;          // share of proposal points (else uniform) at the first resampling, [0, 1]
+  double r_end = 0.9;            // ... after r_steps resamplings, [0, 1]
+  std::uint32_t r_steps = 3;     // >= 1
+};
+
 struct study_config {
   study_section study;
   launcher_config launcher;
@@ -172,6 +184,7 @@ struct study_config {
   std::vector<field_config> fields;           // at least one
   buffer_config buffer;
   training_config training;
+  breed_config breed;
 };
 
 // Reads and validates a study file. Throws config_error for an unreadable
@@ -197,6 +210,7 @@ bool operator==(const parameters_config& a, const parameters_config& b);
 bool operator==(const field_config& a, const field_config& b);
 bool operator==(const buffer_config& a, const buffer_config& b);
 bool operator==(const training_config& a, const training_config& b);
+bool operator==(const breed_config& a, const breed_config& b);
 bool operator==(const study_config& a, const study_config& b);
 inline bool operator!=(const study_section& a, const study_section& b) { return !(a == b); }
 inline bool operator!=(const job_placement& a, const job_placement& b) { return !(a == b); }

@@ -122,3 +122,30 @@ TEST_CASE("bad buffer and training values name file, line and key") {
   CHECK(error_of(b + "[training]\nbatch_size = 2.5\n") ==
         "s.toml:17:14: training.batch_size: expected an integer, got a float");
 }
+
+TEST_CASE("[breed]: present means enabled, values as written, and validated") {
+  const std::string b = base;
+  CHECK_FALSE(parse_study(b, "s.toml").breed.enabled);
+  const auto c = parse_study(b + "[breed]\nperiod = 50\nwindow = 20\nsigma = 0.1\nr_start = 0.3\n"
+                                 "r_end = 1\nr_steps = 4\n",
+                             "s.toml");
+  CHECK(c.breed.enabled);
+  CHECK(c.breed.period == 50);
+  CHECK(c.breed.window == 20);
+  CHECK(c.breed.sigma == 0.1);
+  CHECK(c.breed.r_start == 0.3);
+  CHECK(c.breed.r_end == 1);
+  CHECK(c.breed.r_steps == 4);
+  CHECK(parse_study(to_toml(c), "resolved.toml") == c);
+  CHECK(parse_study(b + "[breed]\n", "s.toml").breed.period == 200);  // defaults: the paper's
+  CHECK(parse_study(to_toml(parse_study(b, "s.toml")), "r.toml").breed.enabled == false);
+  CHECK(error_of(b + "[breed]\nr_end = 1.5\n") == "s.toml:17:9: breed.r_end: must be in [0, 1], got 1.5");
+  CHECK(error_of(b + "[breed]\nsigma = 2\n") ==
+        "s.toml:17:9: breed.sigma: must be in (0, 1] (a share of each parameter's range), got 2.0");
+  CHECK(error_of(b + "[breed]\nperiod = 0\n") == "s.toml:17:10: breed.period: must be >= 1, got 0");
+  CHECK(error_of(b + "[breed]\nwindows = 3\n").find("breed.windows: unknown key") != std::string::npos);
+  std::string counting = b;
+  counting.replace(counting.find("sink = \"train\""), 14, "sink = \"count\"");
+  CHECK(error_of(counting + "[breed]\nperiod = 10\n") ==
+        "s.toml:17:10: breed.period: [breed] needs server.sink = \"train\", got \"count\"");
+}
