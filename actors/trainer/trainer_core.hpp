@@ -47,7 +47,12 @@ struct trainer_settings {
   optimizer_settings optimizer;
   output_normalization output;
   std::uint64_t seed = 0;  // same seed => same initial weights
-  int threads = 0;         // intra-op threads; 0: torch's default
+  // Threads a step uses, the caller included (0: torch's default count).
+  // The step runs on the trainer's own chunk pool with single-threaded BLAS
+  // calls (OpenBLAS is set to 1 thread, process-wide) rather than torch's
+  // OpenMP team, whose spinning barriers stall on a busy node; torch's
+  // intra-op count (at::set_num_threads) is set too, for evaluate().
+  int threads = 0;
 };
 
 struct step_result {
@@ -73,8 +78,10 @@ class trainer_core {
 
   // One optimizer step. Collective: every rank calls it once per step, with
   // nullptr (or an empty batch) when it has no batch; the gradient is the
-  // mean over the ranks that had one. Throws std::invalid_argument (before
-  // any collective) when the batch's dimensions do not match the model.
+  // mean over the ranks that had one, and one all-reduce carries it (plus,
+  // once, a small one for the first normalization statistics). Throws
+  // std::invalid_argument when the batch's dimensions do not match the model,
+  // before any collective (the other ranks then time out in theirs).
   step_result step(const training_batch* batch);
   // MSE in the field's own units over `set` (no gradient, in chunks).
   double evaluate(const training_batch& set) const;
