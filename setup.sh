@@ -17,7 +17,7 @@ PACKAGES=(
   libcaf-dev libtorch-dev libopenblas0-pthread libtomlplusplus-dev doctest-dev
   libopenmpi-dev openmpi-bin libspdlog-dev libfmt-dev libzmq3-dev libxxhash-dev nlohmann-json3-dev
   libreadline-dev libgsl-dev
-  python3 python3-numpy python3-matplotlib python3-mpi4py
+  python3 python3-numpy python3-matplotlib python3-mpi4py python3-torch
 )
 # Only for the test suite: the real one-node Slurm and OAR that the backend
 # and launcher tests start themselves (tests/slurm, tests/backends/oar).

@@ -1,5 +1,7 @@
 #include "config/design.hpp"
 
+#include <cstdio>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -166,6 +168,16 @@ design_matrix make_design(const parameters_config& parameters, std::uint64_t see
     throw std::invalid_argument("make_design: one pair of bounds per parameter name is needed");
   return draw_design(parameters.sampler, parameters.bounds, parameters.count, seed,
                      parameters.scramble);
+}
+
+std::string format_parameters(const std::vector<double>& values) {
+  std::string text;
+  char buf[64];
+  for (double v : values) {
+    std::snprintf(buf, sizeof buf, "%.17g", v);
+    text += (text.empty() ? "" : ",") + std::string(buf);
+  }
+  return text;
 }
 
 }  // namespace melissa::config

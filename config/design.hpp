@@ -24,6 +24,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "config/study.hpp"
@@ -58,5 +59,9 @@ design_matrix unit_design(sampler_kind sampler, std::size_t dimensions, std::siz
 // The design that parameters.sampler names:
 // draw_design(sampler, bounds, count, seed, scramble).
 design_matrix make_design(const parameters_config& parameters, std::uint64_t seed);
+
+// A simulation's parameters as the launcher puts them on its command line
+// ("312.5,104.2,..."): shortest text that reads back to the same doubles.
+std::string format_parameters(const std::vector<double>& values);
 
 }  // namespace melissa::config

@@ -188,6 +188,12 @@ using launcher_server_actor = caf::typed_actor<
     caf::replies_to<register_atom, std::uint32_t, std::string, caf::actor>::with<std::string>,
     // Rank 0 asks for simulation `sim` with these parameters (command-line text).
     caf::reacts_to<submit_atom, std::uint32_t, std::string>,
+    // Steering (Breed) asks where submissions stand: (the highest simulation id
+    // submitted so far, the job limit).
+    caf::replies_to<submit_atom>::with<std::uint32_t, std::uint32_t>,
+    // Steering changes the parameters of a simulation not yet submitted:
+    // true when changed, false when it has been submitted meanwhile (kept).
+    caf::replies_to<set_atom, std::uint32_t, std::string>::with<bool>,
     // The session of (sim, attempt) opened on a server rank.
     caf::reacts_to<opened_atom, std::uint32_t, std::uint32_t>,
     // (sim, attempt) sent nothing for client_timeout: kill and restart it.

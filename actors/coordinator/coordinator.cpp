@@ -30,6 +30,8 @@ struct coordinator_state {
   bool finished = false;
   caf::actor trainer;              // with training: a trainer_actor
   std::string training_summary;    // its summary once training ended
+  caf::actor steering;             // with Breed (rank 0): a steering_actor
+  std::string steering_summary;    // its status at the end
   static inline const char* name = "coordinator";
 };
 
@@ -87,6 +89,8 @@ caf::result<std::string> make_summary(coordinator_ptr self) {
                         {"simulations", sims}};
                     if (!st.training_summary.empty())
                       summary["training"] = nlohmann::json::parse(st.training_summary);
+                    if (!st.steering_summary.empty())
+                      summary["steering"] = nlohmann::json::parse(st.steering_summary, nullptr, false);
                     auto text = summary.dump(2);
                     if (!st.settings.summary_path.empty()) {
                       const auto tmp = st.settings.summary_path + ".tmp";
@@ -102,22 +106,52 @@ caf::result<std::string> make_summary(coordinator_ptr self) {
 
 void report_end(coordinator_ptr self);
 
+// Breed's provenance: where each resampled simulation's parameters came from.
+void write_provenance(const std::string& path, const std::string& status) {
+  const auto j = nlohmann::json::parse(status, nullptr, false);
+  if (path.empty() || j.is_discarded() || !j.contains("provenance")) return;
+  const auto tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << "sim,origin,resampling,location\n";
+    for (const auto& row : j["provenance"])
+      out << row.value("sim", 0) << "," << row.value("origin", std::string()) << ","
+          << row.value("resampling", 0) << ","
+          << (row.contains("location") && !row["location"].is_null() ? row["location"].dump() : "")
+          << "\n";
+  }
+  std::rename(tmp.c_str(), path.c_str());
+}
+
+// Rank 0 with Breed: the steering's final status joins the summary.
+void collect_steering(coordinator_ptr self) {
+  if (!self->state.steering) return report_end(self);
+  self->request(self->state.steering, std::chrono::seconds(10), steering_atom::value)
+      .then(
+          [self](const std::string& status) {
+            self->state.steering_summary = status;
+            write_provenance(self->state.settings.provenance_path, status);
+            report_end(self);
+          },
+          [self](const caf::error&) { report_end(self); });
+}
+
 void finish(coordinator_ptr self) {
   auto& st = self->state;
   st.finished = true;
   self->send(st.sink, production_over_atom::value);
-  if (!st.trainer) return report_end(self);
+  if (!st.trainer) return collect_steering(self);
   spdlog::info("rank {}: production is over; training drains the buffer", st.settings.rank);
   self->request(st.trainer, caf::infinite, finished_atom::value)
       .then(
           [self](const std::string& training) {
             self->state.training_summary = training;
-            report_end(self);
+            collect_steering(self);
           },
           [self](const caf::error& err) {
             spdlog::error("rank {}: training did not end cleanly: {}", self->state.settings.rank,
                           self->system().render(err));
-            report_end(self);
+            collect_steering(self);
           });
 }
 
@@ -181,9 +215,11 @@ void register_with_launcher(coordinator_ptr self, std::uint16_t port);
 coordinator_actor::behavior_type coordinator_fn(coordinator_ptr self, coordinator_settings settings,
                                                 aggregator_actor aggregator, sink_actor sink,
                                                 caf::actor listener, caf::actor acceptor,
-                                                launcher_server_actor launcher, caf::actor trainer) {
+                                                launcher_server_actor launcher, caf::actor trainer,
+                                                caf::actor steering) {
   auto& st = self->state;
   st.trainer = std::move(trainer);
+  st.steering = std::move(steering);
   st.settings = std::move(settings);
   st.aggregator = std::move(aggregator);
   st.sink = std::move(sink);
@@ -212,6 +248,7 @@ coordinator_actor::behavior_type coordinator_fn(coordinator_ptr self, coordinato
         if (name == "aggregator") self->state.aggregator = caf::actor_cast<aggregator_actor>(fresh);
         if (name == "sink") self->state.sink = caf::actor_cast<sink_actor>(fresh);
         if (name == "trainer") self->state.trainer = fresh;
+        if (name == "steering") self->state.steering = fresh;
       },
       [self](train_atom) -> caf::result<std::string> {
         if (!self->state.trainer) return std::string(R"json({"error": "this study does not train (server.sink is not \"train\")"})json");
@@ -234,8 +271,16 @@ coordinator_actor::behavior_type coordinator_fn(coordinator_ptr self, coordinato
                   });
         return rp;
       },
-      [](steering_atom) {
-        return std::string(R"json({"error": "this study does not steer (no [breed] section)"})json");
+      [self](steering_atom) -> caf::result<std::string> {
+        if (!self->state.steering)
+          return std::string(R"json({"error": "this study does not steer (no [breed] section)"})json");
+        auto rp = self->make_response_promise<std::string>();
+        self->request(self->state.steering, std::chrono::seconds(5), steering_atom::value)
+            .then([rp](const std::string& s) mutable { rp.deliver(s); },
+                  [rp](const caf::error&) mutable {
+                    rp.deliver(std::string(R"({"error": "the steering actor did not answer"})"));
+                  });
+        return rp;
       },
       [self](sim_failed_atom, std::uint32_t sim) { self->state.failed.insert(sim); },
       [self](stop_atom) {
@@ -275,10 +320,11 @@ void register_with_launcher(coordinator_ptr self, std::uint16_t port) {
 coordinator_actor spawn_coordinator(caf::actor_system& sys, coordinator_settings settings,
                                     aggregator_actor aggregator, sink_actor sink,
                                     caf::actor listener, caf::actor acceptor,
-                                    launcher_server_actor launcher, caf::actor trainer) {
+                                    launcher_server_actor launcher, caf::actor trainer,
+                                    caf::actor steering) {
   return sys.spawn(coordinator_fn, std::move(settings), std::move(aggregator), std::move(sink),
                    std::move(listener), std::move(acceptor), std::move(launcher),
-                   std::move(trainer));
+                   std::move(trainer), std::move(steering));
 }
 
 }  // namespace melissa

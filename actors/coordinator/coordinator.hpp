@@ -21,6 +21,7 @@ struct coordinator_settings {
   std::uint32_t rank = 0;
   std::uint32_t expected_simulations = 0;  // 0: run until stopped
   std::string summary_path;                // written at the end (and on report_atom)
+  std::string provenance_path;             // with steering: Breed's provenance CSV
   std::chrono::milliseconds poll_interval{200};
   std::chrono::milliseconds progress_interval{2000};
   // Under a launcher: the host clients use to reach this rank (the port
@@ -56,9 +57,13 @@ using coordinator_actor = caf::typed_actor<
 // trainer_actor; the sink is then its training buffer) the end of the study
 // waits for training: the sink hears production_over, the trainer drains it,
 // and the trainer's summary joins this rank's summary under "training".
+// With `steering` (Breed, rank 0) its status answers melissa-shell `steering`,
+// joins the summary under "steering", and its provenance table is written to
+// <output>/breed-provenance.csv at the end.
 coordinator_actor spawn_coordinator(caf::actor_system& sys, coordinator_settings settings,
                                     aggregator_actor aggregator, sink_actor sink,
                                     caf::actor listener, caf::actor acceptor = {},
-                                    launcher_server_actor launcher = {}, caf::actor trainer = {});
+                                    launcher_server_actor launcher = {}, caf::actor trainer = {},
+                                    caf::actor steering = {});
 
 }  // namespace melissa

@@ -601,6 +601,13 @@ launcher_impl_actor::behavior_type launcher_fn(launcher_ptr self, launcher_setti
       [self](submit_atom, std::uint32_t sim, const std::string& parameters) {
         self->state.core->request(sim, parameters);
       },
+      [self](submit_atom) {
+        auto& st = self->state;
+        return std::make_tuple(st.core->highest_submitted(), st.core->job_limit());
+      },
+      [self](set_atom, std::uint32_t sim, const std::string& parameters) {
+        return self->state.core->change_parameters(sim, parameters);
+      },
       [self](opened_atom, std::uint32_t sim, std::uint32_t attempt) {
         self->state.core->connected(sim, attempt);
       },

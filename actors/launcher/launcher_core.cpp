@@ -1,5 +1,7 @@
 #include "actors/launcher/launcher_core.hpp"
 
+#include <algorithm>
+
 namespace melissa {
 
 using scheduler::job_kind;
@@ -9,6 +11,13 @@ void launcher_core::request(std::uint32_t sim, std::string parameters) {
   if (parameters_.count(sim)) return;  // asked twice (a reconnecting server): once is enough
   parameters_[sim] = std::move(parameters);
   queue_.emplace_back(sim, 1);
+}
+
+bool launcher_core::change_parameters(std::uint32_t sim, std::string parameters) {
+  auto it = parameters_.find(sim);
+  if (it == parameters_.end() || started_.count(sim)) return false;
+  it->second = std::move(parameters);
+  return true;
 }
 
 std::vector<std::uint32_t> launcher_core::next_submissions(double) {
@@ -21,6 +30,8 @@ std::vector<std::uint32_t> launcher_core::next_submissions(double) {
     const auto [sim, attempt] = queue_.front();
     queue_.pop_front();
     jobs.push_back(table_.add(job_kind::client, sim, attempt, parameters_[sim]).id);
+    started_.insert(sim);
+    highest_submitted_ = std::max(highest_submitted_, sim);
     ++active;
   }
   return jobs;

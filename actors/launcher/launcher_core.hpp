@@ -28,6 +28,11 @@ class launcher_core {
 
   // The server asks for simulation `sim` with these parameters (command-line text).
   void request(std::uint32_t sim, std::string parameters);
+  // Steering: new parameters for a requested simulation that has never been
+  // submitted. False (nothing changes) once it has a job.
+  bool change_parameters(std::uint32_t sim, std::string parameters);
+  // The highest simulation id that got a job so far (0 when none).
+  std::uint32_t highest_submitted() const { return highest_submitted_; }
 
   // New client jobs to submit now (their rows are created, state pending);
   // the caller submits them and reports submitted() or submit_failed().
@@ -80,6 +85,8 @@ class launcher_core {
   std::map<std::uint32_t, std::string> parameters_;  // sim -> parameters
   std::deque<std::pair<std::uint32_t, std::uint32_t>> queue_;  // (sim, attempt) waiting for a slot
   std::set<std::uint32_t> completed_, failed_;
+  std::set<std::uint32_t> started_;  // simulations that got a job (their parameters are fixed)
+  std::uint32_t highest_submitted_ = 0;
   std::uint32_t retries_ = 0;
   bool paused_ = false;
   bool stopping_ = false;

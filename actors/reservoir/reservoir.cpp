@@ -162,6 +162,7 @@ reservoir_actor::behavior_type reservoir_fn(reservoir_actor::stateful_pointer<re
       },
       [self](sim_done_atom, std::uint32_t sim) {
         self->state.parameters.erase(sim);
+        if (self->state.settings.on_sim_done) self->state.settings.on_sim_done(sim);
         return true;
       },
       [self](report_atom) { return self->state.report(); },

@@ -44,6 +44,9 @@ struct reservoir_settings {
   // per simulation (cached until its sim_done); may throw for an unknown sim,
   // which fails that store.
   std::function<std::vector<double>(std::uint32_t sim)> parameters_of;
+  // Called when a simulation has delivered all its steps (may be empty):
+  // Breed's steering counts it as completed.
+  std::function<void(std::uint32_t sim)> on_sim_done;
 };
 
 // Throws std::invalid_argument for invalid buffer settings (capacity 0).

@@ -183,6 +183,9 @@ void run_step(trainer_ptr self, const training_batch* batch) {
   auto& st = self->state;
   const auto result = st.core->step(batch);
   if (!result.trained) return finish(self);  // no rank had a batch: training is over
+  if (batch && st.settings.steering && !result.sample_losses.empty())
+    caf::anon_send(st.settings.steering, losses_atom::value, batch->sim_ids, batch->time_steps,
+                   result.sample_losses, result.batch_mean, result.batch_std);
   if (batch) {
     ++st.batches;
     st.samples += batch->size;

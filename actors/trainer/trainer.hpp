@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 
+#include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/typed_actor.hpp>
 
@@ -31,6 +32,9 @@ struct trainer_actor_settings {
   std::uint64_t validation_every = 100;   // batches between validations (rank 0)
   training_batch_ptr validation;          // null: no validation
   std::string output_dir;                 // rank 0 writes metrics/ and model/ here
+  // Breed's steering actor (rank 0 with [breed]): gets every batch's
+  // per-sample losses as (losses_atom, sims, steps, losses, mean, std).
+  caf::actor steering;
   // Joins the ranks' c10d group (blocks until every rank joined); null with one rank.
   std::function<std::shared_ptr<gradient_group>()> join_group;
 };

@@ -130,16 +130,16 @@ std::uint32_t rank_from_environment() {
 // The parameters of simulation i as command-line text ("312.5,104.2,...").
 std::vector<std::string> design_rows(const melissa::config::design_matrix& design) {
   std::vector<std::string> rows;
-  char buf[64];
-  for (const auto& row : design) {
-    std::string text;
-    for (double v : row) {
-      std::snprintf(buf, sizeof buf, "%.17g", v);
-      text += (text.empty() ? "" : ",") + std::string(buf);
-    }
-    rows.push_back(text);
-  }
+  for (const auto& row : design) rows.push_back(melissa::config::format_parameters(row));
   return rows;
+}
+
+// The children whose restarts the coordinator must hear about.
+std::vector<std::string> coordinator_depends_on(bool training, bool steering) {
+  std::vector<std::string> names{"aggregator", "sink"};
+  if (training) names.push_back("trainer");
+  if (steering) names.push_back("steering");
+  return names;
 }
 
 // Names this run's c10d rendezvous file: the launcher's address is unique
@@ -255,6 +255,7 @@ int main(int argc, char** argv) {
   progress.rank = rank;
   progress.expected_simulations = expected;
   progress.summary_path = output + "/server-summary.rank" + std::to_string(rank) + ".json";
+  progress.provenance_path = output + "/breed-provenance.csv";
 
   const auto dataset_dir = study.server.dataset_dir;
   const auto delay = std::chrono::milliseconds(opt.sink_delay_ms);
@@ -269,6 +270,7 @@ int main(int argc, char** argv) {
     where.output_dir = output;
     where.host = advertised_host(net.host);
     where.run_token = run_token(opt.launcher);
+    where.launcher = launcher;
     try {
       add_training_children(tree, study, design, where);
     } catch (const std::exception& e) {
@@ -304,10 +306,9 @@ int main(int argc, char** argv) {
                     return caf::actor_cast<caf::actor>(spawn_coordinator(
                         s, progress, caf::actor_cast<aggregator_actor>(find("aggregator")),
                         caf::actor_cast<sink_actor>(find("sink")), listener, find("acceptor"),
-                        launcher, find("trainer")));
+                        launcher, find("trainer"), find("steering")));
                   },
-                  training ? std::vector<std::string>{"aggregator", "sink", "trainer"}
-                           : std::vector<std::string>{"aggregator", "sink"}});
+                  coordinator_depends_on(training, training && study.breed.enabled && rank == 0)});
   auto root = spawn_supervisor(sys, "server", std::move(tree));
   self->monitor(root);
 

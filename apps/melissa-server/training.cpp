@@ -4,12 +4,16 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <stdexcept>
 #include <thread>
+
+#include <caf/all.hpp>
 
 #include <spdlog/spdlog.h>
 
 #include "actors/reservoir/reservoir.hpp"
+#include "actors/steering/steering.hpp"
 #include "actors/trainer/dataset/dataset_reader.hpp"
 #include "actors/trainer/gradient_group.hpp"
 #include "actors/trainer/trainer.hpp"
@@ -72,6 +76,99 @@ std::function<std::shared_ptr<gradient_group>()> group_joiner(const training_ran
   };
 }
 
+// The parameters of every simulation as this rank knows them: the design,
+// then Breed's changes to simulations not yet submitted. Read by the buffer
+// (inputs) and the steering (population), written by the steering.
+class parameter_table {
+ public:
+  explicit parameter_table(config::design_matrix design) : rows_(std::move(design)) {}
+  std::vector<double> get(std::uint32_t sim) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (sim >= rows_.size())
+      throw std::out_of_range("simulation " + std::to_string(sim) + " is not in the design");
+    return rows_[sim];
+  }
+  void set(std::uint32_t sim, std::vector<double> values) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (sim < rows_.size()) rows_[sim] = std::move(values);
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  config::design_matrix rows_;
+};
+
+// A handle filled once the steering child has started (the buffer is
+// started before it and reports completed simulations to it).
+struct steering_slot {
+  std::mutex mutex;
+  caf::actor handle;
+  void set(caf::actor a) {
+    std::lock_guard<std::mutex> lock(mutex);
+    handle = std::move(a);
+  }
+  caf::actor get() {
+    std::lock_guard<std::mutex> lock(mutex);
+    return handle;
+  }
+};
+
+steering_settings steering_settings_of(const config::study_config& study,
+                                       std::shared_ptr<parameter_table> table,
+                                       launcher_server_actor launcher, caf::actor_system* sys) {
+  steering_settings s;
+  const auto& b = study.breed;
+  s.breed.period = b.period;
+  s.breed.window = b.window;
+  s.breed.sigma = b.sigma;
+  s.breed.r_start = b.r_start;
+  s.breed.r_end = b.r_end;
+  s.breed.r_steps = b.r_steps;
+  s.breed.seed = study.study.seed ^ 0xB5EEDull;  // not the design's stream
+  s.breed.bounds = study.parameters.bounds;
+  s.parameters_of = [table](std::uint32_t sim) { return table->get(sim); };
+  const auto count = static_cast<std::uint32_t>(study.parameters.count);
+  if (!launcher) {
+    // Standalone: whoever starts the clients has their parameters already.
+    s.submissions = [count] { return submission_view{count, 0, count}; };
+    s.apply = [](parameter_changes) {};
+    return s;
+  }
+  // The launcher knows what it has submitted: ask it, answer the steering.
+  s.request_submissions = [sys, launcher, count](steering_actor steering) {
+    sys->spawn([launcher, steering, count](caf::event_based_actor* asker) {
+      asker->request(launcher, std::chrono::seconds(10), submit_atom::value)
+          .then(
+              [asker, steering, count](std::uint32_t highest, std::uint32_t job_limit) {
+                asker->send(steering, steering_atom::value, highest, job_limit, count);
+                asker->quit();
+              },
+              [asker](const caf::error&) { asker->quit(); });
+    });
+  };
+  // A change holds only if the launcher still has the simulation pending;
+  // then the buffer will encode its steps with the new parameters.
+  s.apply = [sys, launcher, table](parameter_changes changes) {
+    sys->spawn([launcher, table, changes](caf::event_based_actor* setter) {
+      auto remaining = std::make_shared<std::size_t>(changes.size());
+      for (const auto& [sim, values] : changes)
+        setter->request(launcher, std::chrono::seconds(10), set_atom::value, sim,
+                        config::format_parameters(values))
+            .then(
+                [setter, table, remaining, sim = sim, values = values](bool changed) {
+                  if (changed) table->set(sim, values);
+                  else spdlog::warn("simulation {} was submitted before its new parameters arrived", sim);
+                  if (--*remaining == 0) setter->quit();
+                },
+                [setter, remaining](const caf::error&) {
+                  if (--*remaining == 0) setter->quit();
+                });
+      if (changes.empty()) setter->quit();
+    });
+  };
+  return s;
+}
+
 }  // namespace
 
 bool training_available() { return true; }
@@ -92,11 +189,14 @@ void add_training_children(std::vector<child_spec>& tree, const config::study_co
   buffer.buffer.seed = study.study.seed * 1000003 + where.rank;
   buffer.field_id = static_cast<std::uint32_t>(field - study.fields.begin());
   buffer.encoder = encoder_of(study);
-  buffer.parameters_of = [design](std::uint32_t sim) {
-    if (sim >= design.size())
-      throw std::out_of_range("simulation " + std::to_string(sim) + " is not in the design");
-    return design[sim];
-  };
+  auto table = std::make_shared<parameter_table>(design);
+  buffer.parameters_of = [table](std::uint32_t sim) { return table->get(sim); };
+  const bool steering = study.breed.enabled && where.rank == 0;
+  auto slot = std::make_shared<steering_slot>();
+  if (steering)
+    buffer.on_sim_done = [slot](std::uint32_t sim) {
+      if (auto s = slot->get()) caf::anon_send(s, sim_done_atom::value, sim);
+    };
 
   trainer_actor_settings trainer;
   trainer.core.model.input_dim = buffer.encoder.input_dim();
@@ -129,10 +229,23 @@ void add_training_children(std::vector<child_spec>& tree, const config::study_co
                     return caf::actor_cast<caf::actor>(spawn_reservoir(s, buffer));
                   },
                   {}});
+  if (steering) {
+    const auto launcher = where.launcher;
+    tree.push_back({"steering", restart_policy::permanent,
+                    [study, table, slot, launcher](caf::actor_system& s, const child_lookup&) {
+                      auto actor = caf::actor_cast<caf::actor>(
+                          spawn_steering(s, steering_settings_of(study, table, launcher, &s)));
+                      slot->set(actor);
+                      return actor;
+                    },
+                    {}});
+  }
   tree.push_back({"trainer", restart_policy::permanent,
                   [trainer](caf::actor_system& s, const child_lookup& find) {
+                    auto settings = trainer;
+                    settings.steering = find("steering");
                     return caf::actor_cast<caf::actor>(
-                        spawn_trainer(s, trainer, caf::actor_cast<reservoir_actor>(find("sink"))));
+                        spawn_trainer(s, settings, caf::actor_cast<reservoir_actor>(find("sink"))));
                   },
                   {"sink"}});
 }

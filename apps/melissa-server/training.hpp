@@ -10,6 +10,7 @@
 #include "actors/supervisor/supervisor.hpp"
 #include "config/design.hpp"
 #include "config/study.hpp"
+#include "messages/actor_types.hpp"
 
 namespace melissa {
 
@@ -19,12 +20,14 @@ struct training_rank {
   std::string output_dir;
   std::string host;          // this rank's host (rank 0 hosts the c10d store there)
   std::string run_token;     // unique per study run: names the c10d rendezvous file
+  launcher_server_actor launcher;  // invalid for a standalone server (Breed then changes nothing)
 };
 
 // Whether this build can train (LibTorch was found).
 bool training_available();
 
-// Appends "sink" (the training buffer) and "trainer" to `tree`. Throws
+// Appends "sink" (the training buffer), on rank 0 with [breed] "steering",
+// and "trainer" to `tree`. Throws
 // std::runtime_error with a user-facing message (a validation set that cannot
 // be read, a field the study does not have).
 void add_training_children(std::vector<child_spec>& tree, const config::study_config& study,

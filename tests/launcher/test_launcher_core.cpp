@@ -139,3 +139,22 @@ TEST_CASE("once the study is stopping, ended jobs are cancelled, not retried") {
         launcher_core::outcome::completed);
   CHECK(core.count().completed == 1);
 }
+
+TEST_CASE("steering changes the parameters of simulations that have no job yet, and only those") {
+  launcher_core core({2, 2, 300});
+  for (std::uint32_t s = 0; s < 5; ++s) core.request(s, "p" + std::to_string(s));
+  CHECK(core.highest_submitted() == 0);
+  auto first = submit(core);
+  REQUIRE(first.size() == 2);
+  CHECK(core.highest_submitted() == 1);
+  CHECK_FALSE(core.change_parameters(1, "new"));  // submitted: fixed
+  CHECK_FALSE(core.change_parameters(9, "new"));  // never requested
+  CHECK(core.change_parameters(3, "q3"));
+  for (auto j : first) core.update(j, status(job_state::completed, "exited 0", 0), 1);
+  auto next = submit(core);
+  REQUIRE(next.size() == 2);
+  CHECK(core.table().find(next[1])->sim_id == 3);
+  CHECK(core.table().find(next[1])->parameters == "q3");  // the job runs the new parameters
+  CHECK(core.highest_submitted() == 3);
+  CHECK_FALSE(core.change_parameters(3, "late"));
+}

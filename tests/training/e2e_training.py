@@ -9,6 +9,9 @@
   validation  a validation set written by melissa-heat --mode dataset: the
               validation loss is reported, and it decreases
   bad-validation  a validation_dir that is not a dataset: exit 2 naming it
+  breed       with [breed]: the steering resamples the simulations not yet
+              submitted, the launcher runs them with the new parameters, the
+              provenance CSV says where each came from
 
     e2e_training.py reservoir|fifo|firo|ranks2|validation|bad-validation
 """
@@ -26,7 +29,8 @@ RUN = os.path.join(BUILD, "apps", "melissa-run", "melissa-run")
 SIMS, STEPS, GRID, BATCH = 6, 20, 8, 4
 
 
-def study_file(work, policy="reservoir", ranks=1, validation_dir="", capacity=50, threshold=10):
+def study_file(work, policy="reservoir", ranks=1, validation_dir="", capacity=50, threshold=10,
+               sims=SIMS, extra=""):
     path = os.path.join(work, "study.toml")
     with open(path, "w") as f:
         f.write(f"""[study]
@@ -42,7 +46,7 @@ sink = "train"
 command = ["{HEAT}", "--grid", "{GRID}", "--steps", "{STEPS}"]
 [parameters]
 names = ["T0", "T1", "T2", "T3", "T4"]
-count = {SIMS}
+count = {sims}
 [[fields]]
 name = "temperature"
 size = {GRID * GRID}
@@ -60,7 +64,7 @@ output = "constant"
 output_mean = 300
 output_std = 100
 validation_dir = "{validation_dir}"
-""")
+{extra}""")
     return path
 
 
@@ -179,6 +183,31 @@ def bad_validation():
     check(missing in log and "no such dataset directory" in log, "the error names the validation directory")
 
 
+def breed():
+    work = tmpdir("train-breed")
+    sims = 14
+    p, out = run_study(work, sims=sims, extra="[breed]\nperiod = 20\nwindow = 4\nsigma = 0.05\n")
+    check_success(p)
+    s = summaries(out)[0]
+    steering = s["steering"]
+    check(steering["kind"] == "breed" and steering["resamplings"] > 0, f"Breed resampled ({steering['resamplings']} times)")
+    check(steering["completed"] == sims, "every completed simulation joined the population")
+    design = subprocess.run([SERVER, "--config", os.path.join(work, "study.toml"), "--print-design"],
+                            capture_output=True, text=True, check=True).stdout.splitlines()[1:]
+    original = {int(line.split(",", 1)[0]): line.split(",", 1)[1] for line in design}
+    launched = {j["sim_id"]: j["parameters"] for j in json.load(open(os.path.join(out, "summary.json")))["jobs"]
+                if j["kind"] == "client"}
+    rows = list(csv.DictReader(open(os.path.join(out, "breed-provenance.csv"))))
+    changed = {int(r["sim"]) for r in rows}
+    check(len(changed) == steering["simulations_resampled"] and changed, f"{len(changed)} simulations in the provenance CSV")
+    check(min(changed) >= 2, "the first job_limit simulations keep their design parameters")
+    check(all(launched[i] == original[i] for i in range(2)), "simulations 0 and 1 ran the design")
+    check(all(launched[i] != original[i] for i in changed), "every resampled simulation ran its new parameters")
+    check(all(r["origin"] in ("proposal", "uniform") for r in rows), "each new point says where it came from")
+    check(all(100 <= float(v) <= 500 for i in changed for v in launched[i].split(",")),
+          "every new parameter lies within its bounds")
+
+
 mode = sys.argv[1] if len(sys.argv) > 1 else "reservoir"
 {"reservoir": reservoir, "fifo": lambda: each_sample_once("fifo"), "firo": lambda: each_sample_once("firo"),
- "ranks2": ranks2, "validation": validation, "bad-validation": bad_validation}[mode]()
+ "ranks2": ranks2, "validation": validation, "bad-validation": bad_validation, "breed": breed}[mode]()
