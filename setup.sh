@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One entry point for a fresh Debian 12 machine (as root, or a user with sudo):
 #
-#   ./setup.sh example   install packages, build, run the default heat study
+#   ./setup.sh example   install packages, build, run the heat dataset study, then online training
 #   ./setup.sh test      install packages, build, run the whole test suite
 #   ./setup.sh build     install packages and build only
 #
@@ -54,15 +54,26 @@ case "${1:-}" in
   example)
     install_packages "${PACKAGES[@]}"
     build
-    study=${2:-examples/heat/study.toml}
-    out=$ROOT/studies/heat
-    rm -rf "$out"
-    echo "==> running $study (progress below; logs in $out/jobs/)"
-    # melissa-heat, named without a path in the study, is found in the build tree.
-    PATH="$BUILD/solvers/heat:$BUILD/apps/melissa-shell:$PATH" \
-      "$BUILD/apps/melissa-run/melissa-run" "$study" --output "$out"
-    /usr/bin/python3 scripts/plot-heat-dataset.py "$out/dataset" "$out/heat-fields.png"
-    echo "==> done: look at $out/heat-fields.png and $out/summary.json"
+    # melissa-heat, named without a path in the studies, is found in the build tree.
+    run_study() {  # STUDY OUTPUT_DIR
+      rm -rf "$2"
+      echo "==> running $1 (progress below; logs in $2/jobs/)"
+      PATH="$BUILD/solvers/heat:$BUILD/apps/melissa-shell:$PATH" \
+        "$BUILD/apps/melissa-run/melissa-run" "$1" --output "$2"
+    }
+    if [[ -n "${2:-}" ]]; then
+      run_study "$2" "$ROOT/studies/$(basename "$(dirname "$2")")"
+      exit 0
+    fi
+    # 1. 20 simulations written to disk: the validation set of step 2.
+    run_study examples/heat/study.toml "$ROOT/studies/heat"
+    /usr/bin/python3 scripts/plot-heat-dataset.py "$ROOT/studies/heat/dataset" "$ROOT/studies/heat/heat-fields.png"
+    # 2. 40 other simulations train a surrogate online, validated on step 1's dataset.
+    run_study examples/heat-training/study.toml "$ROOT/studies/heat-training"
+    /usr/bin/python3 scripts/plot-training.py "$ROOT/studies/heat-training" "$ROOT/studies/heat/dataset" \
+      "$ROOT/studies/heat-training/training.png"
+    echo "==> done: look at studies/heat/heat-fields.png, studies/heat-training/training.png"
+    echo "    and the summaries (studies/*/summary.json, studies/heat-training/server-summary.rank0.json)"
     ;;
   test)
     install_packages "${PACKAGES[@]}" "${TEST_PACKAGES[@]}"

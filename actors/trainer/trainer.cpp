@@ -35,6 +35,7 @@ struct window_figures {
   double loss_sum = 0;
   double wait_s = 0;        // waiting for the buffer to hand out a batch
   double validation_s = 0;  // excluded from throughput
+  bool validated = false;   // a validation ran in this window (its loss goes in the row)
 };
 
 struct trainer_state {
@@ -116,6 +117,7 @@ void validate(trainer_ptr self) {
   const double loss = st.core->evaluate(*st.settings.validation);
   const double spent = seconds_between(t0, clock_type::now());
   st.window.validation_s += spent;
+  st.window.validated = true;
   st.validation_s += spent;
   st.last_validation = loss;
   if (!st.best_validation || loss < *st.best_validation) st.best_validation = loss;
@@ -140,7 +142,7 @@ void close_window(trainer_ptr self) {
         {"buffer_population", st.buffer_population},
         {"buffer_unseen", st.buffer_unseen},
         {"learning_rate", st.core->learning_rate()}};
-    if (st.last_validation) row.emplace_back("validation_loss", *st.last_validation);
+    if (w.validated) row.emplace_back("validation_loss", *st.last_validation);
     st.metrics->record(st.batches, row);
   }
   w = window_figures{};
