@@ -147,6 +147,14 @@ void write_summary(launcher_ptr self) {
                               self_usage.ru_stime.tv_sec + self_usage.ru_stime.tv_usec * 1e-6;
   summary["jobs"] = jobs;
   summary["server"] = server;
+  // The study's final training figures (rank 0's; every rank has the same
+  // model) and Breed's, where a reader of the study summary looks first.
+  if (!server.empty() && server[0].contains("training")) summary["training"] = server[0]["training"];
+  if (!server.empty() && server[0].contains("steering")) {
+    auto steering = server[0]["steering"];
+    steering.erase("provenance");  // in breed-provenance.csv
+    summary["steering"] = steering;
+  }
   const auto path = st.settings.output_dir + "/summary.json";
   const auto tmp = path + ".tmp";
   std::ofstream(tmp) << summary.dump(2) << "\n";
