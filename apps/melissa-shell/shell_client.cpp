@@ -1,5 +1,7 @@
 #include "apps/melissa-shell/shell_client.hpp"
 
+#include <chrono>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -551,7 +553,12 @@ std::string render_steering(const json& answer) {
         sigma_text += ", ... (" + std::to_string(sigma.size()) + " members)";
         break;
       }
-      sigma_text += (i++ ? ", " : "") + format_significant(v, 3);
+      // The steering actor sends {"sim": id, "sigma": width} per member.
+      if (v.is_object() && v.contains("sigma"))
+        sigma_text += std::string(i++ ? ", " : "") + "sim " + format_value(v.value("sim", json())) +
+                      ": " + format_significant(v["sigma"], 3);
+      else
+        sigma_text += (i++ ? ", " : "") + format_significant(v, 3);
     }
     if (sigma.empty()) sigma_text = "-";
   } else if (sigma.is_object()) {
@@ -561,7 +568,7 @@ std::string render_steering(const json& answer) {
     sigma_text = format_significant(sigma, 3);
   }
   lines.emplace_back("σ per member", sigma_text);
-  const auto resampled = take({"resampled", "resampled_simulations"});
+  const auto resampled = take({"simulations_resampled", "resampled", "resampled_simulations"});
   if (resampled.is_array()) {
     std::string ids;
     for (std::size_t i = 0; i < resampled.size() && i < 20; ++i)
@@ -572,12 +579,31 @@ std::string render_steering(const json& answer) {
   } else {
     lines.emplace_back("resampled simulations", format_count(resampled));
   }
+  const auto epoch_time = take({"last_resampling_time"});  // seconds since the Unix epoch
   const auto last = take({"last_resampling_s", "last_resampling_at", "last_resampling"});
-  lines.emplace_back("last resampling",
-                     last.is_null() || (last.is_number() && last.get<double>() < 0)
-                         ? "never"
-                         : last.is_number() ? format_time(last) + " after the start"
-                                            : format_value(last));
+  if (epoch_time.is_number()) {
+    const double now = std::chrono::duration<double>(
+                           std::chrono::system_clock::now().time_since_epoch()).count();
+    lines.emplace_back("last resampling",
+                       format_time(json(std::max(0.0, now - epoch_time.get<double>()))) + " ago");
+  } else {
+    lines.emplace_back("last resampling",
+                       last.is_null() || (last.is_number() && last.get<double>() < 0)
+                           ? "never"
+                           : last.is_number() ? format_time(last) + " after the start"
+                                              : format_value(last));
+  }
+  // Where each resampled simulation's parameters came from: counted here,
+  // listed in <output>/breed-provenance.csv.
+  const auto provenance = take({"provenance"});
+  if (provenance.is_array()) {
+    std::size_t proposal = 0;
+    for (const auto& row : provenance)
+      if (row.is_object() && row.value("origin", std::string()) == "proposal") ++proposal;
+    lines.emplace_back("new points", std::to_string(proposal) + " from the proposal, " +
+                                         std::to_string(provenance.size() - proposal) + " uniform");
+  }
+  take({"kind"});
   // Whatever else rank 0 reports, after the usual figures.
   for (const auto& [key, value] : steering.items()) flatten(value, key, lines);
   return aligned_lines(lines);

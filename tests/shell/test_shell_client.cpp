@@ -377,6 +377,17 @@ TEST_CASE("steering: r, sigma per member, resampled simulations, last resampling
   CHECK(other.find("resampled simulations: 2 (4, 7)\n") != std::string::npos);
   CHECK(other.find("last resampling:       never\n") != std::string::npos);
   CHECK(other.find(", 0.5, ... (20 members)\n") != std::string::npos);
+  // What the steering actor of the server sends (actors/steering/steering.cpp).
+  const auto real = render_steering(json::parse(R"({"ok": true, "steering": {
+    "kind": "breed", "r": 0.9, "sigma": [{"sim": 3, "sigma": 0.025}, {"sim": 5, "sigma": 0.0075}],
+    "simulations_resampled": 11, "last_resampling_time": 1000.0,
+    "provenance": [{"sim": 3, "origin": "proposal", "resampling": 1, "location": 0},
+                   {"sim": 4, "origin": "uniform", "resampling": 1}]}})"));
+  CHECK(real.find("σ per member:          sim 3: 0.025, sim 5: 0.0075\n") != std::string::npos);
+  CHECK(real.find("resampled simulations: 11\n") != std::string::npos);
+  CHECK(real.find(" ago\n") != std::string::npos);
+  CHECK(real.find("new points:            1 from the proposal, 1 uniform\n") != std::string::npos);
+  CHECK(real.find("kind") == std::string::npos);
   CHECK(render_answer(command_kind::steering, R"({"ok": true, "steering": {"r": 1}})").text ==
         "r:                     1\n"
         "σ per member:          -\n"
