@@ -20,6 +20,9 @@ struct training_batch {
   std::vector<std::uint32_t> time_steps;
   // No batch: production is over and the buffer is exhausted; training ends.
   bool last = false;
+  // The buffer right after this draw (the trainer's metrics; 0 offline).
+  std::uint64_t buffer_population = 0;
+  std::uint64_t buffer_unseen = 0;
 };
 
 // Batches travel between actors of one process behind a shared pointer.

@@ -51,8 +51,10 @@ struct reservoir_state {
       while (!batches.empty()) {
         auto& request = batches.front();
         if (!buffer->can_draw(request.size) && !buffer->exhausted()) break;
-        request.promise.deliver(training_batch_ptr{
-            std::make_shared<const training_batch>(buffer->draw(request.size))});
+        auto batch = std::make_shared<training_batch>(buffer->draw(request.size));
+        batch->buffer_population = buffer->population();
+        batch->buffer_unseen = buffer->unseen();
+        request.promise.deliver(training_batch_ptr{std::move(batch)});
         batches.pop_front();
         progress = true;
       }

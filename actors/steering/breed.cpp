@@ -67,7 +67,7 @@ proposal_draw draw_around(const std::vector<double>& location, double& sigma,
     for (std::size_t j = 0; j < location.size(); ++j) {
       const double range = bounds[j].hi - bounds[j].lo;
       out.point[j] = location[j] + sigma * range * rng.normal();
-      inside = inside && out.point[j] >= bounds[j].lo && out.point[j] <= bounds[j].hi;
+      inside = inside && out.point[j] >= bounds[j].lo && out.point[j] < bounds[j].hi;  // [lo, hi), as designs
     }
     if (inside) return out;
   }

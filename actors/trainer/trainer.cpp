@@ -60,7 +60,7 @@ struct trainer_state {
   std::optional<double> best_validation;
   std::vector<double> window_throughputs;
   window_figures window;
-  // The buffer's latest figures (refreshed once per window, asynchronously).
+  // The buffer's figures as of the latest batch it handed out.
   double buffer_population = 0;
   double buffer_unseen = 0;
 
@@ -101,16 +101,6 @@ nlohmann::json status_json(const trainer_state& st) {
   return j;
 }
 
-void refresh_buffer_figures(trainer_ptr self) {
-  self->request(self->state.reservoir, caf::infinite, buffer_atom::value)
-      .then([self](const std::string& text) {
-        const auto j = nlohmann::json::parse(text, nullptr, false);
-        if (j.is_discarded()) return;
-        self->state.buffer_population = j.value("population", 0.0);
-        self->state.buffer_unseen = j.value("unseen", 0.0);
-      });
-}
-
 void validate(trainer_ptr self) {
   auto& st = self->state;
   if (!st.settings.validation || st.settings.rank != 0) return;
@@ -147,7 +137,6 @@ void close_window(trainer_ptr self) {
     st.metrics->record(st.batches, row);
   }
   w = window_figures{};
-  refresh_buffer_figures(self);
 }
 
 void finish(trainer_ptr self) {
@@ -224,6 +213,8 @@ void next_step(trainer_ptr self) {
         const double waited = seconds_between(asked, clock_type::now());
         st.wait_s += waited;
         st.window.wait_s += waited;
+        st.buffer_population = static_cast<double>(batch->buffer_population);
+        st.buffer_unseen = static_cast<double>(batch->buffer_unseen);
         if (batch->last) {
           st.buffer_exhausted = true;
           return run_step(self, nullptr);

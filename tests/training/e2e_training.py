@@ -117,6 +117,7 @@ def reservoir():
     rows = list(csv.DictReader(open(os.path.join(out, "metrics", "metrics.csv"))))
     check(len(rows) >= training["batches"] // 5 - 1, f"one metrics row per 5 batches ({len(rows)} rows)")
     check(all(float(r["samples_per_s"]) > 0 for r in rows[1:]), "throughput recorded in every row")
+    check(float(rows[0]["buffer_population"]) >= 10, "the first row sees the buffer past its threshold")
     events = [f for f in os.listdir(os.path.join(out, "metrics")) if f.startswith("events.out.tfevents.")]
     check(len(events) == 1 and os.path.getsize(os.path.join(out, "metrics", events[0])) > 100,
           "a TensorBoard event file with records")
