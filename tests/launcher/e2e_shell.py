@@ -95,7 +95,7 @@ summary = json.load(open(os.path.join(out_dir, "summary.json")))
 rows = [j for j in summary["jobs"] if j["kind"] == "client" and j["sim_id"] == victim["sim_id"]]
 first = [j for j in rows if j["attempt"] == victim["attempt"]][0]
 check(first["reason"] == "killed from melissa-shell" and first["state"] in ("failed", "cancelled"),
-      "the killed job is recorded with its reason")
+      f"the killed job is recorded with its reason ({first})")
 check(any(j["attempt"] == victim["attempt"] + 1 and j["state"] == "completed" for j in rows),
       "its retry (attempt + 1) completed")
 check(summary["server"][0]["steps_stored"] == 6 * 1500, "every step stored exactly once")
