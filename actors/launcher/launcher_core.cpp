@@ -67,11 +67,18 @@ launcher_core::outcome launcher_core::update(std::uint32_t job, const scheduler:
     row->state = status.state;
     return outcome::none;
   }
-  row->state = stopping_ && status.state != job_state::completed ? job_state::cancelled : status.state;
+  // A job the launcher ended (kill from the shell, client timeout) did not
+  // finish on its own whatever its exit status says: mpirun can exit 0 when
+  // its ranks die of the SIGTERM it forwarded.
+  const bool ended_by_launcher = row->kind == job_kind::client && !row->reason.empty();
+  const bool completed = status.state == job_state::completed && !ended_by_launcher;
+  row->state = completed ? job_state::completed
+               : stopping_ || ended_by_launcher ? job_state::cancelled
+               : status.state;
   row->ended_at = now;
   if (row->started_at < 0) row->started_at = now;
   if (row->kind != job_kind::client) return outcome::none;
-  if (status.state == job_state::completed) {
+  if (completed) {
     completed_.insert(row->sim_id);
     return outcome::completed;
   }

@@ -134,7 +134,9 @@ if mode == "study":
     check(os.path.exists(os.path.join(work, "out", "launcher.log")), "launcher log written")
 
 elif mode == "kill":
-    sims, steps = 8, 100
+    # Long enough runs that three kills land before the study ends, however
+    # fast the machine starts and runs the clients.
+    sims, steps = 8, 400
     study = study_file(work, sims=sims, steps=steps, grid=100, marker=marker)
     p = run_study(study)
     rng = random.Random(7)

@@ -158,3 +158,21 @@ TEST_CASE("steering changes the parameters of simulations that have no job yet, 
   CHECK(core.highest_submitted() == 3);
   CHECK_FALSE(core.change_parameters(3, "late"));
 }
+
+TEST_CASE("a job the launcher killed is cancelled and retried even if it exits 0") {
+  launcher_core core({1, 2, 300});
+  core.request(0, "p0");
+  auto first = submit(core);
+  REQUIRE(first.size() == 1);
+  core.update(first[0], status(job_state::running, "RUNNING"), 1);
+  core.end_by_launcher(first[0], "killed from melissa-shell");
+  // mpirun forwarded SIGTERM to its ranks and exited 0.
+  CHECK(core.update(first[0], status(job_state::completed, "exited 0", 0), 2) ==
+        launcher_core::outcome::retry);
+  CHECK(core.table().find(first[0])->state == job_state::cancelled);
+  CHECK(core.table().find(first[0])->reason == "killed from melissa-shell");
+  auto retry = submit(core);
+  REQUIRE(retry.size() == 1);
+  CHECK(core.table().find(retry[0])->attempt == 2);
+  CHECK(core.count().completed == 0);
+}
