@@ -14,6 +14,7 @@
 
 #include "actors/reservoir/reservoir.hpp"
 #include "actors/steering/steering.hpp"
+#include "actors/trainer/study_settings.hpp"
 #include "actors/trainer/dataset/dataset_reader.hpp"
 #include "actors/trainer/gradient_group.hpp"
 #include "actors/trainer/trainer.hpp"
@@ -28,16 +29,6 @@ buffer_policy policy_of(config::buffer_policy p) {
     case config::buffer_policy::reservoir: break;
   }
   return buffer_policy::reservoir;
-}
-
-sample_encoder encoder_of(const config::study_config& study) {
-  sample_encoder e;
-  for (const auto& b : study.parameters.bounds) {
-    e.lo.push_back(b.lo);
-    e.hi.push_back(b.hi);
-  }
-  e.time_scale = study.training.time_steps;
-  return e;
 }
 
 // Rank 0 publishes the c10d store's address in a file of the output
@@ -199,19 +190,7 @@ void add_training_children(std::vector<child_spec>& tree, const config::study_co
     };
 
   trainer_actor_settings trainer;
-  trainer.core.model.input_dim = buffer.encoder.input_dim();
-  trainer.core.model.hidden = t.hidden;
-  trainer.core.model.activation = t.activation;
-  trainer.core.model.output_dim = static_cast<std::uint32_t>(field->size);
-  trainer.core.optimizer.learning_rate = t.learning_rate;
-  trainer.core.optimizer.halve_every_batches = t.lr_halving_batches;
-  trainer.core.optimizer.min_learning_rate = t.min_learning_rate;
-  trainer.core.output.running = t.output == config::output_scaling::running;
-  trainer.core.output.mean = t.output_mean;
-  trainer.core.output.std = t.output_std;
-  // The same seed on every rank: the ranks start from the same weights.
-  trainer.core.seed = study.study.seed;
-  trainer.core.threads = static_cast<int>(t.threads);
+  trainer.core = trainer_settings_of(study, *field);
   trainer.batch_size = t.batch_size;
   trainer.rank = where.rank;
   trainer.ranks = where.ranks;

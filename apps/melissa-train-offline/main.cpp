@@ -41,6 +41,7 @@
 #include "actors/metrics/metrics_writer.hpp"
 #include "actors/trainer/dataset/dataset_reader.hpp"
 #include "actors/trainer/dataset/shuffling_loader.hpp"
+#include "actors/trainer/study_settings.hpp"
 #include "actors/trainer/trainer_core.hpp"
 #include "config/study.hpp"
 #include "messages/sample_encoding.hpp"
@@ -190,12 +191,7 @@ int run(const options& opt) {
   if (field == study.fields.end())
     throw input_error(opt.config + ": training.field: no field is named \"" + field_name + "\"");
 
-  melissa::sample_encoder encoder;
-  for (const auto& b : study.parameters.bounds) {
-    encoder.lo.push_back(b.lo);
-    encoder.hi.push_back(b.hi);
-  }
-  encoder.time_scale = t.time_steps;
+  const melissa::sample_encoder encoder = melissa::encoder_of(study);
 
   // --- the datasets ----------------------------------------------------------
   std::shared_ptr<const melissa::dataset_reader> reader;
@@ -228,20 +224,9 @@ int run(const options& opt) {
   }
 
   // --- the trainer (the online trainer's settings, apps/melissa-server/training.cpp)
-  melissa::trainer_settings settings;
-  settings.model.input_dim = encoder.input_dim();
-  settings.model.hidden = t.hidden;
-  settings.model.activation = t.activation;
-  settings.model.output_dim = static_cast<std::uint32_t>(field->size);
-  settings.optimizer.learning_rate = t.learning_rate;
-  settings.optimizer.halve_every_batches = t.lr_halving_batches;
-  settings.optimizer.min_learning_rate = t.min_learning_rate;
-  settings.output.running = t.output == melissa::config::output_scaling::running;
-  settings.output.mean = t.output_mean;
-  settings.output.std = t.output_std;
+  melissa::trainer_settings settings = melissa::trainer_settings_of(study, *field);
   const std::uint64_t seed = opt.seed ? *opt.seed : study.study.seed;
   settings.seed = seed;
-  settings.threads = static_cast<int>(t.threads);
 
   const fs::path output = opt.output ? fs::path(*opt.output) : fs::path(study.study.output_dir + "-offline");
   std::error_code ec;
