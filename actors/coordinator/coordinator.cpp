@@ -210,6 +210,21 @@ void tick(coordinator_ptr self) {
       });
 }
 
+// melissa-shell's training queries: `child` answers `query` with a JSON text,
+// passed on as it is; `absent` when the study has no such child, `silent`
+// when it does not answer within `timeout`.
+template <class Query>
+caf::result<std::string> ask_child(coordinator_ptr self, const caf::actor& child, Query query,
+                                   std::chrono::seconds timeout, const char* absent,
+                                   const char* silent) {
+  if (!child) return std::string(absent);
+  auto rp = self->make_response_promise<std::string>();
+  self->request(child, timeout, query)
+      .then([rp](const std::string& answer) mutable { rp.deliver(answer); },
+            [rp, silent](const caf::error&) mutable { rp.deliver(std::string(silent)); });
+  return rp;
+}
+
 void register_with_launcher(coordinator_ptr self, std::uint16_t port);
 
 coordinator_actor::behavior_type coordinator_fn(coordinator_ptr self, coordinator_settings settings,
@@ -250,37 +265,23 @@ coordinator_actor::behavior_type coordinator_fn(coordinator_ptr self, coordinato
         if (name == "trainer") self->state.trainer = fresh;
         if (name == "steering") self->state.steering = fresh;
       },
-      [self](train_atom) -> caf::result<std::string> {
-        if (!self->state.trainer) return std::string(R"json({"error": "this study does not train (server.sink is not \"train\")"})json");
-        auto rp = self->make_response_promise<std::string>();
-        self->request(self->state.trainer, std::chrono::seconds(10), train_atom::value)
-            .then([rp](const std::string& s) mutable { rp.deliver(s); },
-                  [rp](const caf::error&) mutable {
-                    rp.deliver(std::string(R"({"error": "the trainer did not answer"})"));
-                  });
-        return rp;
+      [self](train_atom) {
+        return ask_child(self, self->state.trainer, train_atom::value, std::chrono::seconds(10),
+                         R"json({"error": "this study does not train (server.sink is not \"train\")"})json",
+                         R"({"error": "the trainer did not answer"})");
       },
-      [self](buffer_atom) -> caf::result<std::string> {
-        if (!self->state.trainer) return std::string(R"json({"error": "this study has no training buffer"})json");
-        auto rp = self->make_response_promise<std::string>();
-        self->request(caf::actor_cast<caf::actor>(self->state.sink), std::chrono::seconds(10),
-                      buffer_atom::value)
-            .then([rp](const std::string& s) mutable { rp.deliver(s); },
-                  [rp](const caf::error&) mutable {
-                    rp.deliver(std::string(R"({"error": "the training buffer did not answer"})"));
-                  });
-        return rp;
+      [self](buffer_atom) {
+        // The sink is the training buffer exactly when there is a trainer.
+        return ask_child(self, self->state.trainer ? caf::actor_cast<caf::actor>(self->state.sink)
+                                                   : caf::actor{},
+                         buffer_atom::value, std::chrono::seconds(10),
+                         R"({"error": "this study has no training buffer"})",
+                         R"({"error": "the training buffer did not answer"})");
       },
-      [self](steering_atom) -> caf::result<std::string> {
-        if (!self->state.steering)
-          return std::string(R"json({"error": "this study does not steer (no [breed] section)"})json");
-        auto rp = self->make_response_promise<std::string>();
-        self->request(self->state.steering, std::chrono::seconds(5), steering_atom::value)
-            .then([rp](const std::string& s) mutable { rp.deliver(s); },
-                  [rp](const caf::error&) mutable {
-                    rp.deliver(std::string(R"({"error": "the steering actor did not answer"})"));
-                  });
-        return rp;
+      [self](steering_atom) {
+        return ask_child(self, self->state.steering, steering_atom::value, std::chrono::seconds(5),
+                         R"json({"error": "this study does not steer (no [breed] section)"})json",
+                         R"({"error": "the steering actor did not answer"})");
       },
       [self](sim_failed_atom, std::uint32_t sim) { self->state.failed.insert(sim); },
       [self](stop_atom) {
