@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "config/design.hpp"
+#include "tests/config/error_of.hpp"
 
 using namespace melissa::config;
 
@@ -189,15 +190,6 @@ double l2_star_discrepancy(const design_matrix& p) {
 std::string study_with(const std::string& parameters) {
   return "[study]\nname = \"x\"\n[client]\ncommand = [\"s\"]\n[parameters]\n" + parameters +
          "[[fields]]\nname = \"u\"\nsize = 1\n";
-}
-
-std::string error_of(const std::string& text) {
-  try {
-    parse_study(text, "s.toml");
-  } catch (const config_error& e) {
-    return e.what();
-  }
-  return "no error";
 }
 
 std::string names_list(std::size_t n) {

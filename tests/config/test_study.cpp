@@ -8,6 +8,7 @@
 #include <string>
 
 #include "config/study.hpp"
+#include "tests/config/error_of.hpp"
 
 using namespace melissa::config;
 
@@ -92,16 +93,6 @@ name = "pressure"
 size = 9223372036854775807
 )";
 
-// The message of the config_error that parsing `text` as "s.toml" throws, or
-// "no error".
-std::string error_of(const std::string& text) {
-  try {
-    parse_study(text, "s.toml");
-  } catch (const config_error& e) {
-    return e.what();
-  }
-  return "no error";
-}
 
 // `minimal` with `extra` appended (keys land in the [[fields]] table unless
 // `extra` opens a section).

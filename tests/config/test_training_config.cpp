@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include "config/study.hpp"
+#include "tests/config/error_of.hpp"
 
 using namespace melissa::config;
 
@@ -25,14 +26,6 @@ name = "pressure"
 size = 100
 )";
 
-std::string error_of(const std::string& text) {
-  try {
-    parse_study(text, "s.toml");
-  } catch (const config_error& e) {
-    return e.what();
-  }
-  return "no error";
-}
 
 }  // namespace
 
