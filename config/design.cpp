@@ -3,6 +3,9 @@
 #include <cstdio>
 
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdlib>
 #include <cmath>
 #include <limits>
 #include <memory>
@@ -178,6 +181,28 @@ std::string format_parameters(const std::vector<double>& values) {
     text += (text.empty() ? "" : ",") + std::string(buf);
   }
   return text;
+}
+
+std::optional<std::vector<double>> parse_parameters(const std::string& text, std::string* error) {
+  std::vector<double> values;
+  std::size_t start = 0;
+  while (true) {
+    const auto comma = text.find(',', start);
+    const auto item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    char* end = nullptr;
+    errno = 0;
+    const double v = item.empty() ? 0 : std::strtod(item.c_str(), &end);
+    if (item.empty() || end != item.c_str() + item.size() || !std::isfinite(v) ||
+        std::isspace(static_cast<unsigned char>(item.front()))) {
+      if (error) *error = "parameter " + std::to_string(values.size()) + " is not a finite number: '" +
+                          item.substr(0, 40) + "'";
+      return std::nullopt;
+    }
+    values.push_back(v);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return values;
 }
 
 }  // namespace melissa::config

@@ -25,6 +25,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <optional>
 #include <vector>
 
 #include "config/study.hpp"
@@ -63,5 +64,9 @@ design_matrix make_design(const parameters_config& parameters, std::uint64_t see
 // A simulation's parameters as the launcher puts them on its command line
 // ("312.5,104.2,..."): shortest text that reads back to the same doubles.
 std::string format_parameters(const std::vector<double>& values);
+// The inverse, for text that crossed a process boundary: "a,b,c" of finite
+// numbers, nothing else (no spaces, options, or NaN); nullopt, with `error`
+// set, otherwise.
+std::optional<std::vector<double>> parse_parameters(const std::string& text, std::string* error);
 
 }  // namespace melissa::config

@@ -604,6 +604,7 @@ client_config read_client(table_reader t) {
   if (c.command.empty()) t.fail_key("command", "must name the program to run, got an empty array");
   if (c.command.front().empty()) t.fail_key("command", "the program name (first element) is empty");
   c.ranks = t.integer<std::uint32_t>("ranks", c.ranks, {1, {}});
+  c.steps = t.integer<std::uint32_t>("steps", c.steps, {1, 1u << 24});
   c.env = t.string_table("env", check_env_name);
   t.finish();
   return c;
@@ -900,8 +901,9 @@ void write_server(std::ostream& out, const server_config& s) {
 void write_client(std::ostream& out, const client_config& c) {
   out << "[client]\n"
       << "command = " << string_list(c.command) << "\n"
-      << "ranks = " << c.ranks << "\n"
-      << "env = {";
+      << "ranks = " << c.ranks << "\n";
+  if (c.steps > 0) out << "steps = " << c.steps << "\n";
+  out << "env = {";
   bool first = true;
   for (const auto& [k, v] : c.env) {
     out << (first ? " " : ", ") << quoted(k) << " = " << quoted(v);
@@ -1023,7 +1025,7 @@ bool operator==(const server_config& a, const server_config& b) {
          std::tie(b.ranks, b.host, b.port, b.max_frame_mb, b.window_mb, b.sink, b.dataset_dir);
 }
 bool operator==(const client_config& a, const client_config& b) {
-  return std::tie(a.command, a.ranks, a.env) == std::tie(b.command, b.ranks, b.env);
+  return std::tie(a.command, a.ranks, a.env, a.steps) == std::tie(b.command, b.ranks, b.env, b.steps);
 }
 bool operator==(const parameter_bounds& a, const parameter_bounds& b) {
   return a.lo == b.lo && a.hi == b.hi;

@@ -107,6 +107,9 @@ struct client_config {
   std::vector<std::string> command;           // argv; the launcher appends the parameters
   std::uint32_t ranks = 1;                    // MPI ranks per simulation (mpirun -n), >= 1
   std::map<std::string, std::string> env;     // extra environment variables
+  // Time steps each simulation sends (0: not checked). A session that ends
+  // with fewer, or sends a step index beyond, is a failed attempt.
+  std::uint32_t steps = 0;
 };
 
 struct parameter_bounds {

@@ -41,6 +41,14 @@ enum class step_outcome : std::uint8_t { stored = 0, duplicate = 1 };
 // How a client connection ended, reported by its proxy.
 enum class session_end : std::uint8_t { clean = 0, lost = 1, rejected = 2 };
 
+// The aggregator's answer to a hello: open the session, ask again shortly
+// (the launcher's ticket notice may still be on its way), or refuse it.
+struct session_admission {
+  bool accepted = false;
+  bool retry = false;
+  std::string reason;  // why not, unless accepted
+};
+
 }  // namespace melissa
 
 CAF_BEGIN_TYPE_ID_BLOCK(melissa, caf::first_custom_type_id)
@@ -83,12 +91,17 @@ CAF_BEGIN_TYPE_ID_BLOCK(melissa, caf::first_custom_type_id)
   CAF_ADD_ATOM(melissa, melissa, steering_atom, "steering")
   CAF_ADD_ATOM(melissa, melissa, losses_atom, "losses")
   CAF_ADD_ATOM(melissa, melissa, next_atom, "next")
+  // session tickets (launcher -> every server rank) and completed simulations
+  CAF_ADD_ATOM(melissa, melissa, ticket_atom, "ticket")
+  CAF_ADD_ATOM(melissa, melissa, revoke_atom, "revoke")
+  CAF_ADD_ATOM(melissa, melissa, complete_atom, "complete")
 CAF_END_TYPE_ID_BLOCK(melissa)
 
 // Process-local types: never serialized (the wire protocol is ours, in wire.hpp).
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(melissa::step_sample)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(melissa::step_outcome)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(melissa::session_end)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(melissa::session_admission)
 
 namespace melissa {
 
@@ -113,6 +126,7 @@ struct sim_activity {
   std::uint32_t attempt = 0;   // the latest attempt that opened a session
   bool open = false;           // that session is still open
   double idle_s = 0;           // seconds since its last step (or since it opened)
+  bool complete = false;       // every step this rank expects is stored and a session ended cleanly
 };
 
 }  // namespace melissa
@@ -139,9 +153,16 @@ using sink_actor = caf::typed_actor<
 // new ones to the sink.
 using aggregator_actor = caf::typed_actor<
     caf::replies_to<step_sample>::with<step_outcome>,
-    // A proxy opened / closed a session of (sim, attempt).
-    caf::reacts_to<opened_atom, std::uint32_t, std::uint32_t>,
-    caf::replies_to<closed_atom, std::uint32_t, std::uint32_t, session_end>::with<bool>,
+    // A proxy asks to open the session of (sim, attempt) with the client's
+    // ticket; accepted, the session counts as open.
+    caf::replies_to<opened_atom, std::uint32_t, std::uint32_t, std::string>::with<session_admission>,
+    // A proxy closed the session of (sim, attempt). The reply is empty, or
+    // for a clean end that leaves steps missing, why the simulation is not
+    // complete (sent to the client as an error frame).
+    caf::replies_to<closed_atom, std::uint32_t, std::uint32_t, session_end>::with<std::string>,
+    // The launcher started (sim, attempt) with this ticket / its job ended.
+    caf::reacts_to<ticket_atom, std::uint32_t, std::uint32_t, std::string>,
+    caf::reacts_to<revoke_atom, std::uint32_t, std::uint32_t>,
     caf::replies_to<stats_atom>::with<ingest_stats>,
     caf::replies_to<activity_atom>::with<std::vector<sim_activity>>,
     // A JSON object per simulation: steps, duplicates, attempts.
@@ -196,6 +217,9 @@ using launcher_server_actor = caf::typed_actor<
     caf::replies_to<set_atom, std::uint32_t, std::string>::with<bool>,
     // The session of (sim, attempt) opened on a server rank.
     caf::reacts_to<opened_atom, std::uint32_t, std::uint32_t>,
+    // Server rank `rank` has every step of simulation `sim` it expects and a
+    // clean end: once every rank says so, the simulation is complete.
+    caf::reacts_to<complete_atom, std::uint32_t, std::uint32_t>,
     // (sim, attempt) sent nothing for client_timeout: kill and restart it.
     caf::reacts_to<timeout_atom, std::uint32_t, std::uint32_t>,
     // rank, steps stored, duplicates, bytes stored (progress line)

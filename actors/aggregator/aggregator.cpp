@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/aggregator/session_tickets.hpp"
 #include "actors/aggregator/step_log.hpp"
 
 namespace melissa {
@@ -19,8 +20,10 @@ struct session_activity {
 };
 
 struct aggregator_state {
+  aggregator_settings settings;
   sink_actor sink;
   step_log log;
+  session_tickets tickets;
   std::map<std::uint32_t, session_activity> activity;
 
   // A newer attempt replaces the record of an older one.
@@ -38,8 +41,9 @@ struct aggregator_state {
 using aggregator_impl = aggregator_actor::extend<caf::reacts_to<restarted_atom, std::string, caf::actor>>;
 
 aggregator_impl::behavior_type aggregator_fn(aggregator_impl::stateful_pointer<aggregator_state> self,
-                                             sink_actor sink) {
+                                             sink_actor sink, aggregator_settings settings) {
   self->state.sink = std::move(sink);
+  self->state.settings = settings;
   return {
       [self](step_sample& s) -> caf::result<step_outcome> {
         auto& st = self->state;
@@ -62,21 +66,54 @@ aggregator_impl::behavior_type aggregator_fn(aggregator_impl::stateful_pointer<a
                 });
         return rp;
       },
-      [self](opened_atom, std::uint32_t sim, std::uint32_t attempt) {
-        self->state.log.note_attempt(sim, attempt);
-        auto& a = self->state.touch(sim, attempt);
+      [self](opened_atom, std::uint32_t sim, std::uint32_t attempt,
+             const std::string& ticket) -> session_admission {
+        auto& st = self->state;
+        if (st.settings.simulations > 0 && sim >= st.settings.simulations)
+          return {false, false,
+                  "simulation " + std::to_string(sim) + " is not in the study (ids 0 to " +
+                      std::to_string(st.settings.simulations - 1) + ")"};
+        if (st.settings.require_tickets) {
+          const auto c = st.tickets.check(sim, attempt, ticket);
+          if (c.outcome != session_tickets::verdict::accepted)
+            return {false, c.outcome == session_tickets::verdict::unknown, c.reason};
+        }
+        st.log.note_attempt(sim, attempt);
+        auto& a = st.touch(sim, attempt);
         if (a.attempt == attempt) ++a.open;
+        return {true, false, {}};
       },
       [self](closed_atom, std::uint32_t sim, std::uint32_t attempt,
-             session_end how) -> caf::result<bool> {
+             session_end how) -> caf::result<std::string> {
         auto& st = self->state;
         st.log.note_attempt(sim, attempt);
         auto& a = st.touch(sim, attempt);
         if (a.attempt == attempt && a.open > 0) --a.open;
-        if (how != session_end::clean) return false;
-        if (!st.log.mark_done(sim)) return true;
+        if (how != session_end::clean) return std::string();
+        const auto& cfg = st.settings;
+        if (cfg.steps > 0) {
+          const auto missing = st.log.missing_steps(sim, cfg.fields, cfg.steps, cfg.rank, cfg.ranks);
+          if (missing > 0)
+            return "simulation " + std::to_string(sim) + " attempt " + std::to_string(attempt) +
+                   " ended with " + std::to_string(missing) + " time step" +
+                   (missing == 1 ? "" : "s") + " missing on server rank " +
+                   std::to_string(cfg.rank) + " (the study says client.steps = " +
+                   std::to_string(cfg.steps) + " for each of its " + std::to_string(cfg.fields) +
+                   " field" + (cfg.fields == 1 ? "" : "s") + ")";
+        }
+        if (!st.log.mark_done(sim)) return std::string();
         // Done once the sink has finished the simulation (e.g. closed its files).
-        return self->delegate(st.sink, sim_done_atom::value, sim);
+        auto rp = self->make_response_promise<std::string>();
+        self->request(st.sink, caf::infinite, sim_done_atom::value, sim)
+            .then([rp](bool) mutable { rp.deliver(std::string()); },
+                  [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+        return rp;
+      },
+      [self](ticket_atom, std::uint32_t sim, std::uint32_t attempt, std::string& ticket) {
+        self->state.tickets.issue(sim, attempt, std::move(ticket));
+      },
+      [self](revoke_atom, std::uint32_t sim, std::uint32_t attempt) {
+        self->state.tickets.revoke(sim, attempt);
       },
       [self](stats_atom) {
         const auto& log = self->state.log;
@@ -91,9 +128,13 @@ aggregator_impl::behavior_type aggregator_fn(aggregator_impl::stateful_pointer<a
       [self](activity_atom) {
         std::vector<sim_activity> out;
         const auto now = std::chrono::steady_clock::now();
-        for (const auto& [sim, a] : self->state.activity)
+        const auto& sims = self->state.log.simulations();
+        for (const auto& [sim, a] : self->state.activity) {
+          const auto it = sims.find(sim);
           out.push_back({sim, a.attempt, a.open > 0,
-                         std::chrono::duration<double>(now - a.last).count()});
+                         std::chrono::duration<double>(now - a.last).count(),
+                         it != sims.end() && it->second.done});
+        }
         return out;
       },
       [self](report_atom) {
@@ -114,8 +155,9 @@ aggregator_impl::behavior_type aggregator_fn(aggregator_impl::stateful_pointer<a
 
 }  // namespace
 
-aggregator_actor spawn_aggregator(caf::actor_system& sys, sink_actor sink) {
-  return caf::actor_cast<aggregator_actor>(sys.spawn(aggregator_fn, std::move(sink)));
+aggregator_actor spawn_aggregator(caf::actor_system& sys, sink_actor sink,
+                                  aggregator_settings settings) {
+  return caf::actor_cast<aggregator_actor>(sys.spawn(aggregator_fn, std::move(sink), settings));
 }
 
 }  // namespace melissa

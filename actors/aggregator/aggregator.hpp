@@ -5,13 +5,32 @@
 // what paces the credit returned to the client.
 #pragma once
 
+#include <cstdint>
+
 #include <caf/actor_system.hpp>
 
 #include "messages/actor_types.hpp"
 
 namespace melissa {
 
+struct aggregator_settings {
+  // Under a launcher: a session opens only with the ticket the launcher
+  // issued to its (sim, attempt) (session_tickets.hpp). Standalone servers
+  // (tests, benchmarks) accept any session.
+  bool require_tickets = false;
+  // Simulation ids of the study are 0 .. simulations - 1 (0: any id).
+  std::uint32_t simulations = 0;
+  // Time steps of each simulation (client.steps; 0: not checked) and the
+  // study's fields: a clean end with steps missing is refused, the
+  // simulation is not complete.
+  std::uint32_t steps = 0;
+  std::uint32_t fields = 1;
+  std::uint32_t rank = 0;
+  std::uint32_t ranks = 1;
+};
+
 // Handles (restarted_atom, "sink", handle) when its sink is restarted.
-aggregator_actor spawn_aggregator(caf::actor_system& sys, sink_actor sink);
+aggregator_actor spawn_aggregator(caf::actor_system& sys, sink_actor sink,
+                                  aggregator_settings settings = {});
 
 }  // namespace melissa

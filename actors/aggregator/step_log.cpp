@@ -37,6 +37,16 @@ void step_log::note_attempt(std::uint32_t sim, std::uint32_t attempt) {
   sims_[sim].attempts.insert(attempt);
 }
 
+std::uint64_t step_log::missing_steps(std::uint32_t sim, std::uint32_t fields, std::uint32_t steps,
+                                      std::uint32_t rank, std::uint32_t ranks) const {
+  std::uint64_t missing = 0;
+  const std::uint32_t first = ranks == 0 ? 0 : (rank + ranks - sim % ranks) % ranks;
+  for (std::uint32_t field = 0; field < fields; ++field)
+    for (std::uint64_t t = first; t < steps; t += ranks == 0 ? 1 : ranks)
+      if (!contains(sim, field, static_cast<std::uint32_t>(t))) ++missing;
+  return missing;
+}
+
 bool step_log::mark_done(std::uint32_t sim) {
   auto& s = sims_[sim];
   if (s.done) return false;

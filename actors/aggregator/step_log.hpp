@@ -28,6 +28,12 @@ class step_log {
   void forget(std::uint32_t sim, std::uint32_t field, std::uint32_t step);
 
   void note_attempt(std::uint32_t sim, std::uint32_t attempt);
+
+  // The steps of `sim` this server rank still lacks, over `fields` fields, when
+  // a simulation has `steps` time steps and the client sends step t of every
+  // field to rank (sim + t) mod ranks (the client API's round robin).
+  std::uint64_t missing_steps(std::uint32_t sim, std::uint32_t fields, std::uint32_t steps,
+                              std::uint32_t rank, std::uint32_t ranks) const;
   // Marks the simulation done; true the first time.
   bool mark_done(std::uint32_t sim);
 

@@ -1,6 +1,7 @@
 #include "actors/client_acceptor/client_acceptor.hpp"
 
-#include <set>
+#include <map>
+#include <memory>
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -14,7 +15,11 @@ struct acceptor_state {
   acceptor_settings settings;
   aggregator_actor aggregator;
   std::uint16_t port = 0;
-  std::set<caf::actor_addr> proxies;
+  // Strong handles, shared with the exit hook below: the proxies end with the
+  // acceptor, so that an idle client connection never keeps a server that
+  // is shutting down alive (~actor_system waits for every actor).
+  std::shared_ptr<std::map<caf::actor_addr, caf::actor>> proxies =
+      std::make_shared<std::map<caf::actor_addr, caf::actor>>();
   std::uint64_t accepted = 0;
   static inline const char* name = "client_acceptor";
 };
@@ -32,8 +37,13 @@ caf::behavior client_acceptor(caf::io::stateful_broker<acceptor_state>* self,
     return {};
   }
   st.port = bound->second;
+  self->attach_functor([proxies = st.proxies](const caf::error&) {
+    for (const auto& [addr, proxy] : *proxies)
+      caf::anon_send_exit(proxy, caf::exit_reason::user_shutdown);
+    proxies->clear();
+  });
   self->set_down_handler([self](const caf::down_msg& msg) {
-    self->state.proxies.erase(msg.source);
+    self->state.proxies->erase(msg.source);
     if (msg.reason && msg.reason != caf::exit_reason::normal &&
         msg.reason != caf::exit_reason::user_shutdown)
       spdlog::error("a client proxy crashed ({}); its connection is lost, the server goes on",
@@ -44,7 +54,7 @@ caf::behavior client_acceptor(caf::io::stateful_broker<acceptor_state>* self,
         auto& st = self->state;
         auto proxy = self->fork(client_proxy, msg.handle, st.settings.proxy, st.aggregator);
         self->monitor(proxy);
-        st.proxies.insert(proxy.address());
+        st.proxies->emplace(proxy.address(), proxy);
         ++st.accepted;
       },
       [self](port_atom) { return self->state.port; },

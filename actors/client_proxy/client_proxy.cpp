@@ -44,8 +44,14 @@ void maybe_finish(proxy_ptr self, caf::io::connection_handle hdl) {
   self->request(st.aggregator, caf::infinite, closed_atom::value, st.session->sim_id(),
                 st.session->attempt(), session_end::clean)
       .then(
-          [self, hdl](bool) {
-            send_bytes(self, hdl, client_session::end_frame());
+          [self, hdl](const std::string& incomplete) {
+            if (incomplete.empty()) {
+              send_bytes(self, hdl, client_session::end_frame());
+            } else {
+              // The client ends with an error: its launcher retries it.
+              spdlog::warn("{}", incomplete);
+              send_bytes(self, hdl, self->state.session->error_frame(incomplete));
+            }
             self->close(hdl);
             self->quit();
           },
@@ -57,18 +63,44 @@ void maybe_finish(proxy_ptr self, caf::io::connection_handle hdl) {
           });
 }
 
+// After a hello: asks the aggregator whether (sim, attempt, ticket) may open.
+// The launcher's ticket notice travels on another connection and may arrive
+// after the client's hello: an unknown session is asked again until the
+// handshake deadline.
+void ask_admission(proxy_ptr self, caf::io::connection_handle hdl) {
+  auto& st = self->state;
+  self->request(st.aggregator, caf::infinite, opened_atom::value, st.session->sim_id(),
+                st.session->attempt(), st.session->ticket())
+      .then(
+          [self, hdl](const session_admission& answer) {
+            auto& st = self->state;
+            if (st.closing) return;
+            if (answer.accepted) {
+              send_bytes(self, hdl, st.session->admit());
+              spdlog::info("session opened: {} from {}", st.session->describe(), st.peer);
+              return;
+            }
+            if (answer.retry && std::chrono::steady_clock::now() < st.admission_deadline) {
+              self->delayed_send(self, std::chrono::milliseconds(100), opened_atom::value);
+              return;
+            }
+            reject(self, hdl, "session refused: " + answer.reason,
+                   st.session->error_frame("session refused: " + answer.reason));
+          },
+          [self, hdl](const caf::error& err) {
+            const auto reason = "server could not open the session: " + self->system().render(err);
+            reject(self, hdl, reason, self->state.session->error_frame(reason));
+          });
+}
+
 void handle_frame(proxy_ptr self, caf::io::connection_handle hdl, std::vector<char>& payload) {
   auto& st = self->state;
   const auto& h = st.pending;
-  const bool was_open = st.session->opened();
   auto act = st.session->on_frame(h, reinterpret_cast<const std::uint8_t*>(payload.data()),
                                   payload.size());
   if (!act.error.empty()) return reject(self, hdl, act.error, act.reply);
   send_bytes(self, hdl, act.reply);
-  if (!was_open && st.session->opened()) {
-    spdlog::info("session opened: {} from {}", st.session->describe(), st.peer);
-    self->send(st.aggregator, opened_atom::value, st.session->sim_id(), st.session->attempt());
-  }
+  if (act.check_ticket) return ask_admission(self, hdl);
   if (act.end_requested) {
     st.end_requested = true;
     maybe_finish(self, hdl);
@@ -115,8 +147,19 @@ caf::behavior client_proxy(proxy_ptr self, caf::io::connection_handle hdl, proxy
   st.buffers = buffer_pool::make(settings.session.window_bytes);
   st.aggregator = std::move(aggregator);
   st.peer = self->remote_addr(hdl) + ":" + std::to_string(self->remote_port(hdl));
+  st.admission_deadline = std::chrono::steady_clock::now() + settings.handshake_timeout;
+  self->delayed_send(self, settings.handshake_timeout, timeout_atom::value);
   expect_header(self, hdl);
   return {
+      [self, hdl](timeout_atom) {
+        auto& st = self->state;
+        if (st.closing || st.session->opened()) return;
+        const auto why = "no session opened within the handshake timeout";
+        reject(self, hdl, why, st.session->error_frame(why));
+      },
+      [self, hdl](opened_atom) {  // asking again for admission (see ask_admission)
+        if (!self->state.closing) ask_admission(self, hdl);
+      },
       [self](caf::io::new_data_msg& msg) {
         auto& st = self->state;
         if (st.closing) return;
@@ -126,6 +169,9 @@ caf::behavior client_proxy(proxy_ptr self, caf::io::connection_handle hdl, proxy
           if (!decoded.header)
             return reject(self, msg.handle, decoded.error,
                           wire::encode_text_frame(wire::frame_type::error, 0, 0, 0, decoded.error));
+          // Refused from its header alone: no buffer is taken for its payload.
+          if (const auto why = st.session->admit_header(*decoded.header); !why.empty())
+            return reject(self, msg.handle, why, st.session->error_frame(why));
           st.pending = *decoded.header;
           const auto payload = st.pending.payload_bytes();
           if (payload > 0) {

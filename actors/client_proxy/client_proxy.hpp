@@ -4,6 +4,7 @@
 // A protocol violation closes this connection only, with a logged reason.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 
 #include <caf/io/broker.hpp>
@@ -18,6 +19,10 @@ namespace melissa {
 struct proxy_settings {
   session_settings session;
   std::uint64_t max_frame_bytes = wire::default_max_frame_bytes;
+  // A connection that has not been admitted (hello, ticket checked) this
+  // long after it was accepted is closed: idle or half-open connections hold
+  // no memory and no file descriptor for long.
+  std::chrono::milliseconds handshake_timeout{10000};
 };
 
 struct client_proxy_state;
@@ -35,6 +40,7 @@ struct client_proxy_state {
   bool reading_payload = false;
   std::uint64_t outstanding = 0;    // steps handed to the aggregator, not yet acknowledged
   bool end_requested = false;
+  std::chrono::steady_clock::time_point admission_deadline;  // accepted + handshake_timeout
   bool closing = false;
   std::uint64_t max_frame_bytes = 0;
   std::shared_ptr<buffer_pool> buffers;  // payload buffers, recycled

@@ -38,15 +38,56 @@ std::vector<std::uint8_t> client_session::end_frame() {
   return wire::encode_frame(h, nullptr);
 }
 
+std::vector<std::uint8_t> client_session::error_frame(const std::string& reason) const {
+  return wire::encode_text_frame(frame_type::error, sim_id_, attempt_, 0, reason);
+}
+
+std::string client_session::admit_header(const wire::frame_header& h) const {
+  const auto type = std::string(wire::to_string(h.type));
+  if (ended_) return type + " frame after end";
+  if (!opened_) {
+    if (hello_seen_) return type + " frame before the server's welcome";
+    if (h.type != frame_type::hello) return "expected hello, got " + type;
+  }
+  if (opened_ && (h.sim_id != sim_id_ || h.attempt != attempt_))
+    return "frame for sim " + std::to_string(h.sim_id) + " attempt " + std::to_string(h.attempt) +
+           " on the session of " + describe();
+  if (h.type != frame_type::step) {
+    if (h.payload_bytes() > max_control_payload)
+      return type + " frame of " + std::to_string(h.payload_bytes()) +
+             " bytes (control frames are at most " + std::to_string(max_control_payload) + ")";
+    return {};
+  }
+  if (!declared_.count(h.field_id))
+    return "step for undeclared field id " + std::to_string(h.field_id);
+  const auto& f = settings_.fields[h.field_id];
+  if (h.count != f.size)
+    return "step " + std::to_string(h.time_step) + " of field '" + f.name + "' has " +
+           std::to_string(h.count) + " values, the study says " + std::to_string(f.size);
+  if (settings_.mode == "training" && h.data_type != wire::dtype::f32)
+    return std::string("training mode expects float32 steps, got ") + wire::to_string(h.data_type);
+  if (settings_.steps > 0 && h.time_step >= settings_.steps)
+    return "time step " + std::to_string(h.time_step) + " is beyond the study's " +
+           std::to_string(settings_.steps) + " steps (client.steps)";
+  if (h.time_step >= settings_.max_time_steps)
+    return "time step " + std::to_string(h.time_step) + " is beyond the limit of " +
+           std::to_string(settings_.max_time_steps);
+  // The credit is what bounds the server's memory: a client that sends more
+  // than it was granted is broken or hostile. One frame larger than the whole
+  // window is allowed when nothing is in flight.
+  const auto bytes = h.payload_bytes();
+  if (in_flight_bytes_ > 0 && in_flight_bytes_ + bytes > settings_.window_bytes)
+    return "step " + std::to_string(h.time_step) + " exceeds the credit: " +
+           std::to_string(in_flight_bytes_ + bytes) + " bytes in flight, window " +
+           std::to_string(settings_.window_bytes);
+  return {};
+}
+
 client_session::action client_session::on_frame(const wire::frame_header& h,
                                                  const std::uint8_t* payload, std::size_t n) {
   const std::string_view text(reinterpret_cast<const char*>(payload), n);
-  if (ended_) return fail(std::string(wire::to_string(h.type)) + " frame after end");
+  if (const auto why = admit_header(h); !why.empty()) return fail(why);
   if (h.type == frame_type::hello) return on_hello(h, text);
-  if (!opened_) return fail(std::string("expected hello, got ") + wire::to_string(h.type));
-  if (h.sim_id != sim_id_ || h.attempt != attempt_)
-    return fail("frame for sim " + std::to_string(h.sim_id) + " attempt " +
-                std::to_string(h.attempt) + " on the session of " + describe());
   switch (h.type) {
     case frame_type::field: return on_field(h, text);
     case frame_type::step: return on_step(h);
@@ -65,7 +106,7 @@ client_session::action client_session::on_frame(const wire::frame_header& h,
 
 client_session::action client_session::on_hello(const wire::frame_header& h,
                                                 std::string_view text) {
-  if (opened_) return fail("second hello on one connection");
+  if (opened_ || hello_seen_) return fail("second hello on one connection");
   std::string parse_error;
   auto kv = wire::parse_key_values(text, &parse_error);
   if (!kv) return fail("malformed hello: " + parse_error);
@@ -73,18 +114,25 @@ client_session::action client_session::on_hello(const wire::frame_header& h,
   if (version != std::to_string(wire::protocol_version))
     return fail("unsupported protocol version " + (version.empty() ? "(none)" : version) +
                 "; this server speaks " + std::to_string(wire::protocol_version));
-  opened_ = true;
+  hello_seen_ = true;
   sim_id_ = h.sim_id;
   attempt_ = h.attempt;
+  ticket_ = kv->count("ticket") ? kv->at("ticket") : std::string();
   action a;
-  a.reply = wire::encode_text_frame(
+  a.check_ticket = true;
+  return a;
+}
+
+std::vector<std::uint8_t> client_session::admit() {
+  opened_ = true;
+  ticket_.clear();  // not needed any more: keep secrets short-lived
+  return wire::encode_text_frame(
       frame_type::welcome, sim_id_, attempt_, 0,
       wire::format_key_values({{"version", std::to_string(wire::protocol_version)},
                                {"rank", std::to_string(settings_.rank)},
                                {"ranks", std::to_string(settings_.ranks)},
                                {"mode", settings_.mode},
                                {"window", std::to_string(settings_.window_bytes)}}));
-  return a;
 }
 
 client_session::action client_session::on_field(const wire::frame_header&, std::string_view text) {
@@ -115,28 +163,9 @@ client_session::action client_session::on_field(const wire::frame_header&, std::
   return fail("unknown field '" + name + "' (study fields: " + known + ")");
 }
 
+// Every rule on a step is in admit_header, checked before its payload was read.
 client_session::action client_session::on_step(const wire::frame_header& h) {
-  if (!declared_.count(h.field_id))
-    return fail("step for undeclared field id " + std::to_string(h.field_id));
-  const auto& f = settings_.fields[h.field_id];
-  if (h.count != f.size)
-    return fail("step " + std::to_string(h.time_step) + " of field '" + f.name + "' has " +
-                std::to_string(h.count) + " values, the study says " + std::to_string(f.size));
-  if (settings_.mode == "training" && h.data_type != wire::dtype::f32)
-    return fail(std::string("training mode expects float32 steps, got ") +
-                wire::to_string(h.data_type));
-  if (h.time_step >= settings_.max_time_steps)
-    return fail("time step " + std::to_string(h.time_step) + " is beyond the limit of " +
-                std::to_string(settings_.max_time_steps));
-  // The credit is what bounds the server's memory: a client that sends more
-  // than it was granted is broken or hostile. One frame larger than the whole
-  // window is allowed when nothing is in flight.
-  const auto bytes = h.payload_bytes();
-  if (in_flight_bytes_ > 0 && in_flight_bytes_ + bytes > settings_.window_bytes)
-    return fail("step " + std::to_string(h.time_step) + " exceeds the credit: " +
-                std::to_string(in_flight_bytes_ + bytes) + " bytes in flight, window " +
-                std::to_string(settings_.window_bytes));
-  in_flight_bytes_ += bytes;
+  in_flight_bytes_ += h.payload_bytes();
   action a;
   a.forward_step = true;
   return a;

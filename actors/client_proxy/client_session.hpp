@@ -27,7 +27,12 @@ struct session_settings {
   std::string mode = "training";
   std::uint64_t window_bytes = 64ull << 20;  // initial credit granted in welcome
   std::uint32_t max_time_steps = 1u << 24;   // bounds the per-simulation bitsets
+  std::uint32_t steps = 0;                   // client.steps: a step index >= it is refused (0: unchecked)
 };
+
+// Control frames (hello, field, end, error) carry a few key=value lines: a
+// larger one is refused from its header, before anything is allocated.
+inline constexpr std::uint64_t max_control_payload = 4096;
 
 class client_session {
  public:
@@ -36,12 +41,26 @@ class client_session {
   // What the proxy does after one frame.
   struct action {
     std::vector<std::uint8_t> reply;  // bytes to send back (may be empty)
+    bool check_ticket = false;        // a hello: ask who may open (sim, attempt), then admit()
     bool forward_step = false;        // a valid step: hand it to the aggregator
     bool end_requested = false;       // answer `end` once every step is acknowledged
     std::string error;                // non-empty: violation; `reply` holds an error frame; close
   };
 
+  // Checks a header before its payload is read, so that nothing is allocated
+  // for a frame this session would refuse: before the session is admitted
+  // only a small hello; then small control frames, and steps of a declared
+  // field with the study's size within the credit. Empty when acceptable;
+  // otherwise the violation, and error_frame() holds the frame to send.
+  std::string admit_header(const wire::frame_header& h) const;
+  std::vector<std::uint8_t> error_frame(const std::string& reason) const;
+
   action on_frame(const wire::frame_header& h, const std::uint8_t* payload, std::size_t n);
+
+  // After a hello: the aggregator accepted the session. Returns the welcome frame.
+  std::vector<std::uint8_t> admit();
+  const std::string& ticket() const { return ticket_; }
+  bool awaiting_admission() const { return hello_seen_ && !opened_; }
 
   // A step of `bytes` payload bytes was stored (or dropped as a duplicate):
   // its credit goes back to the client. Returns the `credit` frame to send.
@@ -64,8 +83,10 @@ class client_session {
   action on_step(const wire::frame_header& h);
 
   session_settings settings_;
+  bool hello_seen_ = false;
   bool opened_ = false;
   bool ended_ = false;
+  std::string ticket_;
   std::uint32_t sim_id_ = 0;
   std::uint32_t attempt_ = 0;
   std::map<std::uint32_t, bool> declared_;  // field ids this client declared

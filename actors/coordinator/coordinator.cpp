@@ -23,6 +23,7 @@ struct coordinator_state {
   ingest_stats last;  // at the last progress line
   std::set<std::uint32_t> failed;  // simulations the launcher gave up on
   std::set<std::pair<std::uint32_t, std::uint32_t>> reported_open, reported_timeout;
+  std::set<std::uint32_t> reported_complete;
   // Stop requested, or the launcher is gone: end once no session has been
   // open for a grace period (clients already started may still connect).
   bool stopping = false;
@@ -174,6 +175,8 @@ void watch_sessions(coordinator_ptr self, const std::vector<sim_activity>& activ
     const auto key = std::make_pair(a.sim_id, a.attempt);
     if (a.open && st.reported_open.insert(key).second)
       self->send(st.launcher, opened_atom::value, a.sim_id, a.attempt);
+    if (a.complete && st.reported_complete.insert(a.sim_id).second)
+      self->send(st.launcher, complete_atom::value, st.settings.rank, a.sim_id);
     if (a.open && a.idle_s > st.settings.client_timeout && st.reported_timeout.insert(key).second) {
       spdlog::warn("simulation {} attempt {} sent nothing for {:.0f} s", a.sim_id, a.attempt,
                    a.idle_s);
@@ -197,8 +200,12 @@ void tick(coordinator_ptr self) {
               std::size_t open = 0;
               for (const auto& a : activity) open += a.open ? 1 : 0;
               if (open > 0) st.quiet_since = clock_type::now();
+              // Ended by id: complete on this rank, or given up by the launcher.
               const auto expected = st.settings.expected_simulations;
-              const auto ended = now.simulations_done + st.failed.size();
+              std::set<std::uint32_t> ended_ids = st.failed;
+              for (const auto& a : activity)
+                if (a.complete) ended_ids.insert(a.sim_id);
+              const auto ended = ended_ids.size();
               const double grace = std::min(st.settings.client_timeout, 30.0);
               const bool quiet = open == 0 && seconds_since(st.quiet_since) >= grace;
               const bool done = (expected > 0 && ended >= expected) || (st.stopping && quiet);
@@ -284,6 +291,12 @@ coordinator_actor::behavior_type coordinator_fn(coordinator_ptr self, coordinato
                          R"({"error": "the steering actor did not answer"})");
       },
       [self](sim_failed_atom, std::uint32_t sim) { self->state.failed.insert(sim); },
+      [self](ticket_atom, std::uint32_t sim, std::uint32_t attempt, std::string& ticket) {
+        self->send(self->state.aggregator, ticket_atom::value, sim, attempt, std::move(ticket));
+      },
+      [self](revoke_atom, std::uint32_t sim, std::uint32_t attempt) {
+        self->send(self->state.aggregator, revoke_atom::value, sim, attempt);
+      },
       [self](stop_atom) {
         spdlog::warn("stop requested: finishing the open sessions, then stopping");
         self->state.stopping = true;

@@ -34,6 +34,9 @@ struct coordinator_settings {
 };
 
 // (report_atom) -> the summary JSON, also written to summary_path.
+// Under a launcher it reports each simulation this rank holds complete
+// (complete_atom, rank, sim): the launcher counts a simulation complete only
+// once every rank has, whatever its job's exit status says.
 // From the launcher: (sim_failed_atom, sim) the launcher gave up on it;
 // (stop_atom) finish once no session has been open for min(client_timeout,
 // 30 s) (running clients may still connect). A lost launcher does the same.
@@ -45,6 +48,10 @@ using coordinator_actor = caf::typed_actor<
     caf::reacts_to<restarted_atom, std::string, caf::actor>,
     caf::reacts_to<sim_failed_atom, std::uint32_t>,
     caf::reacts_to<stop_atom>,
+    // From the launcher, passed to the aggregator: (sim, attempt) started
+    // with this ticket / its job ended (session_tickets.hpp).
+    caf::reacts_to<ticket_atom, std::uint32_t, std::uint32_t, std::string>,
+    caf::reacts_to<revoke_atom, std::uint32_t, std::uint32_t>,
     // melissa-shell through the launcher: the trainer's status and the
     // training buffer's figures (JSON; {"error": ...} without training).
     caf::replies_to<train_atom>::with<std::string>,

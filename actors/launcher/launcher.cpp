@@ -17,6 +17,8 @@
 
 #include "actors/launcher/launcher_core.hpp"
 #include "backends/scheduler/factory.hpp"
+#include "config/design.hpp"
+#include "security/study_credentials.hpp"
 
 namespace melissa {
 namespace {
@@ -44,6 +46,9 @@ struct launcher_state {
   std::uint16_t port = 0;
   std::uint32_t server_job = 0;
   std::map<std::uint32_t, rank_link> ranks;
+  // Each client job's session ticket (job id -> ticket): in its environment
+  // and sent to every server rank, never written to a file or a log.
+  std::map<std::uint32_t, std::string> tickets;
   phase stage = phase::idle;
   bool polling = false;
   int exit_code = study_succeeded;
@@ -221,6 +226,19 @@ void print_progress(launcher_ptr self, bool force = false) {
     spdlog::info("{}", line);
 }
 
+// Parameters come from the server as text: the launcher puts on a command
+// line nothing but the numbers of the design ("" when they are that).
+std::string check_parameters(const launcher_state& st, const std::string& text) {
+  std::string error;
+  const auto values = config::parse_parameters(text, &error);
+  if (!values) return error;
+  const auto expected = st.settings.study.parameters.names.size();
+  if (values->size() != expected)
+    return std::to_string(values->size()) + " values for " + std::to_string(expected) +
+           " parameters";
+  return {};
+}
+
 scheduler::job_request client_request(const launcher_state& st, const job_row& row) {
   const auto& study = st.settings.study;
   scheduler::job_request req;
@@ -228,9 +246,11 @@ scheduler::job_request client_request(const launcher_state& st, const job_row& r
              std::to_string(row.attempt);
   req.kind = job_kind::client;
   req.argv = study.client.command;
-  std::stringstream params(row.parameters);
-  for (std::string p; std::getline(params, p, ',');) req.argv.push_back(p);
+  // Numbers only, formatted here: the text was checked when the server asked.
+  const auto values = config::parse_parameters(row.parameters, nullptr);
+  for (double v : values.value()) req.argv.push_back(config::format_parameters({v}));
   req.env = study.client.env;
+  req.env["MELISSA_TICKET"] = st.tickets.at(row.id);
   req.env["MELISSA_SERVER_ADDRESSES"] = st.addresses();
   req.env["MELISSA_SIM_ID"] = std::to_string(row.sim_id);
   req.env["MELISSA_ATTEMPT"] = std::to_string(row.attempt);
@@ -245,6 +265,12 @@ void submit_clients(launcher_ptr self) {
   auto& st = self->state;
   for (auto job : st.core->next_submissions(st.now())) {
     const auto& row = *st.core->table().find(job);
+    // The server admits the session of this attempt only with this ticket.
+    // It travels before the job exists; a hello that overtakes it is asked
+    // again by the server (client_proxy's ask_admission).
+    const auto& ticket = st.tickets[job] = security::random_hex(16);
+    for (const auto& [rank, link] : st.ranks)
+      caf::anon_send(link.coordinator, ticket_atom::value, row.sim_id, row.attempt, ticket);
     self->request(st.backend, caf::infinite, submit_atom::value, client_request(st, row))
         .then(
             [self, job](const std::string& id) {
@@ -279,6 +305,9 @@ void on_status(launcher_ptr self, const scheduler::job_status& status) {
   const auto sim = row->sim_id;
   const auto attempt = row->attempt;
   const auto reason = row->reason;
+  if (scheduler::is_final(status.state) && st.tickets.erase(row->id) > 0)
+    for (const auto& [rank, link] : st.ranks)
+      caf::anon_send(link.coordinator, revoke_atom::value, sim, attempt);
   switch (st.core->update(row->id, status, st.now())) {
     case launcher_core::outcome::none:
     case launcher_core::outcome::completed:
@@ -310,6 +339,19 @@ void advance(launcher_ptr self) {
       break;
     case phase::running:
     case phase::draining:
+      for (const auto& [job, what] : st.core->unconfirmed_exits(now)) {
+        const auto& row = *st.core->table().find(job);
+        if (what == launcher_core::outcome::retry) {
+          spdlog::warn("simulation {} attempt {} exited 0 but the server does not hold all its "
+                       "time steps (no clean end of its session; see {}); restarting it as "
+                       "attempt {}", row.sim_id, row.attempt, job_log(st, job, "err"), row.attempt + 1);
+        } else if (what == launcher_core::outcome::gave_up) {
+          spdlog::error("simulation {} failed {} times (last: exited 0 without ending its "
+                        "session); giving up on it", row.sim_id, row.attempt);
+          for (const auto& [rank, link] : st.ranks)
+            caf::anon_send(link.coordinator, sim_failed_atom::value, row.sim_id);
+        }
+      }
       for (auto job : st.core->silent_jobs(now)) {
         const auto& row = *st.core->table().find(job);
         spdlog::warn("simulation {} attempt {} has not connected for {} s; killing it", row.sim_id,
@@ -545,8 +587,12 @@ launcher_impl_actor::behavior_type launcher_fn(launcher_ptr self, launcher_setti
   st.backend = std::move(backend);
   st.listener = std::move(listener);
   const auto& study = st.settings.study;
-  st.core = std::make_unique<launcher_core>(launcher_limits{
-      study.launcher.job_limit, study.launcher.max_retries, study.launcher.client_timeout});
+  launcher_limits limits;
+  limits.job_limit = study.launcher.job_limit;
+  limits.max_retries = study.launcher.max_retries;
+  limits.client_timeout = study.launcher.client_timeout;
+  limits.server_ranks = study.server.ranks;
+  st.core = std::make_unique<launcher_core>(limits);
 
   // A server rank that disappears (crash, node failure) ends the study.
   self->set_down_handler([self](const caf::down_msg& msg) {
@@ -607,14 +653,27 @@ launcher_impl_actor::behavior_type launcher_fn(launcher_ptr self, launcher_setti
         return "ok";
       },
       [self](submit_atom, std::uint32_t sim, const std::string& parameters) {
-        self->state.core->request(sim, parameters);
+        auto& st = self->state;
+        if (auto why = check_parameters(st, parameters); !why.empty())
+          return stop_everything(self, study_failed,
+                                 "the server asked for simulation " + std::to_string(sim) +
+                                     " with bad parameters: " + why);
+        st.core->request(sim, parameters);
       },
       [self](submit_atom) {
         auto& st = self->state;
         return std::make_tuple(st.core->highest_submitted(), st.core->job_limit());
       },
       [self](set_atom, std::uint32_t sim, const std::string& parameters) {
+        if (auto why = check_parameters(self->state, parameters); !why.empty()) {
+          spdlog::error("steering sent bad parameters for simulation {}: {}; kept the old ones",
+                        sim, why);
+          return false;
+        }
         return self->state.core->change_parameters(sim, parameters);
+      },
+      [self](complete_atom, std::uint32_t rank, std::uint32_t sim) {
+        self->state.core->confirm(sim, rank);
       },
       [self](opened_atom, std::uint32_t sim, std::uint32_t attempt) {
         self->state.core->connected(sim, attempt);

@@ -1,6 +1,11 @@
 #include "actors/launcher/launcher_core.hpp"
 
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
 
 namespace melissa {
 
@@ -79,18 +84,62 @@ launcher_core::outcome launcher_core::update(std::uint32_t job, const scheduler:
   if (row->started_at < 0) row->started_at = now;
   if (row->kind != job_kind::client) return outcome::none;
   if (completed) {
-    completed_.insert(row->sim_id);
-    return outcome::completed;
+    // Exit 0 says the process ended, not that the server has every step.
+    if (confirmed_by_[row->sim_id].size() >= limits_.server_ranks) {
+      completed_.insert(row->sim_id);
+      return outcome::completed;
+    }
+    awaiting_confirmation_[job] = now;
+    return outcome::none;
   }
   if (stopping_) return outcome::none;
   // Failed, or cancelled by the launcher after a timeout or a kill: try again.
-  if (row->attempt <= limits_.max_retries) {
+  return retry_or_give_up(*row);
+}
+
+launcher_core::outcome launcher_core::retry_or_give_up(job_row& row) {
+  if (row.attempt <= limits_.max_retries) {
     ++retries_;
-    queue_.emplace_front(row->sim_id, row->attempt + 1);
+    queue_.emplace_front(row.sim_id, row.attempt + 1);
     return outcome::retry;
   }
-  failed_.insert(row->sim_id);
+  failed_.insert(row.sim_id);
   return outcome::gave_up;
+}
+
+launcher_core::outcome launcher_core::confirm(std::uint32_t sim, std::uint32_t rank) {
+  auto& ranks = confirmed_by_[sim];
+  ranks.insert(rank);
+  if (ranks.size() < limits_.server_ranks || completed_.count(sim)) return outcome::none;
+  for (auto it = awaiting_confirmation_.begin(); it != awaiting_confirmation_.end(); ++it) {
+    const auto* row = table_.find(it->first);
+    if (row && row->sim_id == sim) {
+      awaiting_confirmation_.erase(it);
+      failed_.erase(sim);
+      completed_.insert(sim);
+      return outcome::completed;
+    }
+  }
+  return outcome::none;
+}
+
+std::vector<std::pair<std::uint32_t, launcher_core::outcome>> launcher_core::unconfirmed_exits(
+    double now) {
+  std::vector<std::pair<std::uint32_t, outcome>> out;
+  for (auto it = awaiting_confirmation_.begin(); it != awaiting_confirmation_.end();) {
+    if (now - it->second < limits_.confirm_grace) {
+      ++it;
+      continue;
+    }
+    auto* row = table_.find(it->first);
+    it = awaiting_confirmation_.erase(it);
+    if (!row) continue;
+    row->state = job_state::failed;
+    row->reason = "exited 0 without ending its session with every time step";
+    if (stopping_) continue;
+    out.emplace_back(row->id, retry_or_give_up(*row));
+  }
+  return out;
 }
 
 void launcher_core::connected(std::uint32_t sim, std::uint32_t attempt) {

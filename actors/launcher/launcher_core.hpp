@@ -20,7 +20,14 @@ struct launcher_limits {
   std::uint32_t job_limit = 4;
   std::uint32_t max_retries = 2;
   double client_timeout = 300;  // seconds without a step (or without connecting)
+  // Server ranks that must each report a simulation complete before it counts.
+  std::uint32_t server_ranks = 1;
+  // How long a client job that exited 0 may wait for those reports before
+  // its attempt counts as failed (it ended without ending its sessions).
+  double confirm_grace = 10;
 };
+
+
 
 class launcher_core {
  public:
@@ -48,6 +55,13 @@ class launcher_core {
 
   // The server saw the session of (sim, attempt) open.
   void connected(std::uint32_t sim, std::uint32_t attempt);
+  // Server rank `rank` holds every step of `sim` and saw a clean end. Once
+  // every rank has said so the simulation is complete: `completed` when its
+  // job had already exited 0, none otherwise (it completes when it exits).
+  outcome confirm(std::uint32_t sim, std::uint32_t rank);
+  // Client jobs that exited 0 more than confirm_grace ago without the
+  // server's confirmation: each attempt fails (retry or gave_up), with a reason.
+  std::vector<std::pair<std::uint32_t, outcome>> unconfirmed_exits(double now);
   // Running client jobs that never connected within the client timeout.
   std::vector<std::uint32_t> silent_jobs(double now) const;
   // Marks a job to be ended by the launcher (timeout, kill from the shell): its
@@ -84,7 +98,10 @@ class launcher_core {
   job_table table_;
   std::map<std::uint32_t, std::string> parameters_;  // sim -> parameters
   std::deque<std::pair<std::uint32_t, std::uint32_t>> queue_;  // (sim, attempt) waiting for a slot
+  outcome retry_or_give_up(job_row& row);
   std::set<std::uint32_t> completed_, failed_;
+  std::map<std::uint32_t, std::set<std::uint32_t>> confirmed_by_;  // sim -> ranks
+  std::map<std::uint32_t, double> awaiting_confirmation_;           // job -> when it exited 0
   std::set<std::uint32_t> started_;  // simulations that got a job (their parameters are fixed)
   std::uint32_t highest_submitted_ = 0;
   std::uint32_t retries_ = 0;

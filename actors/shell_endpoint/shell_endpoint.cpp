@@ -4,6 +4,7 @@
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
+#include <caf/openssl/publish.hpp>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -123,7 +124,8 @@ caf::expected<std::uint16_t> publish_shell_endpoint(const shell_endpoint_actor& 
                                                     std::uint16_t port, const std::string& host) {
   // reuse = true: a study restarted right after a crash gets its port back
   // even while the old connections sit in TIME_WAIT.
-  return caf::io::publish(endpoint, port, host.c_str(), true);
+  // Mutual TLS (security/tls.hpp): only holders of the study's key get through.
+  return caf::openssl::publish(endpoint, port, host.c_str(), true);
 }
 
 void enable_middleman_heartbeats(caf::actor_system_config& cfg, caf::timespan interval,

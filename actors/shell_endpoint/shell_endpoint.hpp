@@ -12,7 +12,7 @@
 //
 // Use from the launcher:
 //   caf::actor_system_config cfg;
-//   cfg.load<caf::io::middleman>();
+//   security::use_study_tls(cfg, security::create_study_credentials(output_dir));
 //   enable_middleman_heartbeats(cfg);          // before the actor system exists
 //   ...
 //   auto endpoint = spawn_shell_endpoint(sys, launcher, token);
@@ -49,9 +49,11 @@ shell_endpoint_actor spawn_shell_endpoint(
     std::chrono::milliseconds launcher_timeout = default_launcher_timeout);
 
 // Publishes the endpoint on host:port (port 0: the system picks one) with
-// SO_REUSEADDR, and returns the bound port. Bind to loopback unless the user
-// asked for another address (launcher.shell_host): anyone who can reach the
-// port can try tokens. The actor system must have loaded caf::io::middleman.
+// SO_REUSEADDR over mutual TLS, and returns the bound port. The actor system
+// must be configured with security::use_study_tls: a peer without the study's
+// key fails the TLS handshake before the endpoint hears anything; the token
+// is a second check on top. Bind to loopback unless the user asked for
+// another address (launcher.shell_host).
 caf::expected<std::uint16_t> publish_shell_endpoint(const shell_endpoint_actor& endpoint,
                                                     std::uint16_t port = 0,
                                                     const std::string& host = "127.0.0.1");

@@ -18,6 +18,9 @@ struct shell_address {
   std::string host;
   std::uint16_t port = 0;
   std::string token;
+  // The study's output directory (its .melissa/ holds the TLS credentials);
+  // set from where shell.json was found, empty for a host:port target.
+  std::string study_dir;
 };
 
 // 32 hex characters (128 bits) from /dev/urandom. Throws std::runtime_error

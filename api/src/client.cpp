@@ -201,7 +201,7 @@ void client_state::connect_servers() {
   for (int r = 0; r < ranks; ++r) {
     servers_.push_back(std::make_unique<server_link>(env.servers[r], r, deadline,
                                                      env.connect_timeout_s, sim_id_, attempt_));
-    servers_.back()->handshake(size_, ranks);
+    servers_.back()->handshake(size_, ranks, env.ticket);
   }
 }
 

@@ -1,5 +1,6 @@
 #include "environment.hpp"
 
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -112,6 +113,13 @@ environment read_environment(const env_lookup& lookup) {
   if (const char* attempt = lookup("MELISSA_ATTEMPT"); attempt != nullptr && !trim(attempt).empty()) {
     env.attempt = parse_u32("MELISSA_ATTEMPT", attempt);
     if (env.attempt == 0) bad_env("MELISSA_ATTEMPT='0': attempts count from 1");
+  }
+
+  if (const char* ticket = lookup("MELISSA_TICKET"); ticket != nullptr) {
+    env.ticket = trim(ticket);
+    for (char c : env.ticket)
+      if (!std::isxdigit(static_cast<unsigned char>(c)))
+        bad_env("MELISSA_TICKET is not a hexadecimal ticket (melissa-run sets it)");
   }
 
   if (const char* timeout = lookup("MELISSA_CONNECT_TIMEOUT");

@@ -21,6 +21,9 @@ struct environment {
   std::vector<server_address> servers;  // one per server rank, in rank order
   std::uint32_t sim_id = 0;
   std::uint32_t attempt = 1;
+  // MELISSA_TICKET: the launcher's proof that this process is the job it
+  // started for (sim, attempt); empty for a standalone server.
+  std::string ticket;
   double connect_timeout_s = 60.0;
   error_policy on_error = error_policy::exit;
 };

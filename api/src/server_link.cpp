@@ -57,10 +57,11 @@ void server_link::handle_unsolicited(const wire::frame_reader::frame& f, const c
   }
 }
 
-void server_link::handshake(int client_ranks, int server_ranks) {
-  conn_.send_text(wire::frame_type::hello, sim_id_, attempt_, 0,
-                  wire::format_key_values({{"version", std::to_string(wire::protocol_version)},
-                                           {"client_ranks", std::to_string(client_ranks)}}));
+void server_link::handshake(int client_ranks, int server_ranks, const std::string& ticket) {
+  wire::key_values hello{{"version", std::to_string(wire::protocol_version)},
+                         {"client_ranks", std::to_string(client_ranks)}};
+  if (!ticket.empty()) hello["ticket"] = ticket;
+  conn_.send_text(wire::frame_type::hello, sim_id_, attempt_, 0, wire::format_key_values(hello));
   const auto f = conn_.receive();
   if (f.header.type == wire::frame_type::error) {
     conn_.close();

@@ -21,7 +21,9 @@ class server_link {
   // hello -> welcome. Checks that the server is rank `server_rank` of
   // `server_ranks` (the number of addresses we were given) and runs in training
   // mode. Throws client_error(REFUSED) on an `error` answer or a mismatch.
-  void handshake(int client_ranks, int server_ranks);
+  // `ticket` (MELISSA_TICKET) proves to a server under melissa-run that this
+  // is the job it started; empty for a standalone server.
+  void handshake(int client_ranks, int server_ranks, const std::string& ticket);
 
   // field -> field_ok; returns the field id this rank assigned. Throws
   // client_error(REFUSED) with the server's reason.

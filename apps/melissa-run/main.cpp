@@ -17,6 +17,7 @@
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
+#include <caf/openssl/all.hpp>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -28,6 +29,7 @@
 #include "backends/scheduler/factory.hpp"
 #include "config/design.hpp"
 #include "config/study.hpp"
+#include "security/tls.hpp"
 
 namespace fs = std::filesystem;
 
@@ -158,8 +160,17 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(logger);
   spdlog::flush_every(std::chrono::seconds(1));
 
+  // The study's secret: every CAF port of the study speaks mutual TLS with it
+  // (security/study_credentials.hpp says why); a fresh one for every run.
+  security::credentials creds;
+  try {
+    creds = security::create_study_credentials(output);
+  } catch (const std::exception& e) {
+    std::cerr << "melissa-run: " << e.what() << "\n";
+    return study_failed;
+  }
   caf::actor_system_config cfg;
-  cfg.load<caf::io::middleman>();
+  security::use_study_tls(cfg, creds);
   // A server that dies silently (node failure) is noticed by heartbeats, and
   // an idle melissa-shell stays connected thanks to them.
   enable_middleman_heartbeats(cfg, std::chrono::seconds(1), std::chrono::seconds(30));
@@ -196,7 +207,7 @@ int main(int argc, char** argv) {
   auto launcher = caf::actor_cast<launcher_impl_actor>(launcher_child);
   self->monitor(launcher);
   const std::string bind = local ? "127.0.0.1" : "0.0.0.0";
-  auto port = sys.middleman().publish(launcher, 0, bind.c_str(), true);
+  auto port = caf::openssl::publish(launcher, 0, bind.c_str(), true);
   if (!port) {
     std::cerr << "melissa-run: cannot open the launcher's port on " << bind << ": "
               << sys.render(port.error()) << "\n";
@@ -247,7 +258,9 @@ int main(int argc, char** argv) {
   // Let a last shell reply (e.g. to `stop`) leave before the middleman goes.
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   self->send_exit(root, caf::exit_reason::user_shutdown);
-  sys.middleman().unpublish(launcher, *port);
+  // (caf::openssl::unpublish does not compile in CAF 0.17.6: ask its middleman directly.)
+  caf::anon_send(sys.openssl_manager().actor_handle(), caf::unpublish_atom::value,
+                 launcher.address(), *port);
   spdlog::default_logger()->flush();
   return exit_code;
 }

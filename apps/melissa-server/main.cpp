@@ -25,6 +25,7 @@
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
+#include <caf/openssl/remote_actor.hpp>
 #include <spdlog/spdlog.h>
 
 #include "actors/aggregator/aggregator.hpp"
@@ -36,6 +37,7 @@
 #include "apps/melissa-server/training.hpp"
 #include "config/design.hpp"
 #include "config/study.hpp"
+#include "security/tls.hpp"
 
 namespace {
 
@@ -208,6 +210,16 @@ int main(int argc, char** argv) {
   net.proxy.session.ranks = ranks;
   net.proxy.session.mode = config::to_string(study.study.mode);
   net.proxy.session.window_bytes = opt.window_kb ? *opt.window_kb << 10 : study.server.window_bytes();
+  net.proxy.session.steps = study.client.steps;
+  // Under a launcher only the sessions it started open (their tickets), the
+  // ids of the design only, and a simulation is complete with all its steps.
+  aggregator_settings ingest;
+  ingest.require_tickets = !opt.launcher.empty();
+  ingest.simulations = opt.launcher.empty() ? 0 : expected;
+  ingest.steps = study.client.steps;
+  ingest.fields = static_cast<std::uint32_t>(study.fields.size());
+  ingest.rank = rank;
+  ingest.ranks = ranks;
   std::vector<std::string> field_names;
   for (const auto& f : study.fields) {
     net.proxy.session.fields.push_back({f.name, f.size});
@@ -217,7 +229,18 @@ int main(int argc, char** argv) {
   auto shared_net = std::make_shared<acceptor_settings>(net);
 
   caf::actor_system_config cfg;
-  cfg.load<caf::io::middleman>();
+  if (!opt.launcher.empty()) {
+    // Under melissa-run: the launcher's port speaks mutual TLS with the
+    // study's key, which melissa-run left (0600) in the output directory.
+    try {
+      security::use_study_tls(cfg, security::find_study_credentials(output));
+    } catch (const std::exception& e) {
+      std::cerr << "melissa-server: " << e.what() << "\n";
+      return 1;
+    }
+  } else {
+    cfg.load<caf::io::middleman>();
+  }
   // Idle scheduler threads wait on a condition variable instead of polling:
   // the server shares its cores with the I/O thread (and on small machines
   // with clients), and polling workers took ~40% of its CPU in the ingest
@@ -238,7 +261,7 @@ int main(int argc, char** argv) {
     if (colon == std::string::npos) usage_error("--launcher expects HOST:PORT");
     const auto host = opt.launcher.substr(0, colon);
     const auto port = static_cast<std::uint16_t>(parse_number("--launcher", opt.launcher.substr(colon + 1), 65535));
-    auto reached = sys.middleman().remote_actor<launcher_server_actor>(host, port);
+    auto reached = caf::openssl::remote_actor<launcher_server_actor>(sys, host, port);
     if (!reached) {
       std::cerr << "melissa-server: cannot reach the launcher at " << opt.launcher << ": "
                 << sys.render(reached.error()) << "\n";
@@ -288,9 +311,9 @@ int main(int argc, char** argv) {
                     {}});
   }
   tree.push_back({"aggregator", restart_policy::permanent,
-                  [](caf::actor_system& s, const child_lookup& find) {
+                  [ingest](caf::actor_system& s, const child_lookup& find) {
                     return caf::actor_cast<caf::actor>(
-                        spawn_aggregator(s, caf::actor_cast<sink_actor>(find("sink"))));
+                        spawn_aggregator(s, caf::actor_cast<sink_actor>(find("sink")), ingest));
                   },
                   {"sink"}});
   tree.push_back({"acceptor", restart_policy::permanent,

@@ -27,10 +27,12 @@
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
+#include <caf/openssl/remote_actor.hpp>
 
 #include "actors/shell_endpoint/shell_command.hpp"
 #include "apps/melissa-shell/shell_client.hpp"
 #include "messages/actor_types.hpp"
+#include "security/tls.hpp"
 
 namespace {
 
@@ -38,14 +40,17 @@ using namespace melissa;
 using namespace melissa::shell;
 
 const char* usage =
-    "usage: melissa-shell <output-dir | host:port> [--token T] [-c COMMAND] [--json]\n"
-    "                     [--timeout SECONDS]\n"
+    "usage: melissa-shell <output-dir | host:port> [--token T] [--study-dir DIR]\n"
+    "                     [-c COMMAND] [--json] [--timeout SECONDS]\n"
     "Attaches to a running study. <output-dir> is the study's output directory\n"
-    "(melissa-run writes shell.json there: address and token); with host:port,\n"
-    "--token is required.\n"
+    "(melissa-run writes shell.json there: address and token, and .melissa/: the\n"
+    "study's TLS key and certificate, readable by its owner only); with host:port,\n"
+    "--token and --study-dir are required.\n"
     "  -c COMMAND      run one command and exit (0 if the study answered ok, 1 if not)\n"
     "  --json          print the study's JSON answers as they are\n"
     "  --token T       the study's token (default: from shell.json)\n"
+    "  --study-dir DIR the study's output directory, for its credentials (default:\n"
+    "                  the directory of shell.json)\n"
     "  --timeout S     a study silent for S seconds counts as lost (default 10)\n"
     "Without -c, commands are read at a `melissa> ` prompt; type help.\n"
     "Exit status: 0 ok, 1 the command failed, 2 usage error, 3 the study cannot be\n"
@@ -59,6 +64,7 @@ const char* usage =
 struct options {
   std::string target;
   std::optional<std::string> token;
+  std::optional<std::string> study_dir;
   std::optional<std::string> command;
   bool json = false;
   int timeout_s = 10;
@@ -77,6 +83,8 @@ options parse_options(int argc, char** argv) {
       std::exit(exit_ok);
     } else if (a == "--token") {
       o.token = value();
+    } else if (a == "--study-dir") {
+      o.study_dir = value();
     } else if (a == "-c" || a == "--command") {
       o.command = value();
     } else if (a == "--json") {
@@ -408,9 +416,21 @@ int run(const options& opt) {
     return e.exit_status;
   }
   const auto where = address.host + ":" + std::to_string(address.port);
+  // The study's ports speak mutual TLS: without its key nothing gets through.
+  security::credentials creds;
+  try {
+    const auto dir = opt.study_dir ? *opt.study_dir : address.study_dir;
+    if (dir.empty())
+      throw std::runtime_error("--study-dir is required with host:port (the study's output "
+                               "directory, whose .melissa/ holds its TLS credentials)");
+    creds = security::find_study_credentials(dir);
+  } catch (const std::runtime_error& e) {
+    std::cerr << "melissa-shell: " << e.what() << "\n";
+    return opt.study_dir || !address.study_dir.empty() ? exit_unreachable : exit_usage;
+  }
 
   caf::actor_system_config cfg;
-  cfg.load<caf::io::middleman>();
+  security::use_study_tls(cfg, creds);
   // Heartbeats both ways: ours let the study see a dead shell, and the
   // connection timeout drops a study that stopped sending its own (a killed
   // host, a network cut), which TCP alone would notice only after minutes.
@@ -427,10 +447,10 @@ int run(const options& opt) {
   // drops the connection as timed out. Try again until the study has really
   // been silent for the whole timeout.
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(opt.timeout_s);
-  auto endpoint = caf::io::remote_actor<shell_endpoint_actor>(sys, address.host, address.port);
+  auto endpoint = caf::openssl::remote_actor<shell_endpoint_actor>(sys, address.host, address.port);
   while (!endpoint && endpoint.error() == caf::sec::connection_timeout &&
          std::chrono::steady_clock::now() < give_up)
-    endpoint = caf::io::remote_actor<shell_endpoint_actor>(sys, address.host, address.port);
+    endpoint = caf::openssl::remote_actor<shell_endpoint_actor>(sys, address.host, address.port);
   if (!endpoint) {
     std::cerr << "melissa-shell: cannot reach the study at " << where << ": "
               << sys.render(endpoint.error()) << "\n"

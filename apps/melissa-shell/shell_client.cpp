@@ -338,6 +338,7 @@ shell_address resolve_target(const std::string& target, const std::optional<std:
     }
     address.host = loopback_for(address.host);
     if (token) address.token = *token;
+    address.study_dir = file.parent_path().empty() ? "." : file.parent_path().string();
     return address;
   }
   shell_address address;

@@ -37,6 +37,7 @@ TEST_CASE("no more than job_limit simulations run at once, in request order") {
   for (auto j : first) core.update(j, status(job_state::running, "RUNNING"), 1);
   CHECK(core.count().running == 3);
   CHECK(core.count().pending == 7);
+  core.confirm(0, 0);  // the server holds all of simulation 0
   CHECK(core.update(first[0], status(job_state::completed, "exited 0", 0), 2) ==
         launcher_core::outcome::completed);
   auto next = submit(core);
@@ -63,6 +64,7 @@ TEST_CASE("a failed simulation is retried first with attempt + 1, up to max_retr
   REQUIRE(jobs.size() == 1);
   CHECK(core.table().find(jobs[0])->sim_id == 8);
   CHECK_FALSE(core.finished());
+  core.confirm(8, 0);
   core.update(jobs[0], status(job_state::completed, "exited 0", 0), 9);
   CHECK(core.finished());
   CHECK(core.count().completed == 1);
@@ -135,6 +137,7 @@ TEST_CASE("once the study is stopping, ended jobs are cancelled, not retried") {
   CHECK(core.count().retries == 0);
   CHECK(core.next_submissions(2).empty());
   // A job that completes while the study winds down still counts as completed.
+  core.confirm(1, 0);
   CHECK(core.update(jobs[1], status(job_state::completed, "exited 0", 0), 2) ==
         launcher_core::outcome::completed);
   CHECK(core.count().completed == 1);
@@ -175,4 +178,41 @@ TEST_CASE("a job the launcher killed is cancelled and retried even if it exits 0
   REQUIRE(retry.size() == 1);
   CHECK(core.table().find(retry[0])->attempt == 2);
   CHECK(core.count().completed == 0);
+}
+
+TEST_CASE("exit 0 completes a simulation only once every server rank holds all of it") {
+  launcher_limits limits{2, 1, 300};
+  limits.server_ranks = 2;
+  limits.confirm_grace = 5;
+  launcher_core core(limits);
+  core.request(0, "a");
+  core.request(1, "b");
+  auto jobs = submit(core);
+  REQUIRE(jobs.size() == 2);
+  // Simulation 0: both ranks confirm while it runs, then it exits 0.
+  core.confirm(0, 0);
+  core.confirm(0, 1);
+  CHECK(core.update(jobs[0], status(job_state::completed, "exited 0", 0), 1) ==
+        launcher_core::outcome::completed);
+  // Simulation 1 exits 0 with one rank's confirmation only: not complete yet.
+  core.confirm(1, 0);
+  CHECK(core.update(jobs[1], status(job_state::completed, "exited 0", 0), 2) ==
+        launcher_core::outcome::none);
+  CHECK(core.count().completed == 1);
+  CHECK_FALSE(core.finished());
+  CHECK(core.unconfirmed_exits(6).empty());  // within the grace period
+  const auto late = core.unconfirmed_exits(7.5);
+  REQUIRE(late.size() == 1);
+  CHECK(late[0] == std::make_pair(jobs[1], launcher_core::outcome::retry));
+  CHECK(core.table().find(jobs[1])->state == job_state::failed);
+  CHECK(core.table().find(jobs[1])->reason == "exited 0 without ending its session with every time step");
+  auto retry = submit(core);
+  REQUIRE(retry.size() == 1);
+  CHECK(core.table().find(retry[0])->attempt == 2);
+  // The retry's confirmation arrives after its exit 0: complete then.
+  CHECK(core.update(retry[0], status(job_state::completed, "exited 0", 0), 8) ==
+        launcher_core::outcome::none);
+  CHECK(core.confirm(1, 1) == launcher_core::outcome::completed);
+  CHECK(core.finished());
+  CHECK(core.count().completed == 2);
 }

@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/shell_endpoint/shell_endpoint.hpp"
+#include "security/tls.hpp"
 
 using namespace melissa;
 using json = nlohmann::json;
@@ -199,7 +200,7 @@ int main(int argc, char** argv) {
   const std::string token = argv[2];
 
   caf::actor_system_config cfg;
-  cfg.load<caf::io::middleman>();
+  security::use_study_tls(cfg, security::create_study_credentials(dir));
   enable_middleman_heartbeats(cfg);
   caf::actor_system sys{cfg};
   caf::scoped_actor self{sys};

@@ -1,0 +1,280 @@
+"""The trust promises of a study, tried as an adversarial local user would
+(real melissa-run, melissa-server and clients on the local backend):
+
+  ports   only holders of the study's key reach its CAF ports (launcher,
+          shell endpoint): plain CAF, TLS with another study's key and another
+          Unix user are refused, the study's own key is answered (the control);
+          a CAF header announcing 1 GiB does not grow melissa-run; on the
+          client port a step header before hello is refused from its header
+          (the server does not grow), forged sessions (a simulation outside
+          the design, a real simulation with a wrong ticket) are refused, an
+          idle connection is closed and does not delay the end; the study then
+          completes with every simulation
+  exit0   a client that exits 0 without melissa_finalize is a failed attempt,
+          retried; the study completes
+  short   a client that ends after 2 of its 6 steps is told so and retried
+  long    a client that sends a 7th step of 6 is refused and retried
+
+    e2e_auth.py ports|exit0|short|long
+"""
+import json
+import os
+import re
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from melissa_testing import *  # noqa: E402,F403
+
+RUN = os.path.join(BUILD, "apps", "melissa-run", "melissa-run")
+SHELL = os.path.join(BUILD, "apps", "melissa-shell", "melissa-shell")
+PROBE = os.path.join(BUILD, "tests", "security", "caf_probe")
+CLIENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "misbehaving_client.py")
+API_LIB = os.environ.get("MELISSA_API_LIB", os.path.join(BUILD, "api", "libmelissa-api.so"))
+API_PY = os.path.join(SOURCE, "api", "python")
+CLIENT_PYTHON = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
+
+
+def write_study(work, sims, behaviour, steps=6, job_limit=2, sleep=0.0):
+    path = os.path.join(work, "study.toml")
+    with open(path, "w") as f:
+        f.write(f"""[study]
+name = "trust"
+output_dir = "{work}/out"
+seed = 5
+[launcher]
+job_limit = {job_limit}
+max_retries = 2
+poll_interval = 0.2
+[client]
+command = ["{CLIENT_PYTHON}", "{CLIENT}"]
+steps = {steps}
+env = {{ MELISSA_API_LIB = "{os.path.abspath(API_LIB)}", PYTHONPATH = "{os.path.abspath(API_PY)}", MELISSA_TEST_BEHAVIOUR = "{behaviour}", MELISSA_TEST_STEPS = "{steps}", MELISSA_TEST_SLEEP = "{sleep}" }}
+[parameters]
+names = ["a", "b"]
+bounds = [0, 1]
+count = {sims}
+[[fields]]
+name = "u"
+size = 16
+""")
+    return path
+
+
+def run_study(work, sims, behaviour, timeout=120, **kw):
+    study = write_study(work, sims, behaviour, **kw)
+    p = subprocess.run([RUN, study], capture_output=True, text=True, timeout=timeout)
+    out = p.stdout + p.stderr
+    summary = json.load(open(os.path.join(work, "out", "summary.json")))
+    return p.returncode, out, summary
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def server_process(out):
+    for pid in os.listdir("/proc"):
+        try:
+            argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"melissa-server") and out.encode() in argv:
+            return int(pid)
+    print(subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout[-3000:])
+    fail("no melissa-server process for " + out)
+
+
+def wait_for(pattern, path, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if os.path.exists(path):
+            m = re.search(pattern, open(path).read())
+            if m:
+                return m
+        time.sleep(0.1)
+    fail(f"'{pattern}' never appeared in {path}")
+
+
+def probe(*args, user=None):
+    argv = [PROBE, *map(str, args)]
+    if user:
+        argv = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *argv]
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    return p.returncode, (p.stdout + p.stderr).strip()
+
+
+def read_frame(sock, timeout=15):
+    """One frame of the client protocol: (type, payload text); None when closed."""
+    sock.settimeout(timeout)
+    header = b""
+    while len(header) < 40:
+        chunk = sock.recv(40 - len(header))
+        if not chunk:
+            return None
+        header += chunk
+    length, magic, ftype, dtype = struct.unpack_from("<IIHH", header)
+    payload = b""
+    want = length + 4 - 40
+    while len(payload) < want:
+        chunk = sock.recv(want - len(payload))
+        if not chunk:
+            break
+        payload += chunk
+    return ftype, payload.decode(errors="replace")
+
+
+def frame(ftype, dtype, sim, attempt, count, payload=b"", step=0, field=0, payload_bytes=None):
+    """A frame of docs/protocol.md: u32 length of what follows, magic, type,
+    dtype, sim, attempt, step, field, reserved, u64 count; then the payload."""
+    body = struct.pack("<IHHIIIIIQ", 0x41534C4D, ftype, dtype, sim, attempt, step, field, 0, count)
+    size = len(payload) if payload_bytes is None else payload_bytes
+    return struct.pack("<I", len(body) + size) + body + payload
+
+
+def hello(sim, attempt, ticket):
+    text = f"version=1\nclient_ranks=1\nticket={ticket}\n".encode()
+    return frame(1, 3, sim, attempt, len(text), text)
+
+
+def test_ports():
+    with tempfile.TemporaryDirectory() as work:
+        out = os.path.join(work, "out")
+        os.chmod(work, 0o755)  # another user may walk in, as on a shared file system
+        study = write_study(work, 4, "slow", steps=10, sleep=1.0)
+        run = start([RUN, study], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        log = os.path.join(out, "launcher.log")
+        launcher_port = int(wait_for(r"launcher port (\d+)", log).group(1))
+        server_host, server_port = wait_for(r"server rank 0 is up at ([^:\s]+):(\d+)", log).groups()
+        wait_for(r"running 4 simulations", log)
+        shell_json = json.load(open(os.path.join(out, "shell.json")))
+        shell_port, token = shell_json["port"], shell_json["token"]
+        check(oct(os.stat(os.path.join(out, ".melissa", "study.key")).st_mode & 0o777) == "0o600",
+              "the study's key is readable by its owner only")
+
+        # --- the launcher's port ---
+        rc, text = probe("127.0.0.1", launcher_port, "plain")
+        check(rc == 3 and "REFUSED" in text, f"launcher port, plain CAF: refused ({text})")
+        rc, text = probe("127.0.0.1", launcher_port, "other-key", os.path.join(work, "other"))
+        check(rc == 3 and "REFUSED" in text, f"launcher port, another study's key: refused ({text})")
+        rc, text = probe("127.0.0.1", launcher_port, "study-key", out)
+        check(rc == 0 and '"ok":true' in text.replace(" ", ""),
+              "launcher port, the study's key: answered (the control)")
+        rc, text = probe("127.0.0.1", launcher_port, "plain", user="65534")
+        check(rc == 3, f"launcher port, another Unix user: refused ({text})")
+
+        # --- the shell endpoint ---
+        rc, text = probe("127.0.0.1", shell_port, "plain", "shell", token)
+        check(rc == 3 and "REFUSED" in text, f"shell port with the right token but no key: refused ({text})")
+        rc, text = probe("127.0.0.1", shell_port, "other-key", os.path.join(work, "other2"), "shell", token)
+        check(rc == 3, f"shell port, another study's key: refused ({text})")
+        rc, text = probe("127.0.0.1", shell_port, "study-key", out, "shell", token)
+        check(rc == 0 and "running" in text, "shell port, the study's key and token: answered")
+        p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", SHELL, out,
+                            "-c", "status"], capture_output=True, text=True, timeout=60)
+        check(p.returncode != 0 and "ermission denied" in p.stderr,
+              f"melissa-shell as another user cannot attach ({p.stderr.strip()[:120]})")
+
+        # --- memory before authentication: a CAF header announcing 1 GiB ---
+        before = rss_kb(run.pid)
+        s = socket.create_connection(("127.0.0.1", launcher_port))
+        s.sendall(bytes([0, 0, 0, 0, 0x40, 0, 0, 0x40]) + bytes(24))
+        time.sleep(1.5)
+        grown = rss_kb(run.pid) - before
+        check(grown < 64 * 1024, f"a 1 GiB CAF header grows melissa-run by {grown} KB only")
+        s.close()
+
+        # --- the client port: a big step header before hello ---
+        server_pid = server_process(out)
+        before = rss_kb(server_pid)
+        s = socket.create_connection((server_host, int(server_port)))
+        # Header only: 64 MB of float32 announced (within server.max_frame_mb).
+        s.sendall(frame(5, 1, 0, 1, 1 << 24, payload_bytes=4 << 24))
+        f = read_frame(s)
+        check(f is not None and f[0] == 8 and "expected hello" in f[1],
+              f"a step header before hello is refused ({f})")
+        time.sleep(0.5)
+        grown = rss_kb(server_pid) - before
+        check(grown < 16 * 1024, f"and the server grew by {grown} KB only")
+        s.close()
+
+        # --- forged sessions ---
+        s = socket.create_connection((server_host, int(server_port)))
+        s.sendall(hello(9999, 1, "00" * 16))
+        f = read_frame(s)
+        check(f is not None and f[0] == 8 and "not in the study" in f[1],
+              f"a session for simulation 9999 is refused ({f and f[1]})")
+        s.close()
+        s = socket.create_connection((server_host, int(server_port)))
+        s.sendall(hello(0, 1, "00" * 16))
+        f = read_frame(s)
+        check(f is not None and f[0] == 8 and "refused" in f[1],
+              f"a session for simulation 0 with a forged ticket is refused ({f and f[1]})")
+        s.close()
+
+        # --- idle connections: closed after the handshake timeout (10 s), and
+        # one opened later, still idle at the end, does not delay it ---
+        idle = socket.create_connection((server_host, int(server_port)))
+        t_idle = time.time()
+        f = read_frame(idle, timeout=30)
+        waited = time.time() - t_idle
+        check(f is not None and f[0] == 8 and "handshake timeout" in f[1] and 8 < waited < 14,
+              f"an idle connection is closed after the handshake timeout ({waited:.1f} s, {f})")
+        idle2 = socket.create_connection((server_host, int(server_port)))
+        t_end = time.time()
+        try:
+            rc = run.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            fail("the study did not end within 120 s")
+        output = run.stdout.read()
+        summary = json.load(open(os.path.join(out, "summary.json")))
+        sims = summary["simulations"]
+        check(rc == 0, f"the study succeeded (exit {rc})")
+        check(time.time() - t_end < 30, f"it ended {time.time() - t_end:.1f} s after the idle connection")
+        check(sims["completed"] == 4 and sims["failed"] == 0,
+              f"every simulation completed ({sims})")
+        check("ticket" not in json.dumps(summary) and token not in output,
+              "no ticket or token in the summary or the output")
+        idle2.close()
+
+
+def test_retried(behaviour, expect_in_output):
+    with tempfile.TemporaryDirectory() as work:
+        rc, out, summary = run_study(work, 2, behaviour)
+        sims = summary["simulations"]
+        check(rc == 0, f"{behaviour}: the study succeeded (exit {rc})")
+        check(sims["completed"] == 2 and sims["retries"] == 2,
+              f"{behaviour}: both simulations completed after one retry each ({sims})")
+        job_errors = ""
+        for name in sorted(os.listdir(os.path.join(work, "out", "jobs"))):
+            if name.endswith(".err"):
+                job_errors += open(os.path.join(work, "out", "jobs", name)).read()
+        check(expect_in_output in out + job_errors,
+              f"{behaviour}: the client was told '{expect_in_output}'")
+        attempts = sorted((j["sim_id"], j["attempt"], j["state"]) for j in summary["jobs"] if j["kind"] == "client")
+        check([a for a in attempts if a[1] == 2 and a[2] == "completed"] and len(attempts) == 4,
+              f"{behaviour}: two attempts per simulation, the second completed ({attempts})")
+        server = summary["server"][0]
+        check(server["steps_stored"] == 2 * 6, f"{behaviour}: exactly 12 steps stored ({server['steps_stored']})")
+
+
+if __name__ == "__main__":
+    mode = sys.argv[1]
+    if mode == "ports":
+        test_ports()
+    elif mode == "exit0":
+        test_retried("exit0-first", "exited 0 but the server does not hold all its time steps")
+    elif mode == "short":
+        test_retried("short-first", "time steps missing")
+    elif mode == "long":
+        test_retried("long-first", "is beyond the study's 6 steps")
+    else:
+        fail("unknown mode " + mode)
