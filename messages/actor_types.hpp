@@ -135,8 +135,10 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<melissa::sim_activity>)
 
 namespace melissa {
 
-// Where stored steps go. The training buffer of a later issue implements the
-// same interface; for now a counting/checksum sink and a dataset writer do.
+// Where stored steps go: the counting/checksum sink (actors/counting_sink),
+// the dataset writer (actors/dataset_sink) and, with server.sink = "train",
+// the training buffer (actors/reservoir: reservoir_actor extends this
+// interface with batch_atom and buffer_atom).
 using sink_actor = caf::typed_actor<
     // Store one step; the reply comes once it is stored (this is what paces
     // the credits returned to the client, so a slow sink slows the clients).

@@ -1,8 +1,10 @@
-// The progress keeper of one server rank: it polls the aggregator, logs
+// The coordinator of one server rank: it polls the aggregator, logs
 // progress lines (steps stored, duplicates, throughput), notices the end of
 // the study (every expected simulation ended cleanly) and writes the rank's
-// summary JSON. The launcher-facing study coordinator of the next issue grows
-// from here.
+// summary JSON. Under a launcher it is also the rank's launcher-facing side:
+// it registers the rank, asks for the simulations of the design (rank 0),
+// reports sessions, silent clients and progress, and answers melissa-shell's
+// train / buffer / steering queries (docs/architecture.md).
 #pragma once
 
 #include <chrono>
