@@ -227,7 +227,10 @@ using launcher_server_actor = caf::typed_actor<
     // rank, steps stored, duplicates, bytes stored (progress line)
     caf::reacts_to<progress_atom, std::uint32_t, std::uint64_t, std::uint64_t, std::uint64_t>,
     // rank, the rank's summary JSON: every expected simulation ended.
-    caf::reacts_to<finished_atom, std::uint32_t, std::string>>;
+    caf::reacts_to<finished_atom, std::uint32_t, std::string>,
+    // rank, why: the rank cannot go on (its sink cannot write: disk full, I/O
+    // error). The study stops with this message; no simulation is blamed.
+    caf::reacts_to<stop_atom, std::uint32_t, std::string>>;
 
 using launcher_actor = launcher_query_actor::extend_with<launcher_server_actor>;
 

@@ -1,11 +1,13 @@
 #include "actors/coordinator/coordinator.hpp"
 
-#include <fstream>
 #include <set>
+#include <sstream>
 
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+
+#include "messages/atomic_file.hpp"
 
 namespace melissa {
 namespace {
@@ -94,9 +96,13 @@ caf::result<std::string> make_summary(coordinator_ptr self) {
                       summary["steering"] = nlohmann::json::parse(st.steering_summary, nullptr, false);
                     auto text = summary.dump(2);
                     if (!st.settings.summary_path.empty()) {
-                      const auto tmp = st.settings.summary_path + ".tmp";
-                      std::ofstream(tmp) << text << "\n";
-                      std::rename(tmp.c_str(), st.settings.summary_path.c_str());
+                      // A full disk must not leave a truncated summary, nor
+                      // keep the summary from reaching the launcher.
+                      try {
+                        write_file_atomically(st.settings.summary_path, text + "\n");
+                      } catch (const std::exception& e) {
+                        spdlog::error("rank {}: {}", st.settings.rank, e.what());
+                      }
                     }
                     rp.deliver(text);
                   });
@@ -111,17 +117,18 @@ void report_end(coordinator_ptr self);
 void write_provenance(const std::string& path, const std::string& status) {
   const auto j = nlohmann::json::parse(status, nullptr, false);
   if (path.empty() || j.is_discarded() || !j.contains("provenance")) return;
-  const auto tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << "sim,origin,resampling,location\n";
-    for (const auto& row : j["provenance"])
-      out << row.value("sim", 0) << "," << row.value("origin", std::string()) << ","
-          << row.value("resampling", 0) << ","
-          << (row.contains("location") && !row["location"].is_null() ? row["location"].dump() : "")
-          << "\n";
+  std::ostringstream out;
+  out << "sim,origin,resampling,location\n";
+  for (const auto& row : j["provenance"])
+    out << row.value("sim", 0) << "," << row.value("origin", std::string()) << ","
+        << row.value("resampling", 0) << ","
+        << (row.contains("location") && !row["location"].is_null() ? row["location"].dump() : "")
+        << "\n";
+  try {
+    write_file_atomically(path, out.str());
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
   }
-  std::rename(tmp.c_str(), path.c_str());
 }
 
 // Rank 0 with Breed: the steering's final status joins the summary.

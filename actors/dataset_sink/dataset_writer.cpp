@@ -7,8 +7,9 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <stdexcept>
+#include <system_error>
 
+#include "messages/atomic_file.hpp"
 #include "messages/npy.hpp"
 
 namespace melissa {
@@ -18,7 +19,7 @@ namespace {
 constexpr std::size_t header_bytes = 128;
 
 [[noreturn]] void fail(const std::string& what, const std::string& path) {
-  throw std::runtime_error(what + " " + path + ": " + std::strerror(errno));
+  throw std::system_error(errno, std::generic_category(), what + " " + path);
 }
 
 void pwrite_all(int fd, const void* data, std::size_t n, off_t at, const std::string& path) {
@@ -35,18 +36,23 @@ void pwrite_all(int fd, const void* data, std::size_t n, off_t at, const std::st
   }
 }
 
+void create_directories(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw std::system_error(ec, "cannot create the directory " + dir);
+}
+
 }  // namespace
 
 dataset_writer::dataset_writer(std::string dir, std::vector<std::string> field_names,
                                std::vector<std::vector<double>> parameters)
     : dir_(std::move(dir)), field_names_(std::move(field_names)), parameters_(std::move(parameters)) {
-  std::filesystem::create_directories(dir_);
+  create_directories(dir_);
 }
 
 dataset_writer::~dataset_writer() {
-  // Files of simulations that never ended cleanly still get valid headers.
   try {
-    finish_all();
+    close_unfinished();
   } catch (const std::exception&) {
     for (auto& [key, f] : open_) ::close(f.fd);
   }
@@ -58,55 +64,88 @@ std::string dataset_writer::sim_dir_name(std::uint32_t sim) {
   return buf;
 }
 
+std::string dataset_writer::path_of(std::uint32_t sim, std::uint32_t field) const {
+  return dir_ + "/" + sim_dir_name(sim) + "/" + field_names_.at(field) + ".npy";
+}
+
 dataset_writer::open_file& dataset_writer::file_for(std::uint32_t sim, std::uint32_t field,
                                                     std::uint64_t count) {
   auto it = open_.find({sim, field});
   if (it != open_.end()) return it->second;
-  const auto sim_dir = dir_ + "/" + sim_dir_name(sim);
-  std::filesystem::create_directories(sim_dir);
-  const auto path = sim_dir + "/" + field_names_.at(field) + ".npy";
+  create_directories(dir_ + "/" + sim_dir_name(sim));
+  // Only the .part file is ever truncated: a leftover of an earlier run that
+  // never finished. The final name is only reached by rename in finish().
+  const auto path = path_of(sim, field) + ".part";
   open_file f;
-  f.fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0644);
+  f.fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (f.fd < 0) fail("cannot create", path);
   f.count = count;
   return open_.emplace(std::make_pair(sim, field), f).first->second;
 }
 
-void dataset_writer::write_step(std::uint32_t sim, std::uint32_t field, std::uint32_t step,
+bool dataset_writer::write_step(std::uint32_t sim, std::uint32_t field, std::uint32_t step,
                                 const float* values, std::uint64_t count) {
+  if (finished_sims_.count(sim)) {
+    ++steps_after_finish_;
+    return false;
+  }
   auto& f = file_for(sim, field, count);
   const auto row_bytes = f.count * sizeof(float);
   pwrite_all(f.fd, values, row_bytes, static_cast<off_t>(header_bytes + step * row_bytes),
-             field_names_.at(field));
-  if (step + 1 > f.rows) f.rows = step + 1;
+             path_of(sim, field) + ".part");
+  if (step >= f.have.size()) f.have.resize(step + 1, false);
+  f.have[step] = true;
+  return true;
+}
+
+void dataset_writer::seal(std::uint32_t sim, std::uint32_t field, open_file& f) {
+  const auto path = path_of(sim, field) + ".part";
+  // Rows past a missing step are not counted (their gap would read as zeros):
+  // the header never claims a row that was not written.
+  std::uint64_t rows = 0;
+  while (rows < f.have.size() && f.have[rows]) ++rows;
+  const auto h = npy::header("<f4", {rows, f.count}, header_bytes);
+  pwrite_all(f.fd, h.data(), h.size(), 0, path);
+  if (::ftruncate(f.fd, static_cast<off_t>(header_bytes + rows * f.count * sizeof(float))) != 0)
+    fail("cannot truncate", path);
+  if (::fsync(f.fd) != 0) fail("cannot sync", path);
+  const int fd = f.fd;
+  f.fd = -1;
+  if (::close(fd) != 0) fail("cannot close", path);
 }
 
 void dataset_writer::finish(std::uint32_t sim) {
+  if (finished_sims_.count(sim)) return;
   for (auto it = open_.begin(); it != open_.end();) {
     if (it->first.first != sim) {
       ++it;
       continue;
     }
-    auto& f = it->second;
-    const auto h = npy::header("<f4", {f.rows, f.count}, header_bytes);
-    pwrite_all(f.fd, h.data(), h.size(), 0, field_names_.at(it->first.second));
-    ::close(f.fd);
+    const auto field = it->first.second;
+    seal(sim, field, it->second);
     it = open_.erase(it);
+    const auto path = path_of(sim, field);
+    if (::rename((path + ".part").c_str(), path.c_str()) != 0)
+      fail("cannot rename " + path + ".part to", path);
   }
   const auto sim_dir = dir_ + "/" + sim_dir_name(sim);
-  std::filesystem::create_directories(sim_dir);
+  create_directories(sim_dir);
   if (sim < parameters_.size()) {
     const auto& p = parameters_[sim];
-    npy::save(sim_dir + "/parameters.npy", p.data(), {p.size()});
+    const auto header = npy::header("<f8", {p.size()});
+    std::string bytes = header;
+    bytes.append(reinterpret_cast<const char*>(p.data()), p.size() * sizeof(double));
+    write_file_atomically(sim_dir + "/parameters.npy", bytes);  // also syncs the renames above
   }
-  ++finished_;
+  finished_sims_.insert(sim);
 }
 
-std::vector<std::uint32_t> dataset_writer::finish_all() {
+std::vector<std::uint32_t> dataset_writer::close_unfinished() {
   std::vector<std::uint32_t> sims;
-  for (const auto& [key, f] : open_)
-    if (sims.empty() || sims.back() != key.first) sims.push_back(key.first);
-  for (auto sim : sims) finish(sim);
+  for (auto it = open_.begin(); it != open_.end(); it = open_.erase(it)) {
+    if (sims.empty() || sims.back() != it->first.first) sims.push_back(it->first.first);
+    seal(it->first.first, it->first.second, it->second);
+  }
   return sims;
 }
 

@@ -1,14 +1,21 @@
 // Writes a study's data as it arrives: one folder per simulation holding one
 // .npy file per field (float32, shape (time steps, field size), row t = step t)
 // and parameters.npy (float64). Rows are written in place as steps arrive, in
-// any order; the header gets its final shape when the simulation is finished.
-// This is the layout the heat solver's dataset mode and the offline trainer use:
+// any order, into <field>.npy.part; when the simulation is finished the header
+// gets its final shape, the file is synced and renamed to <field>.npy. So a
+// file under its final name is always complete, and a finished simulation's
+// files are never opened for writing again (a retried attempt that resends
+// its steps changes nothing). Layout, as the heat solver's dataset mode and
+// the offline trainer use it:
 //   <dir>/sim_000012/temperature.npy   <dir>/sim_000012/parameters.npy
-// Plain C++, no CAF.
+// A simulation that never finished (the study ended first) keeps its data in
+// <field>.npy.part, with a valid header counting only the rows it holds.
+// Plain C++, no CAF. I/O errors throw std::system_error naming the path.
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -23,30 +30,40 @@ class dataset_writer {
   dataset_writer(const dataset_writer&) = delete;
   dataset_writer& operator=(const dataset_writer&) = delete;
 
-  void write_step(std::uint32_t sim, std::uint32_t field, std::uint32_t step, const float* values,
+  // Returns false (and writes nothing) when `sim` is already finished.
+  bool write_step(std::uint32_t sim, std::uint32_t field, std::uint32_t step, const float* values,
                   std::uint64_t count);
-  // Fixes the headers and writes parameters.npy; the simulation's files are complete.
+  // Fixes the headers, renames the files to their final names and writes
+  // parameters.npy; the simulation's files are complete. A second call for
+  // the same simulation does nothing.
   void finish(std::uint32_t sim);
-  // Finishes every simulation still open (the study ends); returns their ids.
-  std::vector<std::uint32_t> finish_all();
+  // Closes every simulation still open (the study ends) with valid headers,
+  // leaving them under their .part names; returns their ids.
+  std::vector<std::uint32_t> close_unfinished();
 
   static std::string sim_dir_name(std::uint32_t sim);
   const std::string& dir() const { return dir_; }
-  std::uint64_t finished() const { return finished_; }
+  std::uint64_t finished() const { return finished_sims_.size(); }
+  // Steps that arrived for a simulation already finished (dropped).
+  std::uint64_t steps_after_finish() const { return steps_after_finish_; }
 
  private:
   struct open_file {
     int fd = -1;
-    std::uint64_t count = 0;  // values per row
-    std::uint32_t rows = 0;   // highest step written + 1
+    std::uint64_t count = 0;        // values per row
+    std::vector<bool> have;         // have[t]: step t written
   };
   open_file& file_for(std::uint32_t sim, std::uint32_t field, std::uint64_t count);
+  std::string path_of(std::uint32_t sim, std::uint32_t field) const;
+  // Header counting the rows held from step 0 on; syncs and closes the file.
+  void seal(std::uint32_t sim, std::uint32_t field, open_file& f);
 
   std::string dir_;
   std::vector<std::string> field_names_;
   std::vector<std::vector<double>> parameters_;
   std::map<std::pair<std::uint32_t, std::uint32_t>, open_file> open_;
-  std::uint64_t finished_ = 0;
+  std::set<std::uint32_t> finished_sims_;
+  std::uint64_t steps_after_finish_ = 0;
 };
 
 }  // namespace melissa

@@ -16,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/launcher/launcher_core.hpp"
+#include "messages/atomic_file.hpp"
 #include "backends/scheduler/factory.hpp"
 #include "config/design.hpp"
 #include "security/study_credentials.hpp"
@@ -53,6 +54,7 @@ struct launcher_state {
   bool polling = false;
   int exit_code = study_succeeded;
   std::string message;
+  bool paused_by_shell = false;   // `pause` without `resume` (stopping pauses too)
   double stop_deadline = 0;       // stopping/finishing: give up waiting for jobs after this
   double last_progress = -1e9;    // when the last progress line was printed
   std::uint64_t last_steps = 0;   // steps at that time
@@ -142,6 +144,12 @@ void write_summary(launcher_ptr self) {
     server.push_back(link.summary ? json::parse(*link.summary) : json{{"rank", rank}, {"finished", false}});
   auto summary = status_json(st);
   summary.erase("ok");
+  // How the study ended (the live "state" is the launcher's phase, always
+  // "done" here); exit_code is melissa-run's exit status.
+  summary["state"] = st.exit_code == study_succeeded ? "done"
+                     : st.exit_code > 128            ? "interrupted"
+                                                     : "failed";
+  summary["paused"] = st.paused_by_shell;
   summary["exit_code"] = st.exit_code;
   summary["message"] = st.message;
   summary["failed_simulations"] = st.core->failed_simulations();
@@ -161,9 +169,27 @@ void write_summary(launcher_ptr self) {
     summary["steering"] = steering;
   }
   const auto path = st.settings.output_dir + "/summary.json";
-  const auto tmp = path + ".tmp";
-  std::ofstream(tmp) << summary.dump(2) << "\n";
-  std::rename(tmp.c_str(), path.c_str());
+  try {
+    write_file_atomically(path, summary.dump(2) + "\n");
+  } catch (const std::exception& e) {
+    // The previous summary.json (if any) is intact; say why this one is missing.
+    spdlog::error("no study summary: {}", e.what());
+    if (st.exit_code == study_succeeded) st.exit_code = study_failed;
+  }
+}
+
+// The final message: what happened, with the counts as they stand at the end
+// (jobs still winding down when the server finished may have been cancelled).
+std::string final_message(const launcher_state& st) {
+  const auto c = st.core->count();
+  std::string counts;
+  if (c.completed == c.requested && c.failed == 0)
+    counts = "all " + std::to_string(c.requested) + " simulations completed";
+  else
+    counts = std::to_string(c.completed) + " of " + std::to_string(c.requested) +
+             " simulations completed, " + std::to_string(c.failed) + " failed";
+  if (st.message.empty() || st.message == "completed") return counts;
+  return st.message + " (" + counts + ")";
 }
 
 void finish(launcher_ptr self) {
@@ -171,6 +197,7 @@ void finish(launcher_ptr self) {
   if (st.stage == phase::done) return;
   st.stage = phase::done;
   if (st.settings.tty) std::fprintf(stderr, "\n");
+  st.message = final_message(st);
   write_summary(self);
   if (st.exit_code == study_succeeded)
     spdlog::info("study {}: {}", st.settings.study.study.name, st.message);
@@ -384,14 +411,13 @@ void advance(launcher_ptr self) {
 void all_ranks_finished(launcher_ptr self) {
   auto& st = self->state;
   const auto failed = st.core->failed_simulations();
-  const auto c = st.core->count();
   if (failed.empty() && st.stage != phase::draining) {
     st.exit_code = study_succeeded;
-    st.message = "all " + std::to_string(c.requested) + " simulations completed";
+    st.message = "completed";  // final_message() adds the counts at the end
   } else {
     st.exit_code = study_incomplete;
-    st.message = std::to_string(c.completed) + " of " + std::to_string(c.requested) +
-                 " simulations completed, " + std::to_string(failed.size()) + " failed";
+    st.message = st.stage == phase::draining ? "stopped from melissa-shell"
+                                             : "some simulations failed for good";
   }
   print_progress(self, true);
   st.core->stop();  // jobs still winding down end as cancelled, none is retried
@@ -701,6 +727,9 @@ launcher_impl_actor::behavior_type launcher_fn(launcher_ptr self, launcher_setti
           if (!link.summary) return;
         if (st.ranks.size() == st.settings.study.server.ranks) all_ranks_finished(self);
       },
+      [self](stop_atom, std::uint32_t rank, const std::string& why) {
+        stop_everything(self, study_failed, "server rank " + std::to_string(rank) + ": " + why);
+      },
       // --- from the supervisor: the backend actor was restarted (same backend object) ---
       [self](restarted_atom, const std::string& name, caf::actor fresh) {
         if (name != "scheduler_backend") return;
@@ -708,8 +737,8 @@ launcher_impl_actor::behavior_type launcher_fn(launcher_ptr self, launcher_setti
         self->state.polling = false;  // a poll in flight died with the old actor
       },
       // --- interrupt from melissa-run (signal) ---
-      [self](cancel_atom, const std::string& why) {
-        stop_everything(self, study_interrupted, why);
+      [self](cancel_atom, std::int32_t exit_code, const std::string& why) {
+        stop_everything(self, exit_code, why);
       },
       // --- melissa-shell ---
       [self](status_atom) { return status_json(self->state).dump(); },
@@ -741,10 +770,12 @@ launcher_impl_actor::behavior_type launcher_fn(launcher_ptr self, launcher_setti
         return ok({{"killed", id}}).dump();
       },
       [self](pause_atom) {
+        self->state.paused_by_shell = true;
         self->state.core->pause();
         return ok({{"paused", true}}).dump();
       },
       [self](resume_atom) {
+        self->state.paused_by_shell = false;
         self->state.core->resume();
         return ok({{"paused", false}}).dump();
       },

@@ -30,11 +30,12 @@ struct launcher_settings {
 
 // The launcher's own messages beside its published interface: (port_atom,
 // port) starts the study once the launcher is published on `port`;
-// (cancel_atom, why) interrupts it (signal): every job is cancelled.
+// (cancel_atom, exit code, why) interrupts it (signal N: exit code 128 + N):
+// every job is cancelled.
 // Under a supervisor it also hears (restarted_atom, "scheduler_backend", handle).
 using launcher_impl_actor =
     launcher_actor::extend<caf::reacts_to<port_atom, std::uint16_t>, caf::reacts_to<tick_atom>,
-                           caf::reacts_to<cancel_atom, std::string>,
+                           caf::reacts_to<cancel_atom, std::int32_t, std::string>,
                            caf::reacts_to<restarted_atom, std::string, caf::actor>>;
 
 // When the study ends the launcher sends (finished_atom, exit code, message)
@@ -48,7 +49,7 @@ enum study_exit : int {
   study_failed = 1,            // the server died, a job could not be submitted, ...
   study_config_error = 2,
   study_incomplete = 3,        // ran to the end, but some simulations failed for good
-  study_interrupted = 130,     // Ctrl-C / SIGTERM (128 + signal)
+  study_interrupted = 130,     // SIGINT (Ctrl-C); any signal N: 128 + N (SIGTERM: 143)
 };
 
 }  // namespace melissa

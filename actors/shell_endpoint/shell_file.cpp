@@ -12,6 +12,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "messages/atomic_file.hpp"
+
 namespace melissa::shell {
 namespace {
 
@@ -55,44 +57,9 @@ std::filesystem::path write_shell_file(const std::filesystem::path& output_dir,
                                        const std::string& host, std::uint16_t port,
                                        const std::string& token) {
   const auto target = output_dir / "shell.json";
-  const auto temp = output_dir / (".shell.json.tmp." + std::to_string(::getpid()));
   const auto text = nlohmann::json{{"host", host}, {"port", port}, {"token", token}}.dump(2) + "\n";
-
-  // A leftover from a crashed run with the same pid: O_EXCL below must not trip on it.
-  ::unlink(temp.c_str());
-  {
-    fd_guard out;
-    out.fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (out.fd < 0) throw system_error("cannot create", temp);
-    // The umask can only take bits away from 0600; fchmod makes the mode
-    // exact even under an unusual umask.
-    if (::fchmod(out.fd, 0600) != 0) {
-      const auto err = system_error("cannot chmod", temp);
-      ::unlink(temp.c_str());
-      throw err;
-    }
-    std::size_t done = 0;
-    while (done < text.size()) {
-      const auto n = ::write(out.fd, text.data() + done, text.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        const auto err = system_error("cannot write", temp);
-        ::unlink(temp.c_str());
-        throw err;
-      }
-      done += static_cast<std::size_t>(n);
-    }
-    if (::fsync(out.fd) != 0) {
-      const auto err = system_error("cannot sync", temp);
-      ::unlink(temp.c_str());
-      throw err;
-    }
-  }
-  if (::rename(temp.c_str(), target.c_str()) != 0) {
-    const auto err = system_error("cannot rename to shell.json:", temp);
-    ::unlink(temp.c_str());
-    throw err;
-  }
+  // Created 0600 under a temporary name: the token is never readable by others.
+  write_file_atomically(target.string(), text, 0600);
   return target;
 }
 

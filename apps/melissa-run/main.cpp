@@ -5,6 +5,8 @@
 // simulations that failed for good (3) or was interrupted (128 + signal).
 //
 //   melissa-run STUDY.toml [--output DIR] [--dry-run]
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -13,7 +15,9 @@
 #include <fstream>
 #include <iostream>
 #include <string>
+#include <system_error>
 #include <thread>
+#include <utility>
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -29,6 +33,7 @@
 #include "backends/scheduler/factory.hpp"
 #include "config/design.hpp"
 #include "config/study.hpp"
+#include "messages/atomic_file.hpp"
 #include "security/tls.hpp"
 
 namespace fs = std::filesystem;
@@ -67,6 +72,47 @@ std::string host_name() {
   char name[256] = {};
   if (gethostname(name, sizeof name - 1) != 0) return "127.0.0.1";
   return name;
+}
+
+// <output>/.lock, flock'ed for the life of this process (the kernel drops the
+// lock when the process ends, however it ends). It holds the owner's pid, so
+// that a second melissa-run can name it.
+struct output_lock {
+  int fd = -1;
+  output_lock() = default;
+  output_lock(output_lock&& o) noexcept : fd(std::exchange(o.fd, -1)) {}
+  output_lock& operator=(output_lock&& o) noexcept {
+    std::swap(fd, o.fd);
+    return *this;
+  }
+  ~output_lock() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+output_lock lock_output_dir(const std::string& output) {
+  const auto path = output + "/.lock";
+  output_lock lock;
+  // O_CLOEXEC: jobs started from here must not inherit (and outlive us with) the lock.
+  lock.fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock.fd < 0)
+    throw std::system_error(errno, std::generic_category(), "cannot open the lock file " + path);
+  if (::flock(lock.fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    if (err != EWOULDBLOCK)
+      throw std::system_error(err, std::generic_category(), "cannot lock " + path);
+    char pid[32] = {};
+    const auto n = ::pread(lock.fd, pid, sizeof pid - 1, 0);
+    std::string holder = n > 0 ? std::string(pid, static_cast<std::size_t>(n)) : "";
+    while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+    throw std::runtime_error("the output directory " + output + " is in use by another melissa-run" +
+                             (holder.empty() ? "" : " (pid " + holder + ")") + ", which holds " +
+                             path + "; wait for it to end or choose another --output");
+  }
+  const auto text = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(lock.fd, 0) != 0 || ::pwrite(lock.fd, text.data(), text.size(), 0) < 0)
+    throw std::system_error(errno, std::generic_category(), "cannot write " + path);
+  return lock;
 }
 
 }  // namespace
@@ -143,9 +189,12 @@ int main(int argc, char** argv) {
   }
 
   std::shared_ptr<scheduler::backend> backend;
+  output_lock lock;
   try {
     fs::create_directories(output + "/jobs");
-    std::ofstream(settings.resolved_study) << config::to_toml(study);
+    // Before anything in the directory is written: two studies must not interleave there.
+    lock = lock_output_dir(output);
+    write_file_atomically(settings.resolved_study, config::to_toml(study));
     backend = scheduler::make_backend(study);
   } catch (const std::exception& e) {
     std::cerr << "melissa-run: " << e.what() << "\n";
@@ -249,11 +298,11 @@ int main(int argc, char** argv) {
         caf::after(std::chrono::milliseconds(100)) >> [&] {
           if (stop_signal == 0 || interrupted) return;
           interrupted = true;
-          self->send(launcher, cancel_atom::value,
+          // The launcher's exit code is the process's: 128 + signal.
+          self->send(launcher, cancel_atom::value, static_cast<std::int32_t>(128 + stop_signal),
                      std::string("interrupted by ") + (stop_signal == SIGINT ? "SIGINT" : "SIGTERM"));
         });
   }
-  if (interrupted && exit_code == study_interrupted) exit_code = 128 + stop_signal;
   shell::remove_shell_file(output);
   // Let a last shell reply (e.g. to `stop`) leave before the middleman goes.
   std::this_thread::sleep_for(std::chrono::milliseconds(300));

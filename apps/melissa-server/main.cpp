@@ -37,6 +37,7 @@
 #include "apps/melissa-server/training.hpp"
 #include "config/design.hpp"
 #include "config/study.hpp"
+#include "messages/atomic_file.hpp"
 #include "security/tls.hpp"
 
 namespace {
@@ -305,7 +306,7 @@ int main(int argc, char** argv) {
                     [=](caf::actor_system& s, const child_lookup&) {
                       if (dataset)
                         return caf::actor_cast<caf::actor>(
-                            spawn_dataset_sink(s, dataset_dir, field_names, design));
+                            spawn_dataset_sink(s, dataset_dir, field_names, design, listener));
                       return caf::actor_cast<caf::actor>(spawn_counting_sink(s, delay, checksums));
                     },
                     {}});
@@ -352,17 +353,35 @@ int main(int argc, char** argv) {
   const auto address = net.host + ":" + std::to_string(*port);
   std::cout << "melissa-server: rank " << rank << " listening on " << address << std::endl;
   if (!opt.address_file.empty()) {
-    const auto tmp = opt.address_file + ".tmp";
-    std::ofstream(tmp) << address << "\n";
-    std::filesystem::rename(tmp, opt.address_file);
+    try {
+      write_file_atomically(opt.address_file, address + "\n");
+    } catch (const std::exception& e) {
+      std::cerr << "melissa-server: " << e.what() << "\n";
+      self->send_exit(root, caf::exit_reason::user_shutdown);
+      return 1;
+    }
   }
 
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   int status = 0;
   bool running = true;
+  std::optional<std::chrono::steady_clock::time_point> give_up_at;
   while (running) {
     self->receive(
+        // The sink cannot write (disk full, I/O error): not the simulations'
+        // fault. The launcher stops the study with this message (and cancels
+        // this server); a standalone server stops at once.
+        [&](stop_atom, const std::string& why) {
+          spdlog::error("rank {}: the study cannot go on: {}", rank, why);
+          status = 1;
+          if (!launcher) {
+            running = false;
+            return;
+          }
+          self->send(launcher, stop_atom::value, rank, why);
+          if (!give_up_at) give_up_at = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+        },
         [&](finished_atom, const std::string&) {
           spdlog::info("all {} simulations ended; summary in {}", expected, progress.summary_path);
           running = false;
@@ -373,6 +392,7 @@ int main(int argc, char** argv) {
           running = false;
         },
         caf::after(std::chrono::milliseconds(200)) >> [&] {
+          if (give_up_at && std::chrono::steady_clock::now() > *give_up_at) running = false;
           if (stop_signal == 0) return;
           spdlog::warn("stopped by signal {}; writing a partial summary", stop_signal.load());
           caf::actor coordinator;

@@ -178,7 +178,8 @@ TEST_CASE("reader: a dataset written by the server's dataset sink") {
         for (std::size_t j = 0; j < field_size; ++j) row[j] = value_at(sim, step, j);
         w.write_step(sim, 0, step, row.data(), field_size);
       }
-    w.finish_all();
+    w.finish(0);
+    w.finish(1);
   }
   dataset_reader r(tmp.path, "temperature", encoder());
   REQUIRE(r.size() == 6);

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "actors/dataset_sink/dataset_writer.hpp"
@@ -70,14 +71,87 @@ TEST_CASE("dataset writer puts rows at their time step, whatever the arrival ord
   fs::remove_all(dir);
 }
 
-TEST_CASE("simulations still open when the writer ends get valid headers") {
+TEST_CASE("simulations still open when the writer ends keep their .part files, valid headers") {
   const auto dir = fresh_dir("unfinished");
   {
     melissa::dataset_writer w(dir.string(), {"a", "b"}, {});
     const std::vector<float> v{1, 2};
     w.write_step(4, 1, 0, v.data(), 2);
+    w.write_step(4, 1, 2, v.data(), 2);  // step 1 never came
   }
-  const auto data = slurp(dir / "sim_000004" / "b.npy");
+  CHECK_FALSE(fs::exists(dir / "sim_000004" / "b.npy"));
+  const auto data = slurp(dir / "sim_000004" / "b.npy.part");
+  // Only the rows held from step 0 on: step 2 past the gap is not claimed.
   CHECK(data.find("'shape': (1, 2)") != std::string::npos);
+  CHECK(data.size() == 128 + 2 * 4);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a file is not visible under its final name before its simulation is finished") {
+  const auto dir = fresh_dir("visible");
+  melissa::dataset_writer w(dir.string(), {"temperature"}, {{1.0}});
+  const std::vector<float> row{1, 2, 3};
+  w.write_step(0, 0, 0, row.data(), 3);
+  w.write_step(0, 0, 1, row.data(), 3);
+  const auto sim = dir / "sim_000000";
+  CHECK_FALSE(fs::exists(sim / "temperature.npy"));
+  CHECK_FALSE(fs::exists(sim / "parameters.npy"));
+  CHECK(fs::exists(sim / "temperature.npy.part"));
+  w.finish(0);
+  CHECK(fs::exists(sim / "temperature.npy"));
+  CHECK_FALSE(fs::exists(sim / "temperature.npy.part"));
+  CHECK(slurp(sim / "temperature.npy").find("'shape': (2, 3)") != std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a retried attempt after a clean finish leaves the finished files as they were") {
+  const auto dir = fresh_dir("retry");
+  const auto sim = dir / "sim_000003";
+  std::string before;
+  {
+    melissa::dataset_writer w(dir.string(), {"temperature"}, {{}, {}, {}, {7.0}});
+    for (std::uint32_t t = 0; t < 20; ++t) {
+      const std::vector<float> row{float(t), float(t) + 0.5f};
+      w.write_step(3, 0, t, row.data(), 2);
+    }
+    w.finish(3);
+    before = slurp(sim / "temperature.npy");
+    // Attempt 2 of simulation 3 resends from step 0 (here: other values, and
+    // fewer steps, as a client that dies again would).
+    for (std::uint32_t t = 0; t < 10; ++t) {
+      const std::vector<float> zero{0, 0};
+      CHECK_FALSE(w.write_step(3, 0, t, zero.data(), 2));
+    }
+    w.finish(3);  // its clean end: nothing to do
+    CHECK(w.finished() == 1);
+    CHECK(w.steps_after_finish() == 10);
+  }
+  const auto after = slurp(sim / "temperature.npy");
+  CHECK(after == before);
+  REQUIRE(after.size() == 128 + 20 * 2 * 4);
+  std::vector<float> values(40);
+  std::memcpy(values.data(), after.data() + 128, 160);
+  for (std::uint32_t t = 0; t < 20; ++t) {
+    CHECK(values[2 * t] == float(t));
+    CHECK(values[2 * t + 1] == float(t) + 0.5f);
+  }
+  CHECK_FALSE(fs::exists(sim / "temperature.npy.part"));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("an I/O error names the file and the system error") {
+  const auto dir = fresh_dir("ioerror");
+  melissa::dataset_writer w(dir.string(), {"temperature"}, {});
+  // A directory where the .part file should be: it cannot be opened for writing.
+  fs::create_directories(dir / "sim_000001" / "temperature.npy.part");
+  const std::vector<float> row{1};
+  try {
+    w.write_step(1, 0, 0, row.data(), 1);
+    FAIL("no error");
+  } catch (const std::system_error& e) {
+    const std::string what = e.what();
+    CHECK(what.find((dir / "sim_000001" / "temperature.npy.part").string()) != std::string::npos);
+    CHECK(what.find("Is a directory") != std::string::npos);
+  }
   fs::remove_all(dir);
 }
