@@ -317,10 +317,11 @@ void on_status(launcher_ptr self, const scheduler::job_status& status) {
     // stderr: quote it here rather than only point at the file.
     const auto err = job_log(st, row->id, "err");
     const auto tail = last_lines(err, 1);
+    if (const auto more = stderr_tail(err); !more.empty())
+      spdlog::error("the server job {}{}", status.raw_state, more);
     stop_everything(self, study_failed,
                     "the server job ended (" + status.raw_state + ") before the study ended" +
                         (tail.empty() ? "; see " + err : ": " + tail.back() + " (" + err + ")"));
-    if (const auto more = stderr_tail(err); !more.empty()) spdlog::error("server job{}", more);
     return;
   }
   const auto sim = row->sim_id;

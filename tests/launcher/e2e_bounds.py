@@ -11,14 +11,14 @@ local backend (real processes), and failures the first attempt makes certain:
              fails at once (no retry) with the server's reason in melissa-run's
              own output
   tail       a failed attempt's stderr reaches the launcher's log; a server
-             that cannot start has its reason in the study's message
+             that cannot start (missing validation set) has its reason in the
+             study's message
 
     e2e_bounds.py slow-poll|count|ranks|refused|tail
 """
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -181,18 +181,17 @@ elif mode == "tail":
           "each failed attempt's stderr is in melissa-run's output")
     log = open(os.path.join(work, "out", "launcher.log")).read()
     check("cannot read mesh.dat (the reason)" in log, "and in launcher.log")
-    # A server that cannot start: its reason in the study's message.
-    busy = socket.socket()
-    busy.bind(("127.0.0.1", 0))
-    busy.listen(1)
-    port = busy.getsockname()[1]
+    # A server that cannot start (its validation set is missing): its own
+    # reason in the study's message, not only in jobs/1.err.
     work2 = tmpdir("bounds-tail-server")
-    study = study_file(work2, sims=1, server=f"port = {port}\n", marker=marker)
+    study = study_file(work2, sims=1, server='sink = "train"\n', marker=marker)
+    with open(study, "a") as f:
+        f.write(f'\n[training]\nvalidation_dir = "{work2}/no-such-dataset"\n')
     rc, out, _ = run([RUN, study], 120)
     check(rc == 1, f"melissa-run exits 1 when the server cannot start (got {rc})")
     summary = json.load(open(os.path.join(work2, "out", "summary.json")))
     print("message:", summary["message"])
-    check(str(port) in summary["message"], "the study's message quotes the server's own reason")
+    check("no-such-dataset" in summary["message"], "the study's message quotes the server's own reason")
 
 else:
     fail("unknown mode " + mode)
