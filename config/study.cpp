@@ -143,6 +143,19 @@ std::string format_number(double v) {
   return out;
 }
 
+// "1.5 KB", "1.4 TB": decimal units, for messages.
+std::string human_bytes(double bytes) {
+  const char* units[] = {"B", "KB", "MB", "GB", "TB", "PB", "EB"};
+  std::size_t u = 0;
+  while (bytes >= 1000 && u + 1 < std::size(units)) {
+    bytes /= 1000;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, bytes < 10 && u > 0 ? "%.1f %s" : "%.0f %s", bytes, units[u]);
+  return buf;
+}
+
 // "1 pair", "3 pairs".
 std::string count_of(std::size_t n, const std::string& noun) {
   return std::to_string(n) + " " + noun + (n == 1 ? "" : "s");
@@ -565,6 +578,9 @@ launcher_config read_launcher(table_reader t) {
   l.client_timeout = t.positive_number("client_timeout", l.client_timeout);
   l.server_timeout = t.positive_number("server_timeout", l.server_timeout);
   l.poll_interval = t.positive_number("poll_interval", l.poll_interval);
+  if (l.poll_interval > max_poll_interval)
+    t.fail_key("poll_interval", "must be in (0, " + format_number(max_poll_interval) +
+                                    "] seconds, got " + format_number(l.poll_interval));
   l.shell_host = t.string("shell_host", l.shell_host, check_host);
   l.shell_port = t.integer<std::uint16_t>("shell_port", l.shell_port, {0, 65535});
   l.schedule_in_schedule = t.boolean("schedule_in_schedule", l.schedule_in_schedule);
@@ -603,7 +619,7 @@ client_config read_client(table_reader t) {
   c.command = t.string_array("command");
   if (c.command.empty()) t.fail_key("command", "must name the program to run, got an empty array");
   if (c.command.front().empty()) t.fail_key("command", "the program name (first element) is empty");
-  c.ranks = t.integer<std::uint32_t>("ranks", c.ranks, {1, {}});
+  c.ranks = t.integer<std::uint32_t>("ranks", c.ranks, {1, max_client_ranks});
   c.steps = t.integer<std::uint32_t>("steps", c.steps, {1, 1u << 24});
   c.env = t.string_table("env", check_env_name);
   t.finish();
@@ -653,7 +669,7 @@ parameters_config read_parameters(table_reader t) {
   p.bounds = read_bounds(t, p.names.size());
   p.sampler = t.choice("sampler", p.sampler, samplers);
   p.scramble = t.boolean("scramble", p.scramble);
-  // Simulation ids travel as u32 in every frame.
+  // Simulation ids travel as u32 in every frame: that is the hard limit.
   p.count = t.required_integer<std::uint64_t>("count", {1, uint32_max});
   t.finish();
   // GSL's sequences stop at a number of dimensions and of points: say so here
@@ -666,6 +682,17 @@ parameters_config read_parameters(table_reader t) {
     t.fail_key("count", "sampler " + sampler + " supports at most " +
                             std::to_string(max_count(p.sampler)) + " simulations, got " +
                             std::to_string(p.count));
+  // Every simulation costs memory up front (the whole design is drawn and
+  // submitted at once): refuse here what would exhaust it mid-study.
+  if (p.count > max_simulations)
+    t.fail_key("count", "at most " + std::to_string(max_simulations) +
+                            " simulations per study (the server and the launcher keep about " +
+                            human_bytes(bytes_per_simulation(p.names.size())) +
+                            " per simulation in memory: " + std::to_string(p.count) +
+                            " would need about " +
+                            human_bytes(static_cast<double>(p.count) *
+                                        static_cast<double>(bytes_per_simulation(p.names.size()))) +
+                            "), got " + std::to_string(p.count));
   if (p.scramble && (p.sampler == sampler_kind::uniform || p.sampler == sampler_kind::lhs))
     t.fail_key("scramble", "true requires a quasi-random sampler (\"halton\", \"reverse-halton\", "
                            "\"sobol\"), got " + sampler);
@@ -718,7 +745,8 @@ std::string check_activation(const std::string& s) {
   return "must be one of \"relu\", \"tanh\", \"gelu\", \"silu\", got " + quoted(s);
 }
 
-training_config read_training(table_reader t, const std::vector<field_config>& fields) {
+training_config read_training(table_reader t, const std::vector<field_config>& fields,
+                              const buffer_config& buffer) {
   training_config c;
   c.field = t.string("field", fields.empty() ? std::string() : fields.front().name, check_not_empty);
   c.time_steps = t.integer<std::uint32_t>("time_steps", c.time_steps, {1, {}});
@@ -739,6 +767,12 @@ training_config read_training(table_reader t, const std::vector<field_config>& f
   const bool known = std::any_of(fields.begin(), fields.end(),
                                  [&](const field_config& f) { return f.name == c.field; });
   if (!known) t.fail_key("field", "no [[fields]] entry is named " + quoted(c.field));
+  // A batch comes from one rank's buffer: a FIFO or FIRO buffer smaller than a
+  // batch could never fill one, and the study would wait forever.
+  if (c.batch_size > buffer.capacity)
+    t.fail_key("batch_size", "must be <= buffer.capacity = " + std::to_string(buffer.capacity) +
+                                 " (a batch is drawn from one server rank's buffer), got " +
+                                 std::to_string(c.batch_size));
   return c;
 }
 
@@ -819,8 +853,14 @@ study_config parse_study(std::string_view text, const std::string& source_name) 
   c.client = read_client(file.table("client", true));
   c.parameters = read_parameters(file.table("parameters", true));
   c.fields = read_fields(file, c);
+  // Settings nobody would read are a mistake in the study (a forgotten
+  // sink = "train" most likely): say so before any of their values.
+  for (const char* section : {"buffer", "training"})
+    if (c.server.sink != sink_kind::train && file.peek(section))
+      file.fail_key(section, std::string("[") + section + "] needs server.sink = \"train\", got \"" +
+                                 to_string(c.server.sink) + "\"");
   c.buffer = read_buffer(file.table("buffer", false));
-  c.training = read_training(file.table("training", false), c.fields);
+  c.training = read_training(file.table("training", false), c.fields, c.buffer);
   if (file.find("breed")) c.breed = read_breed(file.table("breed", false), c);
   file.finish();
   return c;
@@ -991,10 +1031,13 @@ std::string to_toml(const study_config& c) {
   write_parameters(out, c.parameters);
   out << "\n";
   write_fields(out, c.fields);
-  out << "\n";
-  write_buffer(out, c.buffer);
-  out << "\n";
-  write_training(out, c.training);
+  // Only a training study may have these sections (parse_study refuses them otherwise).
+  if (c.server.sink == sink_kind::train) {
+    out << "\n";
+    write_buffer(out, c.buffer);
+    out << "\n";
+    write_training(out, c.training);
+  }
   if (c.breed.enabled) {  // the section's presence is what enables Breed
     out << "\n";
     write_breed(out, c.breed);

@@ -78,7 +78,7 @@ struct launcher_config {
   std::uint32_t max_retries = 2;        // restarts of a failed simulation, >= 0
   double client_timeout = 300;          // seconds, > 0
   double server_timeout = 60;           // seconds, > 0
-  double poll_interval = 1;             // seconds between two polls of the backend, > 0
+  double poll_interval = 1;             // seconds between two polls of the backend, (0, max_poll_interval]
   std::string shell_host = "127.0.0.1";  // address of the melissa-shell endpoint
   std::uint16_t shell_port = 0;         // 0: any free port
   bool schedule_in_schedule = false;    // Slurm only: clients as steps of one allocation
@@ -105,7 +105,7 @@ struct server_config {
 // [client]
 struct client_config {
   std::vector<std::string> command;           // argv; the launcher appends the parameters
-  std::uint32_t ranks = 1;                    // MPI ranks per simulation (mpirun -n), >= 1
+  std::uint32_t ranks = 1;                    // MPI ranks per simulation (mpirun -n), 1 .. max_client_ranks
   std::map<std::string, std::string> env;     // extra environment variables
   // Time steps each simulation sends (0: not checked). A session that ends
   // with fewer, or sends a step index beyond, is a failed attempt.
@@ -125,8 +125,26 @@ struct parameters_config {
   // Cranley-Patterson random shift (seeded by study.seed) of the
   // quasi-random samplers; refused with uniform and lhs, already random.
   bool scramble = false;
-  std::uint64_t count = 0;                    // simulations, 1 .. 2^32-1 (sim ids are u32 on the wire)
+  std::uint64_t count = 0;                    // simulations, 1 .. max_simulations
 };
+
+// Bounds on values that are valid on paper but would break a running study.
+// The launcher and the server keep a row per simulation in memory (the design,
+// the job table, the received-step logs): a million is ten times the largest
+// ensemble Melissa has run (80,000) and still fits in a few GB.
+constexpr std::uint64_t max_simulations = 1'000'000;
+// About what one simulation costs in memory (server and launcher together)
+// with `parameters` parameters: the figure the count error quotes.
+constexpr std::uint64_t bytes_per_simulation(std::size_t parameters) {
+  return 1024 + 96 * static_cast<std::uint64_t>(parameters);
+}
+// Scheduler polls further apart than this would leave jobs that ended
+// unnoticed for minutes; the launcher serves signals and submits on its own
+// sub-second tick whatever this value.
+constexpr double max_poll_interval = 60;
+// Ranks of one simulation: a study value no backend places beyond this (the
+// local backend has a smaller bound of its own, see backends/scheduler/).
+constexpr std::uint32_t max_client_ranks = 1u << 20;
 
 // What each sampler supports, from GSL's own tables (defined in design.cpp):
 // Sobol 40 parameters and 2^30 - 1 points, (reverse) Halton 1229 parameters

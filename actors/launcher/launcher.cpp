@@ -10,6 +10,8 @@
 #include <map>
 #include <memory>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
@@ -52,6 +54,7 @@ struct launcher_state {
   std::map<std::uint32_t, std::string> tickets;
   phase stage = phase::idle;
   bool polling = false;
+  double last_poll = -1e9;        // when the last poll of the backend was sent
   int exit_code = study_succeeded;
   std::string message;
   bool paused_by_shell = false;   // `pause` without `resume` (stopping pauses too)
@@ -76,8 +79,47 @@ struct launcher_state {
 
 using launcher_ptr = launcher_impl_actor::stateful_pointer<launcher_state>;
 
+// The launcher's own clock: signals, submissions and timeouts are served at
+// least this often, whatever launcher.poll_interval is.
+constexpr double max_tick_s = 0.25;
+
 std::string job_log(const launcher_state& st, std::uint32_t job, const char* ext) {
   return st.settings.output_dir + "/jobs/" + std::to_string(job) + "." + ext;
+}
+
+// The last `max_lines` lines a job wrote to stderr, for the launcher's own log:
+// the reason of a failure is often only there (the client's message, the
+// server's startup error). Open MPI's banners (blocks between lines of
+// dashes, e.g. after MPI_Abort) are left out: the job's message is above them.
+std::vector<std::string> last_lines(const std::string& path, std::size_t max_lines = 5) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return {};
+  in.seekg(0, std::ios::end);
+  const std::streamoff size = in.tellg();
+  const std::streamoff start = std::max<std::streamoff>(0, size - 16384);
+  in.seekg(start);
+  std::string line;
+  if (start > 0) std::getline(in, line);  // a partial first line
+  std::vector<std::string> lines;
+  bool in_banner = false;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.size() >= 10 && line.find_first_not_of('-') == std::string::npos) {
+      in_banner = !in_banner;
+      continue;
+    }
+    if (in_banner || line.find_first_not_of(" \t") == std::string::npos) continue;
+    lines.push_back(line.size() > 500 ? line.substr(0, 500) + "..." : line);
+  }
+  if (lines.size() > max_lines) lines.erase(lines.begin(), lines.end() - max_lines);
+  return lines;
+}
+
+// The end of a job's stderr as log lines ("" when it wrote nothing).
+std::string stderr_tail(const std::string& path) {
+  std::string out;
+  for (const auto& l : last_lines(path)) out += "\n    " + l;
+  return out.empty() ? out : "; the end of " + path + ":" + out;
 }
 
 json row_to_json(const job_row& r) {
@@ -324,9 +366,15 @@ void on_status(launcher_ptr self, const scheduler::job_status& status) {
     st.core->update(row->id, status, st.now());
     if (was_final || !scheduler::is_final(status.state)) return;
     if (st.stage == phase::finishing || st.stage == phase::stopping) return;
+    // The server's reason (a bad validation set, a port in use) is in its
+    // stderr: quote it here rather than only point at the file.
+    const auto err = job_log(st, row->id, "err");
+    const auto tail = last_lines(err, 1);
+    if (const auto more = stderr_tail(err); !more.empty())
+      spdlog::error("the server job {}{}", status.raw_state, more);
     stop_everything(self, study_failed,
-                    "the server job ended (" + status.raw_state + ") before the study ended; see " +
-                        job_log(st, row->id, "err"));
+                    "the server job ended (" + status.raw_state + ") before the study ended" +
+                        (tail.empty() ? "; see " + err : ": " + tail.back() + " (" + err + ")"));
     return;
   }
   const auto sim = row->sim_id;
@@ -335,18 +383,32 @@ void on_status(launcher_ptr self, const scheduler::job_status& status) {
   if (scheduler::is_final(status.state) && st.tickets.erase(row->id) > 0)
     for (const auto& [rank, link] : st.ranks)
       caf::anon_send(link.coordinator, revoke_atom::value, sim, attempt);
+  const auto err = job_log(st, row->id, "err");
   switch (st.core->update(row->id, status, st.now())) {
     case launcher_core::outcome::none:
     case launcher_core::outcome::completed:
       break;
     case launcher_core::outcome::retry:
-      spdlog::warn("simulation {} attempt {} {} ({}); restarting it as attempt {}", sim, attempt,
+      spdlog::warn("simulation {} attempt {} {} ({}); restarting it as attempt {}{}", sim, attempt,
                    reason.empty() ? "failed" : "was ended", reason.empty() ? status.raw_state : reason,
-                   attempt + 1);
+                   attempt + 1, reason.empty() ? stderr_tail(err) : std::string());
       break;
+    case launcher_core::outcome::refused: {
+      // The server refused the client (field size, field name, protocol):
+      // every restart would be refused the same way.
+      const auto lines = last_lines(err, 1);
+      spdlog::error("simulation {} attempt {} was refused by the server ({}); not restarting it{}",
+                    sim, attempt, status.raw_state, stderr_tail(err));
+      stop_everything(self, study_failed,
+                      "simulation " + std::to_string(sim) + " was refused by the server" +
+                          (lines.empty() ? "" : ": " + lines.back()) +
+                          " (the clients and the study disagree; a restart would be refused too; "
+                          "see " + err + ")");
+      break;
+    }
     case launcher_core::outcome::gave_up:
-      spdlog::error("simulation {} failed {} times ({}); giving up on it", sim, attempt,
-                    status.raw_state);
+      spdlog::error("simulation {} failed {} times ({}); giving up on it{}", sim, attempt,
+                    status.raw_state, stderr_tail(err));
       for (const auto& [rank, link] : st.ranks)
         caf::anon_send(link.coordinator, sim_failed_atom::value, sim);
       break;
@@ -637,12 +699,20 @@ launcher_impl_actor::behavior_type launcher_fn(launcher_ptr self, launcher_setti
         start_server(self);
         self->send(self, tick_atom::value);
       },
+      // The tick runs every tick_period whatever poll_interval says, so that
+      // submissions, timeouts and a stop (signal) never wait for the next
+      // poll; only the backend is polled every poll_interval (at least every
+      // second while jobs are being stopped, so that their end is seen).
       [self](tick_atom) {
         auto& st = self->state;
         if (st.stage == phase::done) return;
         const auto ids = st.core->table().active_backend_ids();
-        if (!st.polling && !ids.empty()) {
+        const bool ending = st.stage == phase::stopping || st.stage == phase::finishing;
+        const double interval =
+            ending ? std::min(st.settings.poll_interval, 1.0) : st.settings.poll_interval;
+        if (!st.polling && !ids.empty() && st.now() - st.last_poll >= interval) {
           st.polling = true;
+          st.last_poll = st.now();
           self->request(st.backend, caf::infinite, poll_atom::value, ids)
               .then(
                   [self](const std::vector<scheduler::job_status>& statuses) {
@@ -655,12 +725,12 @@ launcher_impl_actor::behavior_type launcher_fn(launcher_ptr self, launcher_setti
                     spdlog::warn("polling the scheduler failed: {}",
                                  backend_error_text(self->system(), err));
                   });
-        } else if (ids.empty()) {
-          advance(self);
         }
-        self->delayed_send(
-            self, std::chrono::milliseconds(static_cast<long>(st.settings.poll_interval * 1000)),
-            tick_atom::value);
+        advance(self);
+        const double tick_s = std::min(st.settings.poll_interval, max_tick_s);
+        if (st.stage != phase::done)
+          self->delayed_send(self, std::chrono::milliseconds(static_cast<long>(tick_s * 1000) + 1),
+                             tick_atom::value);
       },
       // --- from the server ---
       [self](register_atom, std::uint32_t rank, const std::string& address,

@@ -93,6 +93,11 @@ launcher_core::outcome launcher_core::update(std::uint32_t job, const scheduler:
     return outcome::none;
   }
   if (stopping_) return outcome::none;
+  if (!ended_by_launcher && status.exit_code == refused_exit_status) {
+    failed_.insert(row->sim_id);
+    fatal_error_ = "simulation " + std::to_string(row->sim_id) + " was refused by the server";
+    return outcome::refused;
+  }
   // Failed, or cancelled by the launcher after a timeout or a kill: try again.
   return retry_or_give_up(*row);
 }

@@ -49,8 +49,13 @@ class launcher_core {
   // that retrying cannot fix, so it fails the study.
   void submit_failed(std::uint32_t job, const std::string& error, double now);
 
-  // What a job's new scheduler state means for its simulation.
-  enum class outcome { none, completed, retry, gave_up };
+  // What a job's new scheduler state means for its simulation. `refused`:
+  // the client exited with refused_exit_status, the server refused it (the
+  // client and the study disagree); every attempt would end the same way, so
+  // the simulation fails without a retry and fatal_error() is set.
+  enum class outcome { none, completed, retry, gave_up, refused };
+  // MELISSA_EXIT_REFUSED of the client API (api/include/melissa/api.h).
+  static constexpr int refused_exit_status = 78;
   outcome update(std::uint32_t job, const scheduler::job_status& status, double now);
 
   // The server saw the session of (sim, attempt) open.

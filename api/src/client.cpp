@@ -83,7 +83,7 @@ class client_state {
   // MELISSA_ON_ERROR as rank 0 read it (broadcast at the first init), so that
   // all ranks agree even if the others' environment lacks it.
   error_policy policy() const { return policy_known_ ? policy_ : policy_from_environment(); }
-  [[noreturn]] void terminate();
+  [[noreturn]] void terminate(int exit_status);
 
   phase phase_ = phase::idle;
   bool uses_mpi_ = false;
@@ -121,18 +121,22 @@ class shared_error : public client_error {
   using client_error::client_error;
 };
 
-void client_state::terminate() {
+void client_state::terminate(int exit_status) {
   // MPI_Abort takes the solver's other ranks down too (they may be waiting in
-  // a collective for this one); without MPI a plain exit is enough.
-  if (uses_mpi_ && mpi_usable()) MPI_Abort(comm_ != MPI_COMM_NULL ? comm_ : MPI_COMM_WORLD, 1);
-  std::exit(1);
+  // a collective for this one); without MPI a plain exit is enough. mpirun
+  // exits with the status given to MPI_Abort.
+  if (uses_mpi_ && mpi_usable())
+    MPI_Abort(comm_ != MPI_COMM_NULL ? comm_ : MPI_COMM_WORLD, exit_status);
+  std::exit(exit_status);
 }
 
 int client_state::fail(const client_error& e, bool print) {
   last_error_ = e.what();
   if (print) std::fprintf(stderr, "%s\n", last_error_.c_str());
   if (is_fatal(e.status())) {
-    if (policy() == error_policy::exit) terminate();
+    // A refusal repeats on every restart: its own status tells the launcher so.
+    if (policy() == error_policy::exit)
+      terminate(e.status() == MELISSA_ERR_REFUSED ? MELISSA_EXIT_REFUSED : 1);
     if (phase_ != phase::finalized) phase_ = phase::failed;
     failure_status_ = e.status();
     failure_message_ = e.what();

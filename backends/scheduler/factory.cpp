@@ -27,6 +27,9 @@ std::unique_ptr<backend> make_backend(const config::study_config& study, command
   const config::launcher_config& l = study.launcher;
   switch (l.backend) {
     case config::launcher_backend::local:
+      // Refused before anything starts: mpirun would otherwise spin until the timeouts.
+      local_backend::check_tasks(study.server.ranks, "server.ranks");
+      local_backend::check_tasks(study.client.ranks, "client.ranks");
       return std::make_unique<local_backend>();
     case config::launcher_backend::slurm: {
       slurm_options o;

@@ -1,5 +1,6 @@
 #include "backends/scheduler/local_backend.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include <sys/stat.h>
@@ -23,9 +24,24 @@ std::vector<std::string> local_backend::command_line(const job_request& request,
   return out;
 }
 
+std::uint32_t local_backend::max_tasks() {
+  const long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
+  return static_cast<std::uint32_t>(16 * std::max(1L, cpus));
+}
+
+void local_backend::check_tasks(std::uint32_t tasks, const std::string& key) {
+  if (tasks > max_tasks())
+    throw backend_error(key + " = " + std::to_string(tasks) +
+                        " is more than the local backend runs on this machine (at most " +
+                        std::to_string(max_tasks()) + ": 16 per CPU, " +
+                        std::to_string(max_tasks() / 16) +
+                        " CPUs); use a batch scheduler backend (slurm, oar) for larger jobs");
+}
+
 std::string local_backend::submit(const job_request& request) {
   detail::check_request(request);
   const std::string kind = to_string(request.kind);
+  check_tasks(request.settings.tasks, kind + " job '" + request.name + "': tasks");
   if (!request.workdir.empty()) {
     struct stat st {};
     if (::stat(request.workdir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))

@@ -47,6 +47,14 @@ class local_backend final : public backend {
   // after kill_grace.
   void cancel(const std::string& id) override;
 
+  // The most tasks (MPI ranks) one job may have here: 16 per online CPU, at
+  // least 16. mpirun --oversubscribe starts any number, but far beyond the
+  // cores the ranks only spin (a million of them never start at all).
+  static std::uint32_t max_tasks();
+  // Throws backend_error naming `key` (e.g. "client.ranks") when `tasks`
+  // exceeds max_tasks(); submit() checks every job the same way.
+  static void check_tasks(std::uint32_t tasks, const std::string& key);
+
   // The command line a request runs (pure): argv, under mpirun when tasks > 1.
   static std::vector<std::string> command_line(const job_request& request, bool as_root);
 

@@ -82,7 +82,7 @@ env = { OMP_NUM_THREADS = "1", _X9 = "a=b", EMPTY = "" }
 names = ["x", "y.z", "w-1"]
 bounds = [[-1, 1], [0.1, 0.30000000000000004], [-1e300, 1e300]]
 sampler = "uniform"
-count = 4294967295
+count = 1000000
 
 [[fields]]
 name = "temperature"
@@ -206,7 +206,7 @@ TEST_CASE("a full study is read as written") {
   CHECK(c.parameters.names == std::vector<std::string>{"x", "y.z", "w-1"});
   CHECK(c.parameters.bounds ==
         std::vector<parameter_bounds>{{-1, 1}, {0.1, 0.30000000000000004}, {-1e300, 1e300}});
-  CHECK(c.parameters.count == 4294967295ull);
+  CHECK(c.parameters.count == 1000000);
   REQUIRE(c.fields.size() == 2);
   CHECK(c.fields[1] == field_config{"pressure", 9223372036854775807ull});
 }
@@ -371,8 +371,8 @@ TEST_CASE("errors: unknown sections") {
   CHECK(error_of(minimal_plus("[model]\nepochs = 3\n")) ==
         "s.toml:15:2: model: unknown section; the study file has the sections study, "
         "launcher, server, client, parameters, fields, buffer, training, breed");
-  CHECK(error_of(minimal_plus("[training]\nepochs = 3\n")) ==
-        "s.toml:16:1: training.epochs: unknown key; [training] has field, time_steps, hidden, "
+  CHECK(error_of(minimal_plus("[server]\nsink = \"train\"\n[training]\nepochs = 3\n")) ==
+        "s.toml:18:1: training.epochs: unknown key; [training] has field, time_steps, hidden, "
         "activation, batch_size, learning_rate, lr_halving_batches, min_learning_rate, output, "
         "output_mean, output_std, validation_dir, validation_every, metrics_every, threads");
   CHECK(error_of(minimal_plus("[sever]\nport = 3\n")) ==

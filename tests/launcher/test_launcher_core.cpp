@@ -216,3 +216,24 @@ TEST_CASE("exit 0 completes a simulation only once every server rank holds all o
   CHECK(core.finished());
   CHECK(core.count().completed == 2);
 }
+
+TEST_CASE("a client the server refused (exit 78) fails the study at once, without a retry") {
+  launcher_core core({2, 3, 300});
+  for (std::uint32_t s = 0; s < 4; ++s) core.request(s, "p");
+  auto jobs = submit(core);
+  REQUIRE(jobs.size() == 2);
+  CHECK(core.update(jobs[0], status(job_state::failed, "exited 78", 78), 1) ==
+        launcher_core::outcome::refused);
+  CHECK(core.failed_simulations() == std::vector<std::uint32_t>{0});
+  CHECK(core.count().retries == 0);
+  REQUIRE(core.fatal_error());
+  CHECK(*core.fatal_error() == "simulation 0 was refused by the server");
+  CHECK(submit(core).empty());  // nothing more is started
+  // A job the launcher ended is not a refusal, whatever its status.
+  launcher_core other({1, 3, 300});
+  other.request(0, "p");
+  auto job = submit(other);
+  other.end_by_launcher(job[0], "killed from melissa-shell");
+  CHECK(other.update(job[0], status(job_state::failed, "exited 78", 78), 1) ==
+        launcher_core::outcome::retry);
+}

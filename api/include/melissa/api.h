@@ -50,6 +50,12 @@ enum melissa_status {
   MELISSA_ERR_ARG = -7          /* null pointer or invalid argument */
 };
 
+/* The exit status of a client that MELISSA_ON_ERROR=exit ends because the
+ * server refused its session or a field (EX_CONFIG of sysexits.h): the client
+ * and the study disagree, so melissa-run fails the study at once instead of
+ * restarting the simulation. Other fatal errors exit with status 1. */
+#define MELISSA_EXIT_REFUSED 78
+
 #ifndef MELISSA_NO_MPI_HEADER
 /* Declares a field whose local part on this rank has `local_size` values.
  * Collective over `comm`: rank 0 gathers the field and sends it. */
