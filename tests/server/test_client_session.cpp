@@ -68,16 +68,19 @@ client_session opened(std::uint32_t sim = 7, std::uint32_t attempt = 2) {
   client_session s(two_fields());
   auto a = feed(s, text_frame(frame_type::hello, sim, attempt, "version=1\nclient_ranks=1\n"));
   REQUIRE(a.error.empty());
+  s.admit();  // the aggregator accepted the session
   return s;
 }
 
 }  // namespace
 
-TEST_CASE("hello is answered with welcome carrying rank, ranks, mode and window") {
+TEST_CASE("an admitted hello is answered with welcome carrying rank, ranks, mode and window") {
   client_session s(two_fields());
   auto a = feed(s, text_frame(frame_type::hello, 7, 2, "version=1\n"));
   CHECK(a.error.empty());
-  auto f = decode(a.reply);
+  CHECK(a.check_ticket);
+  CHECK(a.reply.empty());  // nothing before the aggregator admits the session
+  auto f = decode(s.admit());
   CHECK(f.header.type == frame_type::welcome);
   auto kv = wire::parse_key_values(text_of(f));
   REQUIRE(kv);
@@ -189,6 +192,7 @@ TEST_CASE("one frame larger than the window passes when nothing is in flight") {
   settings.window_bytes = 32;  // smaller than one 64-byte step
   client_session s(settings);
   feed(s, text_frame(frame_type::hello, 7, 2, "version=1\n"));
+  s.admit();
   feed(s, text_frame(frame_type::field, 7, 2, "name=temperature\nsize=16\n"));
   CHECK(s.on_frame(step(7, 2, 0, 0, 16), nullptr, 0).forward_step);
   CHECK_FALSE(s.on_frame(step(7, 2, 0, 1, 16), nullptr, 0).error.empty());
