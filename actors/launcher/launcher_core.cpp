@@ -83,6 +83,8 @@ launcher_core::outcome launcher_core::update(std::uint32_t job, const scheduler:
   row->ended_at = now;
   if (row->started_at < 0) row->started_at = now;
   if (row->kind != job_kind::client) return outcome::none;
+  // The server already holds all of it: however this job ends, nothing to redo.
+  if (completed_.count(row->sim_id)) return outcome::none;
   if (completed) {
     // Exit 0 says the process ended, not that the server has every step.
     if (confirmed_by_[row->sim_id].size() >= limits_.server_ranks) {
@@ -116,16 +118,18 @@ launcher_core::outcome launcher_core::confirm(std::uint32_t sim, std::uint32_t r
   auto& ranks = confirmed_by_[sim];
   ranks.insert(rank);
   if (ranks.size() < limits_.server_ranks || completed_.count(sim)) return outcome::none;
-  for (auto it = awaiting_confirmation_.begin(); it != awaiting_confirmation_.end(); ++it) {
+  // Complete: every step is on the server, exactly once. A retry still waiting
+  // for a slot is dropped; one already running only resends duplicates.
+  completed_.insert(sim);
+  failed_.erase(sim);
+  for (auto it = awaiting_confirmation_.begin(); it != awaiting_confirmation_.end();) {
     const auto* row = table_.find(it->first);
-    if (row && row->sim_id == sim) {
-      awaiting_confirmation_.erase(it);
-      failed_.erase(sim);
-      completed_.insert(sim);
-      return outcome::completed;
-    }
+    it = row && row->sim_id == sim ? awaiting_confirmation_.erase(it) : std::next(it);
   }
-  return outcome::none;
+  queue_.erase(std::remove_if(queue_.begin(), queue_.end(),
+                              [sim](const auto& entry) { return entry.first == sim; }),
+               queue_.end());
+  return outcome::completed;
 }
 
 std::vector<std::pair<std::uint32_t, launcher_core::outcome>> launcher_core::unconfirmed_exits(

@@ -61,8 +61,8 @@ class launcher_core {
   // The server saw the session of (sim, attempt) open.
   void connected(std::uint32_t sim, std::uint32_t attempt);
   // Server rank `rank` holds every step of `sim` and saw a clean end. Once
-  // every rank has said so the simulation is complete: `completed` when its
-  // job had already exited 0, none otherwise (it completes when it exits).
+  // every rank has said so the simulation is complete (`completed`), whatever
+  // its jobs do afterwards: the server's data decides, not exit statuses.
   outcome confirm(std::uint32_t sim, std::uint32_t rank);
   // Client jobs that exited 0 more than confirm_grace ago without the
   // server's confirmation: each attempt fails (retry or gave_up), with a reason.

@@ -37,9 +37,9 @@ TEST_CASE("no more than job_limit simulations run at once, in request order") {
   for (auto j : first) core.update(j, status(job_state::running, "RUNNING"), 1);
   CHECK(core.count().running == 3);
   CHECK(core.count().pending == 7);
-  core.confirm(0, 0);  // the server holds all of simulation 0
   CHECK(core.update(first[0], status(job_state::completed, "exited 0", 0), 2) ==
-        launcher_core::outcome::completed);
+        launcher_core::outcome::none);  // until the server holds all of it
+  CHECK(core.confirm(0, 0) == launcher_core::outcome::completed);
   auto next = submit(core);
   REQUIRE(next.size() == 1);
   CHECK(core.table().find(next[0])->sim_id == 3);
@@ -137,9 +137,9 @@ TEST_CASE("once the study is stopping, ended jobs are cancelled, not retried") {
   CHECK(core.count().retries == 0);
   CHECK(core.next_submissions(2).empty());
   // A job that completes while the study winds down still counts as completed.
-  core.confirm(1, 0);
+  CHECK(core.confirm(1, 0) == launcher_core::outcome::completed);
   CHECK(core.update(jobs[1], status(job_state::completed, "exited 0", 0), 2) ==
-        launcher_core::outcome::completed);
+        launcher_core::outcome::none);
   CHECK(core.count().completed == 1);
 }
 
@@ -189,11 +189,13 @@ TEST_CASE("exit 0 completes a simulation only once every server rank holds all o
   core.request(1, "b");
   auto jobs = submit(core);
   REQUIRE(jobs.size() == 2);
-  // Simulation 0: both ranks confirm while it runs, then it exits 0.
-  core.confirm(0, 0);
-  core.confirm(0, 1);
-  CHECK(core.update(jobs[0], status(job_state::completed, "exited 0", 0), 1) ==
-        launcher_core::outcome::completed);
+  // Simulation 0: both ranks confirm while it runs: complete; then it exits 3
+  // (a crash after melissa_finalize): nothing to redo.
+  CHECK(core.confirm(0, 0) == launcher_core::outcome::none);
+  CHECK(core.confirm(0, 1) == launcher_core::outcome::completed);
+  CHECK(core.update(jobs[0], status(job_state::failed, "exited 3", 3), 1) ==
+        launcher_core::outcome::none);
+  CHECK(core.count().retries == 0);
   // Simulation 1 exits 0 with one rank's confirmation only: not complete yet.
   core.confirm(1, 0);
   CHECK(core.update(jobs[1], status(job_state::completed, "exited 0", 0), 2) ==

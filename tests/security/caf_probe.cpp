@@ -4,6 +4,9 @@
 //   caf_probe HOST PORT plain             no TLS at all
 //   caf_probe HOST PORT other-key DIR     TLS with a key of another study (made in DIR)
 //   caf_probe HOST PORT study-key DIR     TLS with the study's own key (DIR = its output dir)
+//   caf_probe HOST PORT study-key DIR submit SIM TEXT
+//                                         as a server rank would: ask the launcher to run
+//                                         simulation SIM with parameters TEXT
 //
 // Sends `status` to a launcher_query_actor (launcher port) or a `status`
 // shell line (shell port, second form: add "shell TOKEN"). Prints "ANSWER
@@ -12,6 +15,7 @@
 #include <chrono>
 #include <iostream>
 #include <string>
+#include <thread>
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -38,6 +42,19 @@ int main(int argc, char** argv) {
     const std::string dir = argv[next++];
     security::use_study_tls(cfg, mode == "other-key" ? security::create_study_credentials(dir)
                                                      : security::find_study_credentials(dir));
+  }
+  if (argc > next + 2 && std::string(argv[next]) == "submit") {
+    caf::actor_system sys{cfg};
+    auto launcher = caf::openssl::remote_actor<launcher_server_actor>(sys, host, port);
+    if (!launcher) {
+      std::cout << "REFUSED " << sys.render(launcher.error()) << std::endl;
+      return 3;
+    }
+    caf::anon_send(*launcher, submit_atom::value,
+                   static_cast<std::uint32_t>(std::stoul(argv[next + 1])), std::string(argv[next + 2]));
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // let it leave
+    std::cout << "SENT" << std::endl;
+    return 0;
   }
   const bool shell = argc > next + 1 && std::string(argv[next]) == "shell";
   const std::string token = shell ? argv[next + 1] : "";

@@ -14,6 +14,13 @@
           retried; the study completes
   short   a client that ends after 2 of its 6 steps is told so and retried
   long    a client that sends a 7th step of 6 is refused and retried
+  inject  a peer holding the study's key (a buggy or compromised server) asks
+          for a simulation whose "parameters" carry a command-line option:
+          the launcher refuses it and stops the study; no option reaches a job
+  dataset a client that crashes after melissa_finalize costs no retry (the
+          server holds its steps) and its dataset file holds exactly what it
+          sent; a retry after a finalize (standalone server) leaves the file as
+          it was, its steps counted as duplicates
 
     e2e_auth.py ports|exit0|short|long
 """
@@ -39,7 +46,7 @@ API_PY = os.path.join(SOURCE, "api", "python")
 CLIENT_PYTHON = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
 
 
-def write_study(work, sims, behaviour, steps=6, job_limit=2, sleep=0.0):
+def write_study(work, sims, behaviour, steps=6, job_limit=2, sleep=0.0, sink="count"):
     path = os.path.join(work, "study.toml")
     with open(path, "w") as f:
         f.write(f"""[study]
@@ -50,6 +57,8 @@ seed = 5
 job_limit = {job_limit}
 max_retries = 2
 poll_interval = 0.2
+[server]
+sink = "{sink}"
 [client]
 command = ["{CLIENT_PYTHON}", "{CLIENT}"]
 steps = {steps}
@@ -266,6 +275,83 @@ def test_retried(behaviour, expect_in_output):
         check(server["steps_stored"] == 2 * 6, f"{behaviour}: exactly 12 steps stored ({server['steps_stored']})")
 
 
+def test_inject():
+    with tempfile.TemporaryDirectory() as work:
+        out = os.path.join(work, "out")
+        target = os.path.join(work, "injected")
+        study = write_study(work, 2, "slow", steps=10, sleep=0.5)
+        run = start([RUN, study], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        log = os.path.join(out, "launcher.log")
+        port = int(wait_for(r"launcher port (\d+)", log).group(1))
+        wait_for(r"running 2 simulations", log)
+        rc, text = probe("127.0.0.1", port, "study-key", out, "submit", 1, f"1,--output={target}")
+        check(rc == 0, f"the forged request was sent ({text})")
+        rc = run.wait(timeout=60)
+        output = run.stdout.read()
+        check(rc == 1, f"melissa-run stops the study (exit {rc})")
+        check("bad parameters: parameter 1 is not a finite number: '--output=" in output,
+              "and says why: the parameters are not numbers")
+        jobs = open(log).read()
+        check(not os.path.exists(target) and "--output=" + target not in json.dumps(
+            json.load(open(os.path.join(out, "summary.json")))["jobs"]),
+              "no job got the option")
+
+
+def dataset_rows(out, sim):
+    import numpy as np
+    return np.load(os.path.join(out, "dataset", f"sim_{sim:06d}", "u.npy"))
+
+
+def expected_rows(a, b, steps=6):
+    import numpy as np
+    return np.array([[np.float32(a + b * t)] * 16 for t in range(steps)], dtype=np.float32)
+
+
+def test_dataset_retry():
+    import numpy as np
+    with tempfile.TemporaryDirectory() as work:
+        # Under melissa-run: a crash after melissa_finalize costs no retry (the
+        # server holds every step) and the files hold what was sent.
+        rc, out, summary = run_study(work, 2, "crash-after-finalize-first", sink="dataset")
+        sims = summary["simulations"]
+        check(rc == 0 and sims["completed"] == 2 and sims["retries"] == 0,
+              f"a crash after finalize: both simulations complete, no retry (exit {rc}, {sims})")
+        design = subprocess.run([SERVER, "--config", os.path.join(work, "out", "study.resolved.toml"),
+                                 "--print-design"], capture_output=True, text=True, check=True).stdout
+        for line in design.strip().splitlines()[1:]:
+            sim, a, b = line.split(",")
+            data = dataset_rows(os.path.join(work, "out"), int(sim))
+            check(np.array_equal(data, expected_rows(float(a), float(b))),
+                  f"simulation {sim}: the dataset holds exactly the 6 steps the solver sent")
+
+    with tempfile.TemporaryDirectory() as work:
+        # A retry after a finalize (attempt 2 resends every step, other values):
+        # the finished file is never reopened; the resent steps are duplicates.
+        study = write_study(work, 2, "normal", sink="dataset")
+        out = os.path.join(work, "out")
+        address_file = os.path.join(work, "address")
+        server = start([SERVER, "--config", study, "--output", out, "--address-file", address_file],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 30
+        while not os.path.exists(address_file) and time.time() < deadline:
+            time.sleep(0.05)
+        address = open(address_file).read().strip()
+        env = dict(os.environ, MELISSA_SERVER_ADDRESSES=address, MELISSA_SIM_ID="0",
+                   MELISSA_API_LIB=os.path.abspath(API_LIB), PYTHONPATH=os.path.abspath(API_PY))
+        for attempt, (a, b) in ((1, (1.0, 2.0)), (2, (0.0, 0.0))):
+            p = subprocess.run([CLIENT_PYTHON, CLIENT, str(a), str(b)], env=dict(env, MELISSA_ATTEMPT=str(attempt)),
+                               capture_output=True, text=True, timeout=60)
+            check(p.returncode == 0, f"attempt {attempt} ran to its end ({p.stderr.strip()[-200:]})")
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+        summary = json.load(open(os.path.join(out, "server-summary.rank0.json")))
+        check(np.array_equal(dataset_rows(out, 0), expected_rows(1.0, 2.0)),
+              "after the retry the file still holds attempt 1's 6 steps")
+        check(summary["duplicates"] == 6 and summary["steps_stored"] == 6,
+              f"the 6 resent steps were dropped as duplicates ({summary['steps_stored']} stored, "
+              f"{summary['duplicates']} duplicates)")
+
+
 if __name__ == "__main__":
     mode = sys.argv[1]
     if mode == "ports":
@@ -276,5 +362,9 @@ if __name__ == "__main__":
         test_retried("short-first", "time steps missing")
     elif mode == "long":
         test_retried("long-first", "is beyond the study's 6 steps")
+    elif mode == "inject":
+        test_inject()
+    elif mode == "dataset":
+        test_dataset_retry()
     else:
         fail("unknown mode " + mode)

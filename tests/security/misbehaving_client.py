@@ -9,6 +9,9 @@ behave:
   exit0-first  attempt 1 sends 2 steps and exits 0 without melissa_finalize
   short-first  attempt 1 sends 2 steps, then finalize (ends early)
   long-first   attempt 1 sends STEPS + 1 steps
+  crash-after-finalize-first
+               attempt 1 sends every step, finalizes, then exits 3 (a crash
+               after the data was delivered: the retry resends everything)
 
     misbehaving_client.py A B      (the launcher appends the parameters)
 """
@@ -42,6 +45,8 @@ def main():
         sys.stdout.flush()
         os._exit(0)
     melissa_api.finalize()
+    if first and behaviour == "crash-after-finalize-first":
+        sys.exit(3)
 
 
 if __name__ == "__main__":
