@@ -447,15 +447,28 @@ int run(const options& opt) {
   // drops the connection as timed out. Try again until the study has really
   // been silent for the whole timeout.
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(opt.timeout_s);
-  auto endpoint = caf::openssl::remote_actor<shell_endpoint_actor>(sys, address.host, address.port);
+  auto connect = [&] {
+    const auto left = std::max(give_up - std::chrono::steady_clock::now(),
+                               std::chrono::steady_clock::duration(std::chrono::milliseconds(100)));
+    return security::remote_actor_within<shell_endpoint_actor>(
+        sys, address.host, address.port, std::chrono::duration_cast<caf::timespan>(left));
+  };
+  auto endpoint = connect();
   while (!endpoint && endpoint.error() == caf::sec::connection_timeout &&
          std::chrono::steady_clock::now() < give_up)
-    endpoint = caf::openssl::remote_actor<shell_endpoint_actor>(sys, address.host, address.port);
+    endpoint = connect();
   if (!endpoint) {
     std::cerr << "melissa-shell: cannot reach the study at " << where << ": "
               << sys.render(endpoint.error()) << "\n"
               << "  (is it still running? a shell.json left by a study that ended points "
                  "nowhere)\n";
+    // A handshake the peer never answered is still pending in CAF's
+    // middleman, and ~actor_system would wait for it: nothing is left to
+    // clean up, so leave now.
+    if (endpoint.error() == caf::sec::request_timeout) {
+      std::cerr.flush();
+      std::_Exit(exit_unreachable);
+    }
     return exit_unreachable;
   }
   // Answers come within the endpoint's own launcher timeout (10 s); this one

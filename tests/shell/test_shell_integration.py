@@ -197,7 +197,10 @@ check(rc == 0 and answers and all(a["ok"] for a in answers) and answers[-1]["ran
 rc, so, se = shell(f"127.0.0.1:{port}", "-c", "status")
 check(rc == 2 and "--token is required with host:port" in se, "host:port without --token: usage error")
 rc, so, se = shell(f"127.0.0.1:{port}", "--token", TOKEN, "-c", "status")
-check(rc == 0 and "fake" in so, "host:port with --token works")
+check(rc == 2 and "--study-dir is required with host:port" in se,
+      "host:port without --study-dir: usage error (the TLS key is in the study's directory)")
+rc, so, se = shell(f"127.0.0.1:{port}", "--token", TOKEN, "--study-dir", out, "-c", "status")
+check(rc == 0 and "fake" in so, "host:port with --token and --study-dir works")
 
 # --- interactive, idle longer than the connection timeout ---
 p = subprocess.Popen([SHELL, out, "--timeout", "2"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -246,7 +249,7 @@ check(study.returncode == 0, "the study exits after stop")
 check(not os.path.exists(path), "shell.json is removed when the study ends")
 rc, so, se = shell(out, "-c", "status")
 check(rc == 3 and "no shell.json in" in se, "after the end: no shell.json, exit 3")
-rc, so, se = shell(f"127.0.0.1:{port}", "--token", TOKEN, "-c", "status")
+rc, so, se = shell(f"127.0.0.1:{port}", "--token", TOKEN, "--study-dir", out, "-c", "status")
 check(rc == 3 and f"cannot reach the study at 127.0.0.1:{port}:" in se,
       f"after the end: cannot reach host:port, exit 3 ({se!r})")
 
