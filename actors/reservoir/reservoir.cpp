@@ -1,8 +1,6 @@
 #include "actors/reservoir/reservoir.hpp"
 
-#include <cstring>
 #include <deque>
-#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -29,8 +27,7 @@ struct pending_batch {
 struct reservoir_state {
   std::shared_ptr<training_buffer> buffer;
   reservoir_settings settings;
-  std::map<std::uint32_t, std::vector<double>> parameters;  // per simulation, until sim_done
-  std::optional<std::uint64_t> target_size;  // values per target, fixed by the first step
+  std::optional<sample_assembler> assembler;  // set before the first message
   std::deque<pending_store> stores;           // in arrival order
   std::deque<pending_batch> batches;          // in request order
   std::uint64_t ignored_steps = 0;            // steps of other fields
@@ -43,8 +40,10 @@ struct reservoir_state {
     for (bool progress = true; progress;) {
       progress = false;
       while (!stores.empty() && buffer->can_put()) {
-        buffer->put(std::move(stores.front().sample));
-        stores.front().promise.deliver(true);
+        if (auto why = put(std::move(stores.front().sample)))
+          stores.front().promise.deliver(caf::make_error(caf::sec::invalid_argument, *why));
+        else
+          stores.front().promise.deliver(true);
         stores.pop_front();
         progress = true;
       }
@@ -61,44 +60,14 @@ struct reservoir_state {
     }
   }
 
-  // The step as a training sample, or why it cannot be one.
-  std::optional<std::string> encode(const step_sample& s, training_sample& out) {
-    const std::size_t value_size = wire::dtype_size(s.data_type);
-    if (s.data_type != wire::dtype::f32 && s.data_type != wire::dtype::f64)
-      return std::string("field values must be f32 or f64, got ") + wire::to_string(s.data_type);
-    if (!s.payload || s.bytes() != s.count * value_size)
-      return "payload of " + std::to_string(s.bytes()) + " bytes for " + std::to_string(s.count) +
-             " values";
-    if (target_size && *target_size != s.count)
-      return "field of " + std::to_string(s.count) + " values, expected " +
-             std::to_string(*target_size) + " like the previous steps";
-
-    auto cached = parameters.find(s.sim_id);
-    if (cached == parameters.end()) {
-      auto params = settings.parameters_of(s.sim_id);
-      if (params.size() != settings.encoder.lo.size())
-        return "simulation " + std::to_string(s.sim_id) + " has " + std::to_string(params.size()) +
-               " parameters, the encoder expects " + std::to_string(settings.encoder.lo.size());
-      cached = parameters.emplace(s.sim_id, std::move(params)).first;
+  // Stores the sample (can_put() holds), or says why the buffer refused it
+  // (its rows must keep the first sample's lengths: training_buffer::put).
+  std::optional<std::string> put(training_sample&& sample) {
+    try {
+      buffer->put(std::move(sample));
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
     }
-
-    auto target = std::make_shared<std::vector<float>>(s.count);
-    if (s.data_type == wire::dtype::f32) {
-      std::memcpy(target->data(), s.payload->data(), s.bytes());
-    } else {
-      const char* bytes = s.payload->data();
-      for (std::uint64_t i = 0; i < s.count; ++i) {
-        double v;  // memcpy: the payload carries no alignment promise
-        std::memcpy(&v, bytes + i * sizeof(double), sizeof(double));
-        (*target)[i] = static_cast<float>(v);
-      }
-    }
-    out.sim_id = s.sim_id;
-    out.time_step = s.time_step;
-    out.input.resize(settings.encoder.input_dim());
-    settings.encoder.encode(cached->second.data(), s.time_step, out.input.data());
-    out.target = std::move(target);
-    target_size = s.count;
     return std::nullopt;
   }
 
@@ -134,26 +103,29 @@ reservoir_actor::behavior_type reservoir_fn(reservoir_actor::stateful_pointer<re
                                             reservoir_settings settings) {
   self->state.buffer = std::move(buffer);
   self->state.settings = std::move(settings);
+  self->state.assembler.emplace(self->state.settings.encoder, self->state.settings.parameters_of);
+  auto reject = [](const step_sample& s, const std::string& why) -> caf::result<bool> {
+    spdlog::error("reservoir: step {} of simulation {} rejected: {}", s.time_step, s.sim_id, why);
+    return caf::make_error(caf::sec::invalid_argument, why);
+  };
   return {
-      [self](store_atom, const step_sample& s) -> caf::result<bool> {
+      [self, reject](store_atom, const step_sample& s) -> caf::result<bool> {
         auto& st = self->state;
         if (s.field_id != st.settings.field_id) {
           ++st.ignored_steps;
           return true;
         }
+        // The step's size and dtype were checked where it entered
+        // (client_session); the assembler refuses only what it cannot read.
         training_sample sample;
-        std::optional<std::string> why;
         try {
-          why = st.encode(s, sample);
-        } catch (const std::exception& e) {  // parameters_of failed
-          why = std::string("no parameters: ") + e.what();
-        }
-        if (why) {
-          spdlog::error("reservoir: step {} of simulation {} rejected: {}", s.time_step, s.sim_id, *why);
-          return caf::make_error(caf::sec::invalid_argument, *why);
+          sample = st.assembler->assemble(s.sim_id, s.time_step, s.data_type, s.count,
+                                          s.payload ? s.payload->data() : nullptr, s.bytes());
+        } catch (const std::invalid_argument& e) {
+          return reject(s, e.what());
         }
         if (st.stores.empty() && st.buffer->can_put()) {
-          st.buffer->put(std::move(sample));
+          if (auto why = st.put(std::move(sample))) return reject(s, *why);
           st.pump();  // a waiting batch request may now be answered
           return true;
         }
@@ -163,7 +135,7 @@ reservoir_actor::behavior_type reservoir_fn(reservoir_actor::stateful_pointer<re
         return rp;
       },
       [self](sim_done_atom, std::uint32_t sim) {
-        self->state.parameters.erase(sim);
+        self->state.assembler->forget(sim);
         if (self->state.settings.on_sim_done) self->state.settings.on_sim_done(sim);
         return true;
       },

@@ -8,6 +8,12 @@
 // granting credit and the client's send blocks: nothing is dropped. Pending
 // stores complete, in arrival order, as draws free space; pending batch
 // requests are answered as stores or production_over make a batch available.
+//
+// A stored step becomes a training sample through sample_assembler
+// (sample_assembler.hpp); a step it cannot read, or that the buffer refuses
+// (rows of another length than the first sample's), is an error reply. The
+// step's size and dtype are not checked again here: client_session checks
+// them against the study where the step enters the server.
 #pragma once
 
 #include <cstdint>

@@ -48,22 +48,15 @@ void training_buffer::put(training_sample&& sample) {
 
 training_batch training_buffer::draw(std::size_t batch_size) {
   if (batch_size == 0) throw std::invalid_argument("training buffer: batch size 0");
-  training_batch batch;
-  batch.input_dim = input_dim_;
-  batch.output_dim = output_dim_;
   if (exhausted()) {
+    training_batch batch = begin_batch(0, input_dim_, output_dim_);
     batch.last = true;
     return batch;
   }
   if (!can_draw(batch_size)) throw std::logic_error("training buffer: draw() while no batch can be drawn");
   const std::size_t rows = rows_for(batch_size);
-  // Reserve once, then append: no zero-fill of arrays about to be overwritten.
-  batch.inputs.reserve(rows * input_dim_);
-  batch.targets.reserve(rows * output_dim_);
-  batch.sim_ids.reserve(rows);
-  batch.time_steps.reserve(rows);
-  do_draw(rows, batch);
-  batch.size = static_cast<std::uint32_t>(rows);
+  training_batch batch = begin_batch(rows, input_dim_, output_dim_);
+  do_draw(rows, batch);  // append_row counts batch.size
   ++batches_;
   samples_drawn_ += rows;
   return batch;
@@ -117,11 +110,7 @@ std::size_t training_buffer::random_below(std::size_t n) {
 }
 
 void training_buffer::append_row(slot& s, training_batch& batch) {
-  batch.inputs.insert(batch.inputs.end(), s.sample.input.begin(), s.sample.input.end());
-  const auto& target = *s.sample.target;
-  batch.targets.insert(batch.targets.end(), target.begin(), target.end());
-  batch.sim_ids.push_back(s.sample.sim_id);
-  batch.time_steps.push_back(s.sample.time_step);
+  melissa::append_row(s.sample, batch);
   ++s.times_drawn;
 }
 

@@ -40,6 +40,7 @@
 #include <string>
 #include <vector>
 
+#include "actors/reservoir/sample_assembler.hpp"  // training_sample, append_row
 #include "messages/training_batch.hpp"
 
 namespace melissa {
@@ -56,15 +57,6 @@ struct buffer_settings {
   std::size_t capacity = 6000;  // samples stored at most (> 0)
   std::size_t threshold = 1000; // watermark: population before the first batch (FIRO, Reservoir)
   std::uint64_t seed = 0;
-};
-
-// One stored sample: the encoded input row and the target field. The target is
-// shared (immutable) so that a sample can be handed around without copying it.
-struct training_sample {
-  std::uint32_t sim_id = 0;
-  std::uint32_t time_step = 0;
-  std::vector<float> input;
-  std::shared_ptr<const std::vector<float>> target;
 };
 
 struct buffer_stats {
@@ -89,8 +81,11 @@ class training_buffer {
   virtual bool can_put() const = 0;
   // Stores a sample. Throws std::logic_error if !can_put(), and
   // std::invalid_argument for a sample with no target, or whose input or
-  // target length differs from the first sample's (all rows of a batch must
-  // have the same dimensions).
+  // target length differs from the first sample's. That length check is not
+  // a validation of client data (client_session checks a step's size against
+  // the study where it enters the server): it keeps this buffer's batches
+  // rectangular whoever stores samples (an embedding application stores
+  // steps without a session, examples/embed).
   void put(training_sample&& sample);
 
   // Whether draw(batch_size) would return a batch now (false for 0).
@@ -144,7 +139,7 @@ class training_buffer {
   std::size_t effective_threshold() const;
   // Uniform integer in [0, n), n > 0 (Lemire's multiply-shift with rejection).
   std::size_t random_below(std::size_t n);
-  // Appends s as the next row of `batch` and counts the draw.
+  // Appends s as the next row of `batch` (melissa::append_row) and counts the draw.
   static void append_row(slot& s, training_batch& batch);
   // A sample leaves the buffer (consumed, evicted, drained): keep its count.
   void retire(const slot& s);

@@ -3,9 +3,6 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
-#include <fstream>
-#include <limits>
-#include <optional>
 #include <vector>
 
 #include <caf/all.hpp>
@@ -13,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/metrics/metrics_writer.hpp"
+#include "actors/metrics/training_figures.hpp"
 
 namespace melissa {
 namespace {
@@ -23,82 +21,33 @@ double seconds_between(clock_type::time_point a, clock_type::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
-// The metrics columns, in CSV order (TensorBoard gets the same tags).
-const std::vector<std::string> metric_columns = {
-    "samples_seen", "train_loss", "validation_loss", "samples_per_s", "batch_wait_s",
-    "busy_fraction", "buffer_population", "buffer_unseen", "learning_rate"};
-
-// One metrics window: `metrics_every` batches.
-struct window_figures {
-  clock_type::time_point start = clock_type::now();
-  std::uint64_t batches = 0;
-  std::uint64_t samples = 0;
-  double loss_sum = 0;
-  double wait_s = 0;        // waiting for the buffer to hand out a batch
-  double validation_s = 0;  // excluded from throughput
-  bool validated = false;   // a validation ran in this window (its loss goes in the row)
-};
-
 struct trainer_state {
   trainer_actor_settings settings;
   reservoir_actor reservoir;
   std::unique_ptr<trainer_core> core;
   std::unique_ptr<metrics_writer> metrics;  // rank 0 only
-  clock_type::time_point started;
   bool buffer_exhausted = false;  // this rank's buffer said `last`; others may go on
   bool done = false;
   std::string summary;  // once done
   std::vector<caf::typed_response_promise<std::string>> waiting_for_end;
-
-  // Totals.
-  std::uint64_t batches = 0;
-  std::uint64_t samples = 0;
-  double wait_s = 0;
-  double validation_s = 0;
-  double last_loss = std::numeric_limits<double>::quiet_NaN();
-  std::optional<double> last_validation;
-  std::optional<double> best_validation;
-  std::vector<double> window_throughputs;
-  window_figures window;
-  // The buffer's figures as of the latest batch it handed out.
-  double buffer_population = 0;
-  double buffer_unseen = 0;
+  // Windows, validations, metrics rows, the status and summary figures.
+  training_figures figures{{1, true}};
 
   static inline const char* name = "trainer";
 };
 
 using trainer_ptr = trainer_actor::stateful_pointer<trainer_state>;
 
-double mean_of(const std::vector<double>& v) {
-  if (v.empty()) return 0;
-  double s = 0;
-  for (double x : v) s += x;
-  return s / static_cast<double>(v.size());
-}
-
-nlohmann::json status_json(const trainer_state& st) {
-  const double elapsed = st.core ? seconds_between(st.started, clock_type::now()) : 0;
-  nlohmann::json j{{"rank", st.settings.rank},
-                   {"ranks", st.settings.ranks},
-                   {"state", st.done ? "done" : st.core ? "training" : "starting"},
-                   {"batches", st.batches},  // this rank's batches
-                   // Optimizer steps: every rank takes each one (some ranks without a batch).
-                   {"steps", st.core ? st.core->batches() : 0},
-                   {"samples_seen", st.samples * st.settings.ranks},
-                   {"train_loss", st.batches ? st.last_loss : 0.0},
-                   {"samples_per_s",
-                    st.window_throughputs.empty() ? 0.0 : st.window_throughputs.back()},
-                   {"mean_samples_per_s", mean_of(st.window_throughputs)},
-                   {"batch_wait_s", st.wait_s},
-                   {"busy_fraction", elapsed > 0 ? 1.0 - st.wait_s / elapsed : 0.0},
-                   {"buffer_population", st.buffer_population},
-                   {"buffer_unseen", st.buffer_unseen},
-                   {"learning_rate", st.core ? st.core->learning_rate() : 0.0},
-                   {"elapsed_s", elapsed}};
-  j["validation_loss"] = st.last_validation ? nlohmann::json(*st.last_validation) : nlohmann::json();
-  j["min_validation_loss"] =
-      st.best_validation ? nlohmann::json(*st.best_validation) : nlohmann::json();
-  return j;
+// The figures plus who and where: the live status (train_atom) and, with
+// the totals, the summary.
+nlohmann::json status_json(const trainer_state& st, nlohmann::json figures) {
+  figures["rank"] = st.settings.rank;
+  figures["ranks"] = st.settings.ranks;
+  figures["state"] = st.done ? "done" : st.core ? "training" : "starting";
+  // Optimizer steps: every rank takes each one (some ranks without a batch).
+  figures["steps"] = st.core ? st.core->batches() : 0;
+  figures["learning_rate"] = st.core ? st.core->learning_rate() : 0.0;
+  return figures;
 }
 
 void validate(trainer_ptr self) {
@@ -106,54 +55,23 @@ void validate(trainer_ptr self) {
   if (!st.settings.validation || st.settings.rank != 0) return;
   const auto t0 = clock_type::now();
   const double loss = st.core->evaluate(*st.settings.validation);
-  const double spent = seconds_between(t0, clock_type::now());
-  st.window.validation_s += spent;
-  st.window.validated = true;
-  st.validation_s += spent;
-  st.last_validation = loss;
-  if (!st.best_validation || loss < *st.best_validation) st.best_validation = loss;
+  st.figures.validated(loss, seconds_between(t0, clock_type::now()));
 }
 
 void close_window(trainer_ptr self) {
   auto& st = self->state;
-  auto& w = st.window;
-  const double elapsed = seconds_between(w.start, clock_type::now());
-  const double training_time = std::max(elapsed - w.validation_s, 1e-9);
-  // Every rank steps in lockstep with the same batch size: the study's
-  // throughput is this rank's times the number of ranks.
-  const double throughput = static_cast<double>(w.samples * st.settings.ranks) / training_time;
-  st.window_throughputs.push_back(throughput);
-  if (st.metrics) {
-    metric_values row{
-        {"samples_seen", static_cast<double>(st.samples * st.settings.ranks)},
-        {"train_loss", w.loss_sum / static_cast<double>(std::max<std::uint64_t>(w.batches, 1))},
-        {"samples_per_s", throughput},
-        {"batch_wait_s", w.wait_s},
-        {"busy_fraction", 1.0 - w.wait_s / std::max(training_time, 1e-9)},
-        {"buffer_population", st.buffer_population},
-        {"buffer_unseen", st.buffer_unseen},
-        {"learning_rate", st.core->learning_rate()}};
-    if (w.validated) row.emplace_back("validation_loss", *st.last_validation);
-    st.metrics->record(st.batches, row);
-  }
-  w = window_figures{};
+  const auto row = st.figures.close_window(clock_type::now(), st.core->learning_rate());
+  if (st.metrics) st.metrics->record(static_cast<std::int64_t>(st.figures.batches()), row);
 }
 
 void finish(trainer_ptr self) {
   auto& st = self->state;
   st.done = true;
-  if (st.window.batches > 0) {
+  if (st.figures.window_batches() > 0) {
     validate(self);
     close_window(self);
   }
-  const double total = seconds_between(st.started, clock_type::now());
-  auto summary = status_json(st);
-  summary["total_time_s"] = total;
-  summary["validation_time_s"] = st.validation_s;
-  // The windows' mean (the paper's throughput) flatters bursty buffers (a
-  // window fills fast when data comes in a burst); this one does not.
-  summary["overall_samples_per_s"] =
-      static_cast<double>(st.samples * st.settings.ranks) / std::max(total - st.validation_s, 1e-9);
+  auto summary = status_json(st, st.figures.summary(clock_type::now()));
   summary["weights_checksum"] = st.core->weights_checksum();
   if (st.settings.rank == 0) {
     const auto dir = st.settings.output_dir + "/model";
@@ -167,9 +85,10 @@ void finish(trainer_ptr self) {
     }
   }
   st.summary = summary.dump();
+  const auto best = st.figures.best_validation();
   spdlog::info("training ended: {} batches, {} samples, {:.1f} samples/s, min validation loss {}",
-               st.batches, st.samples * st.settings.ranks, mean_of(st.window_throughputs),
-               st.best_validation ? std::to_string(*st.best_validation) : std::string("n/a"));
+               st.figures.batches(), st.figures.samples_seen(), st.figures.mean_samples_per_s(),
+               best ? std::to_string(*best) : std::string("n/a"));
   for (auto& rp : st.waiting_for_end) rp.deliver(st.summary);
   st.waiting_for_end.clear();
 }
@@ -182,16 +101,10 @@ void run_step(trainer_ptr self, const training_batch* batch) {
   if (batch && st.settings.steering && !result.sample_losses.empty())
     caf::anon_send(st.settings.steering, losses_atom::value, batch->sim_ids, batch->time_steps,
                    result.sample_losses, result.batch_mean, result.batch_std);
-  if (batch) {
-    ++st.batches;
-    st.samples += batch->size;
-    st.last_loss = result.loss;
-    ++st.window.batches;
-    st.window.samples += batch->size;
-    st.window.loss_sum += result.loss;
-  }
-  if (st.batches > 0 && st.batches % st.settings.validation_every == 0) validate(self);
-  if (st.window.batches >= st.settings.metrics_every) close_window(self);
+  if (batch) st.figures.trained(batch->size, result.loss);
+  const auto batches = st.figures.batches();
+  if (batches > 0 && batches % st.settings.validation_every == 0) validate(self);
+  if (st.figures.window_batches() >= st.settings.metrics_every) close_window(self);
   self->send(self, next_atom::value);
 }
 
@@ -202,19 +115,15 @@ void next_step(trainer_ptr self) {
     // Joining the group blocks until every rank is there: fine on this thread.
     auto group = st.settings.join_group ? st.settings.join_group() : nullptr;
     st.core = std::make_unique<trainer_core>(st.settings.core, std::move(group));
-    st.started = clock_type::now();
-    st.window = window_figures{};
+    st.figures.start(clock_type::now());
   }
   if (st.buffer_exhausted) return run_step(self, nullptr);
   const auto asked = clock_type::now();
   self->request(st.reservoir, caf::infinite, batch_atom::value, st.settings.batch_size)
       .then([self, asked](const training_batch_ptr& batch) {
         auto& st = self->state;
-        const double waited = seconds_between(asked, clock_type::now());
-        st.wait_s += waited;
-        st.window.wait_s += waited;
-        st.buffer_population = static_cast<double>(batch->buffer_population);
-        st.buffer_unseen = static_cast<double>(batch->buffer_unseen);
+        st.figures.waited(seconds_between(asked, clock_type::now()));
+        st.figures.buffer(batch->buffer_population, batch->buffer_unseen);
         if (batch->last) {
           st.buffer_exhausted = true;
           return run_step(self, nullptr);
@@ -228,8 +137,9 @@ trainer_actor::behavior_type trainer_fn(trainer_ptr self, trainer_actor_settings
   auto& st = self->state;
   st.settings = std::move(settings);
   st.reservoir = std::move(reservoir);
+  st.figures = training_figures({st.settings.ranks, true});
   if (st.settings.rank == 0 && !st.settings.output_dir.empty())
-    st.metrics = std::make_unique<metrics_writer>(st.settings.output_dir, metric_columns);
+    st.metrics = std::make_unique<metrics_writer>(st.settings.output_dir, st.figures.columns());
   self->send(self, next_atom::value);
   return {
       [self](next_atom) {
@@ -242,7 +152,10 @@ trainer_actor::behavior_type trainer_fn(trainer_ptr self, trainer_actor_settings
           self->quit(caf::make_error(caf::sec::runtime_error, e.what()));
         }
       },
-      [self](train_atom) { return status_json(self->state).dump(); },
+      [self](train_atom) {
+        auto& st = self->state;
+        return status_json(st, st.figures.status(clock_type::now())).dump();
+      },
       [self](finished_atom) -> caf::result<std::string> {
         auto& st = self->state;
         if (st.done) return st.summary;

@@ -27,7 +27,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <limits>
 #include <memory>
@@ -39,11 +38,13 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/metrics/metrics_writer.hpp"
+#include "actors/metrics/training_figures.hpp"
 #include "actors/trainer/dataset/dataset_reader.hpp"
 #include "actors/trainer/dataset/shuffling_loader.hpp"
 #include "actors/trainer/study_settings.hpp"
 #include "actors/trainer/trainer_core.hpp"
 #include "config/study.hpp"
+#include "messages/atomic_file.hpp"
 #include "messages/sample_encoding.hpp"
 
 namespace fs = std::filesystem;
@@ -152,30 +153,6 @@ double seconds_between(clock_type::time_point a, clock_type::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
-double mean_of(const std::vector<double>& v) {
-  if (v.empty()) return 0;
-  double s = 0;
-  for (double x : v) s += x;
-  return s / static_cast<double>(v.size());
-}
-
-// The online trainer's columns, less the buffer's.
-const std::vector<std::string> metric_columns = {"samples_seen",  "train_loss",    "validation_loss",
-                                                 "samples_per_s", "batch_wait_s",  "busy_fraction",
-                                                 "learning_rate"};
-
-void write_atomically(const fs::path& path, const std::string& text) {
-  const fs::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw std::runtime_error(tmp.string() + ": cannot create");
-    out << text;
-    out.flush();
-    if (!out) throw std::runtime_error(tmp.string() + ": cannot write");
-  }
-  fs::rename(tmp, path);
-}
-
 int run(const options& opt) {
   // --- the study -----------------------------------------------------------
   melissa::config::study_config study;
@@ -232,10 +209,12 @@ int run(const options& opt) {
   std::error_code ec;
   fs::create_directories(output, ec);
   if (ec) throw std::runtime_error(output.string() + ": cannot create: " + ec.message());
-  write_atomically(output / "study.toml", melissa::config::to_toml(study));
+  melissa::write_file_atomically((output / "study.toml").string(), melissa::config::to_toml(study));
 
   melissa::trainer_core core(settings);
-  melissa::metrics_writer metrics(output.string(), metric_columns);
+  // The online trainer's figures and columns, less the buffer's (no buffer here).
+  melissa::training_figures figures({1, false});
+  melissa::metrics_writer metrics(output.string(), figures.columns());
 
   melissa::shuffling_options loader_options;
   loader_options.batch_size = t.batch_size;
@@ -256,69 +235,38 @@ int run(const options& opt) {
             << " parameters); " << opt.epochs << " epoch(s)\n";
 
   // --- training ---------------------------------------------------------------
-  struct window_figures {
-    clock_type::time_point start = clock_type::now();
-    std::uint64_t batches = 0, samples = 0;
-    double loss_sum = 0, wait_s = 0, validation_s = 0;
-  };
-  std::uint64_t batches = 0, samples = 0, epochs_done = 0;
-  double wait_s = 0, validation_s = 0;
-  double last_loss = std::numeric_limits<double>::quiet_NaN();
-  std::optional<double> last_validation, best_validation;
-  std::uint64_t validations = 0;
-  std::optional<double> first_validation;
-  std::vector<double> window_throughputs;
-
-  const auto started = clock_type::now();
-  window_figures window;
-  auto last_progress = started;
+  std::uint64_t epochs_done = 0;
+  figures.start(clock_type::now());
+  auto last_progress = clock_type::now();
 
   auto validate = [&] {
     if (!validation) return;
     const auto t0 = clock_type::now();
     const double loss = core.evaluate(*validation);
-    const double spent = seconds_between(t0, clock_type::now());
-    window.validation_s += spent;
-    validation_s += spent;
-    last_validation = loss;
-    if (!first_validation) first_validation = loss;
-    ++validations;
-    if (!best_validation || loss < *best_validation) best_validation = loss;
+    figures.validated(loss, seconds_between(t0, clock_type::now()));
   };
   std::uint64_t last_validated_batch = 0;
   auto close_window = [&] {
-    const double elapsed = seconds_between(window.start, clock_type::now());
-    const double training_time = std::max(elapsed - window.validation_s, 1e-9);
-    const double throughput = static_cast<double>(window.samples) / training_time;
-    window_throughputs.push_back(throughput);
-    melissa::metric_values row{
-        {"samples_seen", static_cast<double>(samples)},
-        {"train_loss", window.loss_sum / static_cast<double>(std::max<std::uint64_t>(window.batches, 1))},
-        {"samples_per_s", throughput},
-        {"batch_wait_s", window.wait_s},
-        {"busy_fraction", 1.0 - window.wait_s / training_time},
-        {"learning_rate", core.learning_rate()}};
-    if (last_validation) row.emplace_back("validation_loss", *last_validation);
-    metrics.record(static_cast<std::int64_t>(batches), row);
-    window = window_figures{};
+    metrics.record(static_cast<std::int64_t>(figures.batches()),
+                   figures.close_window(clock_type::now(), core.learning_rate()));
   };
   auto progress = [&](std::uint64_t epoch, std::size_t in_epoch) {
-    const double elapsed = seconds_between(started, clock_type::now());
-    const double training_time = std::max(elapsed - validation_s, 1e-9);
+    const auto now = clock_type::now();
+    const auto last_validation = figures.last_validation();
     std::fprintf(stderr,
                  "%s: epoch %llu/%llu batch %zu/%zu loss %.5g samples/s %.1f%s elapsed %.1f s\n",
                  kProgram, static_cast<unsigned long long>(epoch + 1),
-                 static_cast<unsigned long long>(opt.epochs), in_epoch, per_epoch, last_loss,
-                 static_cast<double>(samples) / training_time,
+                 static_cast<unsigned long long>(opt.epochs), in_epoch, per_epoch,
+                 figures.last_loss(), figures.overall_samples_per_s(now),
                  last_validation ? (" validation " + std::to_string(*last_validation)).c_str() : "",
-                 elapsed);
+                 figures.elapsed_s(now));
   };
 
   bool stopped_early = false;
   for (std::uint64_t epoch = 0; epoch < opt.epochs && !stopped_early; ++epoch) {
     std::size_t in_epoch = 0;
     for (;;) {
-      if (stop_signal.load() != 0 || (opt.max_batches && batches >= opt.max_batches)) {
+      if (stop_signal.load() != 0 || (opt.max_batches && figures.batches() >= opt.max_batches)) {
         stopped_early = true;
         break;
       }
@@ -326,21 +274,15 @@ int run(const options& opt) {
       const auto batch = loader.next();
       const double waited = seconds_between(asked, clock_type::now());
       if (!batch) break;  // the epoch is over
-      wait_s += waited;
-      window.wait_s += waited;
+      figures.waited(waited);
       const auto result = core.step(batch.get());
-      ++batches;
       ++in_epoch;
-      samples += batch->size;
-      last_loss = result.loss;
-      ++window.batches;
-      window.samples += batch->size;
-      window.loss_sum += result.loss;
-      if (batches % t.validation_every == 0) {
+      figures.trained(batch->size, result.loss);
+      if (figures.batches() % t.validation_every == 0) {
         validate();
-        last_validated_batch = batches;
+        last_validated_batch = figures.batches();
       }
-      if (window.batches >= t.metrics_every) close_window();
+      if (figures.window_batches() >= t.metrics_every) close_window();
       const auto now = clock_type::now();
       if (opt.progress_every > 0 && seconds_between(last_progress, now) >= opt.progress_every) {
         progress(epoch, in_epoch);
@@ -354,39 +296,25 @@ int run(const options& opt) {
   }
   // The last figures: a validation of the final weights (unless the last
   // batch was just validated) and the partial window.
-  if (batches > 0 && last_validated_batch != batches) validate();
-  if (window.batches > 0) close_window();
-  const double total = seconds_between(started, clock_type::now());
+  if (figures.batches() > 0 && last_validated_batch != figures.batches()) validate();
+  if (figures.window_batches() > 0) close_window();
+  const auto ended = clock_type::now();
 
   // --- model and summary ---------------------------------------------------------
-  nlohmann::json training{
-      {"rank", 0},
-      {"ranks", 1},
-      {"state", stop_signal.load() ? "interrupted" : "done"},
-      {"epochs", epochs_done},
-      {"batches_per_epoch", per_epoch},
-      {"batches", batches},
-      {"samples_seen", samples},
-      {"train_loss", batches ? last_loss : 0.0},
-      {"samples_per_s", window_throughputs.empty() ? 0.0 : window_throughputs.back()},
-      {"mean_samples_per_s", mean_of(window_throughputs)},
-      {"batch_wait_s", wait_s},
-      {"busy_fraction", total > 0 ? 1.0 - wait_s / total : 0.0},
-      {"learning_rate", core.learning_rate()},
-      {"elapsed_s", total},
-      {"total_time_s", total},
-      {"validation_time_s", validation_s},
-      {"validations", validations},
-      {"weights_checksum", core.weights_checksum()},
-      {"output_mean", core.output_mean()},
-      {"output_std", core.output_std()},
-      {"parameter_count", core.parameter_count()},
-      {"seed", seed},
-      {"workers", opt.workers}};
-  training["validation_loss"] = last_validation ? nlohmann::json(*last_validation) : nlohmann::json();
-  training["min_validation_loss"] = best_validation ? nlohmann::json(*best_validation) : nlohmann::json();
-  training["first_validation_loss"] =
-      first_validation ? nlohmann::json(*first_validation) : nlohmann::json();
+  nlohmann::json training = figures.summary(ended);
+  training["rank"] = 0;
+  training["ranks"] = 1;
+  training["state"] = stop_signal.load() ? "interrupted" : "done";
+  training["steps"] = core.batches();
+  training["learning_rate"] = core.learning_rate();
+  training["epochs"] = epochs_done;
+  training["batches_per_epoch"] = per_epoch;
+  training["weights_checksum"] = core.weights_checksum();
+  training["output_mean"] = core.output_mean();
+  training["output_std"] = core.output_std();
+  training["parameter_count"] = core.parameter_count();
+  training["seed"] = seed;
+  training["workers"] = opt.workers;
 
   const fs::path model_dir = output / "model";
   fs::create_directories(model_dir, ec);
@@ -423,16 +351,17 @@ int run(const options& opt) {
                                 : nlohmann::json()},
       {"training", training},
       {"probe", probe}};
-  write_atomically(output / "summary.json", summary.dump(2) + "\n");
+  melissa::write_file_atomically((output / "summary.json").string(), summary.dump(2) + "\n");
 
   std::fprintf(stderr,
                "%s: %llu epoch(s), %llu batches, %llu samples in %.1f s (%.1f s validating); "
                "mean %.1f samples/s, busy %.1f %%; min validation MSE %s; model in %s\n",
                kProgram, static_cast<unsigned long long>(epochs_done),
-               static_cast<unsigned long long>(batches), static_cast<unsigned long long>(samples),
-               total, validation_s, mean_of(window_throughputs),
-               100.0 * (total > 0 ? 1.0 - wait_s / total : 0.0),
-               best_validation ? std::to_string(*best_validation).c_str() : "n/a",
+               static_cast<unsigned long long>(figures.batches()),
+               static_cast<unsigned long long>(figures.samples_seen()), figures.elapsed_s(ended),
+               figures.validation_s(), figures.mean_samples_per_s(),
+               100.0 * figures.busy_fraction(ended),
+               figures.best_validation() ? std::to_string(*figures.best_validation()).c_str() : "n/a",
                model_dir.string().c_str());
   return stop_signal.load() ? 130 : 0;
 }

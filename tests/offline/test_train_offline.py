@@ -107,6 +107,14 @@ try:
     check(all(0 <= float(r["busy_fraction"]) <= 1 for r in rows), "busy_fraction in [0, 1]")
     check(rows[0]["validation_loss"] == "" and rows[1]["validation_loss"] != "",
           "validation_loss appears after the first validation (batch 5)")
+    # docs/training.md: a row carries a validation loss only when one was
+    # computed in its window (validations at batches 5, 10, ...: the rows of
+    # steps 8, 12, 16, 20, 28, ... have one, those of 4 and 24 do not).
+    validated_rows = [int(r["step"]) for r in rows if r["validation_loss"] != ""]
+    expected = [s for s in range(4, 41, 4) if any(b % 5 == 0 for b in range(s - 3, s + 1))]
+    check(validated_rows == expected,
+          "validation_loss only in rows whose window validated: %s, expected %s"
+          % (validated_rows, expected))
     check(any(os.path.basename(p).startswith("events.out.tfevents")
               for p in os.listdir(os.path.join(out, "metrics"))), "TensorBoard event file")
 
