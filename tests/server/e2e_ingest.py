@@ -15,7 +15,7 @@ from melissa_testing import *  # noqa: E402,F403
 STEPS = 20
 SIMS = 4
 work = tmpdir("e2e")
-study = write_study(work, count=SIMS)
+study = write_study(work, parameters={"count": SIMS})
 params = design(study)
 check(len(params) == SIMS and all(len(p) == 5 for p in params), "the server's design has 4 rows of 5 parameters")
 
