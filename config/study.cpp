@@ -614,7 +614,7 @@ server_config read_server(table_reader t, const study_section& study) {
   return s;
 }
 
-client_config read_client(table_reader t) {
+client_config read_client(table_reader t, sink_kind sink) {
   client_config c;
   c.command = t.string_array("command");
   if (c.command.empty()) t.fail_key("command", "must name the program to run, got an empty array");
@@ -623,6 +623,13 @@ client_config read_client(table_reader t) {
   c.steps = t.integer<std::uint32_t>("steps", c.steps, {1, 1u << 24});
   c.env = t.string_table("env", check_env_name);
   t.finish();
+  // Without it the server cannot tell a simulation that stopped early from a
+  // complete one: its partial steps would be trained on, or written as a
+  // complete dataset, and never retried.
+  if (c.steps == 0 && sink != sink_kind::count)
+    t.fail_key("steps", std::string("required with server.sink = \"") + to_string(sink) +
+                            "\" (the number of time steps each simulation sends: a simulation that "
+                            "ends early is then retried, not counted complete)");
   return c;
 }
 
@@ -850,7 +857,7 @@ study_config parse_study(std::string_view text, const std::string& source_name) 
   c.study = read_study(file.table("study", true));
   c.launcher = read_launcher(file.table("launcher", false));
   c.server = read_server(file.table("server", false), c.study);
-  c.client = read_client(file.table("client", true));
+  c.client = read_client(file.table("client", true), c.server.sink);
   c.parameters = read_parameters(file.table("parameters", true));
   c.fields = read_fields(file, c);
   // Settings nobody would read are a mistake in the study (a forgotten

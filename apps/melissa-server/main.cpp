@@ -200,6 +200,11 @@ int main(int argc, char** argv) {
   const std::uint32_t expected =
       opt.expect_sims ? *opt.expect_sims : static_cast<std::uint32_t>(study.parameters.count);
   if (rank >= ranks) usage_error("--rank must be below the number of ranks");
+  // The study file requires client.steps with these sinks; so does the override.
+  if ((dataset || training) && study.client.steps == 0)
+    usage_error("--sink " + sink_name + " needs client.steps in the study file (the number of time "
+                "steps each simulation sends: a simulation that ends early is then retried, not "
+                "counted complete)");
   std::filesystem::create_directories(output);
   spdlog::set_pattern("[%H:%M:%S.%e] [server " + std::to_string(rank) + "] [%l] %v");
 

@@ -29,60 +29,28 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from melissa_testing import *  # noqa: E402,F403
 
-RUN = os.path.join(BUILD, "apps", "melissa-run", "melissa-run")
 CLIENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corner_client.py")
-API_LIB = os.environ.get("MELISSA_API_LIB", os.path.join(BUILD, "api", "libmelissa-api.so"))
 API_PY = os.path.join(SOURCE, "api", "python")
 # The client's interpreter needs numpy: Debian's python3, which meson runs the tests with.
 CLIENT_PYTHON = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
 SIMS, JOBS = 100, 2
 
 
-def write_study(work):
-    path = os.path.join(work, "study.toml")
-    with open(path, "w") as f:
-        f.write(f"""[study]
-name = "breed-corner"
-output_dir = "{work}/out"
-seed = 3
-[launcher]
-job_limit = {JOBS}
-poll_interval = 0.5
-[server]
-sink = "train"
-[client]
-command = ["{CLIENT_PYTHON}", "{CLIENT}"]
-env = {{ MELISSA_API_LIB = "{os.path.abspath(API_LIB)}", PYTHONPATH = "{os.path.abspath(API_PY)}", OMP_NUM_THREADS = "1" }}
-[parameters]
-names = ["x", "y"]
-bounds = [0, 1]
-sampler = "uniform"
-count = {SIMS}
-[[fields]]
-name = "u"
-size = 64
-[buffer]
-policy = "reservoir"
-capacity = 200
-threshold = 40
-[training]
-time_steps = 10
-hidden = [32, 32]
-batch_size = 16
-metrics_every = 50
-output = "constant"
-output_mean = 0
-output_std = 1
-threads = 1
-[breed]
-period = 500
-window = 20
-sigma = 0.15
-r_start = 0.5
-r_end = 0.7
-r_steps = 2
-""")
-    return path
+def corner_study(work):
+    return write_study(
+        work,
+        study={"name": "breed-corner", "seed": 3},
+        launcher={"job_limit": JOBS, "poll_interval": 0.5},
+        server={"sink": "train", "port": None},
+        client={"command": [CLIENT_PYTHON, CLIENT], "ranks": None, "steps": 10,
+                "env": {"MELISSA_API_LIB": os.path.abspath(API_LIB), "PYTHONPATH": os.path.abspath(API_PY),
+                        "OMP_NUM_THREADS": "1"}},
+        parameters={"names": ["x", "y"], "bounds": [0, 1], "sampler": "uniform", "count": SIMS},
+        fields=[{"name": "u", "size": 64}],
+        buffer={"policy": "reservoir", "capacity": 200, "threshold": 40},
+        training={"time_steps": 10, "hidden": [32, 32], "batch_size": 16, "metrics_every": 50,
+                  "output": "constant", "output_mean": 0, "output_std": 1, "threads": 1},
+        breed={"period": 500, "window": 20, "sigma": 0.15, "r_start": 0.5, "r_end": 0.7, "r_steps": 2})
 
 
 def distance(p):
@@ -95,7 +63,7 @@ def mean(xs):
 
 def main():
     work = tmpdir("breed-corner")
-    study = write_study(work)
+    study = corner_study(work)
     p = subprocess.run([RUN, study], capture_output=True, text=True, timeout=300)
     if p.returncode != 0:
         print(p.stdout[-3000:], p.stderr[-3000:])

@@ -19,7 +19,7 @@ std::string study(const std::string& extra, const std::string& count = "3",
   return "[study]\nname = \"b\"\n[server]\nsink = \"" + sink +
          "\"\n[parameters]\nnames = [\"a\", \"b\"]\ncount = " + count +
          "\n[[fields]]\nname = \"u\"\nsize = 4\n" + extra +
-         (extra.find("[client]") == std::string::npos ? "[client]\ncommand = [\"sim\"]\n" : "");
+         (extra.find("[client]") == std::string::npos ? "[client]\ncommand = [\"sim\"]\nsteps = 5\n" : "");
 }
 
 }  // namespace

@@ -98,6 +98,15 @@ size = 9223372036854775807
 // `extra` opens a section).
 std::string minimal_plus(const std::string& extra) { return std::string(minimal) + extra; }
 
+// `minimal` with client.steps = 4 on its empty line 7 (no line moves), then
+// `extra`: what the sinks "train" and "dataset" need.
+std::string minimal_steps_plus(const std::string& extra) {
+  std::string text = minimal;
+  const std::string command = "command = [\"solver\"]\n";
+  text.replace(text.find(command) + command.size(), 1, "steps = 4\n");
+  return text + extra;
+}
+
 }  // namespace
 
 TEST_CASE("a minimal study gets every default") {
@@ -307,6 +316,7 @@ TEST_CASE("the example study parses as documented") {
   CHECK(c.client.command ==
         std::vector<std::string>{"melissa-heat", "--grid", "64", "--steps", "50"});
   CHECK(c.client.ranks == 2);
+  CHECK(c.client.steps == 50);
   REQUIRE(c.fields.size() == 1);
   CHECK(c.fields[0] == field_config{"temperature", 4096});
   CHECK(c.server.sink == sink_kind::dataset);
@@ -371,7 +381,7 @@ TEST_CASE("errors: unknown sections") {
   CHECK(error_of(minimal_plus("[model]\nepochs = 3\n")) ==
         "s.toml:15:2: model: unknown section; the study file has the sections study, "
         "launcher, server, client, parameters, fields, buffer, training, breed");
-  CHECK(error_of(minimal_plus("[server]\nsink = \"train\"\n[training]\nepochs = 3\n")) ==
+  CHECK(error_of(minimal_steps_plus("[server]\nsink = \"train\"\n[training]\nepochs = 3\n")) ==
         "s.toml:18:1: training.epochs: unknown key; [training] has field, time_steps, hidden, "
         "activation, batch_size, learning_rate, lr_halving_batches, min_learning_rate, output, "
         "output_mean, output_std, validation_dir, validation_every, metrics_every, threads");
@@ -591,7 +601,30 @@ TEST_CASE("errors: fields") {
 TEST_CASE("errors: the dataset sink needs a single server rank") {
   CHECK(error_of(minimal_plus("[server]\nsink = \"dataset\"\nranks = 2\n")) ==
         "s.toml:16:8: server.sink: \"dataset\" requires server.ranks = 1, got server.ranks = 2");
-  CHECK(error_of(minimal_plus("[server]\nsink = \"dataset\"\nranks = 1\n")) == "no error");
+  CHECK(error_of(minimal_steps_plus("[server]\nsink = \"dataset\"\nranks = 1\n")) == "no error");
+}
+
+TEST_CASE("errors: client.steps is required when the server trains or writes a dataset") {
+  // At the [client] header (line 5), like a missing required key.
+  CHECK(error_of(minimal_plus("[server]\nsink = \"train\"\n")) ==
+        "s.toml:5:1: client.steps: required with server.sink = \"train\" (the number of time steps "
+        "each simulation sends: a simulation that ends early is then retried, not counted complete)");
+  CHECK(error_of(minimal_plus("[server]\nsink = \"dataset\"\n")) ==
+        "s.toml:5:1: client.steps: required with server.sink = \"dataset\" (the number of time steps "
+        "each simulation sends: a simulation that ends early is then retried, not counted complete)");
+  // Optional with the count sink (0: not checked), and read when given.
+  CHECK(parse_study(minimal_plus("[server]\nsink = \"count\"\n"), "s.toml").client.steps == 0);
+  CHECK(parse_study(minimal, "s.toml").client.steps == 0);
+  for (const char* sink : {"count", "dataset", "train"}) {
+    const auto c = parse_study(minimal_steps_plus(std::string("[server]\nsink = \"") + sink + "\"\n"), "s.toml");
+    CHECK(c.client.steps == 4);
+    // The resolved study keeps it, so that the server started from it checks it.
+    CHECK(parse_study(to_toml(c), "resolved.toml") == c);
+  }
+  // An out-of-range value is reported as such, not as missing.
+  std::string zero = minimal_steps_plus("[server]\nsink = \"train\"\n");
+  zero.replace(zero.find("steps = 4"), 9, "steps = 0");
+  CHECK(error_of(zero) == "s.toml:7:9: client.steps: must be in [1, 16777216], got 0");
 }
 
 TEST_CASE("errors: TOML syntax errors report their line") {

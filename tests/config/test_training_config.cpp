@@ -15,6 +15,7 @@ name = "t"
 sink = "train"
 [client]
 command = ["sim"]
+steps = 10
 [parameters]
 names = ["a", "b"]
 count = 3
@@ -98,22 +99,22 @@ threads = 2
 TEST_CASE("bad buffer and training values name file, line and key") {
   const std::string b = base;
   CHECK(error_of(b + "[buffer]\npolicy = \"lifo\"\n") ==
-        "s.toml:17:10: buffer.policy: must be one of \"fifo\", \"firo\", \"reservoir\", got \"lifo\"");
+        "s.toml:18:10: buffer.policy: must be one of \"fifo\", \"firo\", \"reservoir\", got \"lifo\"");
   CHECK(error_of(b + "[buffer]\ncapacity = 10\nthreshold = 10\n") ==
-        "s.toml:18:13: buffer.threshold: must be < buffer.capacity = 10, got 10");
+        "s.toml:19:13: buffer.threshold: must be < buffer.capacity = 10, got 10");
   CHECK(error_of(b + "[buffer]\ncapacity = 0\n") ==
-        "s.toml:17:12: buffer.capacity: must be >= 1, got 0");
+        "s.toml:18:12: buffer.capacity: must be >= 1, got 0");
   CHECK(error_of(b + "[training]\nfield = \"velocity\"\n") ==
-        "s.toml:17:9: training.field: no [[fields]] entry is named \"velocity\"");
+        "s.toml:18:9: training.field: no [[fields]] entry is named \"velocity\"");
   CHECK(error_of(b + "[training]\nhidden = [256, 0]\n") ==
-        "s.toml:17:16: training.hidden[1]: must be in [1, 1048576], got 0");
+        "s.toml:18:16: training.hidden[1]: must be in [1, 1048576], got 0");
   CHECK(error_of(b + "[training]\nactivation = \"sigmoid\"\n") ==
-        "s.toml:17:14: training.activation: must be one of \"relu\", \"tanh\", \"gelu\", \"silu\", "
+        "s.toml:18:14: training.activation: must be one of \"relu\", \"tanh\", \"gelu\", \"silu\", "
         "got \"sigmoid\"");
   CHECK(error_of(b + "[training]\nlearning_rate = -1\n") ==
-        "s.toml:17:17: training.learning_rate: must be > 0, got -1.0");
+        "s.toml:18:17: training.learning_rate: must be > 0, got -1.0");
   CHECK(error_of(b + "[training]\nbatch_size = 2.5\n") ==
-        "s.toml:17:14: training.batch_size: expected an integer, got a float");
+        "s.toml:18:14: training.batch_size: expected an integer, got a float");
 }
 
 TEST_CASE("[breed]: present means enabled, values as written, and validated") {
@@ -132,13 +133,13 @@ TEST_CASE("[breed]: present means enabled, values as written, and validated") {
   CHECK(parse_study(to_toml(c), "resolved.toml") == c);
   CHECK(parse_study(b + "[breed]\n", "s.toml").breed.period == 200);  // defaults: the paper's
   CHECK(parse_study(to_toml(parse_study(b, "s.toml")), "r.toml").breed.enabled == false);
-  CHECK(error_of(b + "[breed]\nr_end = 1.5\n") == "s.toml:17:9: breed.r_end: must be in [0, 1], got 1.5");
+  CHECK(error_of(b + "[breed]\nr_end = 1.5\n") == "s.toml:18:9: breed.r_end: must be in [0, 1], got 1.5");
   CHECK(error_of(b + "[breed]\nsigma = 2\n") ==
-        "s.toml:17:9: breed.sigma: must be in (0, 1] (a share of each parameter's range), got 2.0");
-  CHECK(error_of(b + "[breed]\nperiod = 0\n") == "s.toml:17:10: breed.period: must be >= 1, got 0");
+        "s.toml:18:9: breed.sigma: must be in (0, 1] (a share of each parameter's range), got 2.0");
+  CHECK(error_of(b + "[breed]\nperiod = 0\n") == "s.toml:18:10: breed.period: must be >= 1, got 0");
   CHECK(error_of(b + "[breed]\nwindows = 3\n").find("breed.windows: unknown key") != std::string::npos);
   std::string counting = b;
   counting.replace(counting.find("sink = \"train\""), 14, "sink = \"count\"");
   CHECK(error_of(counting + "[breed]\nperiod = 10\n") ==
-        "s.toml:17:10: breed.period: [breed] needs server.sink = \"train\", got \"count\"");
+        "s.toml:18:10: breed.period: [breed] needs server.sink = \"train\", got \"count\"");
 }

@@ -27,40 +27,22 @@ import uuid
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from melissa_testing import *  # noqa: E402,F403
 
-RUN = os.path.join(BUILD, "apps", "melissa-run", "melissa-run")
 
-
-def study_file(work, sims=4, grid=32, steps=20, field_size=None, launcher="", server="", client="",
-               command=None, marker="", count=None, poll_interval=0.2):
-    command = command or [HEAT, "--grid", str(grid), "--steps", str(steps)]
-    path = os.path.join(work, "study.toml")
-    with open(path, "w") as f:
-        f.write(f"""[study]
-name = "bounds"
-output_dir = "{work}/out"
-seed = 3
-
-[launcher]
-job_limit = 2
-max_retries = 3
-poll_interval = {poll_interval}
-{launcher}
-[server]
-{server}
-[client]
-command = {json.dumps(command)}
-ranks = 2
-env = {{ MELISSA_TEST_MARKER = "{marker}" }}
-{client}
-[parameters]
-names = ["T0", "T1", "T2", "T3", "T4"]
-count = {count if count is not None else sims}
-
-[[fields]]
-name = "temperature"
-size = {field_size if field_size is not None else grid * grid}
-""")
-    return path
+def study_file(work, sims=4, grid=32, steps=20, field_size=None, server=None, command=None, marker="",
+               count=None, poll_interval=0.2, **sections):
+    server = server or {}
+    return write_study(
+        work,
+        study={"name": "bounds", "seed": 3},
+        launcher={"job_limit": 2, "max_retries": 3, "poll_interval": poll_interval},
+        server={"port": None, **server},
+        # client.steps where the sink requires it (the count studies run unchecked, as before).
+        client={"command": command or [HEAT, "--grid", str(grid), "--steps", str(steps)], "ranks": 2,
+                "env": {"MELISSA_TEST_MARKER": marker},
+                "steps": steps if server.get("sink") in ("train", "dataset") else None},
+        parameters={"bounds": None, "count": count if count is not None else sims},
+        fields=[{"name": "temperature", "size": field_size if field_size is not None else grid * grid}],
+        **sections)
 
 
 def marked_pids(marker):
@@ -143,7 +125,7 @@ elif mode == "count":
     check("parameters.count: at most 1000000" in out, "melissa-server says why")
 
 elif mode == "ranks":
-    study = study_file(work, client="", marker=marker)
+    study = study_file(work, marker=marker)
     text = open(study).read().replace("ranks = 2\n", "ranks = 100000\n")
     open(study, "w").write(text)
     rc, out, took = run([RUN, study], 60)
@@ -184,9 +166,8 @@ elif mode == "tail":
     # A server that cannot start (its validation set is missing): its own
     # reason in the study's message, not only in jobs/1.err.
     work2 = tmpdir("bounds-tail-server")
-    study = study_file(work2, sims=1, server='sink = "train"\n', marker=marker)
-    with open(study, "a") as f:
-        f.write(f'\n[training]\nvalidation_dir = "{work2}/no-such-dataset"\n')
+    study = study_file(work2, sims=1, server={"sink": "train"}, marker=marker,
+                       training={"validation_dir": f"{work2}/no-such-dataset"})
     rc, out, _ = run([RUN, study], 120)
     check(rc == 1, f"melissa-run exits 1 when the server cannot start (got {rc})")
     summary = json.load(open(os.path.join(work2, "out", "summary.json")))

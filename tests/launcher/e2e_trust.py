@@ -23,38 +23,19 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from melissa_testing import *  # noqa: E402,F403
 
-RUN = os.path.join(BUILD, "apps", "melissa-run", "melissa-run")
 
-
-def study_file(work, sims, steps, grid=16, command=None, server="", max_retries=1, job_limit=2):
-    command = command or [HEAT, "--grid", str(grid), "--steps", str(steps)]
-    path = os.path.join(work, "study.toml")
-    with open(path, "w") as f:
-        f.write(f"""[study]
-name = "trust"
-output_dir = "{work}/out"
-seed = 3
-
-[launcher]
-job_limit = {job_limit}
-max_retries = {max_retries}
-poll_interval = 0.2
-
-[server]
-{server}
-
-[client]
-command = {json.dumps(command)}
-
-[parameters]
-names = ["T0", "T1", "T2", "T3", "T4"]
-count = {sims}
-
-[[fields]]
-name = "temperature"
-size = {grid * grid}
-""")
-    return path
+def study_file(work, sims, steps, grid=16, command=None, server=None, max_retries=1, job_limit=2):
+    server = server or {}
+    return write_study(
+        work,
+        study={"name": "trust", "seed": 3},
+        launcher={"job_limit": job_limit, "max_retries": max_retries, "poll_interval": 0.2},
+        server={"port": None, **server},
+        # client.steps where the sink requires it (the count studies run unchecked, as before).
+        client={"command": command or [HEAT, "--grid", str(grid), "--steps", str(steps)], "ranks": None,
+                "steps": steps if server.get("sink") in ("train", "dataset") else None},
+        parameters={"bounds": None, "count": sims},
+        fields=[{"name": "temperature", "size": grid * grid}])
 
 
 def run(study, timeout=120):
@@ -83,7 +64,7 @@ work = tmpdir("trust-" + mode)
 
 if mode == "normal":
     sims, steps, grid = 3, 5, 16
-    study = study_file(work, sims, steps, grid, server='sink = "dataset"')
+    study = study_file(work, sims, steps, grid, server={"sink": "dataset"})
     rc, out = run(study)
     check(rc == 0, "exit 0")
     s = summary_of(work)
@@ -144,7 +125,7 @@ elif mode == "diskfull":
     try:
         # 4 simulations x 40 steps x 64x64 float32 = 2.5 MiB > 1 MiB.
         study = study_file(work, sims=4, steps=40, grid=64, job_limit=2, max_retries=3,
-                           server=f'sink = "dataset"\ndataset_dir = "{full}"')
+                           server={"sink": "dataset", "dataset_dir": full})
         rc, out = run(study)
         check(rc == 1, f"exit 1 (got {rc})")
         check("No space left on device" in out, "the error is named")

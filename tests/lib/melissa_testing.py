@@ -17,6 +17,9 @@ BUILD = os.environ.get("MELISSA_BUILD_DIR", os.path.join(os.path.dirname(__file_
 SOURCE = os.environ.get("MELISSA_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 SERVER = os.path.join(BUILD, "apps", "melissa-server", "melissa-server")
 HEAT = os.path.join(BUILD, "solvers", "heat", "melissa-heat")
+RUN = os.path.join(BUILD, "apps", "melissa-run", "melissa-run")
+SHELL = os.environ.get("MELISSA_SHELL", os.path.join(BUILD, "apps", "melissa-shell", "melissa-shell"))
+API_LIB = os.environ.get("MELISSA_API_LIB", os.path.join(BUILD, "api", "libmelissa-api.so"))
 MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe"]
 
 _children = []
@@ -56,31 +59,69 @@ def start(argv, env=None, **kw):
     return p
 
 
-def write_study(dir, name="e2e", count=4, field_size=32 * 32, extra=""):
-    path = os.path.join(dir, "study.toml")
+# --- study files ---------------------------------------------------------
+# The one writer of study files for the Python tests: sections as dicts, merged
+# over a small valid study (two-rank heat clients, five parameters, one field).
+
+SECTIONS = ("study", "launcher", "server", "client", "parameters", "fields", "buffer", "training", "breed")
+
+
+def toml_value(v):
+    """A Python value as TOML: bool, int, float, str, list, dict (inline table)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if v != v or abs(v) == float("inf"):
+            raise ValueError(f"{v} is no study-file number")
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)  # a TOML basic string
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + " }"
+    raise TypeError(f"no TOML form for {v!r}")
+
+
+def study_text(sections):
+    """TOML of `sections` ({"study": {...}, ..., "fields": [{...}, ...]}), in the study's order;
+    keys whose value is None are left out."""
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        raise KeyError(f"unknown study sections {sorted(unknown)}")
+    out = []
+    for name in SECTIONS:
+        body = sections.get(name)
+        if body is None:
+            continue
+        for table in (body if name == "fields" else [body]):
+            out.append(f"[[{name}]]" if name == "fields" else f"[{name}]")
+            out += [f"{k} = {toml_value(v)}" for k, v in table.items() if v is not None]
+            out.append("")
+    return "\n".join(out)
+
+
+def write_study(dir, file="study.toml", **sections):
+    """Writes dir/file and returns its path. Each section given (a dict; `fields` a list of
+    dicts) is merged over the defaults below, a key set to None removes it; fields replace
+    the default field. `name` and `output_dir` default to "e2e" and dir/out."""
+    defaults = {
+        "study": {"name": "e2e", "output_dir": os.path.join(dir, "out"), "seed": 7},
+        "server": {"port": 0},
+        "client": {"command": [HEAT], "ranks": 2},
+        "parameters": {"names": ["T0", "T1", "T2", "T3", "T4"], "bounds": [100.0, 500.0], "count": 4},
+        "fields": [{"name": "temperature", "size": 32 * 32}],
+    }
+    for name, body in sections.items():
+        if name == "fields" or name not in defaults or body is None:
+            defaults[name] = body
+        else:
+            defaults[name] = {**defaults[name], **body}
+    path = os.path.join(dir, file)
     with open(path, "w") as f:
-        f.write(f"""[study]
-name = "{name}"
-output_dir = "{dir}/out"
-seed = 7
-
-[server]
-port = 0
-
-[client]
-command = ["{HEAT}"]
-ranks = 2
-
-[parameters]
-names = ["T0", "T1", "T2", "T3", "T4"]
-bounds = [100.0, 500.0]
-count = {count}
-
-[[fields]]
-name = "temperature"
-size = {field_size}
-{extra}
-""")
+        f.write(study_text(defaults))
     return path
 
 

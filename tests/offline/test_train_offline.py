@@ -56,6 +56,7 @@ seed = 7
 sink = "train"
 [client]
 command = ["melissa-heat", "--grid", "8", "--steps", "5"]
+steps = 5
 [parameters]
 names = ["T0", "T1", "T2", "T3", "T4"]
 bounds = [100, 500]

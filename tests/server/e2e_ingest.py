@@ -6,6 +6,7 @@ close only their own connections."""
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 
@@ -15,9 +16,16 @@ from melissa_testing import *  # noqa: E402,F403
 STEPS = 20
 SIMS = 4
 work = tmpdir("e2e")
-study = write_study(work, count=SIMS)
+study = write_study(work, parameters={"count": SIMS})
 params = design(study)
 check(len(params) == SIMS and all(len(p) == 5 for p in params), "the server's design has 4 rows of 5 parameters")
+
+# --sink train or dataset over a study without client.steps: refused like the study file would be.
+for sink in ("train", "dataset"):
+    r = subprocess.run([SERVER, "--config", study, "--output", os.path.join(work, "refused"), "--sink", sink],
+                       capture_output=True, text=True, timeout=30)
+    check(r.returncode == 2 and f"--sink {sink} needs client.steps" in r.stderr,
+          f"--sink {sink} without client.steps: exit 2, said why (got {r.returncode})")
 
 # A slow sink (100 ms per step) and a 8 KiB credit window (two 4 KiB steps):
 # clients block in melissa_send, so a client can be killed in the middle.

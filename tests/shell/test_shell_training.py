@@ -16,48 +16,27 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from melissa_testing import BUILD, HEAT, SERVER, check, fail, start, tmpdir  # noqa: E402
+from melissa_testing import HEAT, RUN, SERVER, SHELL, check, fail, start, tmpdir, write_study  # noqa: E402
 
-RUN = os.path.join(BUILD, "apps", "melissa-run", "melissa-run")
-SHELL = os.environ.get("MELISSA_SHELL", os.path.join(BUILD, "apps", "melissa-shell", "melissa-shell"))
 STEPS = 200
 
 work = tmpdir("shell-training")
 out = os.path.join(work, "out")
-study = os.path.join(work, "study.toml")
-with open(study, "w") as f:
-    f.write(f"""[study]
-name = "shell-train"
-output_dir = "{out}"
-seed = 3
-mode = "training"
-[launcher]
-job_limit = 1
-poll_interval = 0.2
-[server]
-sink = "train"
-[client]
-command = ["{HEAT}", "--grid", "8", "--steps", "{STEPS}"]
-ranks = 1
-[parameters]
-names = ["T0", "T1", "T2", "T3", "T4"]
-bounds = [100.0, 500.0]
-count = 3
-[[fields]]
-name = "temperature"
-size = 64
-[buffer]
-policy = "reservoir"
-capacity = 400
-threshold = 20
-[training]
-time_steps = {STEPS}
-hidden = [16]
-batch_size = 4
-learning_rate = 3e-3
-metrics_every = 5
-threads = 1
-""")
+
+
+def shell_study(file, output_dir, sink, **training):
+    return write_study(
+        work, file, study={"name": "shell-train", "output_dir": output_dir, "seed": 3, "mode": "training"},
+        launcher={"job_limit": 1, "poll_interval": 0.2}, server={"sink": sink, "port": None},
+        client={"command": [HEAT, "--grid", "8", "--steps", str(STEPS)], "ranks": 1, "steps": STEPS},
+        parameters={"count": 3}, fields=[{"name": "temperature", "size": 64}], **training)
+
+
+study = shell_study("study.toml", out, "train",
+                    buffer={"policy": "reservoir", "capacity": 400, "threshold": 20},
+                    training={"time_steps": STEPS, "hidden": [16], "batch_size": 4, "learning_rate": 3e-3,
+                              "metrics_every": 5, "threads": 1})
+
 
 def shell_in(directory, *args, timeout=30):
     r = subprocess.run([SHELL, directory, *args], capture_output=True, text=True, timeout=timeout,
@@ -67,12 +46,7 @@ def shell_in(directory, *args, timeout=30):
 
 # --- a study that does not train: the ranks say so, the shell says it once ---
 plain_out = os.path.join(work, "plain-out")
-plain = os.path.join(work, "plain.toml")
-with open(study) as f:
-    text = f.read()
-with open(plain, "w") as f:
-    f.write(text.replace(out, plain_out).replace('sink = "train"', 'sink = "count"')
-            .split("[buffer]")[0])
+plain = shell_study("plain.toml", plain_out, "count")  # the same study, without training
 t0 = time.time()
 plain_run = start([RUN, plain], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 deadline = time.time() + 30

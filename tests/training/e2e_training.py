@@ -25,47 +25,25 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from melissa_testing import *  # noqa: E402,F403
 
-RUN = os.path.join(BUILD, "apps", "melissa-run", "melissa-run")
 SIMS, STEPS, GRID, BATCH = 6, 20, 8, 4
 
 
 def study_file(work, policy="reservoir", ranks=1, validation_dir="", capacity=50, threshold=10,
-               sims=SIMS, extra=""):
-    path = os.path.join(work, "study.toml")
-    with open(path, "w") as f:
-        f.write(f"""[study]
-name = "train-e2e"
-output_dir = "{work}/out"
-seed = 5
-[launcher]
-job_limit = 2
-[server]
-ranks = {ranks}
-sink = "train"
-[client]
-command = ["{HEAT}", "--grid", "{GRID}", "--steps", "{STEPS}"]
-[parameters]
-names = ["T0", "T1", "T2", "T3", "T4"]
-count = {sims}
-[[fields]]
-name = "temperature"
-size = {GRID * GRID}
-[buffer]
-policy = "{policy}"
-capacity = {capacity}
-threshold = {threshold}
-[training]
-time_steps = {STEPS}
-hidden = [16]
-batch_size = {BATCH}
-metrics_every = 5
-validation_every = 20
-output = "constant"
-output_mean = 300
-output_std = 100
-validation_dir = "{validation_dir}"
-{extra}""")
-    return path
+               sims=SIMS, breed=None):
+    return write_study(
+        work,
+        study={"name": "train-e2e", "seed": 5},
+        launcher={"job_limit": 2},
+        server={"ranks": ranks, "sink": "train", "port": None},
+        client={"command": [HEAT, "--grid", str(GRID), "--steps", str(STEPS)], "ranks": None,
+                "steps": STEPS},
+        parameters={"bounds": None, "count": sims},
+        fields=[{"name": "temperature", "size": GRID * GRID}],
+        buffer={"policy": policy, "capacity": capacity, "threshold": threshold},
+        training={"time_steps": STEPS, "hidden": [16], "batch_size": BATCH, "metrics_every": 5,
+                  "validation_every": 20, "output": "constant", "output_mean": 300, "output_std": 100,
+                  "validation_dir": validation_dir},
+        breed=breed)
 
 
 def run_study(work, **kw):
@@ -187,7 +165,7 @@ def bad_validation():
 def breed():
     work = tmpdir("train-breed")
     sims = 14
-    p, out = run_study(work, sims=sims, extra="[breed]\nperiod = 20\nwindow = 4\nsigma = 0.05\n")
+    p, out = run_study(work, sims=sims, breed={"period": 20, "window": 4, "sigma": 0.05})
     check_success(p)
     s = summaries(out)[0]
     steering = s["steering"]
