@@ -119,6 +119,10 @@ output_lock lock_output_dir(const std::string& output) {
 
 int main(int argc, char** argv) {
   using namespace melissa;
+  // From the start: a signal that arrives while the study is being set up is
+  // served once the launcher runs (the loop at the end), not a silent kill.
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
   std::string study_path, output;
   bool dry_run = false;
   for (int i = 1; i < argc; ++i) {
@@ -281,8 +285,6 @@ int main(int argc, char** argv) {
     spdlog::warn("no shell endpoint ({}); the study runs without it", e.what());
   }
 
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
   int exit_code = study_failed;
   bool running = true, interrupted = false;
   while (running) {

@@ -2,6 +2,10 @@
 // share to write job scripts.
 #include "backends/scheduler/backend.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "backends/scheduler/script.hpp"
 
 #include <sys/stat.h>
@@ -108,15 +112,25 @@ void write_script(const std::string& path, const std::string& text, const std::s
   std::error_code ignored;
   const auto parent = std::filesystem::path(path).parent_path();
   if (!parent.empty()) std::filesystem::create_directories(parent, ignored);
-  {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) throw backend_error(what + ": cannot write the job script '" + path + "': " + std::strerror(errno));
+  // Owner only (0700), from creation on: the script exports the job's
+  // environment, session ticket included. oarsub runs it as a command, so it
+  // must be executable; the job runs as its owner.
+  ::unlink(path.c_str());
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
+  if (fd < 0)
+    throw backend_error(what + ": cannot write the job script '" + path + "': " + std::strerror(errno));
+  std::size_t done = 0;
+  bool ok = ::fchmod(fd, 0700) == 0;
+  while (ok && done < text.size()) {
+    const auto n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    ok = n > 0;
+    if (ok) done += static_cast<std::size_t>(n);
   }
-  // oarsub runs the script as a command: it must be executable.
-  if (::chmod(path.c_str(), 0755) != 0)
-    throw backend_error(what + ": cannot make '" + path + "' executable: " + std::strerror(errno));
+  const int err = errno;
+  if (::close(fd) != 0 && ok) ok = false;
+  if (!ok)
+    throw backend_error(what + ": cannot write the job script '" + path + "': " + std::strerror(err));
 }
 
 }  // namespace detail

@@ -151,8 +151,10 @@ elif mode == "lock":
     study = study_file(work, sims=4, steps=100000, grid=16, job_limit=1)
     first = start([RUN, study], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lock = os.path.join(work, "out", ".lock")
+    shell_json = os.path.join(work, "out", "shell.json")
     deadline = time.time() + 30
-    while time.time() < deadline and not (os.path.exists(lock) and open(lock).read().strip()):
+    while time.time() < deadline and not (os.path.exists(lock) and open(lock).read().strip()
+                                          and os.path.exists(shell_json)):
         time.sleep(0.1)
     second = subprocess.run([RUN, study], capture_output=True, text=True, timeout=30)
     print(second.stderr)
