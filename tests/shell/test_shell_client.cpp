@@ -6,7 +6,8 @@
 
 #include <unistd.h>
 
-#include "apps/melissa-shell/shell_client.hpp"
+#include "apps/melissa-shell/shell_render.hpp"
+#include "apps/melissa-shell/shell_target.hpp"
 
 using namespace melissa::shell;
 using json = nlohmann::json;
