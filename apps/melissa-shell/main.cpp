@@ -30,7 +30,8 @@
 #include <caf/openssl/remote_actor.hpp>
 
 #include "actors/shell_endpoint/shell_command.hpp"
-#include "apps/melissa-shell/shell_client.hpp"
+#include "apps/melissa-shell/shell_render.hpp"
+#include "apps/melissa-shell/shell_target.hpp"
 #include "messages/actor_types.hpp"
 #include "security/tls.hpp"
 

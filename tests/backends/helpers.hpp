@@ -15,21 +15,13 @@
 #include <vector>
 
 #include "backends/scheduler/backend.hpp"
+#include "tests/lib/temp_dir.hpp"
 
 namespace melissa::scheduler::testing {
 
-// A fresh directory under /tmp, removed at the end of the test.
-struct temp_dir {
-  std::string path;
-  temp_dir() {
-    char tmpl[] = "/tmp/melissa-backends-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~temp_dir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path, ignored);
-  }
-  std::string operator/(const std::string& name) const { return path + "/" + name; }
+// A fresh directory under $TMPDIR (else /tmp), removed at the end of the test.
+struct temp_dir : ::melissa::testing::temp_dir {
+  temp_dir() : ::melissa::testing::temp_dir("melissa-backends") {}
 };
 
 inline std::string read_file(const std::string& path) {

@@ -4,9 +4,14 @@
 // schedule-in-schedule mode running short clients as steps of one
 // allocation. Every poll is counted: one squeue, at most one sacct.
 //
-// Exit 77 (skipped) when not root or when Slurm is not installed. Takes
-// 70-100 s, most of it waiting for Slurm's time-limit check (longer when
-// other jobs fill the test cluster).
+// doctest, with a main of its own: exit 77 (skipped) when not root or when
+// Slurm is not installed, checked before any test case runs. Takes 70-100 s,
+// most of it waiting for Slurm's time-limit check (longer when other jobs fill
+// the test cluster). The jobs' logs stay in /tmp/melissa-slurm-* when a check
+// fails.
+#define DOCTEST_CONFIG_IMPLEMENT
+#include <doctest/doctest.h>
+
 #include <unistd.h>
 
 #include <chrono>
@@ -21,6 +26,7 @@
 #include <thread>
 
 #include "backends/scheduler/slurm_backend.hpp"
+#include "tests/lib/temp_dir.hpp"
 
 using namespace melissa::scheduler;
 using namespace std::chrono_literals;
@@ -28,15 +34,8 @@ using clock_type = std::chrono::steady_clock;
 
 namespace {
 
-int failures = 0;
-
-#define EXPECT(cond)                                                                      \
-  do {                                                                                    \
-    if (!(cond)) {                                                                        \
-      ++failures;                                                                         \
-      std::cerr << __FILE__ << ":" << __LINE__ << ": FAILED: " #cond << std::endl;        \
-    }                                                                                     \
-  } while (0)
+// The jobs' directory, made by main once Slurm is up.
+std::string dir;
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path);
@@ -80,9 +79,9 @@ std::map<std::string, job_status> wait_all(slurm_backend& b, counting_runner& co
   for (;;) {
     counter.calls.clear();
     const auto statuses = b.poll(ids);
-    EXPECT(counter.calls["squeue"] <= 1);
-    EXPECT(counter.calls["sacct"] <= 1);
-    EXPECT(counter.calls["sbatch"] == 0);
+    CHECK(counter.calls["squeue"] <= 1);
+    CHECK(counter.calls["sacct"] <= 1);
+    CHECK(counter.calls["sbatch"] == 0);
     bool all_final = true;
     for (const auto& s : statuses) {
       last[s.id] = s;
@@ -94,7 +93,9 @@ std::map<std::string, job_status> wait_all(slurm_backend& b, counting_runner& co
   }
 }
 
-void schedule_in_schedule(const std::string& dir) {
+}  // namespace
+
+TEST_CASE("schedule-in-schedule: 3 short clients as steps of one allocation, 1 cancelled step") {
   std::cout << "-- schedule-in-schedule: 3 short clients as steps of one allocation, 1 cancelled step" << std::endl;
   counting_runner counter;
   slurm_options o;
@@ -118,17 +119,17 @@ void schedule_in_schedule(const std::string& dir) {
       steps.push_back(b.submit(r));
     }
     allocation = b.allocation_id();
-    EXPECT(!allocation.empty());
-    EXPECT(counter.calls["sbatch"] == 1);  // one allocation for all
+    CHECK(!allocation.empty());
+    CHECK(counter.calls["sbatch"] == 1);  // one allocation for all
     const auto start = clock_type::now();
     auto done = wait_all(b, counter, steps, 60s);
     std::cout << "   3 steps done in " << seconds_since(start) << " s" << std::endl;
     for (int i = 0; i < 3; ++i) {
       const job_status& s = done[steps[i]];
       std::cout << "   " << s.id << ": " << to_string(s.state) << " (" << s.raw_state << ")" << std::endl;
-      EXPECT(s.state == job_state::completed);
+      CHECK(s.state == job_state::completed);
       const std::string out = read_file(dir + "/step" + std::to_string(i) + ".out");
-      EXPECT(out.find("step " + std::to_string(i) + " job " + allocation + " step ") == 0);
+      CHECK(out.find("step " + std::to_string(i) + " job " + allocation + " step ") == 0);
     }
     // A step that is cancelled: srun gets SIGTERM and ends the step.
     const auto slow = b.submit(shell_job("slow-step", "sleep 100", dir));
@@ -139,19 +140,19 @@ void schedule_in_schedule(const std::string& dir) {
     b.cancel(slow);
     const auto cancelled = wait_all(b, counter, {slow}, 30s)[slow];
     std::cout << "   cancelled step: " << to_string(cancelled.state) << " (" << cancelled.raw_state << ")" << std::endl;
-    EXPECT(cancelled.state == job_state::cancelled);
+    CHECK(cancelled.state == job_state::cancelled);
     const command_result steps_left = run_command({"squeue", "-h", "-s", "-o", "%i|%j", "-j", allocation});
-    EXPECT(steps_left.out.find("slow-step") == std::string::npos);
+    CHECK(steps_left.out.find("slow-step") == std::string::npos);
   }
   // The backend's destructor gave the allocation back.
   std::this_thread::sleep_for(1s);
   const command_result after = run_command({"squeue", "-h", "-t", "all", "-o", "%i|%T", "-j", allocation});
   std::cout << "   allocation after the backend: " << after.out;
-  EXPECT(after.out.find(allocation + "|CANCELLED") != std::string::npos ||
-         after.out.find(allocation + "|COMPLETING") != std::string::npos);
+  CHECK((after.out.find(allocation + "|CANCELLED") != std::string::npos ||
+          after.out.find(allocation + "|COMPLETING") != std::string::npos));
 }
 
-void jobs_of_their_own(const std::string& dir) {
+TEST_CASE("jobs: 2 tasks, exit 0, exit 3, a 1-minute time limit, a cancelled one") {
   std::cout << "-- jobs: 2 tasks, exit 0, exit 3, a 1-minute time limit, a cancelled one" << std::endl;
   counting_runner counter;
   slurm_backend b(counter.runner());
@@ -166,7 +167,7 @@ void jobs_of_their_own(const std::string& dir) {
   slow.settings.time_limit = "00:01:00";
   const auto timeout_id = b.submit(slow);
   const auto cancel_id = b.submit(shell_job("cancel", "sleep 100", dir));
-  EXPECT(counter.calls["sbatch"] == 5);
+  CHECK(counter.calls["sbatch"] == 5);
 
   const auto start = clock_type::now();
   bool cancel_sent = false;
@@ -182,22 +183,23 @@ void jobs_of_their_own(const std::string& dir) {
   for (const auto& id : ids)
     std::cout << "   " << id << ": " << to_string(last[id].state) << " (" << last[id].raw_state << ")" << std::endl;
 
-  EXPECT(last[two_id].state == job_state::completed);
+  CHECK(last[two_id].state == job_state::completed);
   const std::string two_out = read_file(two.stdout_path);
-  EXPECT(two_out.find("rank 0") != std::string::npos && two_out.find("rank 1") != std::string::npos);
-  EXPECT(last[ok_id].state == job_state::completed);
-  EXPECT(last[ok_id].raw_state == "COMPLETED");
-  EXPECT(read_file(ok.stdout_path) == "hello it's here from " + dir + "\n");
-  EXPECT(last[fail_id].state == job_state::failed);
-  EXPECT(last[fail_id].raw_state == "FAILED");
-  EXPECT(read_file(dir + "/fail.err") == "failing\n");
-  EXPECT(last[timeout_id].state == job_state::failed);
-  EXPECT(last[timeout_id].raw_state == "TIMEOUT");
-  EXPECT(cancel_sent);
-  EXPECT(last[cancel_id].state == job_state::cancelled);
-  EXPECT(last[cancel_id].raw_state == "CANCELLED");
+  CHECK(two_out.find("rank 0") != std::string::npos);
+  CHECK(two_out.find("rank 1") != std::string::npos);
+  CHECK(last[ok_id].state == job_state::completed);
+  CHECK(last[ok_id].raw_state == "COMPLETED");
+  CHECK(read_file(ok.stdout_path) == "hello it's here from " + dir + "\n");
+  CHECK(last[fail_id].state == job_state::failed);
+  CHECK(last[fail_id].raw_state == "FAILED");
+  CHECK(read_file(dir + "/fail.err") == "failing\n");
+  CHECK(last[timeout_id].state == job_state::failed);
+  CHECK(last[timeout_id].raw_state == "TIMEOUT");
+  CHECK(cancel_sent);
+  CHECK(last[cancel_id].state == job_state::cancelled);
+  CHECK(last[cancel_id].raw_state == "CANCELLED");
   // The batch script is next to the logs.
-  EXPECT(std::filesystem::exists(ok.stdout_path + ".sbatch"));
+  CHECK(std::filesystem::exists(ok.stdout_path + ".sbatch"));
 
   // The squeue output of these jobs, as tests/backends/slurm/squeue.txt records it.
   std::string list;
@@ -206,9 +208,7 @@ void jobs_of_their_own(const std::string& dir) {
             << run_command({"squeue", "-h", "-t", "all", "-o", "%i|%T", "-j", list}).out;
 }
 
-}  // namespace
-
-int main() {
+int main(int argc, char** argv) {
   if (::geteuid() != 0) {
     std::cout << "skipped: starting Slurm needs root\n";
     return 77;
@@ -225,17 +225,13 @@ int main() {
     std::cerr << "cannot start Slurm (exit " << started.exit_code << ")\n";
     return 1;
   }
-  char tmpl[] = "/tmp/melissa-slurm-XXXXXX";
-  const std::string dir = ::mkdtemp(tmpl);
-  try {
-    schedule_in_schedule(dir);
-    jobs_of_their_own(dir);
-  } catch (const std::exception& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    ++failures;
+  melissa::testing::temp_dir jobs("melissa-slurm", "/tmp");
+  dir = jobs.path;
+  doctest::Context context(argc, argv);
+  const int status = context.run();
+  if (status != 0 && !context.shouldExit()) {
+    jobs.keep();
+    std::cerr << "logs kept in " << dir << "\n";
   }
-  if (failures == 0) std::filesystem::remove_all(dir);
-  else std::cerr << "logs kept in " << dir << "\n";
-  std::cout << (failures ? "FAILED" : "passed") << " (" << failures << " failure(s))\n";
-  return failures ? 1 : 0;
+  return status;
 }

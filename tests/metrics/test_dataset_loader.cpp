@@ -17,7 +17,9 @@
 #include "actors/trainer/dataset/dataset_reader.hpp"
 #include "actors/trainer/dataset/shuffling_loader.hpp"
 #include "messages/npy.hpp"
-#include "temp_dir.hpp"
+#include "tests/lib/temp_dir.hpp"
+
+using melissa::testing::temp_dir;
 
 namespace fs = std::filesystem;
 using melissa::dataset_reader;

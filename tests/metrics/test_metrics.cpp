@@ -21,7 +21,9 @@
 #include "actors/metrics/crc32c.hpp"
 #include "actors/metrics/metrics_writer.hpp"
 #include "actors/metrics/tfevents.hpp"
-#include "temp_dir.hpp"
+#include "tests/lib/temp_dir.hpp"
+
+using melissa::testing::temp_dir;
 
 namespace fs = std::filesystem;
 using melissa::crc32c;

@@ -1,7 +1,5 @@
 #include <doctest/doctest.h>
 
-#include <unistd.h>
-
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -12,6 +10,7 @@
 
 #include "actors/dataset_sink/dataset_writer.hpp"
 #include "messages/npy.hpp"
+#include "tests/lib/temp_dir.hpp"
 
 namespace fs = std::filesystem;
 
@@ -22,11 +21,6 @@ std::string slurp(const fs::path& p) {
   return {std::istreambuf_iterator<char>(in), {}};
 }
 
-fs::path fresh_dir(const std::string& name) {
-  auto d = fs::temp_directory_path() / ("melissa-test-" + name + "-" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  return d;
-}
 
 }  // namespace
 
@@ -43,7 +37,8 @@ TEST_CASE("npy header is what numpy writes, padded to 64 bytes") {
 }
 
 TEST_CASE("dataset writer puts rows at their time step, whatever the arrival order") {
-  const auto dir = fresh_dir("dataset");
+  const melissa::testing::temp_dir tmp("melissa-test-dataset");
+  const auto dir = fs::path(tmp.path) / "dataset";  // not there yet
   {
     melissa::dataset_writer w(dir.string(), {"temperature"}, {{1.0, 2.0}, {3.0, 4.0}});
     const std::vector<float> row0{0, 1, 2}, row1{10, 11, 12}, row2{20, 21, 22};
@@ -68,11 +63,11 @@ TEST_CASE("dataset writer puts rows at their time step, whatever the arrival ord
   std::memcpy(p, params.data() + header, 16);
   CHECK(p[0] == 3.0);
   CHECK(p[1] == 4.0);
-  fs::remove_all(dir);
 }
 
 TEST_CASE("simulations still open when the writer ends keep their .part files, valid headers") {
-  const auto dir = fresh_dir("unfinished");
+  const melissa::testing::temp_dir tmp("melissa-test-unfinished");
+  const auto dir = fs::path(tmp.path) / "unfinished";  // not there yet
   {
     melissa::dataset_writer w(dir.string(), {"a", "b"}, {});
     const std::vector<float> v{1, 2};
@@ -84,11 +79,11 @@ TEST_CASE("simulations still open when the writer ends keep their .part files, v
   // Only the rows held from step 0 on: step 2 past the gap is not claimed.
   CHECK(data.find("'shape': (1, 2)") != std::string::npos);
   CHECK(data.size() == 128 + 2 * 4);
-  fs::remove_all(dir);
 }
 
 TEST_CASE("a file is not visible under its final name before its simulation is finished") {
-  const auto dir = fresh_dir("visible");
+  const melissa::testing::temp_dir tmp("melissa-test-visible");
+  const auto dir = fs::path(tmp.path) / "visible";  // not there yet
   melissa::dataset_writer w(dir.string(), {"temperature"}, {{1.0}});
   const std::vector<float> row{1, 2, 3};
   w.write_step(0, 0, 0, row.data(), 3);
@@ -101,11 +96,11 @@ TEST_CASE("a file is not visible under its final name before its simulation is f
   CHECK(fs::exists(sim / "temperature.npy"));
   CHECK_FALSE(fs::exists(sim / "temperature.npy.part"));
   CHECK(slurp(sim / "temperature.npy").find("'shape': (2, 3)") != std::string::npos);
-  fs::remove_all(dir);
 }
 
 TEST_CASE("a retried attempt after a clean finish leaves the finished files as they were") {
-  const auto dir = fresh_dir("retry");
+  const melissa::testing::temp_dir tmp("melissa-test-retry");
+  const auto dir = fs::path(tmp.path) / "retry";  // not there yet
   const auto sim = dir / "sim_000003";
   std::string before;
   {
@@ -136,11 +131,11 @@ TEST_CASE("a retried attempt after a clean finish leaves the finished files as t
     CHECK(values[2 * t + 1] == float(t) + 0.5f);
   }
   CHECK_FALSE(fs::exists(sim / "temperature.npy.part"));
-  fs::remove_all(dir);
 }
 
 TEST_CASE("an I/O error names the file and the system error") {
-  const auto dir = fresh_dir("ioerror");
+  const melissa::testing::temp_dir tmp("melissa-test-ioerror");
+  const auto dir = fs::path(tmp.path) / "ioerror";  // not there yet
   melissa::dataset_writer w(dir.string(), {"temperature"}, {});
   // A directory where the .part file should be: it cannot be opened for writing.
   fs::create_directories(dir / "sim_000001" / "temperature.npy.part");
@@ -153,5 +148,4 @@ TEST_CASE("an I/O error names the file and the system error") {
     CHECK(what.find((dir / "sim_000001" / "temperature.npy.part").string()) != std::string::npos);
     CHECK(what.find("Is a directory") != std::string::npos);
   }
-  fs::remove_all(dir);
 }

@@ -6,7 +6,9 @@
 
 #include <unistd.h>
 
-#include "apps/melissa-shell/shell_client.hpp"
+#include "apps/melissa-shell/shell_render.hpp"
+#include "apps/melissa-shell/shell_target.hpp"
+#include "tests/lib/temp_dir.hpp"
 
 using namespace melissa::shell;
 using json = nlohmann::json;
@@ -14,17 +16,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    char tmpl[] = "/tmp/melissa-shell-test-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~temp_dir() {
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
+struct temp_dir : melissa::testing::temp_dir {
+  temp_dir() : melissa::testing::temp_dir("melissa-shell-test") {}
 };
 
 int exit_status_of(const std::string& target, std::optional<std::string> token, std::string& msg) {
@@ -70,36 +63,36 @@ TEST_CASE("host:port") {
 TEST_CASE("target: an output directory gives address and token from shell.json") {
   temp_dir dir;
   write_shell_file(dir.path, "127.0.0.1", 4100, "filetoken");
-  auto a = resolve_target(dir.path.string(), std::nullopt);
+  auto a = resolve_target(dir.path, std::nullopt);
   CHECK(a.host == "127.0.0.1");
   CHECK(a.port == 4100);
   CHECK(a.token == "filetoken");
   // --token wins over the file's.
-  CHECK(resolve_target(dir.path.string(), std::string("given")).token == "given");
+  CHECK(resolve_target(dir.path, std::string("given")).token == "given");
   // The file itself works too.
-  CHECK(resolve_target((dir.path / "shell.json").string(), std::nullopt).port == 4100);
+  CHECK(resolve_target(dir / "shell.json", std::nullopt).port == 4100);
 }
 
 TEST_CASE("target: a wildcard bind address in shell.json means this host's loopback") {
   temp_dir dir;
   write_shell_file(dir.path, "0.0.0.0", 4100, "t");
-  CHECK(resolve_target(dir.path.string(), std::nullopt).host == "127.0.0.1");
+  CHECK(resolve_target(dir.path, std::nullopt).host == "127.0.0.1");
   write_shell_file(dir.path, "::", 4100, "t");
-  CHECK(resolve_target(dir.path.string(), std::nullopt).host == "::1");
+  CHECK(resolve_target(dir.path, std::nullopt).host == "::1");
 }
 
 TEST_CASE("target: errors say what is missing, with the right exit status") {
   temp_dir dir;
   std::string msg;
-  CHECK(exit_status_of(dir.path.string(), std::nullopt, msg) == exit_unreachable);
-  CHECK(msg == "no shell.json in " + dir.path.string() +
+  CHECK(exit_status_of(dir.path, std::nullopt, msg) == exit_unreachable);
+  CHECK(msg == "no shell.json in " + dir.path +
                    ": is the study running? (melissa-run writes it once the shell endpoint is up)");
   CHECK(exit_status_of("127.0.0.1:4000", std::nullopt, msg) == exit_usage);
   CHECK(msg.find("--token is required with host:port") == 0);
   CHECK(exit_status_of("no-such-dir", std::nullopt, msg) == exit_usage);
   CHECK(msg == "'no-such-dir' is neither a study output directory (with shell.json) nor host:port");
-  std::ofstream(dir.path / "shell.json") << "{";
-  CHECK(exit_status_of(dir.path.string(), std::nullopt, msg) == exit_unreachable);
+  std::ofstream(dir / "shell.json") << "{";
+  CHECK(exit_status_of(dir.path, std::nullopt, msg) == exit_unreachable);
   CHECK(msg.find("is not valid JSON") != std::string::npos);
   const auto a = resolve_target("127.0.0.1:4000", std::string("tok"));
   CHECK(a.port == 4000);

@@ -9,23 +9,15 @@
 #include <unistd.h>
 
 #include "actors/shell_endpoint/shell_file.hpp"
+#include "tests/lib/temp_dir.hpp"
 
 using namespace melissa::shell;
 namespace fs = std::filesystem;
 
 namespace {
 
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    char tmpl[] = "/tmp/melissa-shell-test-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~temp_dir() {
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
+struct temp_dir : melissa::testing::temp_dir {
+  temp_dir() : melissa::testing::temp_dir("melissa-shell-test") {}
 };
 
 unsigned mode_of(const fs::path& p) {
@@ -63,7 +55,7 @@ TEST_CASE("shell.json: written 0600 even under a permissive umask, read back") {
   const auto old_umask = ::umask(0);
   const auto path = write_shell_file(dir.path, "127.0.0.1", 40123, "0123456789abcdef0123456789abcdef");
   ::umask(old_umask);
-  CHECK(path == dir.path / "shell.json");
+  CHECK(path == dir / "shell.json");
   CHECK(mode_of(path) == 0600);
   const auto address = read_shell_file(path);
   CHECK(address.host == "127.0.0.1");
@@ -82,13 +74,13 @@ TEST_CASE("shell.json: rewriting replaces the file (a study restarted in the sam
   temp_dir dir;
   write_shell_file(dir.path, "127.0.0.1", 1000, "aaaa");
   write_shell_file(dir.path, "::1", 2000, "bbbb");
-  const auto address = read_shell_file(dir.path / "shell.json");
+  const auto address = read_shell_file(dir / "shell.json");
   CHECK(address.host == "::1");
   CHECK(address.port == 2000);
   CHECK(address.token == "bbbb");
-  CHECK(mode_of(dir.path / "shell.json") == 0600);
+  CHECK(mode_of(dir / "shell.json") == 0600);
   remove_shell_file(dir.path);
-  CHECK(!fs::exists(dir.path / "shell.json"));
+  CHECK(!fs::exists(dir / "shell.json"));
   remove_shell_file(dir.path);  // twice is fine
 }
 
@@ -104,7 +96,7 @@ TEST_CASE("shell.json: a directory that does not exist is an error naming the pa
 
 TEST_CASE("shell.json: malformed files are errors naming the file and the key") {
   temp_dir dir;
-  const auto path = dir.path / "shell.json";
+  const fs::path path = dir / "shell.json";
   const auto error_for = [&](const std::string& text) {
     std::ofstream(path) << text;
     try {

@@ -10,19 +10,14 @@
 #include <system_error>
 
 #include "messages/atomic_file.hpp"
+#include "tests/lib/temp_dir.hpp"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    char tmpl[] = "/tmp/melissa-atomic-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~temp_dir() { fs::remove_all(path); }
+struct temp_dir : melissa::testing::temp_dir {
+  temp_dir() : melissa::testing::temp_dir("melissa-atomic") {}
 };
 
 std::string slurp(const fs::path& p) {
@@ -40,7 +35,7 @@ std::size_t entries(const fs::path& dir) {
 
 TEST_CASE("write_file_atomically writes, replaces and leaves no temporary file") {
   temp_dir d;
-  const auto p = (d.path / "summary.json").string();
+  const auto p = d / "summary.json";
   melissa::write_file_atomically(p, "first\n");
   CHECK(slurp(p) == "first\n");
   melissa::write_file_atomically(p, "second, longer\n");
@@ -52,7 +47,7 @@ TEST_CASE("write_file_atomically writes, replaces and leaves no temporary file")
 
 TEST_CASE("write_file_atomically gives the file the mode asked for, whatever the umask") {
   temp_dir d;
-  const auto p = (d.path / "shell.json").string();
+  const auto p = d / "shell.json";
   const auto old = ::umask(0);
   melissa::write_file_atomically(p, "secret", 0600);
   ::umask(old);
@@ -67,19 +62,19 @@ TEST_CASE("write_file_atomically gives the file the mode asked for, whatever the
 TEST_CASE("write_file_atomically names the path and the system error, and keeps the old file") {
   temp_dir d;
   SUBCASE("missing directory") {
-    const auto p = (d.path / "no-such-dir" / "summary.json").string();
+    const auto p = d / "no-such-dir/summary.json";
     try {
       melissa::write_file_atomically(p, "x");
       FAIL("no error");
     } catch (const std::system_error& e) {
       const std::string what = e.what();
-      CHECK(what.find((d.path / "no-such-dir" / ".summary.json.tmp.").string()) != std::string::npos);
+      CHECK(what.find(d / "no-such-dir/.summary.json.tmp.") != std::string::npos);
       CHECK(what.find("No such file or directory") != std::string::npos);
       CHECK(e.code().value() == ENOENT);
     }
   }
   SUBCASE("target is a directory: the rename fails, the temporary file goes") {
-    const auto p = d.path / "taken";
+    const fs::path p = d / "taken";
     fs::create_directory(p);
     fs::create_directory(p / "inside");  // a non-empty directory cannot be replaced
     try {
