@@ -319,7 +319,7 @@ scheduler::job_request client_request(const launcher_state& st, const job_row& r
   const auto values = config::parse_parameters(row.parameters, nullptr);
   for (double v : values.value()) req.argv.push_back(config::format_parameters({v}));
   req.env = study.client.env;
-  req.env["MELISSA_TICKET"] = st.tickets.at(row.id);
+  req.secret_env["MELISSA_TICKET"] = st.tickets.at(row.id);
   req.env["MELISSA_SERVER_ADDRESSES"] = st.addresses();
   req.env["MELISSA_SIM_ID"] = std::to_string(row.sim_id);
   req.env["MELISSA_ATTEMPT"] = std::to_string(row.attempt);

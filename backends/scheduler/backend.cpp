@@ -69,13 +69,19 @@ bool is_env_name(const std::string& name) {
   return true;
 }
 
+std::map<std::string, std::string> job_environment(const job_request& request) {
+  auto env = request.env;
+  for (const auto& [name, value] : request.secret_env) env[name] = value;
+  return env;
+}
+
 void check_request(const job_request& request) {
   const std::string what = std::string(to_string(request.kind)) + " job '" + request.name + "'";
   if (request.argv.empty() || request.argv[0].empty())
     throw backend_error(what + ": the command is empty");
   if (request.settings.tasks < 1) throw backend_error(what + ": tasks must be >= 1");
   if (request.settings.nodes < 1) throw backend_error(what + ": nodes must be >= 1");
-  for (const auto& [name, value] : request.env)
+  for (const auto& [name, value] : job_environment(request))
     if (!is_env_name(name))
       throw backend_error(what + ": '" + name +
                           "' is not a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*)");
@@ -84,12 +90,15 @@ void check_request(const job_request& request) {
       throw backend_error(what + ": the command contains a NUL character");
 }
 
-std::string script_header(const job_request& request, const std::string& submitted_by) {
+std::string script_header(const job_request& request, const std::string& submitted_by,
+                          const std::string& script_path) {
   std::string out = "#!/bin/bash\n";
   out += "# Melissa " + std::string(to_string(request.kind)) + " job " + request.name + "\n";
   out += "# submitted with: " + submitted_by + "\n";
   for (const auto& [name, value] : request.env)
     out += "export " + name + "=" + shell_quote(value) + "\n";
+  if (!request.secret_env.empty())
+    out += ". " + shell_quote(script_path + ".env") + " || exit 1\n";
   if (!request.workdir.empty()) out += "cd " + shell_quote(request.workdir) + " || exit 1\n";
   return out;
 }
@@ -112,15 +121,28 @@ void write_script(const std::string& path, const std::string& text, const std::s
   std::error_code ignored;
   const auto parent = std::filesystem::path(path).parent_path();
   if (!parent.empty()) std::filesystem::create_directories(parent, ignored);
-  // Owner only (0700), from creation on: the script exports the job's
-  // environment, session ticket included. oarsub runs it as a command, so it
-  // must be executable; the job runs as its owner.
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) throw backend_error(what + ": cannot write the job script '" + path + "': " + std::strerror(errno));
+  }
+  // oarsub runs the script as a command: it must be executable (and OAR reads
+  // it as its own user: secrets go to the .env file beside it).
+  if (::chmod(path.c_str(), 0755) != 0)
+    throw backend_error(what + ": cannot make '" + path + "' executable: " + std::strerror(errno));
+}
+
+void write_secret_env(const std::string& script_path, const job_request& request, const std::string& what) {
+  if (request.secret_env.empty()) return;
+  std::string text;
+  for (const auto& [name, value] : request.secret_env) text += "export " + name + "=" + shell_quote(value) + "\n";
+  const auto path = script_path + ".env";
   ::unlink(path.c_str());
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
-  if (fd < 0)
-    throw backend_error(what + ": cannot write the job script '" + path + "': " + std::strerror(errno));
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) throw backend_error(what + ": cannot write '" + path + "': " + std::strerror(errno));
+  bool ok = ::fchmod(fd, 0600) == 0;
   std::size_t done = 0;
-  bool ok = ::fchmod(fd, 0700) == 0;
   while (ok && done < text.size()) {
     const auto n = ::write(fd, text.data() + done, text.size() - done);
     if (n < 0 && errno == EINTR) continue;
@@ -128,9 +150,8 @@ void write_script(const std::string& path, const std::string& text, const std::s
     if (ok) done += static_cast<std::size_t>(n);
   }
   const int err = errno;
-  if (::close(fd) != 0 && ok) ok = false;
-  if (!ok)
-    throw backend_error(what + ": cannot write the job script '" + path + "': " + std::strerror(err));
+  if (::close(fd) != 0) ok = false;
+  if (!ok) throw backend_error(what + ": cannot write '" + path + "': " + std::strerror(err));
 }
 
 }  // namespace detail

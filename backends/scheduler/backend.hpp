@@ -43,6 +43,9 @@ struct job_request {
   job_kind kind = job_kind::client;
   std::vector<std::string> argv;       // program and arguments (parameters appended already)
   std::map<std::string, std::string> env;  // added to the inherited environment
+  // Added too, but never written into a job script that others may read
+  // (the session ticket): batch scripts source them from `<script>.env`, 0600.
+  std::map<std::string, std::string> secret_env;
   std::string workdir;                 // working directory (absolute)
   std::string stdout_path;             // absolute paths of the job's logs
   std::string stderr_path;

@@ -75,7 +75,7 @@ std::string local_backend::submit(const job_request& request) {
   } else {
     spawn.executable = *program;
   }
-  spawn.env = request.env;
+  spawn.env = detail::job_environment(request);
   // A one-task job runs without mpirun, as an MPI "singleton": Open MPI then
   // starts its own runtime daemon, whose start-up took up to 2.5 s here
   // against 0.2 s isolated; a local simulation does not need it (it spawns

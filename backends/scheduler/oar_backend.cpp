@@ -54,8 +54,9 @@ std::string resource_request(const job_settings& s) {
   return out;
 }
 
-std::string job_script(const job_request& request, const std::vector<std::string>& oarsub_argv) {
-  std::string out = detail::script_header(request, detail::shell_command(oarsub_argv));
+std::string job_script(const job_request& request, const std::vector<std::string>& oarsub_argv,
+                       const std::string& script_path) {
+  std::string out = detail::script_header(request, detail::shell_command(oarsub_argv), script_path);
   out += "exec ";
   if (request.settings.tasks > 1)
     out += "mpirun -np " + std::to_string(request.settings.tasks) +
@@ -179,7 +180,8 @@ std::string oar_backend::submit(const job_request& request) {
   } catch (const backend_error& e) {
     throw backend_error(what + ": " + e.what());
   }
-  detail::write_script(script_path, oar::job_script(request, argv), what);
+  detail::write_secret_env(script_path, request, what);
+  detail::write_script(script_path, oar::job_script(request, argv, script_path), what);
   const command_result r = run_(argv, {});
   if (r.exit_code != 0) throw backend_error(what + ": " + detail::command_failure(argv, r));
   const std::string id = oar::parse_oarsub_id(r.out);

@@ -57,7 +57,8 @@ namespace oar {
 // ("[D-]H:MM:SS" is turned into hours: "1-02:00:00" → "26:00:00"). Throws
 // backend_error for a time limit of another form.
 std::string resource_request(const job_settings& settings);
-std::string job_script(const job_request& request, const std::vector<std::string>& oarsub_argv);
+std::string job_script(const job_request& request, const std::vector<std::string>& oarsub_argv,
+                       const std::string& script_path = "");
 std::vector<std::string> oarsub_command(const job_request& request, const std::string& script_path);
 std::vector<std::string> oarstat_command(const std::vector<std::string>& ids);
 

@@ -24,7 +24,12 @@ void check_request(const job_request& request);
 // submission command, so a user can resubmit the script by hand), one
 // `export NAME='value'` line per variable of request.env, and a `cd` to
 // request.workdir. The caller appends the line that runs the program.
-std::string script_header(const job_request& request, const std::string& submitted_by);
+// With request.secret_env, the header sources `<script_path>.env` (written by
+// write_secret_env) instead of exporting those variables itself.
+std::string script_header(const job_request& request, const std::string& submitted_by,
+                          const std::string& script_path = "");
+// env and secret_env together: what the job's process gets.
+std::map<std::string, std::string> job_environment(const job_request& request);
 
 }  // namespace melissa::scheduler::detail
 
@@ -38,5 +43,8 @@ std::string trim(std::string_view s);
 // Writes an executable (0755) script, creating its directory; throws
 // backend_error naming `what` (e.g. "client job 'x'") when it cannot.
 void write_script(const std::string& path, const std::string& text, const std::string& what);
+// Writes `<script_path>.env` (owner-only, 0600 from creation) with one
+// `export NAME='value'` line per request.secret_env variable; nothing without them.
+void write_secret_env(const std::string& script_path, const job_request& request, const std::string& what);
 
 }  // namespace melissa::scheduler::detail

@@ -95,8 +95,9 @@ job_state map_state(std::string_view slurm_state, std::optional<int> exit_code, 
   return job_state::running;
 }
 
-std::string batch_script(const job_request& request, const std::vector<std::string>& sbatch_argv) {
-  std::string out = detail::script_header(request, detail::shell_command(sbatch_argv));
+std::string batch_script(const job_request& request, const std::vector<std::string>& sbatch_argv,
+                         const std::string& script_path) {
+  std::string out = detail::script_header(request, detail::shell_command(sbatch_argv), script_path);
   // exec: scancel's signal reaches the program (or srun) itself, not a shell.
   out += "exec ";
   if (request.settings.tasks > 1)
@@ -243,7 +244,8 @@ std::string slurm_backend::submit_job(const job_request& request) {
   const std::string what = std::string(to_string(request.kind)) + " job '" + request.name + "'";
   const std::string script_path = script_path_of(request);
   const auto argv = slurm::sbatch_command(request, script_path);
-  detail::write_script(script_path, slurm::batch_script(request, argv), what);
+  detail::write_secret_env(script_path, request, what);
+  detail::write_script(script_path, slurm::batch_script(request, argv, script_path), what);
   const command_result r = run_(argv, {});
   if (r.exit_code != 0) throw backend_error(what + ": " + detail::command_failure(argv, r));
   const std::string id = slurm::parse_sbatch_id(r.out);
@@ -284,7 +286,7 @@ std::string slurm_backend::submit_step(const job_request& request) {
 void slurm_backend::launch_step(const queued_step& step) {
   detail::spawn_request spawn;
   spawn.argv = slurm::step_command(allocation_id_, step.request);
-  spawn.env = step.request.env;
+  spawn.env = detail::job_environment(step.request);
   spawn.workdir = step.request.workdir;
   spawn.stdout_path = step.request.stdout_path;
   spawn.stderr_path = step.request.stderr_path;

@@ -114,7 +114,8 @@ class slurm_backend final : public backend {
 namespace slurm {
 
 // The batch script of a job of its own (see slurm_backend).
-std::string batch_script(const job_request& request, const std::vector<std::string>& sbatch_argv);
+std::string batch_script(const job_request& request, const std::vector<std::string>& sbatch_argv,
+                         const std::string& script_path = "");
 // sbatch's argv, script path last.
 std::vector<std::string> sbatch_command(const job_request& request, const std::string& script_path);
 // The allocation of the schedule-in-schedule mode: a batch job that only

@@ -7,8 +7,11 @@
 #include <doctest/doctest.h>
 
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <set>
 
 #include "backends/scheduler/slurm_backend.hpp"
@@ -511,4 +514,27 @@ TEST_CASE("slurm: an id that is not a Slurm job id reads failed without asking S
   CHECK_FALSE(slurm::is_job_id("123_"));
   CHECK_FALSE(slurm::is_job_id("-1"));
   CHECK_FALSE(slurm::is_job_id("12,13"));
+}
+
+TEST_CASE("slurm: secret variables reach the job from an owner-only file, never the script") {
+  temp_dir dir;
+  fake_runner fake;
+  fake.answer = [](const std::vector<std::string>&) { return ok("4242\n"); };
+  slurm_backend b(fake.runner());
+  job_request r = simple_request("secret", dir);
+  r.env = {{"MELISSA_SIM_ID", "3"}};
+  r.secret_env = {{"MELISSA_TICKET", "00ff00ff"}};
+  CHECK(b.submit(r) == "4242");
+  const std::string script_path = fake.calls.back().back();
+  std::ifstream script_in(script_path);
+  const std::string script((std::istreambuf_iterator<char>(script_in)), {});
+  CHECK(script.find("00ff00ff") == std::string::npos);
+  CHECK(script.find("export MELISSA_SIM_ID='3'\n. '" + script_path + ".env' || exit 1\n") !=
+        std::string::npos);
+  std::ifstream env_in(script_path + ".env");
+  const std::string env((std::istreambuf_iterator<char>(env_in)), {});
+  CHECK(env == "export MELISSA_TICKET='00ff00ff'\n");
+  struct stat st {};
+  REQUIRE(::stat((script_path + ".env").c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
 }
