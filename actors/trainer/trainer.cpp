@@ -224,25 +224,27 @@ void request_batch(trainer_ptr self) {
   self->request(st.reservoir, caf::infinite, batch_atom::value, st.settings.batch_size)
       .then(
           [self, asked, number](const training_batch_ptr& batch) {
-        auto& st = self->state;
-        if (number != st.batch_request) return;  // asked a buffer since replaced
-        st.awaiting_batch = false;
-        const double waited = seconds_between(asked, clock_type::now());
-        st.wait_s += waited;
-        st.window.wait_s += waited;
-        st.buffer_population = static_cast<double>(batch->buffer_population);
-        st.buffer_unseen = static_cast<double>(batch->buffer_unseen);
-        if (batch->last) {
-          st.buffer_exhausted = true;
-          return run_step(self, nullptr);
-        }
-        run_step(self, batch.get());
+            auto& st = self->state;
+            if (number != st.batch_request) return;  // asked a buffer since replaced
+            st.awaiting_batch = false;
+            const double waited = seconds_between(asked, clock_type::now());
+            st.wait_s += waited;
+            st.window.wait_s += waited;
+            st.buffer_population = static_cast<double>(batch->buffer_population);
+            st.buffer_unseen = static_cast<double>(batch->buffer_unseen);
+            if (batch->last) {
+              st.buffer_exhausted = true;
+              return run_step(self, nullptr);
+            }
+            run_step(self, batch.get());
           },
           [self, number](const caf::error& err) {
-            // The buffer is gone (request_receiver_down): its supervisor
-            // restarts it and the restart notice asks the new one.
             auto& st = self->state;
             if (number != st.batch_request) return;
+            // The buffer is gone: its supervisor restarts it and the restart
+            // notice asks the new one. Any other error ends the trainer, as
+            // before (its supervisor decides what happens next).
+            if (err != caf::sec::request_receiver_down) return self->quit(err);
             spdlog::warn("the training buffer did not give a batch ({}); waiting for its restart",
                          self->system().render(err));
           });
