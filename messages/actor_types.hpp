@@ -95,6 +95,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(melissa, caf::first_custom_type_id)
   CAF_ADD_ATOM(melissa, melissa, resume_atom, "resume")
   // melissa-shell `set key value`
   CAF_ADD_ATOM(melissa, melissa, set_atom, "set")
+  // stop gracefully: melissa-shell `stop` to the launcher, the launcher to
+  // every coordinator (finish once no session is open)
   CAF_ADD_ATOM(melissa, melissa, stop_atom, "stop")
   // launcher <-> server, backend
   CAF_ADD_ATOM(melissa, melissa, register_atom, "register")
@@ -110,7 +112,13 @@ CAF_BEGIN_TYPE_ID_BLOCK(melissa, caf::first_custom_type_id)
   CAF_ADD_ATOM(melissa, melissa, progress_atom, "progress")
   CAF_ADD_ATOM(melissa, melissa, sim_failed_atom, "simFailed")
   CAF_ADD_ATOM(melissa, melissa, poll_atom, "poll")
+  // launcher -> scheduler backend: cancel a job
   CAF_ADD_ATOM(melissa, melissa, cancel_atom, "cancel")
+  // melissa-run's main -> launcher: a signal interrupts the study (exit code, why)
+  CAF_ADD_ATOM(melissa, melissa, interrupt_atom, "interrupt")
+  // a server rank cannot go on, its sink cannot write (disk full, I/O error):
+  // dataset sink -> main (why), main -> launcher (rank, why)
+  CAF_ADD_ATOM(melissa, melissa, sink_failed_atom, "sinkFailed")
   CAF_ADD_ATOM(melissa, melissa, activity_atom, "activity")
   // training: reservoir <-> trainer, shell queries, steering
   CAF_ADD_ATOM(melissa, melissa, batch_atom, "batch")
@@ -290,7 +298,7 @@ using launcher_server_actor = caf::typed_actor<
     caf::reacts_to<rank_finished_atom, std::uint32_t, std::string>,
     // rank, why: the rank cannot go on (its sink cannot write: disk full, I/O
     // error). The study stops with this message; no simulation is blamed.
-    caf::reacts_to<stop_atom, std::uint32_t, std::string>>;
+    caf::reacts_to<sink_failed_atom, std::uint32_t, std::string>>;
 
 using launcher_actor = launcher_query_actor::extend_with<launcher_server_actor>;
 
@@ -379,6 +387,11 @@ using acceptor_actor = restart_listener_actor::extend<
 // Who hears that a server rank is done: main's scoped actor, (rank_finished_atom, summary).
 using rank_listener_actor = caf::typed_actor<caf::reacts_to<rank_finished_atom, std::string>>;
 
+// Who hears that the dataset sink cannot write: main's scoped actor,
+// (sink_failed_atom, why); it tells the launcher, which stops the study.
+using sink_failure_listener_actor =
+    caf::typed_actor<caf::reacts_to<sink_failed_atom, std::string>>;
+
 // The coordinator (actors/coordinator): what the launcher uses, plus its
 // tick, its summary (report_atom -> JSON, also written to summary_path) and
 // the restart notices of the aggregator, sink, trainer and steering.
@@ -401,10 +414,10 @@ using study_listener_actor =
 
 // The launcher as its spawner sees it (actors/launcher): the published
 // interface plus (port_atom, port) to start once published, its tick,
-// (cancel_atom, exit code, why) to interrupt it, and the backend's restart.
+// (interrupt_atom, exit code, why) to interrupt it, and the backend's restart.
 using launcher_impl_actor = launcher_actor::extend_with<restart_listener_actor>::extend<
     caf::reacts_to<port_atom, std::uint16_t>, caf::reacts_to<tick_atom>,
-    caf::reacts_to<cancel_atom, std::int32_t, std::string>>;
+    caf::reacts_to<interrupt_atom, std::int32_t, std::string>>;
 
 // Types that cross the middleman besides CAF's own: both melissa-run and
 // melissa-server call this on their actor_system_config.

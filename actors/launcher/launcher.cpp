@@ -797,7 +797,7 @@ launcher_impl_actor::behavior_type launcher_fn(launcher_ptr self, launcher_setti
           if (!link.summary) return;
         if (st.ranks.size() == st.settings.study.server.ranks) all_ranks_finished(self);
       },
-      [self](stop_atom, std::uint32_t rank, const std::string& why) {
+      [self](sink_failed_atom, std::uint32_t rank, const std::string& why) {
         stop_everything(self, study_failed, "server rank " + std::to_string(rank) + ": " + why);
       },
       // --- from the supervisor: the backend actor was restarted (same backend object) ---
@@ -807,7 +807,7 @@ launcher_impl_actor::behavior_type launcher_fn(launcher_ptr self, launcher_setti
         self->state.polling = false;  // a poll in flight died with the old actor
       },
       // --- interrupt from melissa-run (signal) ---
-      [self](cancel_atom, std::int32_t exit_code, const std::string& why) {
+      [self](interrupt_atom, std::int32_t exit_code, const std::string& why) {
         stop_everything(self, exit_code, why);
       },
       // --- melissa-shell ---

@@ -30,7 +30,7 @@ struct launcher_settings {
 
 // launcher_impl_actor (messages/actor_types.hpp): the published interface
 // plus (port_atom, port), which starts the study once the launcher is
-// published on `port`; (cancel_atom, exit code, why), which interrupts it
+// published on `port`; (interrupt_atom, exit code, why), which interrupts it
 // (signal N: exit code 128 + N): every job is cancelled; and, under a
 // supervisor, (restarted_atom, "scheduler_backend", handle).
 // When the study ends the launcher sends (study_finished_atom, exit code,

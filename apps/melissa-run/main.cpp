@@ -316,7 +316,7 @@ int main(int argc, char** argv) {
           if (stop_signal == 0 || interrupted) return;
           interrupted = true;
           // The launcher's exit code is the process's: 128 + signal.
-          self->send(launcher, cancel_atom::value, static_cast<std::int32_t>(128 + stop_signal),
+          self->send(launcher, interrupt_atom::value, static_cast<std::int32_t>(128 + stop_signal),
                      std::string("interrupted by ") + (stop_signal == SIGINT ? "SIGINT" : "SIGTERM"));
         });
   }

@@ -299,9 +299,10 @@ int main(int argc, char** argv) {
   const auto dataset_dir = study.server.dataset_dir;
   const auto delay = std::chrono::milliseconds(opt.sink_delay_ms);
   const bool checksums = opt.checksums;
-  const caf::actor listener = caf::actor_cast<caf::actor>(self);
-  // main's scoped actor hears the coordinator's (rank_finished_atom, summary).
+  // main's scoped actor hears the coordinator's (rank_finished_atom, summary)
+  // and the dataset sink's (sink_failed_atom, why).
   const auto rank_listener = caf::actor_cast<rank_listener_actor>(self);
+  const auto sink_listener = caf::actor_cast<sink_failure_listener_actor>(self);
 
   std::vector<child_spec> tree;
   if (training) {
@@ -323,7 +324,7 @@ int main(int argc, char** argv) {
                     [=](caf::actor_system& s, const child_lookup&) {
                       if (dataset)
                         return caf::actor_cast<caf::actor>(
-                            spawn_dataset_sink(s, dataset_dir, field_names, design, listener));
+                            spawn_dataset_sink(s, dataset_dir, field_names, design, sink_listener));
                       return caf::actor_cast<caf::actor>(spawn_counting_sink(s, delay, checksums));
                     },
                     {}});
@@ -396,14 +397,14 @@ int main(int argc, char** argv) {
         // The sink cannot write (disk full, I/O error): not the simulations'
         // fault. The launcher stops the study with this message (and cancels
         // this server); a standalone server stops at once.
-        [&](stop_atom, const std::string& why) {
+        [&](sink_failed_atom, const std::string& why) {
           spdlog::error("rank {}: the study cannot go on: {}", rank, why);
           status = 1;
           if (!launcher) {
             running = false;
             return;
           }
-          self->send(launcher, stop_atom::value, rank, why);
+          self->send(launcher, sink_failed_atom::value, rank, why);
           if (!give_up_at) give_up_at = std::chrono::steady_clock::now() + std::chrono::seconds(30);
         },
         [&](rank_finished_atom, const std::string&) {
