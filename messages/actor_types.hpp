@@ -1,5 +1,18 @@
-// Message types, atoms and typed actor interfaces of the server, in one place
+// Message types, atoms and typed actor interfaces of Melissa-CAF, in one place
 // so that a port to CAF 0.18+/1.x (result<R>(A...), mail) touches one file.
+//
+// THE RULE: every typed interface alias whose handle is held outside the .cpp
+// that implements it lives in this file (sink, aggregator, reservoir, trainer,
+// steering, coordinator, supervisor, acceptor, launcher, scheduler backend,
+// shell endpoint, and the listeners main holds). An actor's header declares
+// only its settings and its spawn function; a .cpp declares no interface.
+// An actor's interface lists every message it handles, the supervisor's
+// restart notice (restart_listener_actor) included.
+// Every atom has one meaning (one message shape per receiver kind); a new
+// meaning gets a new atom. Whether a handle converts to an interface is
+// checked with melissa::converts_to (below), not std::is_convertible: CAF
+// 0.17's converting constructor is unconstrained, so std::is_convertible is
+// true for any two typed_actor types.
 //
 // The types here travel between actors of one process only. They carry the
 // payload of a time step behind a shared pointer: forwarding a step from the
@@ -11,7 +24,10 @@
 #include <string>
 #include <vector>
 
+#include <caf/actor.hpp>
+#include <caf/actor_system_config.hpp>
 #include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/detail/type_list.hpp>
 #include <caf/type_id.hpp>
 #include <caf/typed_actor.hpp>
 #include <caf/replies_to.hpp>
@@ -63,7 +79,12 @@ CAF_BEGIN_TYPE_ID_BLOCK(melissa, caf::first_custom_type_id)
   CAF_ADD_ATOM(melissa, melissa, lookup_atom, "lookup")
   CAF_ADD_ATOM(melissa, melissa, children_atom, "children")
   CAF_ADD_ATOM(melissa, melissa, port_atom, "port")
-  CAF_ADD_ATOM(melissa, melissa, finished_atom, "finished")
+  // coordinator -> trainer: answer once training has ended (the summary)
+  CAF_ADD_ATOM(melissa, melissa, await_training_atom, "awaitTrain")
+  // coordinator -> launcher and main: this server rank is done (its summary)
+  CAF_ADD_ATOM(melissa, melissa, rank_finished_atom, "rankDone")
+  // launcher -> melissa-run's main: the study ended (exit code, message)
+  CAF_ADD_ATOM(melissa, melissa, study_finished_atom, "studyDone")
   // launcher queries and commands (melissa-shell)
   CAF_ADD_ATOM(melissa, melissa, shell_atom, "shell")
   CAF_ADD_ATOM(melissa, melissa, status_atom, "status")
@@ -72,23 +93,42 @@ CAF_BEGIN_TYPE_ID_BLOCK(melissa, caf::first_custom_type_id)
   CAF_ADD_ATOM(melissa, melissa, kill_atom, "kill")
   CAF_ADD_ATOM(melissa, melissa, pause_atom, "pause")
   CAF_ADD_ATOM(melissa, melissa, resume_atom, "resume")
+  // melissa-shell `set key value`
   CAF_ADD_ATOM(melissa, melissa, set_atom, "set")
+  // stop gracefully: melissa-shell `stop` to the launcher, the launcher to
+  // every coordinator (finish once no session is open)
   CAF_ADD_ATOM(melissa, melissa, stop_atom, "stop")
   // launcher <-> server, backend
   CAF_ADD_ATOM(melissa, melissa, register_atom, "register")
-  CAF_ADD_ATOM(melissa, melissa, submit_atom, "submit")
+  // launcher -> scheduler backend: submit a job
+  CAF_ADD_ATOM(melissa, melissa, submit_job_atom, "submitJob")
+  // server rank 0 -> launcher: run simulation sim with these parameters
+  CAF_ADD_ATOM(melissa, melissa, run_sim_atom, "runSim")
+  // Breed -> launcher: where submissions stand (highest id, job limit)
+  CAF_ADD_ATOM(melissa, melissa, submissions_atom, "submitted")
+  // Breed -> launcher: new parameters for a simulation not yet submitted
+  CAF_ADD_ATOM(melissa, melissa, set_params_atom, "setParams")
   CAF_ADD_ATOM(melissa, melissa, timeout_atom, "timeout")
   CAF_ADD_ATOM(melissa, melissa, progress_atom, "progress")
   CAF_ADD_ATOM(melissa, melissa, sim_failed_atom, "simFailed")
   CAF_ADD_ATOM(melissa, melissa, poll_atom, "poll")
+  // launcher -> scheduler backend: cancel a job
   CAF_ADD_ATOM(melissa, melissa, cancel_atom, "cancel")
+  // melissa-run's main -> launcher: a signal interrupts the study (exit code, why)
+  CAF_ADD_ATOM(melissa, melissa, interrupt_atom, "interrupt")
+  // a server rank cannot go on, its sink cannot write (disk full, I/O error):
+  // dataset sink -> main (why), main -> launcher (rank, why)
+  CAF_ADD_ATOM(melissa, melissa, sink_failed_atom, "sinkFailed")
   CAF_ADD_ATOM(melissa, melissa, activity_atom, "activity")
   // training: reservoir <-> trainer, shell queries, steering
   CAF_ADD_ATOM(melissa, melissa, batch_atom, "batch")
   CAF_ADD_ATOM(melissa, melissa, production_over_atom, "prodOver")
   CAF_ADD_ATOM(melissa, melissa, buffer_atom, "buffer")
   CAF_ADD_ATOM(melissa, melissa, train_atom, "train")
+  // the steering's status JSON (melissa-shell `steering`, the summary)
   CAF_ADD_ATOM(melissa, melissa, steering_atom, "steering")
+  // the submission view (k, m, count) to the steering: resample now
+  CAF_ADD_ATOM(melissa, melissa, resample_atom, "resample")
   CAF_ADD_ATOM(melissa, melissa, losses_atom, "losses")
   CAF_ADD_ATOM(melissa, melissa, next_atom, "next")
   // session tickets (launcher -> every server rank) and completed simulations
@@ -135,6 +175,13 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<melissa::sim_activity>)
 
 namespace melissa {
 
+// A supervisor's restart notice: (restarted_atom, child's name, its new
+// handle), sent to every child that lists the restarted one in depends_on
+// (actors/supervisor). Every such dependent's interface includes this one;
+// the handle is cast once, in the handler, to the sibling's interface.
+using restart_listener_actor =
+    caf::typed_actor<caf::reacts_to<restarted_atom, std::string, caf::actor>>;
+
 // Where stored steps go: the counting/checksum sink (actors/counting_sink),
 // the dataset writer (actors/dataset_sink) and, with server.sink = "train",
 // the training buffer (actors/reservoir: reservoir_actor extends this
@@ -152,8 +199,8 @@ using sink_actor = caf::typed_actor<
     caf::replies_to<report_atom>::with<std::string>>;
 
 // Deduplicates steps (exactly once per (simulation, field, step)) and forwards
-// new ones to the sink.
-using aggregator_actor = caf::typed_actor<
+// new ones to the sink; hears the sink's restart.
+using aggregator_actor = restart_listener_actor::extend<
     caf::replies_to<step_sample>::with<step_outcome>,
     // A proxy asks to open the session of (sim, attempt) with the client's
     // ticket; accepted, the session counts as open.
@@ -203,20 +250,41 @@ using shell_endpoint_actor =
 
 namespace melissa {
 
+// What the launcher uses of a server rank's coordinator (sent with
+// register_atom, so it crosses the middleman: add_remote_message_types).
+using server_rank_actor = caf::typed_actor<
+    // (sim, attempt) started with this ticket / its job ended: passed on to
+    // the aggregator (session_tickets.hpp).
+    caf::reacts_to<ticket_atom, std::uint32_t, std::uint32_t, std::string>,
+    caf::reacts_to<revoke_atom, std::uint32_t, std::uint32_t>,
+    // The launcher gave up on simulation `sim` (max_retries exhausted).
+    caf::reacts_to<sim_failed_atom, std::uint32_t>,
+    // Finish once no session has been open for min(client_timeout, 30 s).
+    caf::reacts_to<stop_atom>,
+    // melissa-shell through the launcher: the trainer's status, the training
+    // buffer's figures, Breed's status (JSON; {"error": ...} when absent).
+    caf::replies_to<train_atom>::with<std::string>,
+    caf::replies_to<buffer_atom>::with<std::string>,
+    caf::replies_to<steering_atom>::with<std::string>>;
+
+}  // namespace melissa
+
+namespace melissa {
+
 // What a server rank tells the launcher (published by melissa-run, reached by
 // melissa-server with io::remote_actor). Strings and integers only.
 using launcher_server_actor = caf::typed_actor<
-    // A server rank is up: its rank, the address clients use, and the actor
-    // that receives (sim_failed_atom, sim) and (stop_atom). Reply: "ok" or why not.
-    caf::replies_to<register_atom, std::uint32_t, std::string, caf::actor>::with<std::string>,
+    // A server rank is up: its rank, the address clients use, and its
+    // coordinator (the part the launcher uses). Reply: "ok" or why not.
+    caf::replies_to<register_atom, std::uint32_t, std::string, server_rank_actor>::with<std::string>,
     // Rank 0 asks for simulation `sim` with these parameters (command-line text).
-    caf::reacts_to<submit_atom, std::uint32_t, std::string>,
+    caf::reacts_to<run_sim_atom, std::uint32_t, std::string>,
     // Steering (Breed) asks where submissions stand: (the highest simulation id
     // submitted so far, the job limit).
-    caf::replies_to<submit_atom>::with<std::uint32_t, std::uint32_t>,
+    caf::replies_to<submissions_atom>::with<std::uint32_t, std::uint32_t>,
     // Steering changes the parameters of a simulation not yet submitted:
     // true when changed, false when it has been submitted meanwhile (kept).
-    caf::replies_to<set_atom, std::uint32_t, std::string>::with<bool>,
+    caf::replies_to<set_params_atom, std::uint32_t, std::string>::with<bool>,
     // The session of (sim, attempt) opened on a server rank.
     caf::reacts_to<opened_atom, std::uint32_t, std::uint32_t>,
     // Server rank `rank` has every step of simulation `sim` it expects and a
@@ -227,10 +295,10 @@ using launcher_server_actor = caf::typed_actor<
     // rank, steps stored, duplicates, bytes stored (progress line)
     caf::reacts_to<progress_atom, std::uint32_t, std::uint64_t, std::uint64_t, std::uint64_t>,
     // rank, the rank's summary JSON: every expected simulation ended.
-    caf::reacts_to<finished_atom, std::uint32_t, std::string>,
+    caf::reacts_to<rank_finished_atom, std::uint32_t, std::string>,
     // rank, why: the rank cannot go on (its sink cannot write: disk full, I/O
     // error). The study stops with this message; no simulation is blamed.
-    caf::reacts_to<stop_atom, std::uint32_t, std::string>>;
+    caf::reacts_to<sink_failed_atom, std::uint32_t, std::string>>;
 
 using launcher_actor = launcher_query_actor::extend_with<launcher_server_actor>;
 
@@ -239,3 +307,122 @@ using launcher_actor = launcher_query_actor::extend_with<launcher_server_actor>;
 #include "messages/training_batch.hpp"
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(melissa::training_batch_ptr)
+
+namespace melissa::scheduler {
+struct job_request;  // backends/scheduler/backend.hpp
+struct job_status;
+}  // namespace melissa::scheduler
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(melissa::scheduler::job_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<melissa::scheduler::job_status>)
+
+namespace melissa {
+
+// True when a handle of type From can be assigned to a handle of type To
+// (To's signatures are a subset of From's). Use it in static_asserts at the
+// wiring sites; std::is_convertible cannot tell (see the rule at the top).
+template <class From, class To>
+struct converts_to;
+template <class... Fs, class... Ts>
+struct converts_to<caf::typed_actor<Fs...>, caf::typed_actor<Ts...>>
+    : std::integral_constant<bool, caf::detail::tl_subset_of<caf::detail::type_list<Ts...>,
+                                                             caf::detail::type_list<Fs...>>::value> {};
+template <class From, class To>
+inline constexpr bool converts_to_v = converts_to<From, To>::value;
+
+// --- melissa-server -------------------------------------------------------
+
+// The supervisor: (lookup_atom, name) -> the child's current handle (cast it
+// once, at the wiring site, to the child's interface); (children_atom) ->
+// names of the live children, in start order.
+using supervisor_actor = caf::typed_actor<
+    caf::replies_to<lookup_atom, std::string>::with<caf::actor>,
+    caf::replies_to<children_atom>::with<std::vector<std::string>>>;
+
+// The training buffer (actors/reservoir): a sink the trainer asks for
+// batches. sink_actor's production_over lifts the threshold and lets the
+// buffer drain.
+using reservoir_actor = sink_actor::extend<
+    // A batch of at most n samples. The reply is delayed until a batch can be
+    // drawn; once production is over and the buffer is empty, the reply is a
+    // batch with `last` set (size 0): training ends. n = 0 is an error.
+    caf::replies_to<batch_atom, std::uint32_t>::with<training_batch_ptr>,
+    // JSON: policy, capacity, threshold, population, unseen, inserts, evictions,
+    // batches, samples_drawn, pending stores/batches, repetition histogram.
+    caf::replies_to<buffer_atom>::with<std::string>>;
+
+// Breed's steering actor (actors/steering, server rank 0).
+using steering_actor = caf::typed_actor<
+    // One training batch: sim ids, time steps and losses of its samples (same
+    // length), then the batch's loss mean and standard deviation. Every
+    // `period` such messages the actor resamples.
+    caf::reacts_to<losses_atom, std::vector<std::uint32_t>, std::vector<std::uint32_t>,
+                   std::vector<float>, double, double>,
+    // Simulation `sim` completed: its parameters (settings.parameters_of) join
+    // the population.
+    caf::reacts_to<sim_done_atom, std::uint32_t>,
+    // The submission view (k highest submitted id, m job limit, count):
+    // resample now with it.
+    caf::reacts_to<resample_atom, std::uint32_t, std::uint32_t, std::uint32_t>,
+    // Status JSON for melissa-shell: r, sigma per member, resamplings,
+    // resampled simulations, last resampling time, provenance table.
+    caf::replies_to<steering_atom>::with<std::string>>;
+
+// The trainer (actors/trainer). It depends on the buffer ("sink") and the
+// steering: restart notices give it their new handles.
+using trainer_actor = restart_listener_actor::extend<
+    // Internal: take the next step.
+    caf::reacts_to<next_atom>,
+    // Live status JSON: batches, samples, losses, throughput, waiting, learning rate.
+    caf::replies_to<train_atom>::with<std::string>,
+    // Answered once training has ended (at once if it has): the training summary JSON.
+    caf::replies_to<await_training_atom>::with<std::string>>;
+
+// A typed view of the client acceptor (actors/client_acceptor: an untyped
+// broker, cast once by spawn_client_acceptor): its bound port, and the
+// aggregator's restart, which it passes on to its live proxies.
+using acceptor_actor = restart_listener_actor::extend<
+    caf::replies_to<port_atom>::with<std::uint16_t>>;
+
+// Who hears that a server rank is done: main's scoped actor, (rank_finished_atom, summary).
+using rank_listener_actor = caf::typed_actor<caf::reacts_to<rank_finished_atom, std::string>>;
+
+// Who hears that the dataset sink cannot write: main's scoped actor,
+// (sink_failed_atom, why); it tells the launcher, which stops the study.
+using sink_failure_listener_actor =
+    caf::typed_actor<caf::reacts_to<sink_failed_atom, std::string>>;
+
+// The coordinator (actors/coordinator): what the launcher uses, plus its
+// tick, its summary (report_atom -> JSON, also written to summary_path) and
+// the restart notices of the aggregator, sink, trainer and steering.
+using coordinator_actor = server_rank_actor::extend_with<restart_listener_actor>::extend<
+    caf::reacts_to<tick_atom>, caf::replies_to<report_atom>::with<std::string>>;
+
+// --- melissa-run ----------------------------------------------------------
+
+// The scheduler backend (actors/scheduler_backend). submit: the backend's job
+// id, or an error whose context holds the user message.
+using backend_actor = caf::typed_actor<
+    caf::replies_to<submit_job_atom, scheduler::job_request>::with<std::string>,
+    caf::replies_to<poll_atom, std::vector<std::string>>::with<std::vector<scheduler::job_status>>,
+    caf::replies_to<cancel_atom, std::string>::with<bool>>;
+
+// Who hears that the study ended: melissa-run's scoped actor,
+// (study_finished_atom, exit code, message).
+using study_listener_actor =
+    caf::typed_actor<caf::reacts_to<study_finished_atom, std::int32_t, std::string>>;
+
+// The launcher as its spawner sees it (actors/launcher): the published
+// interface plus (port_atom, port) to start once published, its tick,
+// (interrupt_atom, exit code, why) to interrupt it, and the backend's restart.
+using launcher_impl_actor = launcher_actor::extend_with<restart_listener_actor>::extend<
+    caf::reacts_to<port_atom, std::uint16_t>, caf::reacts_to<tick_atom>,
+    caf::reacts_to<interrupt_atom, std::int32_t, std::string>>;
+
+// Types that cross the middleman besides CAF's own: both melissa-run and
+// melissa-server call this on their actor_system_config.
+inline void add_remote_message_types(caf::actor_system_config& cfg) {
+  cfg.add_message_type<server_rank_actor>("melissa::server_rank_actor");
+}
+
+}  // namespace melissa

@@ -37,10 +37,7 @@ struct aggregator_state {
   static inline const char* name = "aggregator";
 };
 
-// The typed interface plus the restart notice from the supervisor.
-using aggregator_impl = aggregator_actor::extend<caf::reacts_to<restarted_atom, std::string, caf::actor>>;
-
-aggregator_impl::behavior_type aggregator_fn(aggregator_impl::stateful_pointer<aggregator_state> self,
+aggregator_actor::behavior_type aggregator_fn(aggregator_actor::stateful_pointer<aggregator_state> self,
                                              sink_actor sink, aggregator_settings settings) {
   self->state.sink = std::move(sink);
   self->state.settings = settings;
@@ -157,7 +154,7 @@ aggregator_impl::behavior_type aggregator_fn(aggregator_impl::stateful_pointer<a
 
 aggregator_actor spawn_aggregator(caf::actor_system& sys, sink_actor sink,
                                   aggregator_settings settings) {
-  return caf::actor_cast<aggregator_actor>(sys.spawn(aggregator_fn, std::move(sink), settings));
+  return sys.spawn(aggregator_fn, std::move(sink), settings);
 }
 
 }  // namespace melissa

@@ -59,7 +59,12 @@ caf::behavior client_acceptor(caf::io::stateful_broker<acceptor_state>* self,
       },
       [self](port_atom) { return self->state.port; },
       [self](restarted_atom, const std::string& name, caf::actor fresh) {
-        if (name == "aggregator") self->state.aggregator = caf::actor_cast<aggregator_actor>(fresh);
+        if (name != "aggregator") return;
+        self->state.aggregator = caf::actor_cast<aggregator_actor>(fresh);
+        // Live proxies switch too (client_proxy.cpp handles the same notice):
+        // their later steps go to the new aggregator.
+        for (const auto& [addr, proxy] : *self->state.proxies)
+          self->send(proxy, restarted_atom::value, name, fresh);
       },
       [self](const caf::io::acceptor_closed_msg&) {
         spdlog::error("the listening socket on port {} closed", self->state.port);
@@ -70,9 +75,11 @@ caf::behavior client_acceptor(caf::io::stateful_broker<acceptor_state>* self,
 
 }  // namespace
 
-caf::actor spawn_client_acceptor(caf::actor_system& sys, acceptor_settings settings,
-                                 aggregator_actor aggregator) {
-  return sys.middleman().spawn_broker(client_acceptor, std::move(settings), std::move(aggregator));
+acceptor_actor spawn_client_acceptor(caf::actor_system& sys, acceptor_settings settings,
+                                     aggregator_actor aggregator) {
+  // An untyped broker: its typed view, cast once here.
+  return caf::actor_cast<acceptor_actor>(
+      sys.middleman().spawn_broker(client_acceptor, std::move(settings), std::move(aggregator)));
 }
 
 }  // namespace melissa

@@ -23,8 +23,10 @@ struct acceptor_settings {
 
 // Spawns the acceptor; it binds at start and fails (exits with an error) if it
 // cannot. Ask it (port_atom) for the bound port. It handles
-// (restarted_atom, "aggregator", handle) to pass a restarted aggregator on.
-caf::actor spawn_client_acceptor(caf::actor_system& sys, acceptor_settings settings,
+// (restarted_atom, "aggregator", handle): new proxies get the new aggregator,
+// and it forwards the notice to every live proxy.
+// The acceptor is an untyped broker; the handle returned is its typed view.
+acceptor_actor spawn_client_acceptor(caf::actor_system& sys, acceptor_settings settings,
                                  aggregator_actor aggregator);
 
 }  // namespace melissa

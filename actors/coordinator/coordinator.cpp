@@ -18,7 +18,7 @@ struct coordinator_state {
   coordinator_settings settings;
   aggregator_actor aggregator;
   sink_actor sink;
-  caf::actor listener;
+  rank_listener_actor listener;
   launcher_server_actor launcher;
   clock_type::time_point started = clock_type::now();
   clock_type::time_point last_progress = clock_type::now();
@@ -31,9 +31,9 @@ struct coordinator_state {
   bool stopping = false;
   clock_type::time_point quiet_since = clock_type::now();  // no session open since then
   bool finished = false;
-  caf::actor trainer;              // with training: a trainer_actor
+  trainer_actor trainer;           // with training
   std::string training_summary;    // its summary once training ended
-  caf::actor steering;             // with Breed (rank 0): a steering_actor
+  steering_actor steering;         // with Breed (rank 0)
   std::string steering_summary;    // its status at the end
   static inline const char* name = "coordinator";
 };
@@ -150,7 +150,7 @@ void finish(coordinator_ptr self) {
   self->send(st.sink, production_over_atom::value);
   if (!st.trainer) return collect_steering(self);
   spdlog::info("rank {}: production is over; training drains the buffer", st.settings.rank);
-  self->request(st.trainer, caf::infinite, finished_atom::value)
+  self->request(st.trainer, caf::infinite, await_training_atom::value)
       .then(
           [self](const std::string& training) {
             self->state.training_summary = training;
@@ -169,8 +169,8 @@ void report_end(coordinator_ptr self) {
       .then([self](const std::string& summary) {
         auto& st = self->state;
         if (st.launcher)
-          self->send(st.launcher, finished_atom::value, st.settings.rank, summary);
-        caf::anon_send(st.listener, finished_atom::value, summary);
+          self->send(st.launcher, rank_finished_atom::value, st.settings.rank, summary);
+        caf::anon_send(st.listener, rank_finished_atom::value, summary);
       });
 }
 
@@ -227,8 +227,8 @@ void tick(coordinator_ptr self) {
 // melissa-shell's training queries: `child` answers `query` with a JSON text,
 // passed on as it is; `absent` when the study has no such child, `silent`
 // when it does not answer within `timeout`.
-template <class Query>
-caf::result<std::string> ask_child(coordinator_ptr self, const caf::actor& child, Query query,
+template <class Handle, class Query>
+caf::result<std::string> ask_child(coordinator_ptr self, const Handle& child, Query query,
                                    std::chrono::seconds timeout, const char* absent,
                                    const char* silent) {
   if (!child) return std::string(absent);
@@ -243,9 +243,10 @@ void register_with_launcher(coordinator_ptr self, std::uint16_t port);
 
 coordinator_actor::behavior_type coordinator_fn(coordinator_ptr self, coordinator_settings settings,
                                                 aggregator_actor aggregator, sink_actor sink,
-                                                caf::actor listener, caf::actor acceptor,
-                                                launcher_server_actor launcher, caf::actor trainer,
-                                                caf::actor steering) {
+                                                rank_listener_actor listener,
+                                                acceptor_actor acceptor,
+                                                launcher_server_actor launcher,
+                                                trainer_actor trainer, steering_actor steering) {
   auto& st = self->state;
   st.trainer = std::move(trainer);
   st.steering = std::move(steering);
@@ -276,8 +277,8 @@ coordinator_actor::behavior_type coordinator_fn(coordinator_ptr self, coordinato
       [self](restarted_atom, const std::string& name, caf::actor fresh) {
         if (name == "aggregator") self->state.aggregator = caf::actor_cast<aggregator_actor>(fresh);
         if (name == "sink") self->state.sink = caf::actor_cast<sink_actor>(fresh);
-        if (name == "trainer") self->state.trainer = fresh;
-        if (name == "steering") self->state.steering = fresh;
+        if (name == "trainer") self->state.trainer = caf::actor_cast<trainer_actor>(fresh);
+        if (name == "steering") self->state.steering = caf::actor_cast<steering_actor>(fresh);
       },
       [self](train_atom) {
         return ask_child(self, self->state.trainer, train_atom::value, std::chrono::seconds(10),
@@ -286,8 +287,8 @@ coordinator_actor::behavior_type coordinator_fn(coordinator_ptr self, coordinato
       },
       [self](buffer_atom) {
         // The sink is the training buffer exactly when there is a trainer.
-        return ask_child(self, self->state.trainer ? caf::actor_cast<caf::actor>(self->state.sink)
-                                                   : caf::actor{},
+        return ask_child(self, self->state.trainer ? caf::actor_cast<reservoir_actor>(self->state.sink)
+                                                   : reservoir_actor{},
                          buffer_atom::value, std::chrono::seconds(10),
                          R"({"error": "this study has no training buffer"})",
                          R"({"error": "the training buffer did not answer"})");
@@ -316,7 +317,7 @@ void register_with_launcher(coordinator_ptr self, std::uint16_t port) {
   auto& st = self->state;
   const auto address = st.settings.host + ":" + std::to_string(port);
   self->request(st.launcher, std::chrono::seconds(30), register_atom::value, st.settings.rank,
-                address, caf::actor_cast<caf::actor>(self))
+                address, server_rank_actor{self})
         .then(
             [self](const std::string& answer) {
               auto& st = self->state;
@@ -327,7 +328,7 @@ void register_with_launcher(coordinator_ptr self, std::uint16_t port) {
               // Rank 0 owns the design of experiments: it asks for every simulation.
               if (st.settings.rank == 0)
                 for (std::size_t i = 0; i < st.settings.design.size(); ++i)
-                  self->send(st.launcher, submit_atom::value, static_cast<std::uint32_t>(i),
+                  self->send(st.launcher, run_sim_atom::value, static_cast<std::uint32_t>(i),
                              st.settings.design[i]);
             },
             [self](const caf::error& err) {
@@ -340,9 +341,9 @@ void register_with_launcher(coordinator_ptr self, std::uint16_t port) {
 
 coordinator_actor spawn_coordinator(caf::actor_system& sys, coordinator_settings settings,
                                     aggregator_actor aggregator, sink_actor sink,
-                                    caf::actor listener, caf::actor acceptor,
-                                    launcher_server_actor launcher, caf::actor trainer,
-                                    caf::actor steering) {
+                                    rank_listener_actor listener, acceptor_actor acceptor,
+                                    launcher_server_actor launcher, trainer_actor trainer,
+                                    steering_actor steering) {
   return sys.spawn(coordinator_fn, std::move(settings), std::move(aggregator), std::move(sink),
                    std::move(listener), std::move(acceptor), std::move(launcher),
                    std::move(trainer), std::move(steering));

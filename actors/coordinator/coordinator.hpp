@@ -35,32 +35,17 @@ struct coordinator_settings {
   double client_timeout = 300;
 };
 
-// (report_atom) -> the summary JSON, also written to summary_path.
+// coordinator_actor (messages/actor_types.hpp): (report_atom) -> the summary
+// JSON, also written to summary_path.
 // Under a launcher it reports each simulation this rank holds complete
 // (complete_atom, rank, sim): the launcher counts a simulation complete only
 // once every rank has, whatever its job's exit status says.
 // From the launcher: (sim_failed_atom, sim) the launcher gave up on it;
 // (stop_atom) finish once no session has been open for min(client_timeout,
 // 30 s) (running clients may still connect). A lost launcher does the same.
-// When the study ends it sends (finished_atom, summary JSON) to `listener`
-// and (finished_atom, rank, summary JSON) to the launcher.
-using coordinator_actor = caf::typed_actor<
-    caf::reacts_to<tick_atom>,
-    caf::replies_to<report_atom>::with<std::string>,
-    caf::reacts_to<restarted_atom, std::string, caf::actor>,
-    caf::reacts_to<sim_failed_atom, std::uint32_t>,
-    caf::reacts_to<stop_atom>,
-    // From the launcher, passed to the aggregator: (sim, attempt) started
-    // with this ticket / its job ended (session_tickets.hpp).
-    caf::reacts_to<ticket_atom, std::uint32_t, std::uint32_t, std::string>,
-    caf::reacts_to<revoke_atom, std::uint32_t, std::uint32_t>,
-    // melissa-shell through the launcher: the trainer's status and the
-    // training buffer's figures (JSON; {"error": ...} without training).
-    caf::replies_to<train_atom>::with<std::string>,
-    caf::replies_to<buffer_atom>::with<std::string>,
-    // Breed steering (rank 0): JSON; {"error": ...} when the study does not steer.
-    caf::replies_to<steering_atom>::with<std::string>>;
-
+// When the study ends it sends (rank_finished_atom, summary JSON) to
+// `listener` and (rank_finished_atom, rank, summary JSON) to the launcher.
+// It registers itself with the launcher as a server_rank_actor.
 // `launcher` may be invalid (standalone server); with a launcher, `acceptor`
 // gives the port this rank registers (port_atom). With a `trainer` (a
 // trainer_actor; the sink is then its training buffer) the end of the study
@@ -71,8 +56,8 @@ using coordinator_actor = caf::typed_actor<
 // <output>/breed-provenance.csv at the end.
 coordinator_actor spawn_coordinator(caf::actor_system& sys, coordinator_settings settings,
                                     aggregator_actor aggregator, sink_actor sink,
-                                    caf::actor listener, caf::actor acceptor = {},
-                                    launcher_server_actor launcher = {}, caf::actor trainer = {},
-                                    caf::actor steering = {});
+                                    rank_listener_actor listener, acceptor_actor acceptor = {},
+                                    launcher_server_actor launcher = {},
+                                    trainer_actor trainer = {}, steering_actor steering = {});
 
 }  // namespace melissa

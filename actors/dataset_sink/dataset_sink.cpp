@@ -20,7 +20,7 @@ struct dataset_sink_state {
   // no store is answered, so no client gets credit and none is blamed.
   std::string error;
   std::vector<caf::typed_response_promise<bool>> held;  // kept: a dropped promise would answer
-  caf::actor on_error;
+  sink_failure_listener_actor on_error;
   static inline const char* name = "dataset_sink";
 };
 
@@ -37,7 +37,7 @@ bool guarded(sink_ptr self, F io) {
   } catch (const std::exception& e) {
     st.error = e.what();
     spdlog::error("dataset sink: {}; no more data is written", st.error);
-    if (st.on_error) caf::anon_send(st.on_error, stop_atom::value, st.error);
+    if (st.on_error) caf::anon_send(st.on_error, sink_failed_atom::value, st.error);
     return false;
   }
 }
@@ -45,7 +45,7 @@ bool guarded(sink_ptr self, F io) {
 sink_actor::behavior_type dataset_sink_fn(sink_ptr self, std::string dir,
                                           std::vector<std::string> fields,
                                           std::vector<std::vector<double>> parameters,
-                                          caf::actor on_error) {
+                                          sink_failure_listener_actor on_error) {
   self->state.on_error = std::move(on_error);
   guarded(self, [&] {
     self->state.writer =
@@ -98,7 +98,8 @@ sink_actor::behavior_type dataset_sink_fn(sink_ptr self, std::string dir,
 
 sink_actor spawn_dataset_sink(caf::actor_system& sys, std::string dir,
                               std::vector<std::string> field_names,
-                              std::vector<std::vector<double>> parameters, caf::actor on_error) {
+                              std::vector<std::vector<double>> parameters,
+                              sink_failure_listener_actor on_error) {
   return sys.spawn<caf::detached>(dataset_sink_fn, std::move(dir), std::move(field_names),
                                   std::move(parameters), std::move(on_error));
 }

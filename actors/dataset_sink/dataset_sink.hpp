@@ -3,7 +3,7 @@
 // trainer. Runs detached: file I/O must not block the CAF scheduler.
 // An I/O error (disk full...) is not a simulation's fault: the sink stops
 // writing, answers no more stores (clients wait, none fails) and sends
-// (stop_atom, "cannot write PATH: ERROR") to `on_error`, who stops the study.
+// (sink_failed_atom, "cannot write PATH: ERROR") to `on_error`, who stops the study.
 #pragma once
 
 #include <string>
@@ -19,6 +19,6 @@ namespace melissa {
 sink_actor spawn_dataset_sink(caf::actor_system& sys, std::string dir,
                               std::vector<std::string> field_names,
                               std::vector<std::vector<double>> parameters,
-                              caf::actor on_error = {});
+                              sink_failure_listener_actor on_error = {});
 
 }  // namespace melissa

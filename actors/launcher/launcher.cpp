@@ -35,7 +35,7 @@ enum class phase { idle, starting, running, draining, finishing, stopping, done 
 
 struct rank_link {
   std::string address;
-  caf::actor coordinator;
+  server_rank_actor coordinator;
   std::uint64_t steps = 0, duplicates = 0, bytes = 0;
   std::optional<std::string> summary;  // set when the rank finished
 };
@@ -43,7 +43,7 @@ struct rank_link {
 struct launcher_state {
   launcher_settings settings;
   backend_actor backend;
-  caf::actor listener;
+  study_listener_actor listener;
   std::unique_ptr<launcher_core> core;
   clock_type::time_point started = clock_type::now();
   std::uint16_t port = 0;
@@ -245,7 +245,7 @@ void finish(launcher_ptr self) {
     spdlog::info("study {}: {}", st.settings.study.study.name, st.message);
   else
     spdlog::error("study {}: {}", st.settings.study.study.name, st.message);
-  caf::anon_send(st.listener, finished_atom::value, static_cast<std::int32_t>(st.exit_code),
+  caf::anon_send(st.listener, study_finished_atom::value, static_cast<std::int32_t>(st.exit_code),
                  st.message);
   self->quit();
 }
@@ -340,7 +340,7 @@ void submit_clients(launcher_ptr self) {
     const auto& ticket = st.tickets[job] = security::random_hex(16);
     for (const auto& [rank, link] : st.ranks)
       caf::anon_send(link.coordinator, ticket_atom::value, row.sim_id, row.attempt, ticket);
-    self->request(st.backend, caf::infinite, submit_atom::value, client_request(st, row))
+    self->request(st.backend, caf::infinite, submit_job_atom::value, client_request(st, row))
         .then(
             [self, job](const std::string& id) {
               auto& st = self->state;
@@ -505,7 +505,7 @@ void start_server(launcher_ptr self) {
   st.stage = phase::starting;
   spdlog::info("starting the server ({} rank{}), logs in {}", study.server.ranks,
                study.server.ranks > 1 ? "s" : "", req.stdout_path);
-  self->request(st.backend, caf::infinite, submit_atom::value, req)
+  self->request(st.backend, caf::infinite, submit_job_atom::value, req)
       .then(
           [self](const std::string& id) {
             auto& st = self->state;
@@ -669,7 +669,7 @@ reply_promise ask_steering(launcher_ptr self) {
 }
 
 launcher_impl_actor::behavior_type launcher_fn(launcher_ptr self, launcher_settings settings,
-                                               backend_actor backend, caf::actor listener) {
+                                               backend_actor backend, study_listener_actor listener) {
   auto& st = self->state;
   st.settings = std::move(settings);
   st.backend = std::move(backend);
@@ -734,7 +734,7 @@ launcher_impl_actor::behavior_type launcher_fn(launcher_ptr self, launcher_setti
       },
       // --- from the server ---
       [self](register_atom, std::uint32_t rank, const std::string& address,
-             const caf::actor& coordinator) -> std::string {
+             const server_rank_actor& coordinator) -> std::string {
         auto& st = self->state;
         if (rank >= st.settings.study.server.ranks) return "no server rank " + std::to_string(rank);
         st.ranks[rank].address = address;
@@ -748,7 +748,7 @@ launcher_impl_actor::behavior_type launcher_fn(launcher_ptr self, launcher_setti
         }
         return "ok";
       },
-      [self](submit_atom, std::uint32_t sim, const std::string& parameters) {
+      [self](run_sim_atom, std::uint32_t sim, const std::string& parameters) {
         auto& st = self->state;
         if (auto why = check_parameters(st, parameters); !why.empty())
           return stop_everything(self, study_failed,
@@ -756,11 +756,11 @@ launcher_impl_actor::behavior_type launcher_fn(launcher_ptr self, launcher_setti
                                      " with bad parameters: " + why);
         st.core->request(sim, parameters);
       },
-      [self](submit_atom) {
+      [self](submissions_atom) {
         auto& st = self->state;
         return std::make_tuple(st.core->highest_submitted(), st.core->job_limit());
       },
-      [self](set_atom, std::uint32_t sim, const std::string& parameters) {
+      [self](set_params_atom, std::uint32_t sim, const std::string& parameters) {
         if (auto why = check_parameters(self->state, parameters); !why.empty()) {
           spdlog::error("steering sent bad parameters for simulation {}: {}; kept the old ones",
                         sim, why);
@@ -790,14 +790,14 @@ launcher_impl_actor::behavior_type launcher_fn(launcher_ptr self, launcher_setti
         link.duplicates = duplicates;
         link.bytes = bytes;
       },
-      [self](finished_atom, std::uint32_t rank, const std::string& summary) {
+      [self](rank_finished_atom, std::uint32_t rank, const std::string& summary) {
         auto& st = self->state;
         st.ranks[rank].summary = summary;
         for (const auto& [r, link] : st.ranks)
           if (!link.summary) return;
         if (st.ranks.size() == st.settings.study.server.ranks) all_ranks_finished(self);
       },
-      [self](stop_atom, std::uint32_t rank, const std::string& why) {
+      [self](sink_failed_atom, std::uint32_t rank, const std::string& why) {
         stop_everything(self, study_failed, "server rank " + std::to_string(rank) + ": " + why);
       },
       // --- from the supervisor: the backend actor was restarted (same backend object) ---
@@ -807,7 +807,7 @@ launcher_impl_actor::behavior_type launcher_fn(launcher_ptr self, launcher_setti
         self->state.polling = false;  // a poll in flight died with the old actor
       },
       // --- interrupt from melissa-run (signal) ---
-      [self](cancel_atom, std::int32_t exit_code, const std::string& why) {
+      [self](interrupt_atom, std::int32_t exit_code, const std::string& why) {
         stop_everything(self, exit_code, why);
       },
       // --- melissa-shell ---
@@ -880,7 +880,7 @@ launcher_impl_actor::behavior_type launcher_fn(launcher_ptr self, launcher_setti
 }  // namespace
 
 launcher_impl_actor spawn_launcher(caf::actor_system& sys, launcher_settings settings,
-                                   backend_actor backend, caf::actor listener) {
+                                   backend_actor backend, study_listener_actor listener) {
   return sys.spawn(launcher_fn, std::move(settings), std::move(backend), std::move(listener));
 }
 

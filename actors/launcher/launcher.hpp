@@ -28,20 +28,15 @@ struct launcher_settings {
   bool tty = false;              // live progress line instead of periodic log lines
 };
 
-// The launcher's own messages beside its published interface: (port_atom,
-// port) starts the study once the launcher is published on `port`;
-// (cancel_atom, exit code, why) interrupts it (signal N: exit code 128 + N):
-// every job is cancelled.
-// Under a supervisor it also hears (restarted_atom, "scheduler_backend", handle).
-using launcher_impl_actor =
-    launcher_actor::extend<caf::reacts_to<port_atom, std::uint16_t>, caf::reacts_to<tick_atom>,
-                           caf::reacts_to<cancel_atom, std::int32_t, std::string>,
-                           caf::reacts_to<restarted_atom, std::string, caf::actor>>;
-
-// When the study ends the launcher sends (finished_atom, exit code, message)
-// to `listener`; the exit code says whether the study succeeded (README).
+// launcher_impl_actor (messages/actor_types.hpp): the published interface
+// plus (port_atom, port), which starts the study once the launcher is
+// published on `port`; (interrupt_atom, exit code, why), which interrupts it
+// (signal N: exit code 128 + N): every job is cancelled; and, under a
+// supervisor, (restarted_atom, "scheduler_backend", handle).
+// When the study ends the launcher sends (study_finished_atom, exit code,
+// message) to `listener`; the exit code says whether the study succeeded (README).
 launcher_impl_actor spawn_launcher(caf::actor_system& sys, launcher_settings settings,
-                                   backend_actor backend, caf::actor listener);
+                                   backend_actor backend, study_listener_actor listener);
 
 // Exit codes of melissa-run.
 enum study_exit : int {

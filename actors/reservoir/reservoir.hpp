@@ -29,16 +29,8 @@
 
 namespace melissa {
 
-// sink_actor's production_over (every simulation has ended) lifts the
-// threshold and lets the buffer drain.
-using reservoir_actor = sink_actor::extend<
-    // A batch of at most n samples. The reply is delayed until a batch can be
-    // drawn; once production is over and the buffer is empty, the reply is a
-    // batch with `last` set (size 0): training ends. n = 0 is an error.
-    caf::replies_to<batch_atom, std::uint32_t>::with<training_batch_ptr>,
-    // JSON: policy, capacity, threshold, population, unseen, inserts, evictions,
-    // batches, samples_drawn, pending stores/batches, repetition histogram.
-    caf::replies_to<buffer_atom>::with<std::string>>;
+// reservoir_actor (sink_actor plus batch_atom and buffer_atom) is in
+// messages/actor_types.hpp.
 
 struct reservoir_settings {
   buffer_settings buffer;

@@ -15,7 +15,7 @@ backend_actor::behavior_type backend_fn(backend_actor::stateful_pointer<backend_
                                         std::shared_ptr<scheduler::backend> backend) {
   self->state.backend = std::move(backend);
   return {
-      [self](submit_atom, const scheduler::job_request& request) -> caf::result<std::string> {
+      [self](submit_job_atom, const scheduler::job_request& request) -> caf::result<std::string> {
         try {
           return self->state.backend->submit(request);
         } catch (const std::exception& e) {

@@ -120,7 +120,7 @@ steering_actor::behavior_type steering_fn(steering_actor::stateful_pointer<steer
           spdlog::error("steering: completion of simulation {} ignored: {}", sim, e.what());
         }
       },
-      [self](steering_atom, std::uint32_t highest_submitted, std::uint32_t job_limit,
+      [self](resample_atom, std::uint32_t highest_submitted, std::uint32_t job_limit,
              std::uint32_t count) {
         self->state.resample(submission_view{highest_submitted, job_limit, count});
       },

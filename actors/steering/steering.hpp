@@ -10,7 +10,7 @@
 //   - asynchronous: leave `submissions` empty and set `request_submissions`;
 //     every period the actor calls it with its own handle, and whoever holds
 //     the view (e.g. the coordinator, which asks the launcher) answers by
-//     sending (steering_atom, k, m, count) to that handle. The actor resamples
+//     sending (resample_atom, k, m, count) to that handle. The actor resamples
 //     when that message arrives. The same message, sent at any time, also
 //     forces a resampling.
 //
@@ -32,21 +32,7 @@
 
 namespace melissa {
 
-using steering_actor = caf::typed_actor<
-    // One training batch: sim ids, time steps and losses of its samples (same
-    // length), then the batch's loss mean and standard deviation. Every
-    // `period` such messages the actor resamples.
-    caf::reacts_to<losses_atom, std::vector<std::uint32_t>, std::vector<std::uint32_t>,
-                   std::vector<float>, double, double>,
-    // Simulation `sim` completed: its parameters (settings.parameters_of) join
-    // the population.
-    caf::reacts_to<sim_done_atom, std::uint32_t>,
-    // The submission view (k highest submitted id, m job limit, count):
-    // resample now with it.
-    caf::reacts_to<steering_atom, std::uint32_t, std::uint32_t, std::uint32_t>,
-    // Status JSON for melissa-shell: r, sigma per member, resamplings,
-    // resampled simulations, last resampling time, provenance table.
-    caf::replies_to<steering_atom>::with<std::string>>;
+// steering_actor is in messages/actor_types.hpp.
 
 using parameter_changes = std::vector<std::pair<std::uint32_t, std::vector<double>>>;
 
@@ -56,7 +42,7 @@ struct steering_settings {
   // period ends.
   std::function<submission_view()> submissions;
   // Asynchronous alternative (used when `submissions` is empty): asked at the
-  // end of each period; the answer is (steering_atom, k, m, count) sent to
+  // end of each period; the answer is (resample_atom, k, m, count) sent to
   // the given handle. Neither set: resamplings only happen on that message.
   std::function<void(steering_actor self)> request_submissions;
   // The current parameters of simulation `sim` (called once per sim_done).

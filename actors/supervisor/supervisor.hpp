@@ -34,7 +34,8 @@ struct child_spec {
   // current handles of the children started before it.
   std::function<caf::actor(caf::actor_system&, const child_lookup& lookup)> start;
   // Siblings whose restart this child must hear about: it receives
-  // (restarted_atom, name, new handle) and must handle that message.
+  // (restarted_atom, name, new handle) and must handle that message (its
+  // interface includes restart_listener_actor; checked at the wiring sites).
   std::vector<std::string> depends_on;
 };
 
@@ -43,11 +44,7 @@ struct supervisor_limits {
   std::chrono::seconds window{10};
 };
 
-// (lookup_atom, name) -> the child's current handle;
-// (children_atom) -> names of the live children, in start order.
-using supervisor_actor = caf::typed_actor<
-    caf::replies_to<lookup_atom, std::string>::with<caf::actor>,
-    caf::replies_to<children_atom>::with<std::vector<std::string>>>;
+// supervisor_actor is in messages/actor_types.hpp.
 
 // Spawns a supervisor named `name` (for logs) over `children`.
 supervisor_actor spawn_supervisor(caf::actor_system& sys, std::string name,

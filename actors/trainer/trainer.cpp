@@ -24,6 +24,11 @@ double seconds_between(clock_type::time_point a, clock_type::time_point b) {
 struct trainer_state {
   trainer_actor_settings settings;
   reservoir_actor reservoir;
+  // The batch request in flight, if any: a restarted buffer never answers
+  // what its predecessor had taken, so a restart notice asks the new one and
+  // the old request's answer (an error, or nothing) is ignored.
+  std::uint64_t batch_request = 0;  // the current request's number
+  bool awaiting_batch = false;
   std::unique_ptr<trainer_core> core;
   std::unique_ptr<metrics_writer> metrics;  // rank 0 only
   bool buffer_exhausted = false;  // this rank's buffer said `last`; others may go on
@@ -108,6 +113,8 @@ void run_step(trainer_ptr self, const training_batch* batch) {
   self->send(self, next_atom::value);
 }
 
+void request_batch(trainer_ptr self);
+
 void next_step(trainer_ptr self) {
   auto& st = self->state;
   if (st.done) return;
@@ -118,18 +125,38 @@ void next_step(trainer_ptr self) {
     st.figures.start(clock_type::now());
   }
   if (st.buffer_exhausted) return run_step(self, nullptr);
+  request_batch(self);
+}
+
+void request_batch(trainer_ptr self) {
+  auto& st = self->state;
   const auto asked = clock_type::now();
+  const auto number = ++st.batch_request;
+  st.awaiting_batch = true;
   self->request(st.reservoir, caf::infinite, batch_atom::value, st.settings.batch_size)
-      .then([self, asked](const training_batch_ptr& batch) {
-        auto& st = self->state;
-        st.figures.waited(seconds_between(asked, clock_type::now()));
-        st.figures.buffer(batch->buffer_population, batch->buffer_unseen);
-        if (batch->last) {
-          st.buffer_exhausted = true;
-          return run_step(self, nullptr);
-        }
-        run_step(self, batch.get());
-      });
+      .then(
+          [self, asked, number](const training_batch_ptr& batch) {
+            auto& st = self->state;
+            if (number != st.batch_request) return;  // asked a buffer since replaced
+            st.awaiting_batch = false;
+            st.figures.waited(seconds_between(asked, clock_type::now()));
+            st.figures.buffer(batch->buffer_population, batch->buffer_unseen);
+            if (batch->last) {
+              st.buffer_exhausted = true;
+              return run_step(self, nullptr);
+            }
+            run_step(self, batch.get());
+          },
+          [self, number](const caf::error& err) {
+            auto& st = self->state;
+            if (number != st.batch_request) return;
+            // The buffer is gone: its supervisor restarts it and the restart
+            // notice asks the new one. Any other error ends the trainer, as
+            // before (its supervisor decides what happens next).
+            if (err != caf::sec::request_receiver_down) return self->quit(err);
+            spdlog::warn("the training buffer did not give a batch ({}); waiting for its restart",
+                         self->system().render(err));
+          });
 }
 
 trainer_actor::behavior_type trainer_fn(trainer_ptr self, trainer_actor_settings settings,
@@ -156,7 +183,24 @@ trainer_actor::behavior_type trainer_fn(trainer_ptr self, trainer_actor_settings
         auto& st = self->state;
         return status_json(st, st.figures.status(clock_type::now())).dump();
       },
-      [self](finished_atom) -> caf::result<std::string> {
+      [self](restarted_atom, const std::string& name, caf::actor fresh) {
+        auto& st = self->state;
+        if (name == "steering") {
+          st.settings.steering = caf::actor_cast<steering_actor>(fresh);
+        } else if (name == "sink") {
+          st.reservoir = caf::actor_cast<reservoir_actor>(fresh);
+          spdlog::warn("the training buffer was restarted; drawing from the new one");
+          // A request the dead buffer had taken is never answered: ask again.
+          if (st.awaiting_batch && !st.done) {
+            try {
+              request_batch(self);
+            } catch (const std::exception& e) {
+              self->quit(caf::make_error(caf::sec::runtime_error, e.what()));
+            }
+          }
+        }
+      },
+      [self](await_training_atom) -> caf::result<std::string> {
         auto& st = self->state;
         if (st.done) return st.summary;
         auto rp = self->make_response_promise<std::string>();

@@ -17,7 +17,6 @@
 #include <caf/actor_system.hpp>
 #include <caf/typed_actor.hpp>
 
-#include "actors/reservoir/reservoir.hpp"
 #include "actors/trainer/trainer_core.hpp"
 #include "messages/actor_types.hpp"
 
@@ -34,18 +33,12 @@ struct trainer_actor_settings {
   std::string output_dir;                 // rank 0 writes metrics/ and model/ here
   // Breed's steering actor (rank 0 with [breed]): gets every batch's
   // per-sample losses as (losses_atom, sims, steps, losses, mean, std).
-  caf::actor steering;
+  // A restart of the steering reaches the trainer as (restarted_atom,
+  // "steering", handle); so does a restart of its buffer ("sink").
+  steering_actor steering;
   // Joins the ranks' c10d group (blocks until every rank joined); null with one rank.
   std::function<std::shared_ptr<gradient_group>()> join_group;
 };
-
-using trainer_actor = caf::typed_actor<
-    // Internal: take the next step.
-    caf::reacts_to<next_atom>,
-    // Live status JSON: batches, samples, losses, throughput, waiting, learning rate.
-    caf::replies_to<train_atom>::with<std::string>,
-    // Answered once training has ended (at once if it has): the training summary JSON.
-    caf::replies_to<finished_atom>::with<std::string>>;
 
 // Training starts at once: the first batch comes when the buffer allows it.
 trainer_actor spawn_trainer(caf::actor_system& sys, trainer_actor_settings settings,

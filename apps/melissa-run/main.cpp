@@ -38,6 +38,18 @@
 
 namespace fs = std::filesystem;
 
+// The wiring below, checked at compile time (melissa::converts_to).
+namespace melissa {
+// The launcher child is what gets published, and what the shell endpoint asks.
+static_assert(converts_to_v<launcher_impl_actor, launcher_actor>);
+static_assert(converts_to_v<launcher_impl_actor, launcher_query_actor>);
+static_assert(converts_to_v<launcher_impl_actor, launcher_server_actor>);
+// It depends on the scheduler backend: it handles the restart notice.
+static_assert(converts_to_v<launcher_impl_actor, restart_listener_actor>);
+// What a server rank registers is a coordinator's launcher-facing part.
+static_assert(!converts_to_v<server_rank_actor, restart_listener_actor>);
+}  // namespace melissa
+
 namespace {
 
 std::atomic<int> stop_signal{0};
@@ -223,6 +235,7 @@ int main(int argc, char** argv) {
     return study_failed;
   }
   caf::actor_system_config cfg;
+  add_remote_message_types(cfg);
   security::use_study_tls(cfg, creds);
   // A server that dies silently (node failure) is noticed by heartbeats, and
   // an idle melissa-shell stays connected thanks to them.
@@ -235,7 +248,8 @@ int main(int argc, char** argv) {
   // The supervision tree: the backend actor is restarted if it crashes (the
   // backend object, with the jobs it tracks, survives the restart); the
   // launcher holds the study's state, so its death ends the study instead.
-  const caf::actor listener = caf::actor_cast<caf::actor>(self);
+  // main's scoped actor hears the launcher's (study_finished_atom, code, message).
+  const auto listener = caf::actor_cast<study_listener_actor>(self);
   std::vector<child_spec> tree;
   tree.push_back({"scheduler_backend", restart_policy::permanent,
                   [backend](caf::actor_system& s, const child_lookup&) {
@@ -244,9 +258,11 @@ int main(int argc, char** argv) {
                   {}});
   tree.push_back({"launcher", restart_policy::temporary,
                   [settings, listener](caf::actor_system& s, const child_lookup& find) {
-                    return caf::actor_cast<caf::actor>(spawn_launcher(
+                    // The supervisor's lookup is untyped: cast once, here.
+                    const launcher_impl_actor launcher = spawn_launcher(
                         s, settings, caf::actor_cast<backend_actor>(find("scheduler_backend")),
-                        listener));
+                        listener);
+                    return caf::actor_cast<caf::actor>(launcher);
                   },
                   {"scheduler_backend"}});
   auto root = spawn_supervisor(sys, "launcher", std::move(tree));
@@ -275,7 +291,8 @@ int main(int argc, char** argv) {
   shell_endpoint_actor shell;
   try {
     const auto token = shell::random_token();
-    shell = spawn_shell_endpoint(sys, caf::actor_cast<launcher_query_actor>(launcher), token);
+    const launcher_query_actor queries = launcher;  // checked at compile time
+    shell = spawn_shell_endpoint(sys, queries, token);
     auto shell_port = publish_shell_endpoint(shell, study.launcher.shell_port, study.launcher.shell_host);
     if (!shell_port) throw std::runtime_error(sys.render(shell_port.error()));
     const auto shell_host = study.launcher.shell_host == "0.0.0.0" ? host_name() : study.launcher.shell_host;
@@ -289,7 +306,7 @@ int main(int argc, char** argv) {
   bool running = true, interrupted = false;
   while (running) {
     self->receive(
-        [&](finished_atom, std::int32_t code, const std::string&) {
+        [&](study_finished_atom, std::int32_t code, const std::string&) {
           exit_code = code;
           running = false;
         },
@@ -301,7 +318,7 @@ int main(int argc, char** argv) {
           if (stop_signal == 0 || interrupted) return;
           interrupted = true;
           // The launcher's exit code is the process's: 128 + signal.
-          self->send(launcher, cancel_atom::value, static_cast<std::int32_t>(128 + stop_signal),
+          self->send(launcher, interrupt_atom::value, static_cast<std::int32_t>(128 + stop_signal),
                      std::string("interrupted by ") + (stop_signal == SIGINT ? "SIGINT" : "SIGTERM"));
         });
   }

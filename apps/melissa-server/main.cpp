@@ -40,6 +40,20 @@
 #include "messages/atomic_file.hpp"
 #include "security/tls.hpp"
 
+// The wiring of the tree below, checked at compile time (melissa::converts_to:
+// std::is_convertible cannot tell two typed_actor types apart in CAF 0.17).
+namespace melissa {
+// What the launcher holds of this rank (register_atom carries it).
+static_assert(converts_to_v<coordinator_actor, server_rank_actor>);
+// Every child with a depends_on list handles the supervisor's restart notice.
+static_assert(converts_to_v<aggregator_actor, restart_listener_actor>);
+static_assert(converts_to_v<acceptor_actor, restart_listener_actor>);
+static_assert(converts_to_v<coordinator_actor, restart_listener_actor>);
+static_assert(converts_to_v<trainer_actor, restart_listener_actor>);
+// The training buffer is the sink the aggregator stores in.
+static_assert(converts_to_v<reservoir_actor, sink_actor>);
+}  // namespace melissa
+
 namespace {
 
 std::atomic<int> stop_signal{0};
@@ -235,6 +249,7 @@ int main(int argc, char** argv) {
   auto shared_net = std::make_shared<acceptor_settings>(net);
 
   caf::actor_system_config cfg;
+  add_remote_message_types(cfg);
   if (!opt.launcher.empty()) {
     // Under melissa-run: the launcher's port speaks mutual TLS with the
     // study's key, which melissa-run left (0600) in the output directory.
@@ -289,7 +304,10 @@ int main(int argc, char** argv) {
   const auto dataset_dir = study.server.dataset_dir;
   const auto delay = std::chrono::milliseconds(opt.sink_delay_ms);
   const bool checksums = opt.checksums;
-  const caf::actor listener = caf::actor_cast<caf::actor>(self);
+  // main's scoped actor hears the coordinator's (rank_finished_atom, summary)
+  // and the dataset sink's (sink_failed_atom, why).
+  const auto rank_listener = caf::actor_cast<rank_listener_actor>(self);
+  const auto sink_listener = caf::actor_cast<sink_failure_listener_actor>(self);
 
   std::vector<child_spec> tree;
   if (training) {
@@ -311,40 +329,47 @@ int main(int argc, char** argv) {
                     [=](caf::actor_system& s, const child_lookup&) {
                       if (dataset)
                         return caf::actor_cast<caf::actor>(
-                            spawn_dataset_sink(s, dataset_dir, field_names, design, listener));
+                            spawn_dataset_sink(s, dataset_dir, field_names, design, sink_listener));
                       return caf::actor_cast<caf::actor>(spawn_counting_sink(s, delay, checksums));
                     },
                     {}});
   }
   tree.push_back({"aggregator", restart_policy::permanent,
                   [ingest](caf::actor_system& s, const child_lookup& find) {
-                    return caf::actor_cast<caf::actor>(
-                        spawn_aggregator(s, caf::actor_cast<sink_actor>(find("sink")), ingest));
+                    const sink_actor sink = caf::actor_cast<sink_actor>(find("sink"));
+                    return caf::actor_cast<caf::actor>(spawn_aggregator(s, sink, ingest));
                   },
                   {"sink"}});
   tree.push_back({"acceptor", restart_policy::permanent,
                   [shared_net](caf::actor_system& s, const child_lookup& find) {
-                    return spawn_client_acceptor(
-                        s, *shared_net, caf::actor_cast<aggregator_actor>(find("aggregator")));
+                    const aggregator_actor aggregator =
+                        caf::actor_cast<aggregator_actor>(find("aggregator"));
+                    return caf::actor_cast<caf::actor>(
+                        spawn_client_acceptor(s, *shared_net, aggregator));
                   },
                   {"aggregator"}});
   // Started last: under a launcher it registers this rank's client address,
   // which needs the acceptor's port.
   tree.push_back({"coordinator", restart_policy::permanent,
                   [=](caf::actor_system& s, const child_lookup& find) {
-                    return caf::actor_cast<caf::actor>(spawn_coordinator(
+                    // The supervisor's lookup is untyped: cast once, here.
+                    const coordinator_actor coordinator = spawn_coordinator(
                         s, progress, caf::actor_cast<aggregator_actor>(find("aggregator")),
-                        caf::actor_cast<sink_actor>(find("sink")), listener, find("acceptor"),
-                        launcher, find("trainer"), find("steering")));
+                        caf::actor_cast<sink_actor>(find("sink")), rank_listener,
+                        caf::actor_cast<acceptor_actor>(find("acceptor")), launcher,
+                        caf::actor_cast<trainer_actor>(find("trainer")),
+                        caf::actor_cast<steering_actor>(find("steering")));
+                    return caf::actor_cast<caf::actor>(coordinator);
                   },
                   coordinator_depends_on(training, training && study.breed.enabled && rank == 0)});
   auto root = spawn_supervisor(sys, "server", std::move(tree));
   self->monitor(root);
 
   // Where clients connect: ask the acceptor for the port it bound.
-  caf::actor acceptor;
+  acceptor_actor acceptor;
   self->request(root, std::chrono::seconds(10), lookup_atom::value, std::string("acceptor"))
-      .receive([&](const caf::actor& a) { acceptor = a; }, [&](const caf::error&) {});
+      .receive([&](const caf::actor& a) { acceptor = caf::actor_cast<acceptor_actor>(a); },
+               [&](const caf::error&) {});
   std::optional<std::uint16_t> port;
   if (acceptor)
     self->request(acceptor, std::chrono::seconds(10), port_atom::value)
@@ -377,17 +402,17 @@ int main(int argc, char** argv) {
         // The sink cannot write (disk full, I/O error): not the simulations'
         // fault. The launcher stops the study with this message (and cancels
         // this server); a standalone server stops at once.
-        [&](stop_atom, const std::string& why) {
+        [&](sink_failed_atom, const std::string& why) {
           spdlog::error("rank {}: the study cannot go on: {}", rank, why);
           status = 1;
           if (!launcher) {
             running = false;
             return;
           }
-          self->send(launcher, stop_atom::value, rank, why);
+          self->send(launcher, sink_failed_atom::value, rank, why);
           if (!give_up_at) give_up_at = std::chrono::steady_clock::now() + std::chrono::seconds(30);
         },
-        [&](finished_atom, const std::string&) {
+        [&](rank_finished_atom, const std::string&) {
           spdlog::info("all {} simulations ended; summary in {}", expected, progress.summary_path);
           running = false;
         },
@@ -400,9 +425,10 @@ int main(int argc, char** argv) {
           if (give_up_at && std::chrono::steady_clock::now() > *give_up_at) running = false;
           if (stop_signal == 0) return;
           spdlog::warn("stopped by signal {}; writing a partial summary", stop_signal.load());
-          caf::actor coordinator;
+          coordinator_actor coordinator;
           self->request(root, std::chrono::seconds(5), lookup_atom::value, std::string("coordinator"))
-              .receive([&](const caf::actor& a) { coordinator = a; }, [&](const caf::error&) {});
+              .receive([&](const caf::actor& a) { coordinator = caf::actor_cast<coordinator_actor>(a); },
+                       [&](const caf::error&) {});
           if (coordinator)
             self->request(coordinator, std::chrono::seconds(10), report_atom::value)
                 .receive([&](const std::string&) {}, [&](const caf::error&) {});

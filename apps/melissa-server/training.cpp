@@ -20,6 +20,14 @@
 #include "actors/trainer/trainer.hpp"
 
 namespace melissa {
+
+// The wiring below, checked at compile time: the buffer is the sink the
+// aggregator and coordinator use; the trainer hears the restarts of the
+// buffer and the steering; the buffer's on_sim_done reaches the steering.
+static_assert(converts_to_v<reservoir_actor, sink_actor>);
+static_assert(converts_to_v<trainer_actor, restart_listener_actor>);
+static_assert(!converts_to_v<sink_actor, reservoir_actor>);
+
 namespace {
 
 buffer_policy policy_of(config::buffer_policy p) {
@@ -93,12 +101,12 @@ class parameter_table {
 // started before it and reports completed simulations to it).
 struct steering_slot {
   std::mutex mutex;
-  caf::actor handle;
-  void set(caf::actor a) {
+  steering_actor handle;
+  void set(steering_actor a) {
     std::lock_guard<std::mutex> lock(mutex);
     handle = std::move(a);
   }
-  caf::actor get() {
+  steering_actor get() {
     std::lock_guard<std::mutex> lock(mutex);
     return handle;
   }
@@ -128,10 +136,10 @@ steering_settings steering_settings_of(const config::study_config& study,
   // The launcher knows what it has submitted: ask it, answer the steering.
   s.request_submissions = [sys, launcher, count](steering_actor steering) {
     sys->spawn([launcher, steering, count](caf::event_based_actor* asker) {
-      asker->request(launcher, std::chrono::seconds(10), submit_atom::value)
+      asker->request(launcher, std::chrono::seconds(10), submissions_atom::value)
           .then(
               [asker, steering, count](std::uint32_t highest, std::uint32_t job_limit) {
-                asker->send(steering, steering_atom::value, highest, job_limit, count);
+                asker->send(steering, resample_atom::value, highest, job_limit, count);
                 asker->quit();
               },
               [asker](const caf::error&) { asker->quit(); });
@@ -143,7 +151,7 @@ steering_settings steering_settings_of(const config::study_config& study,
     sys->spawn([launcher, table, changes](caf::event_based_actor* setter) {
       auto remaining = std::make_shared<std::size_t>(changes.size());
       for (const auto& [sim, values] : changes)
-        setter->request(launcher, std::chrono::seconds(10), set_atom::value, sim,
+        setter->request(launcher, std::chrono::seconds(10), set_params_atom::value, sim,
                         config::format_parameters(values))
             .then(
                 [setter, table, remaining, sim = sim, values = values](bool changed) {
@@ -205,28 +213,34 @@ void add_training_children(std::vector<child_spec>& tree, const config::study_co
 
   tree.push_back({"sink", restart_policy::permanent,
                   [buffer](caf::actor_system& s, const child_lookup&) {
-                    return caf::actor_cast<caf::actor>(spawn_reservoir(s, buffer));
+                    // The aggregator and the coordinator hold it as a sink_actor.
+                    const sink_actor as_sink = spawn_reservoir(s, buffer);
+                    return caf::actor_cast<caf::actor>(as_sink);
                   },
                   {}});
   if (steering) {
     const auto launcher = where.launcher;
     tree.push_back({"steering", restart_policy::permanent,
                     [study, table, slot, launcher](caf::actor_system& s, const child_lookup&) {
-                      auto actor = caf::actor_cast<caf::actor>(
-                          spawn_steering(s, steering_settings_of(study, table, launcher, &s)));
+                      auto actor = spawn_steering(s, steering_settings_of(study, table, launcher, &s));
                       slot->set(actor);
-                      return actor;
+                      return caf::actor_cast<caf::actor>(actor);
                     },
                     {}});
   }
   tree.push_back({"trainer", restart_policy::permanent,
                   [trainer](caf::actor_system& s, const child_lookup& find) {
+                    // The supervisor's lookup is untyped: cast once, here.
                     auto settings = trainer;
-                    settings.steering = find("steering");
-                    return caf::actor_cast<caf::actor>(
-                        spawn_trainer(s, settings, caf::actor_cast<reservoir_actor>(find("sink"))));
+                    settings.steering = caf::actor_cast<steering_actor>(find("steering"));
+                    const trainer_actor actor =
+                        spawn_trainer(s, settings, caf::actor_cast<reservoir_actor>(find("sink")));
+                    return caf::actor_cast<caf::actor>(actor);
                   },
-                  {"sink"}});
+                  // Its buffer and (rank 0 with Breed) the steering: a restart
+                  // of either reaches it as (restarted_atom, name, handle).
+                  steering ? std::vector<std::string>{"sink", "steering"}
+                           : std::vector<std::string>{"sink"}});
 }
 
 }  // namespace melissa

@@ -135,7 +135,7 @@ int main(int argc, char** argv) {
 
   caf::scoped_actor self{sys};
   int status = 1;
-  self->request(trainer, caf::infinite, melissa::finished_atom::value)
+  self->request(trainer, caf::infinite, melissa::await_training_atom::value)
       .receive(
           [&](const std::string& summary) {
             std::cout << summary << std::endl;

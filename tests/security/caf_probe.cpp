@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   const std::string mode = argv[3];
   int next = 4;
   caf::actor_system_config cfg;
+  add_remote_message_types(cfg);
   if (mode == "plain") {
     cfg.load<caf::io::middleman>();
   } else {
@@ -50,7 +51,7 @@ int main(int argc, char** argv) {
       std::cout << "REFUSED " << sys.render(launcher.error()) << std::endl;
       return 3;
     }
-    caf::anon_send(*launcher, submit_atom::value,
+    caf::anon_send(*launcher, run_sim_atom::value,
                    static_cast<std::uint32_t>(std::stoul(argv[next + 1])), std::string(argv[next + 2]));
     std::this_thread::sleep_for(std::chrono::milliseconds(500));  // let it leave
     std::cout << "SENT" << std::endl;

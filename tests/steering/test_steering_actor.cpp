@@ -1,7 +1,7 @@
 // The steering actor with a real actor system: losses messages count
 // batches, every period it resamples the simulations past k + m and hands
 // the new parameters to `apply`; the submission view may come synchronously
-// or as a (steering_atom, k, m, count) message.
+// or as a (resample_atom, k, m, count) message.
 #include <doctest/doctest.h>
 
 #include <atomic>
@@ -128,7 +128,7 @@ TEST_CASE("steering actor: nothing pending past k + m, no apply") {
   self->send_exit(steering, caf::exit_reason::user_shutdown);
 }
 
-TEST_CASE("steering actor: asynchronous view through (steering_atom, k, m, count)") {
+TEST_CASE("steering actor: asynchronous view through (resample_atom, k, m, count)") {
   caf::actor_system_config cfg;
   caf::actor_system sys{cfg};
   caf::scoped_actor self{sys};
@@ -138,7 +138,7 @@ TEST_CASE("steering actor: asynchronous view through (steering_atom, k, m, count
   // Stands for the coordinator: it answers the request with a message.
   settings.request_submissions = [requests](steering_actor steering) {
     ++*requests;
-    caf::anon_send(steering, steering_atom::value, std::uint32_t{5}, std::uint32_t{3},
+    caf::anon_send(steering, resample_atom::value, std::uint32_t{5}, std::uint32_t{3},
                    std::uint32_t{10});
   };
   auto steering = spawn_steering(sys, settings);
