@@ -17,9 +17,9 @@
   inject  a peer holding the study's key (a buggy or compromised server) asks
           for a simulation whose "parameters" carry a command-line option:
           the launcher refuses it and stops the study; no option reaches a job
-  dataset a client that crashes after melissa_finalize costs no retry (the
-          server holds its steps) and its dataset file holds exactly what it
-          sent; a retry after a finalize (standalone server) leaves the file as
+  dataset a client that crashes after melissa_finalize: its dataset file
+          holds exactly what it sent (a retry, if its exit overtook the
+          server's confirmation, only sends duplicates); a retry after a finalize (standalone server) leaves the file as
           it was, its steps counted as duplicates
 
     e2e_auth.py ports|exit0|short|long
@@ -310,12 +310,18 @@ def expected_rows(a, b, steps=6):
 def test_dataset_retry():
     import numpy as np
     with tempfile.TemporaryDirectory() as work:
-        # Under melissa-run: a crash after melissa_finalize costs no retry (the
-        # server holds every step) and the files hold what was sent.
+        # Under melissa-run: a crash after melissa_finalize. The simulation is
+        # complete when the server's confirmation reaches the launcher before
+        # the job's exit (no retry), else the retry only resends duplicates:
+        # either way the files hold exactly what attempt 1 sent.
         rc, out, summary = run_study(work, 2, "crash-after-finalize-first", sink="dataset")
         sims = summary["simulations"]
-        check(rc == 0 and sims["completed"] == 2 and sims["retries"] == 0,
-              f"a crash after finalize: both simulations complete, no retry (exit {rc}, {sims})")
+        check(rc == 0 and sims["completed"] == 2 and sims["failed"] == 0,
+              f"a crash after finalize: both simulations complete (exit {rc}, {sims})")
+        server = summary["server"][0]
+        check(server["steps_stored"] == 12 and server["duplicates"] == 6 * sims["retries"],
+              f"12 steps stored, a retry's steps only as duplicates ({server['steps_stored']} stored, "
+              f"{server['duplicates']} duplicates, {sims['retries']} retries)")
         design = subprocess.run([SERVER, "--config", os.path.join(work, "out", "study.resolved.toml"),
                                  "--print-design"], capture_output=True, text=True, check=True).stdout
         for line in design.strip().splitlines()[1:]:
