@@ -126,9 +126,11 @@ launcher_core::outcome launcher_core::confirm(std::uint32_t sim, std::uint32_t r
     const auto* row = table_.find(it->first);
     it = row && row->sim_id == sim ? awaiting_confirmation_.erase(it) : std::next(it);
   }
+  const auto queued = queue_.size();
   queue_.erase(std::remove_if(queue_.begin(), queue_.end(),
                               [sim](const auto& entry) { return entry.first == sim; }),
                queue_.end());
+  retries_ -= static_cast<std::uint32_t>(queued - queue_.size());  // never run: not retries
   return outcome::completed;
 }
 

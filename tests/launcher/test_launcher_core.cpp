@@ -239,3 +239,20 @@ TEST_CASE("a client the server refused (exit 78) fails the study at once, withou
   CHECK(other.update(job[0], status(job_state::failed, "exited 78", 78), 1) ==
         launcher_core::outcome::retry);
 }
+
+TEST_CASE("a retry still waiting for a slot is dropped when the server confirms the simulation") {
+  launcher_core core({1, 2, 300});
+  core.request(0, "a");
+  core.request(1, "b");
+  auto jobs = submit(core);
+  REQUIRE(jobs.size() == 1);
+  // Simulation 0 crashes after melissa_finalize; its exit is seen first.
+  CHECK(core.update(jobs[0], status(job_state::failed, "exited 3", 3), 1) ==
+        launcher_core::outcome::retry);
+  CHECK(core.count().retries == 1);
+  CHECK(core.confirm(0, 0) == launcher_core::outcome::completed);
+  CHECK(core.count().retries == 0);
+  auto next = submit(core);
+  REQUIRE(next.size() == 1);
+  CHECK(core.table().find(next[0])->sim_id == 1);  // not a second attempt of 0
+}
