@@ -16,7 +16,7 @@ PACKAGES=(
   g++ gfortran clang libclang-rt-14-dev meson ninja-build pkg-config
   libcaf-dev libtorch-dev libopenblas0-pthread libtomlplusplus-dev doctest-dev
   libopenmpi-dev openmpi-bin libspdlog-dev libfmt-dev libzmq3-dev libxxhash-dev nlohmann-json3-dev
-  libreadline-dev libgsl-dev libgloo-dev
+  libreadline-dev libgsl-dev libgloo-dev libssl-dev
   python3 python3-numpy python3-matplotlib python3-mpi4py python3-torch
 )
 # Only for the test suite: the real one-node Slurm and OAR that the backend
