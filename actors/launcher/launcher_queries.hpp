@@ -20,9 +20,17 @@ namespace melissa::launcher_detail {
 using json = nlohmann::json;
 using reply_promise = caf::typed_response_promise<std::string>;
 
-// Below the shell endpoint's 10 s wait for the launcher, so that a silent
-// rank is named in the answer instead of the whole answer timing out.
-inline constexpr auto rank_query_timeout = std::chrono::seconds(5);
+// The timeouts of one shell query, outermost first; each waits longer than
+// the one inside it, so that the innermost silent actor is the one named in
+// the answer instead of an outer wait firing first with a vaguer message:
+//   melissa-shell -> endpoint   max(30 s, 2 x --timeout)  apps/melissa-shell/main.cpp
+//   endpoint -> launcher        20 s   shell_endpoint.hpp default_launcher_timeout
+//   launcher -> server rank     15 s   rank_query_timeout (here)
+//   coordinator -> its child    10 s trainer/buffer, 5 s steering
+//                                      actors/coordinator/coordinator.cpp ask_child
+// so the coordinator's waits must stay below 15 s, and this one below 20 s
+// (docs/architecture.md, "Timeouts and intervals").
+inline constexpr auto rank_query_timeout = std::chrono::seconds(15);
 
 // {"ok": true, ...j}; {"ok": false, "error": why} as text.
 json ok(json j = json::object());
