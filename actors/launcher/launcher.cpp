@@ -18,6 +18,9 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/launcher/launcher_core.hpp"
+#include "actors/launcher/launcher_queries.hpp"
+#include "actors/launcher/launcher_state.hpp"
+#include "actors/launcher/study_phases.hpp"
 #include "messages/atomic_file.hpp"
 #include "backends/scheduler/factory.hpp"
 #include "config/design.hpp"
@@ -26,58 +29,9 @@
 namespace melissa {
 namespace {
 
-using clock_type = std::chrono::steady_clock;
+using namespace launcher_detail;
 using scheduler::job_kind;
 using scheduler::job_state;
-using json = nlohmann::json;
-
-enum class phase { idle, starting, running, draining, finishing, stopping, done };
-
-struct rank_link {
-  std::string address;
-  server_rank_actor coordinator;
-  std::uint64_t steps = 0, duplicates = 0, bytes = 0;
-  std::optional<std::string> summary;  // set when the rank finished
-};
-
-struct launcher_state {
-  launcher_settings settings;
-  backend_actor backend;
-  study_listener_actor listener;
-  std::unique_ptr<launcher_core> core;
-  clock_type::time_point started = clock_type::now();
-  std::uint16_t port = 0;
-  std::uint32_t server_job = 0;
-  std::map<std::uint32_t, rank_link> ranks;
-  // Each client job's session ticket (job id -> ticket): in its environment
-  // and sent to every server rank, never written to a file or a log.
-  std::map<std::uint32_t, std::string> tickets;
-  phase stage = phase::idle;
-  bool polling = false;
-  double last_poll = -1e9;        // when the last poll of the backend was sent
-  int exit_code = study_succeeded;
-  std::string message;
-  bool paused_by_shell = false;   // `pause` without `resume` (stopping pauses too)
-  double stop_deadline = 0;       // stopping/finishing: give up waiting for jobs after this
-  double last_progress = -1e9;    // when the last progress line was printed
-  std::uint64_t last_steps = 0;   // steps at that time
-  double steps_per_s = 0;
-  static inline const char* name = "launcher";
-
-  double now() const { return std::chrono::duration<double>(clock_type::now() - started).count(); }
-  std::string addresses() const {
-    std::string out;
-    for (const auto& [rank, link] : ranks) out += (out.empty() ? "" : ",") + link.address;
-    return out;
-  }
-  std::uint64_t steps() const {
-    std::uint64_t n = 0;
-    for (const auto& [rank, link] : ranks) n += link.steps;
-    return n;
-  }
-};
-
-using launcher_ptr = launcher_impl_actor::stateful_pointer<launcher_state>;
 
 // The launcher's own clock: signals, submissions and timeouts are served at
 // least this often, whatever launcher.poll_interval is.
@@ -120,61 +74,6 @@ std::string stderr_tail(const std::string& path) {
   std::string out;
   for (const auto& l : last_lines(path)) out += "\n    " + l;
   return out.empty() ? out : "; the end of " + path + ":" + out;
-}
-
-json row_to_json(const job_row& r) {
-  json j = {{"id", r.id},
-            {"kind", scheduler::to_string(r.kind)},
-            {"state", scheduler::to_string(r.state)},
-            {"raw_state", r.raw_state},
-            {"backend_id", r.backend_id},
-            {"submitted_at", r.submitted_at},
-            {"started_at", r.started_at},
-            {"ended_at", r.ended_at}};
-  if (r.kind == job_kind::client) {
-    j["sim_id"] = r.sim_id;
-    j["attempt"] = r.attempt;
-    j["parameters"] = r.parameters;
-    j["connected"] = r.connected;
-  }
-  j["exit_code"] = r.exit_code ? json(*r.exit_code) : json(nullptr);
-  j["signal"] = r.signal ? json(*r.signal) : json(nullptr);
-  if (!r.reason.empty()) j["reason"] = r.reason;
-  return j;
-}
-
-const char* phase_name(phase p) {
-  switch (p) {
-    case phase::idle: return "idle";
-    case phase::starting: return "starting";
-    case phase::running: return "running";
-    case phase::draining: return "draining";
-    case phase::finishing: return "finishing";
-    case phase::stopping: return "stopping";
-    case phase::done: return "done";
-  }
-  return "?";
-}
-
-json status_json(const launcher_state& st) {
-  const auto c = st.core->count();
-  return {{"ok", true},
-          {"study", st.settings.study.study.name},
-          {"state", phase_name(st.stage)},
-          {"elapsed_s", st.now()},
-          {"simulations",
-           {{"requested", c.requested},
-            {"completed", c.completed},
-            {"running", c.running},
-            {"pending", c.pending},
-            {"failed", c.failed},
-            {"retries", c.retries}}},
-          {"job_limit", st.core->job_limit()},
-          {"paused", st.core->paused()},
-          {"steps_stored", st.steps()},
-          {"steps_per_s", st.steps_per_s},
-          {"server_ranks", st.ranks.size()},
-          {"output_dir", st.settings.output_dir}};
 }
 
 void write_summary(launcher_ptr self) {
@@ -236,8 +135,7 @@ std::string final_message(const launcher_state& st) {
 
 void finish(launcher_ptr self) {
   auto& st = self->state;
-  if (st.stage == phase::done) return;
-  st.stage = phase::done;
+  if (!st.phases.finish()) return;
   if (st.settings.tty) std::fprintf(stderr, "\n");
   st.message = final_message(st);
   write_summary(self);
@@ -257,14 +155,12 @@ void cancel_job(launcher_ptr self, const job_row& row) {
 }
 
 // Cancels every job (clients and server), then finishes once they all ended
-// (or after a grace period).
+// (or after the stop grace: study_phases).
 void stop_everything(launcher_ptr self, int exit_code, std::string message) {
   auto& st = self->state;
-  if (st.stage == phase::stopping || st.stage == phase::done) return;
+  if (!st.phases.stop(st.now())) return;
   st.exit_code = exit_code;
   st.message = std::move(message);
-  st.stage = phase::stopping;
-  st.stop_deadline = st.now() + 15;
   st.core->stop();
   spdlog::warn("stopping the study: {}", st.message);
   for (const auto& [id, row] : st.core->table().rows()) cancel_job(self, row);
@@ -346,7 +242,7 @@ void submit_clients(launcher_ptr self) {
               auto& st = self->state;
               st.core->submitted(job, id, st.now());
               // Submitted while the study was being stopped: cancel it too.
-              if (st.stage == phase::stopping) cancel_job(self, *st.core->table().find(job));
+              if (st.phases.stopping()) cancel_job(self, *st.core->table().find(job));
             },
             [self, job](const caf::error& err) {
               auto& st = self->state;
@@ -365,7 +261,7 @@ void on_status(launcher_ptr self, const scheduler::job_status& status) {
     const bool was_final = scheduler::is_final(row->state);
     st.core->update(row->id, status, st.now());
     if (was_final || !scheduler::is_final(status.state)) return;
-    if (st.stage == phase::finishing || st.stage == phase::stopping) return;
+    if (!st.phases.server_end_fails()) return;
     // The server's reason (a bad validation set, a port in use) is in its
     // stderr: quote it here rather than only point at the file.
     const auto err = job_log(st, row->id, "err");
@@ -415,56 +311,55 @@ void on_status(launcher_ptr self, const scheduler::job_status& status) {
   }
 }
 
+void cancel_all_jobs(launcher_ptr self) {
+  for (const auto& [id, row] : self->state.core->table().rows()) cancel_job(self, row);
+}
+
+// The study's phase decides (study_phases); this carries it out.
 void advance(launcher_ptr self) {
   auto& st = self->state;
   const double now = st.now();
-  switch (st.stage) {
-    case phase::starting:
-      if (now > st.settings.study.launcher.server_timeout)
-        stop_everything(self, study_failed,
-                        "the server did not connect within " +
-                            std::to_string(static_cast<int>(st.settings.study.launcher.server_timeout)) +
-                            " s; see " + job_log(st, st.server_job, "err"));
-      break;
-    case phase::running:
-    case phase::draining:
-      for (const auto& [job, what] : st.core->unconfirmed_exits(now)) {
-        const auto& row = *st.core->table().find(job);
-        if (what == launcher_core::outcome::retry) {
-          spdlog::warn("simulation {} attempt {} exited 0 but the server does not hold all its "
-                       "time steps (no clean end of its session; see {}); restarting it as "
-                       "attempt {}", row.sim_id, row.attempt, job_log(st, job, "err"), row.attempt + 1);
-        } else if (what == launcher_core::outcome::gave_up) {
-          spdlog::error("simulation {} failed {} times (last: exited 0 without ending its "
-                        "session); giving up on it", row.sim_id, row.attempt);
-          for (const auto& [rank, link] : st.ranks)
-            caf::anon_send(link.coordinator, sim_failed_atom::value, row.sim_id);
-        }
+  if (st.phases.watching_clients()) {
+    for (const auto& [job, what] : st.core->unconfirmed_exits(now)) {
+      const auto& row = *st.core->table().find(job);
+      if (what == launcher_core::outcome::retry) {
+        spdlog::warn("simulation {} attempt {} exited 0 but the server does not hold all its "
+                     "time steps (no clean end of its session; see {}); restarting it as "
+                     "attempt {}", row.sim_id, row.attempt, job_log(st, job, "err"), row.attempt + 1);
+      } else if (what == launcher_core::outcome::gave_up) {
+        spdlog::error("simulation {} failed {} times (last: exited 0 without ending its "
+                      "session); giving up on it", row.sim_id, row.attempt);
+        for (const auto& [rank, link] : st.ranks)
+          caf::anon_send(link.coordinator, sim_failed_atom::value, row.sim_id);
       }
-      for (auto job : st.core->silent_jobs(now)) {
-        const auto& row = *st.core->table().find(job);
-        spdlog::warn("simulation {} attempt {} has not connected for {} s; killing it", row.sim_id,
-                     row.attempt, st.settings.study.launcher.client_timeout);
-        st.core->end_by_launcher(job, "did not connect within client_timeout");
-        cancel_job(self, row);
-      }
-      if (st.stage == phase::running) submit_clients(self);
-      print_progress(self);
+    }
+    for (auto job : st.core->silent_jobs(now)) {
+      const auto& row = *st.core->table().find(job);
+      spdlog::warn("simulation {} attempt {} has not connected for {} s; killing it", row.sim_id,
+                   row.attempt, st.settings.study.launcher.client_timeout);
+      st.core->end_by_launcher(job, "did not connect within client_timeout");
+      cancel_job(self, row);
+    }
+    if (st.phases.submitting()) submit_clients(self);
+    print_progress(self);
+    return;
+  }
+  // Only an ending study waits for its jobs (and only then is the table scanned).
+  const bool jobs_active = st.phases.ending() && !st.core->table().active_backend_ids().empty();
+  switch (st.phases.on_tick(now, jobs_active)) {
+    case study_phases::action::none:
       break;
-    case phase::finishing:
-      // The server has every step it expected; wait for its process and for
-      // client jobs still winding down, then cancel what is left.
-      if (st.core->table().active_backend_ids().empty()) return finish(self);
-      if (now > st.stop_deadline) {
-        for (const auto& [id, row] : st.core->table().rows()) cancel_job(self, row);
-        st.stage = phase::stopping;
-        st.stop_deadline = now + 15;
-      }
+    case study_phases::action::server_timed_out:
+      stop_everything(self, study_failed,
+                      "the server did not connect within " +
+                          std::to_string(static_cast<int>(st.phases.deadlines().server_timeout)) +
+                          " s; see " + job_log(st, st.server_job, "err"));
       break;
-    case phase::stopping:
-      if (st.core->table().active_backend_ids().empty() || now > st.stop_deadline) return finish(self);
+    case study_phases::action::cancel_jobs:
+      cancel_all_jobs(self);
       break;
-    default:
+    case study_phases::action::finish:
+      finish(self);
       break;
   }
 }
@@ -473,18 +368,17 @@ void advance(launcher_ptr self) {
 void all_ranks_finished(launcher_ptr self) {
   auto& st = self->state;
   const auto failed = st.core->failed_simulations();
-  if (failed.empty() && st.stage != phase::draining) {
+  if (failed.empty() && !st.phases.drained()) {
     st.exit_code = study_succeeded;
     st.message = "completed";  // final_message() adds the counts at the end
   } else {
     st.exit_code = study_incomplete;
-    st.message = st.stage == phase::draining ? "stopped from melissa-shell"
+    st.message = st.phases.drained() ? "stopped from melissa-shell"
                                              : "some simulations failed for good";
   }
   print_progress(self, true);
   st.core->stop();  // jobs still winding down end as cancelled, none is retried
-  st.stage = phase::finishing;
-  st.stop_deadline = st.now() + 30;
+  st.phases.ranks_finished(st.now());
 }
 
 void start_server(launcher_ptr self) {
@@ -502,7 +396,7 @@ void start_server(launcher_ptr self) {
   req.stdout_path = job_log(st, row.id, "out");
   req.stderr_path = job_log(st, row.id, "err");
   req.settings = scheduler::job_settings_for(study, job_kind::server);
-  st.stage = phase::starting;
+  st.phases.starting_server();
   spdlog::info("starting the server ({} rank{}), logs in {}", study.server.ranks,
                study.server.ranks > 1 ? "s" : "", req.stdout_path);
   self->request(st.backend, caf::infinite, submit_job_atom::value, req)
@@ -510,162 +404,12 @@ void start_server(launcher_ptr self) {
           [self](const std::string& id) {
             auto& st = self->state;
             st.core->submitted(st.server_job, id, st.now());
-            if (st.stage == phase::stopping) cancel_job(self, *st.core->table().find(st.server_job));
+            if (st.phases.stopping()) cancel_job(self, *st.core->table().find(st.server_job));
           },
           [self](const caf::error& err) {
             stop_everything(self, study_failed,
                             "cannot start the server: " + backend_error_text(self->system(), err));
           });
-}
-
-json ok(json j = json::object()) {
-  j["ok"] = true;
-  return j;
-}
-std::string error_reply(const std::string& why) { return json{{"ok", false}, {"error", why}}.dump(); }
-
-// --- training queries (melissa-shell train / buffer / steering) ---
-
-// Below the shell endpoint's 10 s wait for the launcher, so that a silent
-// rank is named in the answer instead of the whole answer timing out.
-constexpr auto rank_query_timeout = std::chrono::seconds(5);
-
-using reply_promise = caf::typed_response_promise<std::string>;
-
-// A rank's reply as a JSON object; text that is not one becomes {"error": ...}.
-json rank_object(const std::string& text) {
-  auto j = json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object())
-    return {{"error", "the rank answered with something that is not a JSON object"}};
-  return j;
-}
-
-std::string rank_error_text(caf::actor_system& sys, const caf::error& err, std::uint32_t rank) {
-  if (err == caf::sec::request_timeout)
-    return "server rank " + std::to_string(rank) + " did not answer within " +
-           std::to_string(rank_query_timeout.count()) + " s";
-  if (err == caf::sec::unexpected_message)
-    return "server rank " + std::to_string(rank) + " does not support this query (an older server?)";
-  return "server rank " + std::to_string(rank) + " did not answer: " + sys.render(err);
-}
-
-// {"ok": true, "state", "elapsed_s", "ranks": [...]} with one object per
-// rank (an unanswered rank is {"rank": R, "error": ...}); {"ok": false} when
-// no rank has figures (the study does not train: every rank says why).
-std::string merge_ranks(const launcher_state& st, std::map<std::uint32_t, json> answers) {
-  json ranks = json::array();
-  std::vector<std::string> errors;
-  for (auto& [rank, j] : answers) {
-    j["rank"] = rank;
-    if (j.contains("error")) {
-      const auto why = j["error"].is_string() ? j["error"].get<std::string>() : j["error"].dump();
-      if (std::find(errors.begin(), errors.end(), why) == errors.end()) errors.push_back(why);
-    }
-    ranks.push_back(std::move(j));
-  }
-  const bool any_figures = std::any_of(ranks.begin(), ranks.end(),
-                                       [](const json& j) { return !j.contains("error"); });
-  if (!any_figures) {
-    std::string why;
-    for (const auto& e : errors) why += (why.empty() ? "" : "; ") + e;
-    return error_reply(why.empty() ? "no server rank answered" : why);
-  }
-  return ok({{"state", phase_name(st.stage)}, {"elapsed_s", st.now()}, {"ranks", ranks}}).dump();
-}
-
-// Asks every registered rank's coordinator `atom` and merges the answers. A
-// rank that has finished answers from its summary (its server may be gone):
-// `from_summary` picks the part of the summary that answers `atom`.
-template <class Atom>
-reply_promise ask_ranks(launcher_ptr self, Atom atom,
-                        json (*from_summary)(const json& summary)) {
-  auto rp = self->make_response_promise<std::string>();
-  auto& st = self->state;
-  if (st.ranks.empty()) {
-    rp.deliver(error_reply(st.stage == phase::starting || st.stage == phase::idle
-                               ? "no server rank is up yet (the study is starting)"
-                               : "no server rank is up"));
-    return rp;
-  }
-  struct pending {
-    std::map<std::uint32_t, json> answers;
-    std::size_t waiting = 0;
-  };
-  auto gathered = std::make_shared<pending>();
-  auto done = [self, rp, gathered]() mutable {
-    if (gathered->waiting == 0) rp.deliver(merge_ranks(self->state, gathered->answers));
-  };
-  for (const auto& [rank, link] : st.ranks) {
-    if (link.summary || !link.coordinator) {
-      const auto summary = link.summary ? json::parse(*link.summary, nullptr, false) : json();
-      gathered->answers[rank] = summary.is_object()
-                                    ? from_summary(summary)
-                                    : json{{"error", "server rank has no coordinator"}};
-      continue;
-    }
-    ++gathered->waiting;
-    const auto r = rank;
-    self->request(link.coordinator, rank_query_timeout, atom)
-        .then(
-            [gathered, r, done](const std::string& text) mutable {
-              gathered->answers[r] = rank_object(text);
-              --gathered->waiting;
-              done();
-            },
-            [self, gathered, r, done](const caf::error& err) mutable {
-              gathered->answers[r] = {{"error", rank_error_text(self->system(), err, r)}};
-              --gathered->waiting;
-              done();
-            });
-  }
-  done();  // every rank answered from its summary
-  return rp;
-}
-
-json training_from_summary(const json& summary) {
-  if (summary.contains("training") && summary["training"].is_object()) return summary["training"];
-  return {{"error", "the rank finished without training figures"}};
-}
-
-json buffer_from_summary(const json& summary) {
-  // The sink's final report; a training buffer's has a policy.
-  if (summary.contains("sink") && summary["sink"].is_object() && summary["sink"].contains("policy"))
-    return summary["sink"];
-  return {{"error", "the rank finished without a training buffer"}};
-}
-
-// Breed steering lives on rank 0 only: {"ok": true, "steering": {...}}.
-reply_promise ask_steering(launcher_ptr self) {
-  auto rp = self->make_response_promise<std::string>();
-  auto& st = self->state;
-  const auto it = st.ranks.find(0);
-  if (it == st.ranks.end() || !it->second.coordinator) {
-    rp.deliver(error_reply("server rank 0 is not up yet"));
-    return rp;
-  }
-  if (it->second.summary) {
-    const auto summary = json::parse(*it->second.summary, nullptr, false);
-    if (summary.is_object() && summary.contains("steering") && summary["steering"].is_object()) {
-      rp.deliver(ok({{"steering", summary["steering"]}}).dump());
-      return rp;
-    }
-  }
-  self->request(it->second.coordinator, rank_query_timeout, steering_atom::value)
-      .then(
-          [rp](const std::string& text) mutable {
-            auto j = rank_object(text);
-            if (j.contains("error"))
-              rp.deliver(error_reply(j["error"].is_string() ? j["error"].get<std::string>()
-                                                            : j["error"].dump()));
-            else
-              rp.deliver(ok({{"steering", j}}).dump());
-          },
-          [self, rp](const caf::error& err) mutable {
-            rp.deliver(error_reply(err == caf::sec::unexpected_message
-                                       ? "this study's server does not report steering"
-                                       : rank_error_text(self->system(), err, 0)));
-          });
-  return rp;
 }
 
 launcher_impl_actor::behavior_type launcher_fn(launcher_ptr self, launcher_settings settings,
@@ -681,13 +425,16 @@ launcher_impl_actor::behavior_type launcher_fn(launcher_ptr self, launcher_setti
   limits.client_timeout = study.launcher.client_timeout;
   limits.server_ranks = study.server.ranks;
   st.core = std::make_unique<launcher_core>(limits);
+  study_deadlines deadlines;
+  deadlines.server_timeout = study.launcher.server_timeout;
+  st.phases = study_phases(deadlines);
 
   // A server rank that disappears (crash, node failure) ends the study.
   self->set_down_handler([self](const caf::down_msg& msg) {
     auto& st = self->state;
     for (const auto& [rank, link] : st.ranks)
       if (link.coordinator.address() == msg.source && !link.summary &&
-          st.stage != phase::finishing)
+          st.phases.losing_a_rank_fails())
         stop_everything(self, study_failed,
                         "lost the connection to server rank " + std::to_string(rank) + " (" +
                             self->system().render(msg.reason) + ")");
@@ -705,9 +452,9 @@ launcher_impl_actor::behavior_type launcher_fn(launcher_ptr self, launcher_setti
       // second while jobs are being stopped, so that their end is seen).
       [self](tick_atom) {
         auto& st = self->state;
-        if (st.stage == phase::done) return;
+        if (st.phases.done()) return;
         const auto ids = st.core->table().active_backend_ids();
-        const bool ending = st.stage == phase::stopping || st.stage == phase::finishing;
+        const bool ending = st.phases.ending();
         const double interval =
             ending ? std::min(st.settings.poll_interval, 1.0) : st.settings.poll_interval;
         if (!st.polling && !ids.empty() && st.now() - st.last_poll >= interval) {
@@ -728,7 +475,7 @@ launcher_impl_actor::behavior_type launcher_fn(launcher_ptr self, launcher_setti
         }
         advance(self);
         const double tick_s = std::min(st.settings.poll_interval, max_tick_s);
-        if (st.stage != phase::done)
+        if (!st.phases.done())
           self->delayed_send(self, std::chrono::milliseconds(static_cast<long>(tick_s * 1000) + 1),
                              tick_atom::value);
       },
@@ -741,8 +488,7 @@ launcher_impl_actor::behavior_type launcher_fn(launcher_ptr self, launcher_setti
         st.ranks[rank].coordinator = coordinator;
         self->monitor(coordinator);
         spdlog::info("server rank {} is up at {}", rank, address);
-        if (st.ranks.size() == st.settings.study.server.ranks && st.stage == phase::starting) {
-          st.stage = phase::running;
+        if (st.ranks.size() == st.settings.study.server.ranks && st.phases.all_ranks_registered()) {
           spdlog::info("running {} simulations, {} at a time", st.settings.study.parameters.count,
                        st.core->job_limit());
         }
@@ -812,67 +558,42 @@ launcher_impl_actor::behavior_type launcher_fn(launcher_ptr self, launcher_setti
       },
       // --- melissa-shell ---
       [self](status_atom) { return status_json(self->state).dump(); },
-      [self](jobs_atom, const std::string& filter) {
-        json rows = json::array();
-        for (const auto& [id, row] : self->state.core->table().rows())
-          if (filter.empty() || filter == scheduler::to_string(row.state))
-            rows.push_back(row_to_json(row));
-        return ok({{"jobs", rows}}).dump();
-      },
-      [self](job_atom, std::uint32_t id) {
-        auto* row = self->state.core->table().find(id);
-        if (!row) return error_reply("no job " + std::to_string(id));
-        return ok({{"job", row_to_json(*row)}}).dump();
-      },
+      [self](jobs_atom, const std::string& filter) { return jobs_reply(self->state, filter); },
+      [self](job_atom, std::uint32_t id) { return job_reply(self->state, id); },
       [self](kill_atom, std::uint32_t id) {
         auto& st = self->state;
-        auto* row = st.core->table().find(id);
-        if (!row) return error_reply("no job " + std::to_string(id));
-        if (row->kind == job_kind::server) return error_reply("job " + std::to_string(id) +
-                                                              " is the server; use stop");
-        if (scheduler::is_final(row->state))
-          return error_reply("job " + std::to_string(id) + " already " +
-                             scheduler::to_string(row->state));
+        if (auto refusal = kill_refusal(st, id)) return *refusal;
+        const auto* row = st.core->table().find(id);
         st.core->end_by_launcher(id, "killed from melissa-shell");
         cancel_job(self, *row);
         spdlog::warn("job {} (simulation {} attempt {}) killed from melissa-shell", id, row->sim_id,
                      row->attempt);
-        return ok({{"killed", id}}).dump();
+        return killed_reply(id);
       },
       [self](pause_atom) {
         self->state.paused_by_shell = true;
         self->state.core->pause();
-        return ok({{"paused", true}}).dump();
+        return paused_reply(true);
       },
       [self](resume_atom) {
         self->state.paused_by_shell = false;
         self->state.core->resume();
-        return ok({{"paused", false}}).dump();
+        return paused_reply(false);
       },
       [self](set_atom, const std::string& key, const std::string& value) {
-        if (key != "job_limit") return error_reply("unknown setting '" + key + "' (settable: job_limit)");
-        try {
-          std::size_t used = 0;
-          const long n = std::stol(value, &used);
-          if (used != value.size() || n < 1 || n > 1000000) throw std::invalid_argument(value);
-          self->state.core->set_job_limit(static_cast<std::uint32_t>(n));
-          spdlog::info("job_limit set to {} from melissa-shell", n);
-          return ok({{"job_limit", n}}).dump();
-        } catch (const std::exception&) {
-          return error_reply("job_limit must be an integer >= 1, got '" + value + "'");
-        }
+        return set_setting(*self->state.core, key, value);
       },
       [self](stop_atom) {
         // Graceful: no new simulation; the running ones finish, then the server stops.
         auto& st = self->state;
         st.core->pause();
-        if (st.stage == phase::running) st.stage = phase::draining;
+        st.phases.stop_from_shell();
         for (const auto& [rank, link] : st.ranks) caf::anon_send(link.coordinator, stop_atom::value);
         spdlog::warn("stop requested from melissa-shell: running simulations finish, none is started");
-        return ok({{"stopping", true}}).dump();
+        return stopping_reply();
       },
-      [self](train_atom) { return ask_ranks(self, train_atom::value, training_from_summary); },
-      [self](buffer_atom) { return ask_ranks(self, buffer_atom::value, buffer_from_summary); },
+      [self](train_atom) { return ask_training(self); },
+      [self](buffer_atom) { return ask_buffer(self); },
       [self](steering_atom) { return ask_steering(self); },
   };
 }

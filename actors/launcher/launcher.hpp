@@ -3,7 +3,9 @@
 // simulations the server asks for (at most job_limit at a time), polls the
 // scheduler, restarts failed and hanging simulations (attempt + 1, up to
 // max_retries), answers melissa-shell, and writes summary.json at the end.
-// Decisions live in launcher_core (plain C++); this actor carries them out.
+// Decisions live in launcher_core (jobs) and study_phases (the study's phases
+// and stop deadlines), plain C++; this actor (launcher.cpp) carries them out.
+// Its answers to melissa-shell are in launcher_queries.cpp.
 #pragma once
 
 #include <cstdint>

@@ -38,8 +38,11 @@
 namespace melissa {
 
 // How long the endpoint waits for the launcher before answering
-// {"ok": false, "error": "the launcher did not answer ..."}.
-inline constexpr std::chrono::milliseconds default_launcher_timeout{10000};
+// {"ok": false, "error": "the launcher did not answer ..."}. Longer than the
+// launcher's wait for a server rank (15 s), which is longer than the
+// coordinator's wait for its children: the chain is in
+// actors/launcher/launcher_queries.hpp (rank_query_timeout).
+inline constexpr std::chrono::milliseconds default_launcher_timeout{20000};
 
 // The endpoint monitors `launcher` and quits with it. Commands that change the
 // study (kill, pause, resume, set, stop) and refused tokens are logged

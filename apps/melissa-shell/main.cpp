@@ -472,7 +472,7 @@ int run(const options& opt) {
     }
     return exit_unreachable;
   }
-  // Answers come within the endpoint's own launcher timeout (10 s); this one
+  // Answers come within the endpoint's own launcher timeout (20 s); this one
   // only guards against an endpoint that never answers at all.
   session s{sys, std::move(*endpoint), address,
             std::chrono::seconds(std::max(30, 2 * opt.timeout_s))};

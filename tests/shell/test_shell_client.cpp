@@ -258,12 +258,12 @@ TEST_CASE("train: one line per rank, then the totals") {
 
 TEST_CASE("train: a rank without figures is named with its error under the table") {
   auto answer = json::parse(train_answer);
-  answer["ranks"][1] = {{"rank", 1}, {"error", "server rank 1 did not answer within 5 s"}};
+  answer["ranks"][1] = {{"rank", 1}, {"error", "server rank 1 did not answer within 15 s"}};
   const auto text = render_train(answer);
   CHECK(text.find("\n0     training  1234") != std::string::npos);
   CHECK(text.find("\n1 ") == std::string::npos);
   CHECK(text.substr(text.rfind('\n', text.size() - 2) + 1) ==
-        "rank 1: server rank 1 did not answer within 5 s\n");
+        "rank 1: server rank 1 did not answer within 15 s\n");
   // Missing fields read "-"; a lone rank gets no "in all" rate.
   const auto sparse = render_train(json::parse(
       R"({"ok": true, "ranks": [{"rank": 0, "state": "starting", "batches": 0}]})"));
