@@ -367,6 +367,8 @@ void advance(launcher_ptr self) {
 // Every rank finished: the study is over once the server job exits.
 void all_ranks_finished(launcher_ptr self) {
   auto& st = self->state;
+  // A study being stopped (signal, failure) keeps the stop's exit code and message.
+  if (st.phases.stopping() || st.phases.done()) return;
   const auto failed = st.core->failed_simulations();
   if (failed.empty() && !st.phases.drained()) {
     st.exit_code = study_succeeded;
