@@ -463,14 +463,11 @@ int run(const options& opt) {
               << sys.render(endpoint.error()) << "\n"
               << "  (is it still running? a shell.json left by a study that ended points "
                  "nowhere)\n";
-    // A handshake the peer never answered is still pending in CAF's
+    // A handshake the peer never answered may still be pending in CAF's
     // middleman, and ~actor_system would wait for it: nothing is left to
     // clean up, so leave now.
-    if (endpoint.error() == caf::sec::request_timeout) {
-      std::cerr.flush();
-      std::_Exit(exit_unreachable);
-    }
-    return exit_unreachable;
+    std::cerr.flush();
+    std::_Exit(exit_unreachable);
   }
   // Answers come within the endpoint's own launcher timeout (20 s); this one
   // only guards against an endpoint that never answers at all.
