@@ -104,10 +104,16 @@ CAF_BEGIN_TYPE_ID_BLOCK(melissa, caf::first_custom_type_id)
   CAF_ADD_ATOM(melissa, melissa, submit_job_atom, "submitJob")
   // server rank 0 -> launcher: run simulation sim with these parameters
   CAF_ADD_ATOM(melissa, melissa, run_sim_atom, "runSim")
-  // Breed -> launcher: where submissions stand (highest id, job limit)
+  // where submissions stand: Breed -> rank 0's coordinator, which asks the
+  // launcher (coordinator -> launcher: highest id, job limit)
   CAF_ADD_ATOM(melissa, melissa, submissions_atom, "submitted")
-  // Breed -> launcher: new parameters for a simulation not yet submitted
+  // new parameters for a simulation not yet submitted: Breed -> rank 0's
+  // coordinator (numbers), which tells the launcher (text) and the buffer
   CAF_ADD_ATOM(melissa, melissa, set_params_atom, "setParams")
+  // Breed -> rank 0's coordinator: the current parameters of a simulation
+  CAF_ADD_ATOM(melissa, melissa, parameters_atom, "params")
+  // rank 0's coordinator -> Breed's steering: the owner of the simulation table
+  CAF_ADD_ATOM(melissa, melissa, owner_atom, "owner")
   CAF_ADD_ATOM(melissa, melissa, timeout_atom, "timeout")
   CAF_ADD_ATOM(melissa, melissa, progress_atom, "progress")
   CAF_ADD_ATOM(melissa, melissa, sim_failed_atom, "simFailed")
@@ -279,11 +285,12 @@ using launcher_server_actor = caf::typed_actor<
     caf::replies_to<register_atom, std::uint32_t, std::string, server_rank_actor>::with<std::string>,
     // Rank 0 asks for simulation `sim` with these parameters (command-line text).
     caf::reacts_to<run_sim_atom, std::uint32_t, std::string>,
-    // Steering (Breed) asks where submissions stand: (the highest simulation id
-    // submitted so far, the job limit).
+    // Rank 0's coordinator (for Breed) asks where submissions stand: (the
+    // highest simulation id submitted so far, the job limit).
     caf::replies_to<submissions_atom>::with<std::uint32_t, std::uint32_t>,
-    // Steering changes the parameters of a simulation not yet submitted:
-    // true when changed, false when it has been submitted meanwhile (kept).
+    // Rank 0's coordinator (for Breed) changes the parameters of a simulation
+    // not yet submitted: true when changed, false when it has been submitted
+    // meanwhile (kept).
     caf::replies_to<set_params_atom, std::uint32_t, std::string>::with<bool>,
     // The session of (sim, attempt) opened on a server rank.
     caf::reacts_to<opened_atom, std::uint32_t, std::uint32_t>,
@@ -349,7 +356,24 @@ using reservoir_actor = sink_actor::extend<
     caf::replies_to<batch_atom, std::uint32_t>::with<training_batch_ptr>,
     // JSON: policy, capacity, threshold, population, unseen, inserts, evictions,
     // batches, samples_drawn, pending stores/batches, repetition histogram.
-    caf::replies_to<buffer_atom>::with<std::string>>;
+    caf::replies_to<buffer_atom>::with<std::string>,
+    // Rank 0's coordinator: Breed changed the parameters of a simulation not
+    // yet submitted; its steps are encoded with these.
+    caf::reacts_to<set_params_atom, std::uint32_t, std::vector<double>>>;
+
+// What Breed's steering uses of rank 0's coordinator, the owner of the
+// simulation table (actors/coordinator/simulation_table.hpp) and the only
+// path to the launcher.
+using simulation_owner_actor = caf::typed_actor<
+    // Where submissions stand: (k the highest simulation id submitted, m the
+    // job limit, count the simulations of the design), from the launcher.
+    caf::replies_to<submissions_atom>::with<std::uint32_t, std::uint32_t, std::uint32_t>,
+    // New parameters for simulation `sim`: true when changed (the launcher
+    // and the training buffer have them), false when it is not in the design
+    // or has been submitted meanwhile (kept).
+    caf::replies_to<set_params_atom, std::uint32_t, std::vector<double>>::with<bool>,
+    // The current parameters of `sim` (an error outside the design).
+    caf::replies_to<parameters_atom, std::uint32_t>::with<std::vector<double>>>;
 
 // Breed's steering actor (actors/steering, server rank 0).
 using steering_actor = caf::typed_actor<
@@ -366,7 +390,10 @@ using steering_actor = caf::typed_actor<
     caf::reacts_to<resample_atom, std::uint32_t, std::uint32_t, std::uint32_t>,
     // Status JSON for melissa-shell: r, sigma per member, resamplings,
     // resampled simulations, last resampling time, provenance table.
-    caf::replies_to<steering_atom>::with<std::string>>;
+    caf::replies_to<steering_atom>::with<std::string>,
+    // Rank 0's coordinator (again after a restart of either): from now on
+    // submissions, parameters and changes go through it (steering.hpp).
+    caf::reacts_to<owner_atom, simulation_owner_actor>>;
 
 // The trainer (actors/trainer). It depends on the buffer ("sink") and the
 // steering: restart notices give it their new handles.
@@ -394,8 +421,10 @@ using sink_failure_listener_actor =
 
 // The coordinator (actors/coordinator): what the launcher uses, plus its
 // tick, its summary (report_atom -> JSON, also written to summary_path) and
-// the restart notices of the aggregator, sink, trainer and steering.
-using coordinator_actor = server_rank_actor::extend_with<restart_listener_actor>::extend<
+// the restart notices of the aggregator, sink, trainer and steering; on rank 0
+// it owns the simulation table and answers Breed (simulation_owner_actor).
+using coordinator_actor = server_rank_actor::extend_with<restart_listener_actor>::extend_with<
+    simulation_owner_actor>::extend<
     caf::reacts_to<tick_atom>, caf::replies_to<report_atom>::with<std::string>>;
 
 // --- melissa-run ----------------------------------------------------------

@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/coordinator/simulation_table.hpp"
+#include "config/design.hpp"
 #include "messages/atomic_file.hpp"
 
 namespace melissa {
@@ -35,6 +37,10 @@ struct coordinator_state {
   std::string training_summary;    // its summary once training ended
   steering_actor steering;         // with Breed (rank 0)
   std::string steering_summary;    // its status at the end
+  // Rank 0 under a launcher: the simulation table, the only one; the
+  // launcher hears of it through this actor alone.
+  bool owns_table = false;
+  simulation_table table;
   static inline const char* name = "coordinator";
 };
 
@@ -180,6 +186,10 @@ void watch_sessions(coordinator_ptr self, const std::vector<sim_activity>& activ
   auto& st = self->state;
   for (const auto& a : activity) {
     const auto key = std::make_pair(a.sim_id, a.attempt);
+    if (st.owns_table) {
+      if (a.open) st.table.mark_submitted(a.sim_id);  // it has a job: Breed may no longer change it
+      if (a.complete) st.table.mark_complete(a.sim_id);
+    }
     if (a.open && st.reported_open.insert(key).second)
       self->send(st.launcher, opened_atom::value, a.sim_id, a.attempt);
     if (a.complete && st.reported_complete.insert(a.sim_id).second)
@@ -241,6 +251,57 @@ caf::result<std::string> ask_child(coordinator_ptr self, const Handle& child, Qu
 
 void register_with_launcher(coordinator_ptr self, std::uint16_t port);
 
+// Breed's steering hears who owns the simulation table (rank 0 under a launcher).
+void introduce_to_steering(coordinator_ptr self) {
+  auto& st = self->state;
+  if (st.owns_table && st.steering)
+    self->send(st.steering, owner_atom::value, simulation_owner_actor{self});
+}
+
+// Where submissions stand, from the launcher; the table marks what it covers.
+caf::result<std::uint32_t, std::uint32_t, std::uint32_t> ask_submissions(coordinator_ptr self) {
+  auto& st = self->state;
+  if (!st.owns_table) return caf::make_error(caf::sec::invalid_argument,
+                                             "no simulation table on this rank");
+  auto rp = self->make_response_promise<std::uint32_t, std::uint32_t, std::uint32_t>();
+  self->request(st.launcher, std::chrono::seconds(10), submissions_atom::value)
+      .then(
+          [self, rp](std::uint32_t highest, std::uint32_t job_limit) mutable {
+            auto& table = self->state.table;
+            table.mark_submitted_through(highest);
+            rp.deliver(highest, job_limit, table.size());
+          },
+          [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+  return rp;
+}
+
+// Breed's change: only for a simulation still pending here; the launcher
+// decides (it may have submitted it meanwhile), then the table and the
+// training buffer take it.
+caf::result<bool> change_parameters(coordinator_ptr self, std::uint32_t sim, std::vector<double> values) {
+  auto& st = self->state;
+  if (!st.owns_table || !st.table.changeable(sim)) return false;
+  auto rp = self->make_response_promise<bool>();
+  self->request(st.launcher, std::chrono::seconds(10), set_params_atom::value, sim,
+                config::format_parameters(values))
+      .then(
+          [self, rp, sim, values](bool changed) mutable {
+            auto& st = self->state;
+            if (changed) {
+              st.table.change(sim, values);
+              if (st.trainer)  // the sink is the training buffer
+                self->send(caf::actor_cast<reservoir_actor>(st.sink), set_params_atom::value, sim,
+                           std::move(values));
+            } else {
+              st.table.mark_submitted(sim);
+              spdlog::warn("simulation {} was submitted before its new parameters arrived", sim);
+            }
+            rp.deliver(changed);
+          },
+          [rp](const caf::error&) mutable { rp.deliver(false); });
+  return rp;
+}
+
 coordinator_actor::behavior_type coordinator_fn(coordinator_ptr self, coordinator_settings settings,
                                                 aggregator_actor aggregator, sink_actor sink,
                                                 rank_listener_actor listener,
@@ -255,6 +316,11 @@ coordinator_actor::behavior_type coordinator_fn(coordinator_ptr self, coordinato
   st.sink = std::move(sink);
   st.listener = std::move(listener);
   st.launcher = std::move(launcher);
+  if (st.launcher && st.settings.rank == 0) {
+    st.owns_table = true;
+    st.table = simulation_table(st.settings.design);
+    introduce_to_steering(self);
+  }
   if (st.launcher) {
     // A lost launcher: the running clients finish, then this rank stops.
     self->monitor(st.launcher);
@@ -276,9 +342,31 @@ coordinator_actor::behavior_type coordinator_fn(coordinator_ptr self, coordinato
       [self](report_atom) { return make_summary(self); },
       [self](restarted_atom, const std::string& name, caf::actor fresh) {
         if (name == "aggregator") self->state.aggregator = caf::actor_cast<aggregator_actor>(fresh);
-        if (name == "sink") self->state.sink = caf::actor_cast<sink_actor>(fresh);
-        if (name == "trainer") self->state.trainer = caf::actor_cast<trainer_actor>(fresh);
-        if (name == "steering") self->state.steering = caf::actor_cast<steering_actor>(fresh);
+        auto& st = self->state;
+        if (name == "sink") {
+          st.sink = caf::actor_cast<sink_actor>(fresh);
+          // A fresh training buffer knows the design only: give it Breed's changes.
+          if (st.owns_table && st.trainer)
+            for (auto sim : st.table.changed())
+              self->send(caf::actor_cast<reservoir_actor>(st.sink), set_params_atom::value, sim,
+                         st.table.parameters(sim));
+        }
+        if (name == "trainer") st.trainer = caf::actor_cast<trainer_actor>(fresh);
+        if (name == "steering") {
+          st.steering = caf::actor_cast<steering_actor>(fresh);
+          introduce_to_steering(self);
+        }
+      },
+      [self](submissions_atom) { return ask_submissions(self); },
+      [self](set_params_atom, std::uint32_t sim, std::vector<double>& values) {
+        return change_parameters(self, sim, std::move(values));
+      },
+      [self](parameters_atom, std::uint32_t sim) -> caf::result<std::vector<double>> {
+        auto& st = self->state;
+        if (!st.table.contains(sim))
+          return caf::make_error(caf::sec::invalid_argument,
+                                 "simulation " + std::to_string(sim) + " is not in the design");
+        return st.table.parameters(sim);
       },
       [self](train_atom) {
         return ask_child(self, self->state.trainer, train_atom::value, std::chrono::seconds(10),
@@ -298,7 +386,10 @@ coordinator_actor::behavior_type coordinator_fn(coordinator_ptr self, coordinato
                          R"json({"error": "this study does not steer (no [breed] section)"})json",
                          R"({"error": "the steering actor did not answer"})");
       },
-      [self](sim_failed_atom, std::uint32_t sim) { self->state.failed.insert(sim); },
+      [self](sim_failed_atom, std::uint32_t sim) {
+        self->state.failed.insert(sim);
+        self->state.table.mark_failed(sim);
+      },
       [self](ticket_atom, std::uint32_t sim, std::uint32_t attempt, std::string& ticket) {
         self->send(self->state.aggregator, ticket_atom::value, sim, attempt, std::move(ticket));
       },
@@ -325,11 +416,13 @@ void register_with_launcher(coordinator_ptr self, std::uint16_t port) {
                 spdlog::error("the launcher refused rank {}: {}", st.settings.rank, answer);
                 return self->quit(caf::sec::runtime_error);
               }
-              // Rank 0 owns the design of experiments: it asks for every simulation.
-              if (st.settings.rank == 0)
-                for (std::size_t i = 0; i < st.settings.design.size(); ++i)
-                  self->send(st.launcher, run_sim_atom::value, static_cast<std::uint32_t>(i),
-                             st.settings.design[i]);
+              // Rank 0 owns the simulation table: it asks for every simulation
+              // still pending (all of them, unless restored from a snapshot).
+              if (st.owns_table)
+                for (std::uint32_t sim = 0; sim < st.table.size(); ++sim)
+                  if (st.table.state(sim) == sim_state::pending)
+                    self->send(st.launcher, run_sim_atom::value, sim,
+                               config::format_parameters(st.table.parameters(sim)));
             },
             [self](const caf::error& err) {
               spdlog::error("cannot register with the launcher: {}", self->system().render(err));

@@ -27,11 +27,11 @@ struct coordinator_settings {
   std::chrono::milliseconds poll_interval{200};
   std::chrono::milliseconds progress_interval{2000};
   // Under a launcher: the host clients use to reach this rank (the port
-  // comes from the client acceptor), the design (rank 0 asks
-  // the launcher to run simulation i with design[i], parameters as
-  // comma-separated text) and the client timeout (seconds without a step).
+  // comes from the client acceptor), the design (rank 0's simulation table
+  // starts from it and asks the launcher to run simulation i with design[i])
+  // and the client timeout (seconds without a step).
   std::string host;
-  std::vector<std::string> design;
+  std::vector<std::vector<double>> design;
   double client_timeout = 300;
 };
 
@@ -51,6 +51,14 @@ struct coordinator_settings {
 // trainer_actor; the sink is then its training buffer) the end of the study
 // waits for training: the sink hears production_over, the trainer drains it,
 // and the trainer's summary joins this rank's summary under "training".
+// Rank 0 under a launcher owns the simulation table (simulation_table.hpp):
+// it asks the launcher for every simulation of the design once registered,
+// tracks their states (sessions opened, complete, failed) and is Breed's only
+// path to the launcher (simulation_owner_actor): (submissions_atom) -> (k, m,
+// count), (set_params_atom, sim, values) -> bool (the launcher, then the
+// training buffer, get accepted changes), (parameters_atom, sim) -> values.
+// It introduces itself to the steering with (owner_atom, handle), again after
+// a restart of the steering; a restarted training buffer gets every changed row.
 // With `steering` (Breed, rank 0) its status answers melissa-shell `steering`,
 // joins the summary under "steering", and its provenance table is written to
 // <output>/breed-provenance.csv at the end.

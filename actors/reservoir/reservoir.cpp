@@ -1,6 +1,7 @@
 #include "actors/reservoir/reservoir.hpp"
 
 #include <deque>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -31,6 +32,9 @@ struct reservoir_state {
   std::deque<pending_store> stores;           // in arrival order
   std::deque<pending_batch> batches;          // in request order
   std::uint64_t ignored_steps = 0;            // steps of other fields
+  // Breed's changes, from rank 0's coordinator (the simulation table's
+  // owner): they take precedence over settings.parameters_of (the design).
+  std::map<std::uint32_t, std::vector<double>> changed_parameters;
   static inline const char* name = "reservoir";
 
   // Completes whatever the buffer now allows: waiting stores first (they may
@@ -103,7 +107,13 @@ reservoir_actor::behavior_type reservoir_fn(reservoir_actor::stateful_pointer<re
                                             reservoir_settings settings) {
   self->state.buffer = std::move(buffer);
   self->state.settings = std::move(settings);
-  self->state.assembler.emplace(self->state.settings.encoder, self->state.settings.parameters_of);
+  // The assembler runs on this actor's thread only.
+  self->state.assembler.emplace(self->state.settings.encoder, [self](std::uint32_t sim) {
+    auto& st = self->state;
+    if (auto it = st.changed_parameters.find(sim); it != st.changed_parameters.end())
+      return it->second;
+    return st.settings.parameters_of(sim);
+  });
   auto reject = [](const step_sample& s, const std::string& why) -> caf::result<bool> {
     spdlog::error("reservoir: step {} of simulation {} rejected: {}", s.time_step, s.sim_id, why);
     return caf::make_error(caf::sec::invalid_argument, why);
@@ -152,6 +162,9 @@ reservoir_actor::behavior_type reservoir_fn(reservoir_actor::stateful_pointer<re
         self->state.pump();
       },
       [self](buffer_atom) { return self->state.report(); },
+      [self](set_params_atom, std::uint32_t sim, std::vector<double>& values) {
+        self->state.changed_parameters[sim] = std::move(values);
+      },
   };
 }
 

@@ -40,7 +40,8 @@ struct reservoir_settings {
   sample_encoder encoder;
   // The parameters of simulation `sim` (encoder.lo.size() values). Called once
   // per simulation (cached until its sim_done); may throw for an unknown sim,
-  // which fails that store.
+  // which fails that store. Rank 0's coordinator sends Breed's changes
+  // (set_params_atom, sim, values); those take precedence.
   std::function<std::vector<double>(std::uint32_t sim)> parameters_of;
   // Called when a simulation has delivered all its steps (may be empty):
   // Breed's steering counts it as completed.

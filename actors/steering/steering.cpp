@@ -48,7 +48,10 @@ namespace {
 struct steering_state {
   std::unique_ptr<breed_steering> breed;
   steering_settings settings;
+  simulation_owner_actor owner;  // rank 0's coordinator, once it introduced itself
   bool awaiting_view = false;  // request_submissions called, answer not yet here
+  // Set by steering_fn: sends a resampling's changes to the owner.
+  std::function<void(parameter_changes)> send_to_owner;
 
   void resample(const submission_view& view) {
     awaiting_view = false;
@@ -70,6 +73,7 @@ struct steering_state {
     spdlog::info("steering: resampling {} changed simulations {}..{} ({} proposal, {} uniform)",
                  breed->status().resamplings - 1, changes.front().first, changes.back().first,
                  proposals, changes.size() - proposals);
+    if (owner) return send_to_owner(std::move(changes));
     try {
       settings.apply(std::move(changes));
     } catch (const std::exception& e) {
@@ -85,6 +89,15 @@ steering_actor::behavior_type steering_fn(steering_actor::stateful_pointer<steer
   // copyable); the state takes it over from here on.
   self->state.breed = std::make_unique<breed_steering>(std::move(*breed_holder));
   self->state.settings = std::move(settings);
+  self->state.send_to_owner = [self](parameter_changes changes) {
+    for (auto& [sim, values] : changes)
+      self->request(self->state.owner, std::chrono::seconds(10), set_params_atom::value, sim,
+                    std::move(values))
+          .then([](bool) {},  // false: submitted meanwhile (the owner logs it)
+                [sim = sim](const caf::error&) {
+                  spdlog::warn("steering: no answer about new parameters for simulation {}", sim);
+                });
+  };
   return {
       [self](losses_atom, const std::vector<std::uint32_t>& sims,
              const std::vector<std::uint32_t>& steps, const std::vector<float>& losses, double mean,
@@ -98,7 +111,20 @@ steering_actor::behavior_type steering_fn(steering_actor::stateful_pointer<steer
           return;
         }
         if (!due) return;
-        if (st.settings.submissions) {
+        if (st.settings.owned) {
+          if (!st.owner) return spdlog::warn("steering: resampling skipped (no simulation table yet)");
+          if (st.awaiting_view) return;
+          st.awaiting_view = true;
+          self->request(st.owner, std::chrono::seconds(10), submissions_atom::value)
+              .then(
+                  [self](std::uint32_t highest, std::uint32_t job_limit, std::uint32_t count) {
+                    self->state.resample(submission_view{highest, job_limit, count});
+                  },
+                  [self](const caf::error& err) {
+                    self->state.awaiting_view = false;
+                    spdlog::error("steering: no submission view: {}", self->system().render(err));
+                  });
+        } else if (st.settings.submissions) {
           submission_view view;
           try {
             view = st.settings.submissions();
@@ -114,6 +140,20 @@ steering_actor::behavior_type steering_fn(steering_actor::stateful_pointer<steer
       },
       [self](sim_done_atom, std::uint32_t sim) {
         auto& st = self->state;
+        if (st.settings.owned) {
+          if (!st.owner)
+            return spdlog::error("steering: completion of simulation {} ignored: no simulation table yet", sim);
+          self->request(st.owner, std::chrono::seconds(10), parameters_atom::value, sim)
+              .then(
+                  [self, sim](const std::vector<double>& values) {
+                    self->state.breed->sim_completed(sim, values);
+                  },
+                  [self, sim](const caf::error& err) {
+                    spdlog::error("steering: completion of simulation {} ignored: {}", sim,
+                                  self->system().render(err));
+                  });
+          return;
+        }
         try {
           st.breed->sim_completed(sim, st.settings.parameters_of(sim));
         } catch (const std::exception& e) {
@@ -125,14 +165,19 @@ steering_actor::behavior_type steering_fn(steering_actor::stateful_pointer<steer
         self->state.resample(submission_view{highest_submitted, job_limit, count});
       },
       [self](steering_atom) { return steering_status_json(*self->state.breed); },
+      [self](owner_atom, simulation_owner_actor owner) {
+        self->state.owner = std::move(owner);
+        self->state.awaiting_view = false;
+      },
   };
 }
 
 }  // namespace
 
 steering_actor spawn_steering(caf::actor_system& sys, steering_settings settings) {
-  if (!settings.parameters_of) throw std::invalid_argument("steering: parameters_of is not set");
-  if (!settings.apply) throw std::invalid_argument("steering: apply is not set");
+  if (!settings.owned && !settings.parameters_of)
+    throw std::invalid_argument("steering: parameters_of is not set");
+  if (!settings.owned && !settings.apply) throw std::invalid_argument("steering: apply is not set");
   // Built here so that bad settings throw in the caller, not in the actor.
   auto breed = std::make_shared<breed_steering>(settings.breed);
   return sys.spawn(steering_fn, std::move(breed), std::move(settings));

@@ -3,7 +3,15 @@
 // batches, replaces the parameters of the simulations the launcher has not
 // submitted yet (ids >= k + m) through the integrator's `apply`.
 //
-// Where the numbers come from (section 3.3 of the paper): the resampling
+// Under a launcher (settings.owned) rank 0's coordinator, the owner of the
+// simulation table, introduces itself with (owner_atom, handle): from then on
+// the actor asks it where submissions stand (submissions_atom) at the end of
+// each period, sends it each change (set_params_atom, sim, values) and asks
+// it the parameters of each completed simulation (parameters_atom). The
+// callbacks below are then unused. Before the owner arrives, completions and
+// resamplings are skipped (logged).
+//
+// Otherwise (tests, a standalone server), the callbacks: the resampling
 // needs a consistent view of the submissions (k highest submitted id, m job
 // limit, count). Two ways to supply it:
 //   - synchronous: settings.submissions() returns it (a thread-safe source);
@@ -38,6 +46,9 @@ using parameter_changes = std::vector<std::pair<std::uint32_t, std::vector<doubl
 
 struct steering_settings {
   breed_settings breed;
+  // The simulation table's owner will introduce itself (owner_atom): the
+  // callbacks are not needed.
+  bool owned = false;
   // Synchronous submission view; when set, the actor resamples as soon as a
   // period ends.
   std::function<submission_view()> submissions;
@@ -54,7 +65,7 @@ struct steering_settings {
 };
 
 // Throws std::invalid_argument for invalid breed settings (breed_steering's
-// constructor) or a missing parameters_of / apply.
+// constructor) or, unless owned, a missing parameters_of / apply.
 steering_actor spawn_steering(caf::actor_system& sys, steering_settings settings);
 
 // The status JSON (also what the actor answers to steering_atom).

@@ -293,7 +293,7 @@ int main(int argc, char** argv) {
 
   coordinator_settings progress;
   const auto design = config::make_design(study.parameters, study.study.seed);
-  progress.design = design_rows(design);
+  progress.design = design;
   progress.client_timeout = study.launcher.client_timeout;
   progress.host = advertised_host(net.host);
   progress.rank = rank;

@@ -75,27 +75,17 @@ std::function<std::shared_ptr<gradient_group>()> group_joiner(const training_ran
   };
 }
 
-// The parameters of every simulation as this rank knows them: the design,
-// then Breed's changes to simulations not yet submitted. Read by the buffer
-// (inputs) and the steering (population), written by the steering.
-class parameter_table {
- public:
-  explicit parameter_table(config::design_matrix design) : rows_(std::move(design)) {}
-  std::vector<double> get(std::uint32_t sim) const {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (sim >= rows_.size())
+// The design's parameters of simulation `sim` (an immutable copy per user).
+// Breed's changes live in rank 0's simulation table (the coordinator owns
+// it): the coordinator sends them to the training buffer and answers the
+// steering.
+std::function<std::vector<double>(std::uint32_t)> design_row(config::design_matrix design) {
+  return [design = std::move(design)](std::uint32_t sim) {
+    if (sim >= design.size())
       throw std::out_of_range("simulation " + std::to_string(sim) + " is not in the design");
-    return rows_[sim];
-  }
-  void set(std::uint32_t sim, std::vector<double> values) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (sim < rows_.size()) rows_[sim] = std::move(values);
-  }
-
- private:
-  mutable std::mutex mutex_;
-  config::design_matrix rows_;
-};
+    return design[sim];
+  };
+}
 
 // A handle filled once the steering child has started (the buffer is
 // started before it and reports completed simulations to it).
@@ -113,8 +103,7 @@ struct steering_slot {
 };
 
 steering_settings steering_settings_of(const config::study_config& study,
-                                       std::shared_ptr<parameter_table> table,
-                                       launcher_server_actor launcher, caf::actor_system* sys) {
+                                       const config::design_matrix& design, bool under_launcher) {
   steering_settings s;
   const auto& b = study.breed;
   s.breed.period = b.period;
@@ -125,46 +114,17 @@ steering_settings steering_settings_of(const config::study_config& study,
   s.breed.r_steps = b.r_steps;
   s.breed.seed = study.study.seed ^ 0xB5EEDull;  // not the design's stream
   s.breed.bounds = study.parameters.bounds;
-  s.parameters_of = [table](std::uint32_t sim) { return table->get(sim); };
-  const auto count = static_cast<std::uint32_t>(study.parameters.count);
-  if (!launcher) {
-    // Standalone: whoever starts the clients has their parameters already.
-    s.submissions = [count] { return submission_view{count, 0, count}; };
-    s.apply = [](parameter_changes) {};
+  if (under_launcher) {
+    // Rank 0's coordinator owns the simulation table and introduces itself
+    // (owner_atom): submissions, parameters and changes go through it.
+    s.owned = true;
     return s;
   }
-  // The launcher knows what it has submitted: ask it, answer the steering.
-  s.request_submissions = [sys, launcher, count](steering_actor steering) {
-    sys->spawn([launcher, steering, count](caf::event_based_actor* asker) {
-      asker->request(launcher, std::chrono::seconds(10), submissions_atom::value)
-          .then(
-              [asker, steering, count](std::uint32_t highest, std::uint32_t job_limit) {
-                asker->send(steering, resample_atom::value, highest, job_limit, count);
-                asker->quit();
-              },
-              [asker](const caf::error&) { asker->quit(); });
-    });
-  };
-  // A change holds only if the launcher still has the simulation pending;
-  // then the buffer will encode its steps with the new parameters.
-  s.apply = [sys, launcher, table](parameter_changes changes) {
-    sys->spawn([launcher, table, changes](caf::event_based_actor* setter) {
-      auto remaining = std::make_shared<std::size_t>(changes.size());
-      for (const auto& [sim, values] : changes)
-        setter->request(launcher, std::chrono::seconds(10), set_params_atom::value, sim,
-                        config::format_parameters(values))
-            .then(
-                [setter, table, remaining, sim = sim, values = values](bool changed) {
-                  if (changed) table->set(sim, values);
-                  else spdlog::warn("simulation {} was submitted before its new parameters arrived", sim);
-                  if (--*remaining == 0) setter->quit();
-                },
-                [setter, remaining](const caf::error&) {
-                  if (--*remaining == 0) setter->quit();
-                });
-      if (changes.empty()) setter->quit();
-    });
-  };
+  // Standalone: whoever starts the clients has their parameters already.
+  const auto count = static_cast<std::uint32_t>(study.parameters.count);
+  s.parameters_of = design_row(design);
+  s.submissions = [count] { return submission_view{count, 0, count}; };
+  s.apply = [](parameter_changes) {};
   return s;
 }
 
@@ -188,8 +148,7 @@ void add_training_children(std::vector<child_spec>& tree, const config::study_co
   buffer.buffer.seed = study.study.seed * 1000003 + where.rank;
   buffer.field_id = static_cast<std::uint32_t>(field - study.fields.begin());
   buffer.encoder = encoder_of(study);
-  auto table = std::make_shared<parameter_table>(design);
-  buffer.parameters_of = [table](std::uint32_t sim) { return table->get(sim); };
+  buffer.parameters_of = design_row(design);
   const bool steering = study.breed.enabled && where.rank == 0;
   auto slot = std::make_shared<steering_slot>();
   if (steering)
@@ -219,10 +178,10 @@ void add_training_children(std::vector<child_spec>& tree, const config::study_co
                   },
                   {}});
   if (steering) {
-    const auto launcher = where.launcher;
+    const auto settings = steering_settings_of(study, design, static_cast<bool>(where.launcher));
     tree.push_back({"steering", restart_policy::permanent,
-                    [study, table, slot, launcher](caf::actor_system& s, const child_lookup&) {
-                      auto actor = spawn_steering(s, steering_settings_of(study, table, launcher, &s));
+                    [settings, slot](caf::actor_system& s, const child_lookup&) {
+                      auto actor = spawn_steering(s, settings);
                       slot->set(actor);
                       return caf::actor_cast<caf::actor>(actor);
                     },

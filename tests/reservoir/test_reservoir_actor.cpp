@@ -237,3 +237,24 @@ TEST_CASE("reservoir actor: bad steps and requests are errors, not crashes") {
   CHECK_THROWS_AS(spawn_reservoir(sys, settings(buffer_policy::fifo, 0, 0)), std::invalid_argument);
   self->send_exit(res, caf::exit_reason::user_shutdown);
 }
+
+TEST_CASE("reservoir actor: a simulation's steps are encoded with the parameters its table owner sent") {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+  auto res = spawn_reservoir(sys, settings(buffer_policy::fifo, 10, 0));
+  // Breed changed simulation 4 (design: (4, 0.5)) before its submission;
+  // simulation 99 is not in parameters_of but was sent too.
+  self->send(res, set_params_atom_v, std::uint32_t{4}, std::vector<double>{8.0, 0.25});
+  self->send(res, set_params_atom_v, std::uint32_t{99}, std::vector<double>{2.0, 1.0});
+  CHECK(store(self, res, make_step<float>(4, 3)));
+  CHECK(store(self, res, make_step<float>(99, 1)));
+  CHECK(store(self, res, make_step<float>(6, 5)));  // unchanged: the design's row
+  const auto b = batch(self, res, 3);
+  REQUIRE(b);
+  REQUIRE(b->size == 3);
+  // Inputs (p0 / 10, p1, step / 10), in store order (fifo).
+  const std::vector<float> inputs{0.8f, 0.25f, 0.3f, 0.2f, 1.0f, 0.1f, 0.6f, 0.5f, 0.5f};
+  CHECK(b->inputs == inputs);
+  self->send_exit(res, caf::exit_reason::user_shutdown);
+}

@@ -185,3 +185,96 @@ TEST_CASE("steering actor: bad input is logged, not fatal") {
   bad.breed.window = 0;
   CHECK_THROWS_AS(spawn_steering(sys, bad), std::invalid_argument);
 }
+
+namespace {
+
+// Stands for rank 0's coordinator, the simulation table's owner: answers
+// where submissions stand (k = 4, m = 2, count 12), the parameters of every
+// simulation, and takes changes of ids >= 6 (the others: submitted).
+struct owner_log {
+  std::mutex mutex;
+  int submission_queries = 0;
+  std::vector<std::uint32_t> parameter_queries;
+  parameter_changes changes;
+};
+
+simulation_owner_actor::behavior_type fake_owner(std::shared_ptr<owner_log> log) {
+  return {
+      [log](submissions_atom) {
+        std::lock_guard<std::mutex> lock(log->mutex);
+        ++log->submission_queries;
+        return std::make_tuple(std::uint32_t{4}, std::uint32_t{2}, std::uint32_t{12});
+      },
+      [log](set_params_atom, std::uint32_t sim, const std::vector<double>& values) {
+        std::lock_guard<std::mutex> lock(log->mutex);
+        log->changes.emplace_back(sim, values);
+        return sim >= 6;
+      },
+      [log](parameters_atom, std::uint32_t sim) {
+        std::lock_guard<std::mutex> lock(log->mutex);
+        log->parameter_queries.push_back(sim);
+        return std::vector<double>{100.0 + sim, 500.0 - sim};
+      },
+  };
+}
+
+steering_settings owned_settings() {
+  steering_settings s;
+  s.breed.period = 3;
+  s.breed.window = 10;
+  s.breed.sigma = 0.05;
+  s.breed.r_start = 0.5;
+  s.breed.r_end = 0.5;
+  s.breed.seed = 9;
+  s.breed.bounds = {{100, 500}, {100, 500}};
+  s.owned = true;  // no callbacks at all
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("steering actor: an owned steering goes through the simulation table's owner only") {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+  auto log = std::make_shared<owner_log>();
+  auto owner = sys.spawn(fake_owner, log);
+  auto steering = spawn_steering(sys, owned_settings());
+  self->send(steering, owner_atom::value, owner);
+  for (std::uint32_t sim = 0; sim < 4; ++sim) self->send(steering, sim_done_atom::value, sim);
+  // Completions join the population once the owner answered.
+  for (int i = 0; i < 500 && status(self, steering)["completed"] != 4; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  REQUIRE(status(self, steering)["completed"] == 4);
+  for (int i = 0; i < 3; ++i) send_losses(self, steering, 0);
+  parameter_changes changes;
+  for (int i = 0; i < 500; ++i) {
+    {
+      std::lock_guard<std::mutex> lock(log->mutex);
+      changes = log->changes;
+    }
+    if (changes.size() == 6) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  std::lock_guard<std::mutex> lock(log->mutex);
+  CHECK(log->submission_queries == 1);
+  CHECK(log->parameter_queries == std::vector<std::uint32_t>{0, 1, 2, 3});
+  REQUIRE(changes.size() == 6);  // ids k + m = 6 .. 11
+  for (std::size_t i = 0; i < changes.size(); ++i) CHECK(changes[i].first == 6 + i);
+  self->send_exit(steering, caf::exit_reason::user_shutdown);
+  self->send_exit(owner, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("steering actor: an owned steering skips completions and resamplings until its owner arrives") {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+  auto steering = spawn_steering(sys, owned_settings());  // no callbacks: no throw
+  self->send(steering, sim_done_atom::value, std::uint32_t{0});
+  for (int i = 0; i < 3; ++i) send_losses(self, steering, 0);
+  auto st = status(self, steering);
+  CHECK(st["completed"] == 0);
+  CHECK(st["resamplings"] == 0);
+  CHECK(st["batches"] == 3);
+  self->send_exit(steering, caf::exit_reason::user_shutdown);
+}

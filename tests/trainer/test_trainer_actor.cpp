@@ -79,6 +79,7 @@ steering_actor::behavior_type counting_steering(steering_actor::stateful_pointer
       [](sim_done_atom, std::uint32_t) {},
       [](resample_atom, std::uint32_t, std::uint32_t, std::uint32_t) {},
       [self](steering_atom) { return std::to_string(self->state); },
+      [](owner_atom, const simulation_owner_actor&) {},
   };
 }
 

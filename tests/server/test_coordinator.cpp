@@ -1,0 +1,231 @@
+// Rank 0's coordinator as the owner of the simulation table, with stand-ins
+// for the launcher, the aggregator, the training buffer, the trainer, the
+// acceptor and the steering: it asks for every simulation once registered,
+// introduces itself to the steering, and is Breed's only path to the launcher.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "actors/coordinator/coordinator.hpp"
+
+using namespace melissa;
+
+namespace {
+
+// What the stand-ins heard, shared with the test's thread.
+struct heard {
+  std::mutex mutex;
+  std::vector<std::pair<std::uint32_t, std::string>> run_sims;
+  std::vector<std::pair<std::uint32_t, std::string>> set_params;  // asked of the launcher
+  std::vector<std::pair<std::uint32_t, std::vector<double>>> buffer_params;
+  int owner_introductions = 0;
+  std::uint32_t highest_submitted = 0;
+};
+
+// The launcher: changes of simulations >= 1 hold; simulation 0 is submitted.
+launcher_server_actor::behavior_type fake_launcher(std::shared_ptr<heard> h) {
+  auto lock = [h] { return std::lock_guard<std::mutex>(h->mutex); };
+  return {
+      [](register_atom, std::uint32_t, const std::string&, const server_rank_actor&) {
+        return std::string("ok");
+      },
+      [h](run_sim_atom, std::uint32_t sim, const std::string& params) {
+        std::lock_guard<std::mutex> l(h->mutex);
+        h->run_sims.emplace_back(sim, params);
+      },
+      [h](submissions_atom) {
+        std::lock_guard<std::mutex> l(h->mutex);
+        return std::make_tuple(h->highest_submitted, std::uint32_t{2});
+      },
+      [h](set_params_atom, std::uint32_t sim, const std::string& params) {
+        std::lock_guard<std::mutex> l(h->mutex);
+        h->set_params.emplace_back(sim, params);
+        return sim >= 1;
+      },
+      [](opened_atom, std::uint32_t, std::uint32_t) {},
+      [](complete_atom, std::uint32_t, std::uint32_t) {},
+      [](timeout_atom, std::uint32_t, std::uint32_t) {},
+      [](progress_atom, std::uint32_t, std::uint64_t, std::uint64_t, std::uint64_t) {},
+      [](rank_finished_atom, std::uint32_t, const std::string&) {},
+      [](sink_failed_atom, std::uint32_t, const std::string&) {},
+  };
+}
+
+aggregator_actor::behavior_type fake_aggregator() {
+  return {
+      [](restarted_atom, const std::string&, const caf::actor&) {},
+      [](const step_sample&) { return step_outcome::stored; },
+      [](opened_atom, std::uint32_t, std::uint32_t, const std::string&) { return session_admission{}; },
+      [](closed_atom, std::uint32_t, std::uint32_t, session_end) { return std::string(); },
+      [](ticket_atom, std::uint32_t, std::uint32_t, const std::string&) {},
+      [](revoke_atom, std::uint32_t, std::uint32_t) {},
+      [](stats_atom) { return ingest_stats{}; },
+      [](activity_atom) { return std::vector<sim_activity>{}; },
+      [](report_atom) { return std::string("{}"); },
+  };
+}
+
+reservoir_actor::behavior_type fake_buffer(std::shared_ptr<heard> h) {
+  return {
+      [](store_atom, const step_sample&) { return true; },
+      [](sim_done_atom, std::uint32_t) { return true; },
+      [](production_over_atom) {},
+      [](report_atom) { return std::string("{}"); },
+      [](batch_atom, std::uint32_t) { return training_batch_ptr{}; },
+      [](buffer_atom) { return std::string("{}"); },
+      [h](set_params_atom, std::uint32_t sim, const std::vector<double>& values) {
+        std::lock_guard<std::mutex> l(h->mutex);
+        h->buffer_params.emplace_back(sim, values);
+      },
+  };
+}
+
+trainer_actor::behavior_type fake_trainer() {
+  return {
+      [](restarted_atom, const std::string&, const caf::actor&) {},
+      [](next_atom) {},
+      [](train_atom) { return std::string("{}"); },
+      [](await_training_atom) { return std::string("{}"); },
+  };
+}
+
+acceptor_actor::behavior_type fake_acceptor() {
+  return {
+      [](restarted_atom, const std::string&, const caf::actor&) {},
+      [](port_atom) { return std::uint16_t{5555}; },
+  };
+}
+
+steering_actor::behavior_type fake_steering(std::shared_ptr<heard> h) {
+  return {
+      [](losses_atom, const std::vector<std::uint32_t>&, const std::vector<std::uint32_t>&,
+         const std::vector<float>&, double, double) {},
+      [](sim_done_atom, std::uint32_t) {},
+      [](resample_atom, std::uint32_t, std::uint32_t, std::uint32_t) {},
+      [](steering_atom) { return std::string("{}"); },
+      [h](owner_atom, const simulation_owner_actor&) {
+        std::lock_guard<std::mutex> l(h->mutex);
+        ++h->owner_introductions;
+      },
+  };
+}
+
+// Waits (at most 5 s) until `done` holds under the lock.
+template <class Pred>
+bool eventually(const std::shared_ptr<heard>& h, Pred done) {
+  for (int i = 0; i < 1000; ++i) {
+    {
+      std::lock_guard<std::mutex> l(h->mutex);
+      if (done(*h)) return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
+}
+
+struct rank0 {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+  std::shared_ptr<heard> h = std::make_shared<heard>();
+  coordinator_actor coordinator;
+  simulation_owner_actor owner;
+
+  explicit rank0(std::uint32_t rank = 0) {
+    coordinator_settings s;
+    s.rank = rank;
+    s.host = "127.0.0.1";
+    s.design = {{1, 2}, {3, 4}, {5.5, 6}};
+    coordinator = spawn_coordinator(
+        sys, s, sys.spawn(fake_aggregator), sys.spawn(fake_buffer, h),
+        caf::actor_cast<rank_listener_actor>(self), sys.spawn(fake_acceptor),
+        sys.spawn(fake_launcher, h), sys.spawn(fake_trainer), sys.spawn(fake_steering, h));
+    owner = coordinator;
+  }
+  ~rank0() { self->send_exit(coordinator, caf::exit_reason::user_shutdown); }
+
+  bool set(std::uint32_t sim, std::vector<double> values) {
+    bool out = false;
+    self->request(owner, caf::infinite, set_params_atom_v, sim, std::move(values))
+        .receive([&](bool changed) { out = changed; }, [](const caf::error&) { FAIL("no answer"); });
+    return out;
+  }
+  std::vector<double> parameters(std::uint32_t sim) {
+    std::vector<double> out;
+    self->request(owner, caf::infinite, parameters_atom_v, sim)
+        .receive([&](const std::vector<double>& v) { out = v; },
+                 [](const caf::error&) { FAIL("no parameters"); });
+    return out;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("coordinator: rank 0 asks the launcher for every simulation of its table once registered") {
+  rank0 r;
+  REQUIRE(eventually(r.h, [](heard& x) { return x.run_sims.size() == 3; }));
+  std::lock_guard<std::mutex> l(r.h->mutex);
+  CHECK(r.h->run_sims[0] == std::make_pair(std::uint32_t{0}, std::string("1,2")));
+  CHECK(r.h->run_sims[2] == std::make_pair(std::uint32_t{2}, std::string("5.5,6")));
+}
+
+TEST_CASE("coordinator: rank 0 introduces itself to the steering as the table's owner") {
+  rank0 r;
+  CHECK(eventually(r.h, [](heard& x) { return x.owner_introductions == 1; }));
+}
+
+TEST_CASE("coordinator: an accepted change reaches the launcher, the table and the training buffer") {
+  rank0 r;
+  CHECK(r.set(2, {7, 8}));
+  CHECK(r.parameters(2) == std::vector<double>{7, 8});
+  CHECK(r.parameters(1) == std::vector<double>{3, 4});
+  REQUIRE(eventually(r.h, [](heard& x) { return x.buffer_params.size() == 1; }));
+  std::lock_guard<std::mutex> l(r.h->mutex);
+  CHECK(r.h->set_params == std::vector<std::pair<std::uint32_t, std::string>>{{2, "7,8"}});
+  CHECK(r.h->buffer_params[0].first == 2);
+  CHECK(r.h->buffer_params[0].second == std::vector<double>{7, 8});
+}
+
+TEST_CASE("coordinator: a change the launcher refuses marks the simulation submitted; it is not asked again") {
+  rank0 r;
+  CHECK_FALSE(r.set(0, {9, 9}));
+  CHECK_FALSE(r.set(0, {9, 9}));
+  CHECK(r.parameters(0) == std::vector<double>{1, 2});
+  std::lock_guard<std::mutex> l(r.h->mutex);
+  CHECK(r.h->set_params.size() == 1);
+  CHECK(r.h->buffer_params.empty());
+}
+
+TEST_CASE("coordinator: the submission view comes from the launcher and covers the table") {
+  rank0 r;
+  {
+    std::lock_guard<std::mutex> l(r.h->mutex);
+    r.h->highest_submitted = 1;
+  }
+  std::uint32_t k = 0, m = 0, count = 0;
+  r.self->request(r.owner, caf::infinite, submissions_atom_v)
+      .receive([&](std::uint32_t a, std::uint32_t b, std::uint32_t c) { k = a, m = b, count = c; },
+               [](const caf::error&) { FAIL("no view"); });
+  CHECK(k == 1);
+  CHECK(m == 2);
+  CHECK(count == 3);
+  CHECK_FALSE(r.set(1, {0, 0}));  // submitted as far as rank 0 knows: the launcher is not asked
+  std::lock_guard<std::mutex> l(r.h->mutex);
+  CHECK(r.h->set_params.empty());
+}
+
+TEST_CASE("coordinator: a rank other than 0 owns no table and refuses changes") {
+  rank0 r(1);
+  CHECK_FALSE(r.set(2, {7, 8}));
+  std::lock_guard<std::mutex> l(r.h->mutex);
+  CHECK(r.h->set_params.empty());
+  CHECK(r.h->run_sims.empty());
+}
