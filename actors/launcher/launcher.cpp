@@ -381,6 +381,13 @@ void all_ranks_finished(launcher_ptr self) {
   print_progress(self, true);
   st.core->stop();  // jobs still winding down end as cancelled, none is retried
   st.phases.ranks_finished(st.now());
+  // A client still running for a simulation the server already holds (a retry
+  // that raced the server's confirmation) has nothing left to deliver: the
+  // server is gone, so it would only wait for its connect timeout.
+  for (const auto& [id, row] : st.core->table().rows())
+    if (row.kind == job_kind::client && !scheduler::is_final(row.state) &&
+        st.core->complete(row.sim_id))
+      cancel_job(self, row);
 }
 
 void start_server(launcher_ptr self) {

@@ -94,6 +94,8 @@ class launcher_core {
   bool finished() const;
   const std::optional<std::string>& fatal_error() const { return fatal_error_; }
   std::vector<std::uint32_t> failed_simulations() const;
+  // Every server rank holds all of `sim` (confirm).
+  bool complete(std::uint32_t sim) const { return completed_.count(sim) > 0; }
 
   job_table& table() { return table_; }
   const job_table& table() const { return table_; }
