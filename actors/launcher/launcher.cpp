@@ -381,14 +381,6 @@ void all_ranks_finished(launcher_ptr self) {
   print_progress(self, true);
   st.core->stop();  // jobs still winding down end as cancelled, none is retried
   st.phases.ranks_finished(st.now());
-  // A client that never connected, for a simulation the server already holds
-  // (a retry that raced the server's confirmation), has nothing to deliver and
-  // the server is going: it would only wait for its connect timeout. One that
-  // connected ends by itself.
-  for (const auto& [id, row] : st.core->table().rows())
-    if (row.kind == job_kind::client && !scheduler::is_final(row.state) && !row.connected &&
-        st.core->complete(row.sim_id))
-      cancel_job(self, row);
 }
 
 void start_server(launcher_ptr self) {
