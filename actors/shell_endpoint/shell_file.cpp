@@ -12,6 +12,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "security/study_credentials.hpp"
+
 #include "messages/atomic_file.hpp"
 
 namespace melissa::shell {
@@ -21,37 +23,10 @@ std::runtime_error system_error(const std::string& what, const std::filesystem::
   return std::runtime_error(what + " " + path.string() + ": " + std::strerror(errno));
 }
 
-// Closes the descriptor on every path out, errors included.
-struct fd_guard {
-  int fd = -1;
-  ~fd_guard() {
-    if (fd >= 0) ::close(fd);
-  }
-};
-
 }  // namespace
 
-std::string random_token() {
-  unsigned char bytes[16];
-  fd_guard in;
-  in.fd = ::open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-  if (in.fd < 0) throw system_error("cannot open", "/dev/urandom");
-  std::size_t got = 0;
-  while (got < sizeof bytes) {
-    const auto n = ::read(in.fd, bytes + got, sizeof bytes - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) throw system_error("cannot read", "/dev/urandom");
-    got += static_cast<std::size_t>(n);
-  }
-  static const char* hex = "0123456789abcdef";
-  std::string token;
-  token.reserve(2 * sizeof bytes);
-  for (unsigned char b : bytes) {
-    token += hex[b >> 4];
-    token += hex[b & 0xf];
-  }
-  return token;
-}
+// One random secret and one constant-time comparison for the whole project.
+std::string random_token() { return security::random_hex(16); }
 
 std::filesystem::path write_shell_file(const std::filesystem::path& output_dir,
                                        const std::string& host, std::uint16_t port,
@@ -98,15 +73,7 @@ shell_address read_shell_file(const std::filesystem::path& path) {
 }
 
 bool tokens_equal(std::string_view expected, std::string_view given) {
-  // Every byte of the expected token is visited whatever the given one holds;
-  // differences are OR-ed, never branched on.
-  unsigned int diff = expected.size() != given.size() ? 1u : 0u;
-  diff |= expected.empty() ? 1u : 0u;
-  for (std::size_t i = 0; i < expected.size(); ++i) {
-    const auto g = i < given.size() ? static_cast<unsigned char>(given[i]) : 0u;
-    diff |= static_cast<unsigned char>(expected[i]) ^ g;
-  }
-  return diff == 0;
+  return security::secrets_equal(expected, given);
 }
 
 }  // namespace melissa::shell

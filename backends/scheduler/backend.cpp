@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "backends/scheduler/script.hpp"
+#include "messages/atomic_file.hpp"
 
 #include <sys/stat.h>
 
@@ -137,21 +138,11 @@ void write_secret_env(const std::string& script_path, const job_request& request
   if (request.secret_env.empty()) return;
   std::string text;
   for (const auto& [name, value] : request.secret_env) text += "export " + name + "=" + shell_quote(value) + "\n";
-  const auto path = script_path + ".env";
-  ::unlink(path.c_str());
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) throw backend_error(what + ": cannot write '" + path + "': " + std::strerror(errno));
-  bool ok = ::fchmod(fd, 0600) == 0;
-  std::size_t done = 0;
-  while (ok && done < text.size()) {
-    const auto n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    ok = n > 0;
-    if (ok) done += static_cast<std::size_t>(n);
+  try {
+    write_file_atomically(script_path + ".env", text, 0600);  // owner only, from creation on
+  } catch (const std::system_error& e) {
+    throw backend_error(what + ": " + e.what());
   }
-  const int err = errno;
-  if (::close(fd) != 0) ok = false;
-  if (!ok) throw backend_error(what + ": cannot write '" + path + "': " + std::strerror(err));
 }
 
 }  // namespace detail
