@@ -35,7 +35,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <iosfwd>
-#include <span>
 #include <string>
 #include <vector>
 
@@ -46,6 +45,10 @@ struct statistics_options {
   bool min_max = false;            // min, max and their simulations
   std::vector<double> thresholds;  // exceedance counts of value > threshold
   std::vector<double> quantiles;   // probabilities, each in (0, 1)
+  // N, the number of simulations the study plans to fold in: the quantiles'
+  // step exponent goes from 1/2 at the first simulation to 1 at the N-th
+  // (see quantile()). 0: unknown, the exponent stays 3/4.
+  std::uint64_t planned_simulations = 0;
   bool sobol = false;              // Martinez indices (needs add_group)
   std::size_t parameters = 0;      // p, the number of inputs (>= 2 when sobol)
 };
@@ -68,55 +71,62 @@ class field_statistics {
 
   // One simulation's values for the cells [0, cells()). `simulation` is only
   // recorded as argmin/argmax. Throws std::invalid_argument if
-  // values.size() != cells(). Values are expected finite (a NaN poisons that
-  // cell's moments, as it would any estimator).
-  void add(std::span<const float> values, std::uint64_t simulation);
-  void add(std::span<const double> values, std::uint64_t simulation);
+  // count != cells(). Values are expected finite (a NaN poisons that
+  // cell's moments, as it would any estimator). (C++17: no std::span.)
+  void add(const float* values, std::size_t count, std::uint64_t simulation);
+  void add(const double* values, std::size_t count, std::uint64_t simulation);
 
   // One pick-freeze group: members[0] = A, members[1] = B, members[2 + k] =
   // C_k (the row A with its column k taken from B), k = 0 .. p-1, each
   // cells() long. Updates the Sobol accumulators only (see above). Throws
-  // std::invalid_argument if sobol is off, members.size() != p + 2 or a
-  // member's size != cells().
-  void add_group(std::span<const std::span<const float>> members);
-  void add_group(std::span<const std::span<const double>> members);
+  // std::invalid_argument if sobol is off, member_count != p + 2 or
+  // count != cells().
+  // members points to member_count pointers, each to `count` values.
+  void add_group(const float* const* members, std::size_t member_count, std::size_t count);
+  void add_group(const double* const* members, std::size_t member_count, std::size_t count);
 
-  // Accessors: each fills `out` (cells() long, else std::invalid_argument)
-  // and throws std::logic_error if the statistic was not configured.
+  // Accessors: each returns cells() values and throws std::logic_error if
+  // the statistic was not configured.
   // Before enough data: NaN (mean: 0 simulations; variance: < 2;
   // skewness: < 3; kurtosis: < 4). A cell whose values are all equal has
   // skewness 0 and kurtosis 0 (instead of 0/0).
-  void mean(std::span<double> out) const;
-  void variance(std::span<double> out) const;   // unbiased: M2 / (n - 1)
+  std::vector<double> mean() const;
+  std::vector<double> variance() const;   // unbiased: M2 / (n - 1)
   // Adjusted Fisher–Pearson G1 = sqrt(n(n-1))/(n-2) * g1, g1 = sqrt(n) M3 / M2^1.5
   // (OpenTURNS Sample::computeSkewness).
-  void skewness(std::span<double> out) const;
+  std::vector<double> skewness() const;
   // Unbiased excess kurtosis G2 = (n-1)/((n-2)(n-3)) ((n+1) g2 + 6),
   // g2 = n M4 / M2^2 - 3 (OpenTURNS Sample::computeKurtosis() - 3).
-  void kurtosis(std::span<double> out) const;
+  std::vector<double> kurtosis() const;
   // Before any simulation: +inf / -inf and simulation UINT64_MAX.
-  void min(std::span<double> out) const;
-  void max(std::span<double> out) const;
-  void argmin(std::span<std::uint64_t> out) const;  // simulation of the first minimum seen
-  void argmax(std::span<std::uint64_t> out) const;
+  std::vector<double> min() const;
+  std::vector<double> max() const;
+  std::vector<std::uint64_t> argmin() const;  // simulation of the first minimum seen
+  std::vector<std::uint64_t> argmax() const;
   // Number of simulations with value > options().thresholds[i].
-  void threshold_count(std::size_t i, std::span<std::uint64_t> out) const;
-  // Robbins–Monro estimate of the options().quantiles[i]-quantile; NaN
-  // before any simulation.
-  void quantile(std::size_t i, std::span<double> out) const;
+  std::vector<std::uint64_t> threshold_count(std::size_t i) const;
+  // Robbins–Monro estimate of the alpha = options().quantiles[i] quantile;
+  // NaN before any simulation. Rule (Ribés et al., tuned by Iooss &
+  // Lonchampt 2021, as Melissa's iterative_stats): q_1 = x_1, then
+  //   q_n = q_{n-1} - (C_n / n^gamma_n) (1{x_n <= q_{n-1}} - alpha)
+  // with C_n = max_n - min_n (the cell's running range) and
+  // gamma_n = 1/2 + 1/2 (n - 1)/(N - 1), N = planned_simulations (3/4 when
+  // unknown, or n beyond N: 1). Accuracy: see docs/statistics.md.
+  std::vector<double> quantile(std::size_t i) const;
 
-  // Sobol index of parameter k (0-based) and its 95 % confidence bounds
-  // (any of the three spans may be empty: not filled). Martinez:
+  // Sobol index of parameter k (0-based) and its 95 % confidence bounds,
+  // each cells() long. Martinez:
   //   first  S_k  = corr(B, C_k),       bounds tanh(atanh S_k -/+ 1.96 / sqrt(g - 3))
   //   total  ST_k = 1 - corr(A, C_k),   bounds 1 - tanh(atanh rho +/- 1.96 / sqrt(g - 3))
   // with g = groups(). A cell where one of the two correlated outputs has
   // zero variance gives 0 with bounds [0, 0]. Before 2 groups: NaN; with
   // g <= 3 (no Fisher interval yet) the bounds are the trivial [-1, 1]
   // (first) and [0, 2] (total).
-  void sobol_first(std::size_t k, std::span<double> value, std::span<double> low,
-                   std::span<double> high) const;
-  void sobol_total(std::size_t k, std::span<double> value, std::span<double> low,
-                   std::span<double> high) const;
+  struct sobol_index {
+    std::vector<double> value, low, high;
+  };
+  sobol_index sobol_first(std::size_t k) const;
+  sobol_index sobol_total(std::size_t k) const;
   // The widest confidence interval (high - low) over all cells, parameters,
   // first and total; 0 with no cells, NaN before 2 groups (summary, shell).
   double widest_sobol_interval() const;
@@ -129,20 +139,19 @@ class field_statistics {
   static field_statistics load(std::istream& in);
 
  private:
-  template <class T> void add_values(std::span<const T> values, std::uint64_t simulation);
-  template <class T> void add_members(std::span<const std::span<const T>> members);
+  template <class T> void add_values(const T* values, std::size_t count, std::uint64_t simulation);
+  template <class T> void add_members(const T* const* members, std::size_t member_count, std::size_t count);
   void require(bool configured, const char* what) const;
   void check_size(std::size_t size, const char* what) const;
 
   statistics_options options_;
   std::size_t cells_ = 0;
-  int kept_moments_ = 0;  // moments accumulated: max(options.moments, 2 if quantiles)
   std::uint64_t simulations_ = 0;
   std::uint64_t groups_ = 0;
 
   // Moments: running mean and central sums M2, M3, M4 (empty if not kept).
   std::vector<double> mean_, m2_, m3_, m4_;
-  std::vector<double> min_, max_;
+  std::vector<double> min_, max_;  // also kept for the quantiles' step (running range)
   std::vector<std::uint64_t> argmin_, argmax_;
   std::vector<std::vector<std::uint32_t>> exceed_;  // [threshold][cell]
   std::vector<std::vector<double>> quantile_;       // [quantile][cell]
