@@ -144,6 +144,37 @@ TEST_CASE("statistics-moments: one-pass moments equal the two-pass reference to 
   }
 }
 
+TEST_CASE("statistics-batch: add_batch equals the same add() calls bit for bit") {
+  const auto x = skewed_ensemble(23, 1100, 8);
+  statistics_options o = all_options();
+  o.planned_simulations = 23;
+  field_statistics one_by_one(o, 1100), batched(o, 1100);
+  for (std::size_t s = 0; s < x.size(); ++s) one_by_one.add(x[s].data(), 1100, 100 + s);
+  // Batches of 1, 7, 15 simulations (the first batch holds the first simulation).
+  std::size_t s = 0;
+  for (std::size_t k : {1u, 7u, 15u}) {
+    std::vector<const double*> slices;
+    std::vector<std::uint64_t> sims;
+    for (std::size_t j = 0; j < k; ++j, ++s) slices.push_back(x[s].data()), sims.push_back(100 + s);
+    batched.add_batch(slices.data(), sims.data(), k, 1100);
+  }
+  REQUIRE(s == x.size());
+  CHECK(batched.simulations() == 23);
+  CHECK(batched.mean() == one_by_one.mean());
+  CHECK(batched.variance() == one_by_one.variance());
+  CHECK(batched.skewness() == one_by_one.skewness());
+  CHECK(batched.kurtosis() == one_by_one.kurtosis());
+  CHECK(batched.min() == one_by_one.min());
+  CHECK(batched.argmin() == one_by_one.argmin());
+  CHECK(batched.max() == one_by_one.max());
+  CHECK(batched.argmax() == one_by_one.argmax());
+  CHECK(batched.threshold_count(0) == one_by_one.threshold_count(0));
+  CHECK(batched.quantile(0) == one_by_one.quantile(0));
+  CHECK(batched.quantile(1) == one_by_one.quantile(1));
+  const double* none = nullptr;
+  CHECK_THROWS_AS(batched.add_batch(&none, nullptr, 0, 5), std::invalid_argument);
+}
+
 TEST_CASE("statistics-not-enough-data: NaN until each estimator is defined") {
   field_statistics st(all_options(), 2);
   CHECK(std::isnan(st.mean()[0]));
