@@ -123,6 +123,15 @@ field_statistics::field_statistics(statistics_options options, std::size_t cells
   }
 }
 
+std::size_t field_statistics::bytes_per_cell(const statistics_options& o) {
+  std::size_t bytes = 8 * static_cast<std::size_t>(std::max(o.moments, 1));
+  if (o.min_max || !o.quantiles.empty()) bytes += 16;
+  if (o.min_max) bytes += 16;
+  bytes += 4 * o.thresholds.size() + 8 * o.quantiles.size();
+  if (o.sobol) bytes += 8 * (4 + 4 * o.parameters);
+  return bytes;
+}
+
 void field_statistics::check_size(std::size_t size, const char* what) const {
   if (size != cells_)
     throw std::invalid_argument(std::string(what) + " has " + std::to_string(size) + " values, the statistics hold " +

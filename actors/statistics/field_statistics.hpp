@@ -11,19 +11,21 @@
 //                p parameters, with 95 % confidence bounds (Fisher z)
 //
 // Two entry points, and the caller decides which data goes where:
-//   add(values, simulation)   one simulation's values of the cells: moments,
-//                             min/max, thresholds, quantiles.
-//   add_group(members)        one complete pick-freeze group (p + 2 members):
-//                             the Sobol accumulators ONLY.
+//   add(values, count, simulation)   one simulation's values of the cells:
+//                   moments, min/max, thresholds, quantiles (add_batch():
+//                   several simulations in one pass).
+//   add_group(members, p + 2, count)  one complete pick-freeze group:
+//                   the Sobol accumulators ONLY.
 // As Melissa does, every simulation, group members included, counts in the
 // moments: the statistics actor calls add() for each member as its step
 // arrives and add_group() once the group's p + 2 steps are all in. A group
 // that never completes thus still counts in the moments and not in Sobol.
 //
 // Layout: struct of arrays of doubles, one array per accumulator, each
-// `cells` long; an update is one streaming pass over the incoming slice and
-// the accumulators (the Sobol pass is blocked by chunks of cells so that the
-// p + 2 member slices and 4 + 4p accumulator arrays stream together).
+// `cells` long. An update walks the cells in blocks of 512 and runs every
+// statistic's loop over the block while it is in cache: one pass over memory
+// per slice (per group for Sobol: the p + 2 member slices and the 4 + 4p
+// accumulator arrays).
 // Inputs are float (what the clients send as f32) or double; everything is
 // accumulated in double. Plain C++ (no CAF): not thread-safe, one owner.
 //
@@ -65,6 +67,8 @@ class field_statistics {
 
   const statistics_options& options() const { return options_; }
   std::size_t cells() const { return cells_; }
+  // Accumulator bytes per cell for these options (memory accounting).
+  static std::size_t bytes_per_cell(const statistics_options& options);
   // Simulations folded in by add(), groups folded in by add_group().
   std::uint64_t simulations() const { return simulations_; }
   std::uint64_t groups() const { return groups_; }

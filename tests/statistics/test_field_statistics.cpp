@@ -493,6 +493,21 @@ TEST_CASE("statistics-save-load: the restored state gives the same results and k
   }
 }
 
+TEST_CASE("statistics-bytes-per-cell: the documented accumulator size") {
+  statistics_options o;
+  o.moments = 4;
+  o.min_max = true;
+  o.thresholds = {0.0, 1.0};
+  o.sobol = true;
+  o.parameters = 5;
+  CHECK(field_statistics::bytes_per_cell(o) == 264);  // docs/statistics.md, "Memory and cost"
+  statistics_options mean_only;
+  mean_only.moments = 1;
+  CHECK(field_statistics::bytes_per_cell(mean_only) == 8);
+  mean_only.quantiles = {0.5, 0.9};
+  CHECK(field_statistics::bytes_per_cell(mean_only) == 8 + 16 + 16);  // min/max kept for the range
+}
+
 TEST_CASE("statistics-options: invalid combinations are refused with the offending option") {
   statistics_options o;
   o.moments = 5;
