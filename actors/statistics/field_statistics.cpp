@@ -629,6 +629,19 @@ field_statistics field_statistics::load(std::istream& in) {
   auto cells = get<std::uint64_t>(in, "cells");
   if (cells > (std::uint64_t{1} << 40)) throw std::runtime_error("statistics state: implausible cell count");
   if (o.parameters > 100'000) throw std::runtime_error("statistics state: implausible parameter count");
+  // Refuse a state whose arrays cannot all be there before allocating them
+  // (a corrupt count must not allocate gigabytes); streams that cannot seek
+  // are read as they come.
+  const auto here = in.tellg();
+  if (here != std::istream::pos_type(-1) && in.seekg(0, std::ios::end)) {
+    const auto end = in.tellg();
+    in.seekg(here);
+    const std::uint64_t left = static_cast<std::uint64_t>(end - here);
+    if (left / std::max<std::size_t>(1, bytes_per_cell(o)) < cells)
+      throw std::runtime_error("statistics state truncated: " + std::to_string(cells) + " cells need more than the " +
+                               std::to_string(left) + " bytes left");
+  }
+  in.clear();
   field_statistics s = [&] {
     try {
       return field_statistics(o, static_cast<std::size_t>(cells));

@@ -488,6 +488,15 @@ TEST_CASE("statistics-save-load: the restored state gives the same results and k
     wrong[0] = 'X';
     std::stringstream bad_magic(wrong);
     CHECK_THROWS_WITH_AS(field_statistics::load(bad_magic), doctest::Contains("bad magic"), std::runtime_error);
+    // A corrupt cell count is refused before anything is allocated.
+    std::string huge = bytes;
+    const std::size_t cells_at = bytes.find(std::string(reinterpret_cast<const char*>(&cells), 8));
+    REQUIRE(cells_at != std::string::npos);
+    const std::uint64_t too_many = std::uint64_t{1} << 39;
+    huge.replace(cells_at, 8, std::string(reinterpret_cast<const char*>(&too_many), 8));
+    std::stringstream corrupt(huge);
+    CHECK_THROWS_WITH_AS(field_statistics::load(corrupt), doctest::Contains("cells need more than the"),
+                         std::runtime_error);
     std::stringstream empty;
     CHECK_THROWS_AS(field_statistics::load(empty), std::runtime_error);
   }

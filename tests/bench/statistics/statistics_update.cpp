@@ -5,7 +5,7 @@
 //
 //   statistics-update [--cells N] [--sims S] [--data F.npy] [--repeat R]
 //
-// Prints one JSON object: the triad's memory bandwidth (STREAM convention: 24
+// Times: best of --repeat runs, in thread CPU time. Prints one JSON object: the triad's memory bandwidth (STREAM convention: 24
 // bytes moved per element), and for each configuration the GB/s of incoming
 // field data (4-byte floats) folded in, plus the memory traffic that implies
 // (incoming + accumulators read and written once per update).
@@ -17,7 +17,7 @@
 // to fold in (the OpenTURNS comparison uses the same file) instead of
 // generated values.
 #include <algorithm>
-#include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -31,11 +31,19 @@
 
 namespace {
 
-using clock_type = std::chrono::steady_clock;
+// Times are the thread's CPU time, not wall time: on a shared machine the
+// wall time also counts the time spent waiting for a core, which would make
+// the ratios between cases depend on the neighbours' load.
+struct clock_type {
+  using time_point = double;
+  static double now() {
+    timespec t{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+  }
+};
 
-double seconds_since(clock_type::time_point t0) {
-  return std::chrono::duration<double>(clock_type::now() - t0).count();
-}
+double seconds_since(double t0) { return clock_type::now() - t0; }
 
 // Best of `repeat` runs of a STREAM triad a = b + s c over n doubles, GB/s.
 double triad(std::size_t n, int repeat) {
