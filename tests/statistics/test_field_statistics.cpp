@@ -517,6 +517,41 @@ TEST_CASE("statistics-bytes-per-cell: the documented accumulator size") {
   CHECK(field_statistics::bytes_per_cell(mean_only) == 8 + 16 + 16);  // min/max kept for the range
 }
 
+TEST_CASE("statistics-load-corrupt: damaged states are refused or loaded, never crash") {
+  statistics_options o = all_options(3);
+  o.planned_simulations = 10;
+  field_statistics st(o, 40);
+  random_source rng(9);
+  std::vector<double> v(40);
+  for (int s = 0; s < 5; ++s) {
+    for (auto& x : v) x = rng.normal();
+    st.add(v.data(), v.size(), s);
+  }
+  std::stringstream saved;
+  st.save(saved);
+  const std::string bytes = saved.str();
+  std::size_t refused = 0;
+  for (int trial = 0; trial < 3000; ++trial) {
+    std::string damaged = bytes;
+    // Mostly the header (options, counts, sizes), sometimes anywhere; or a cut.
+    int flips = 1 + static_cast<int>(rng.uniform() * 4);
+    for (int f = 0; f < flips; ++f) {
+      std::size_t at = rng.uniform() < 0.8 ? static_cast<std::size_t>(rng.uniform() * 120)
+                                           : static_cast<std::size_t>(rng.uniform() * damaged.size());
+      damaged[at] = static_cast<char>(rng.uniform() * 256);
+    }
+    if (rng.uniform() < 0.2) damaged.resize(static_cast<std::size_t>(rng.uniform() * damaged.size()));
+    std::stringstream in(damaged);
+    try {
+      field_statistics loaded = field_statistics::load(in);
+      (void)loaded.mean();  // a loaded state is usable
+    } catch (const std::runtime_error&) {
+      ++refused;
+    }
+  }
+  CHECK(refused > 1000);
+}
+
 TEST_CASE("statistics-options: invalid combinations are refused with the offending option") {
   statistics_options o;
   o.moments = 5;
