@@ -47,9 +47,10 @@ struct statistics_options {
   bool min_max = false;            // min, max and their simulations
   std::vector<double> thresholds;  // exceedance counts of value > threshold
   std::vector<double> quantiles;   // probabilities, each in (0, 1)
-  // N, the number of simulations the study plans to fold in: the quantiles'
-  // step exponent goes from 1/2 at the first simulation to 1 at the N-th
-  // (see quantile()). 0: unknown, the exponent stays 3/4.
+  // N, the number of simulations the study plans to fold in with add()
+  // (with Sobol every member counts: groups x (p + 2)): the quantiles' step
+  // exponent goes from 1/2 at the first simulation to 1 at the N-th (see
+  // quantile()). 0: unknown, the exponent stays 3/4.
   std::uint64_t planned_simulations = 0;
   bool sobol = false;              // Martinez indices (needs add_group)
   std::size_t parameters = 0;      // p, the number of inputs (>= 2 when sobol)
@@ -149,7 +150,9 @@ class field_statistics {
   // little-endian as the machine is; for the checkpoint keeper.
   void save(std::ostream& out) const;
   // Restores what save() wrote. Throws std::runtime_error (what() says what
-  // was wrong: bad magic, version, truncated, sizes) on bad input.
+  // was wrong: bad magic, version, truncated, sizes) on bad input; on a
+  // seekable stream a cell count the remaining bytes cannot hold is refused
+  // before anything is allocated.
   static field_statistics load(std::istream& in);
 
  private:
@@ -168,7 +171,7 @@ class field_statistics {
   std::vector<double> mean_, m2_, m3_, m4_;
   std::vector<double> min_, max_;  // also kept for the quantiles' step (running range)
   std::vector<std::uint64_t> argmin_, argmax_;
-  std::vector<std::vector<std::uint32_t>> exceed_;  // [threshold][cell]
+  std::vector<std::vector<std::uint32_t>> exceed_;  // [threshold][cell] (u32: 4 bytes of traffic per cell)
   std::vector<std::vector<double>> quantile_;       // [quantile][cell]
 
   // Sobol (Martinez): means and central sums of A and B; per parameter k the
