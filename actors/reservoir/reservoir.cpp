@@ -4,6 +4,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <stdexcept>
 
 #include <caf/all.hpp>
@@ -35,6 +36,9 @@ struct reservoir_state {
   // Breed's changes, from rank 0's coordinator (the simulation table's
   // owner): they take precedence over settings.parameters_of (the design).
   std::map<std::uint32_t, std::vector<double>> changed_parameters;
+  // Distinct time steps of the training field received per running
+  // simulation (for on_sim_done: Breed's population needs them all seen).
+  std::map<std::uint32_t, std::set<std::uint32_t>> steps_received;
   static inline const char* name = "reservoir";
 
   // Completes whatever the buffer now allows: waiting stores first (they may
@@ -134,6 +138,7 @@ reservoir_actor::behavior_type reservoir_fn(reservoir_actor::stateful_pointer<re
         } catch (const std::invalid_argument& e) {
           return reject(s, e.what());
         }
+        if (st.settings.on_sim_done) st.steps_received[s.sim_id].insert(s.time_step);
         if (st.stores.empty() && st.buffer->can_put()) {
           if (auto why = st.put(std::move(sample))) return reject(s, *why);
           st.pump();  // a waiting batch request may now be answered
@@ -146,7 +151,13 @@ reservoir_actor::behavior_type reservoir_fn(reservoir_actor::stateful_pointer<re
       },
       [self](sim_done_atom, std::uint32_t sim) {
         self->state.assembler->forget(sim);
-        if (self->state.settings.on_sim_done) self->state.settings.on_sim_done(sim);
+        auto& st = self->state;
+        if (st.settings.on_sim_done) {
+          auto it = st.steps_received.find(sim);
+          const auto steps = it == st.steps_received.end() ? 0u : static_cast<std::uint32_t>(it->second.size());
+          if (it != st.steps_received.end()) st.steps_received.erase(it);
+          st.settings.on_sim_done(sim, steps);
+        }
         return true;
       },
       [self](report_atom) { return self->state.report(); },
