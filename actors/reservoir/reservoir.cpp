@@ -71,11 +71,14 @@ struct reservoir_state {
   // Stores the sample (can_put() holds), or says why the buffer refused it
   // (its rows must keep the first sample's lengths: training_buffer::put).
   std::optional<std::string> put(training_sample&& sample) {
+    const auto sim = sample.sim_id;
+    const auto step = sample.time_step;
     try {
       buffer->put(std::move(sample));
     } catch (const std::invalid_argument& e) {
       return std::string(e.what());
     }
+    if (settings.on_sim_done) steps_received[sim].insert(step);
     return std::nullopt;
   }
 
@@ -138,7 +141,6 @@ reservoir_actor::behavior_type reservoir_fn(reservoir_actor::stateful_pointer<re
         } catch (const std::invalid_argument& e) {
           return reject(s, e.what());
         }
-        if (st.settings.on_sim_done) st.steps_received[s.sim_id].insert(s.time_step);
         if (st.stores.empty() && st.buffer->can_put()) {
           if (auto why = st.put(std::move(sample))) return reject(s, *why);
           st.pump();  // a waiting batch request may now be answered
