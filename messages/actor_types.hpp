@@ -288,10 +288,12 @@ using launcher_server_actor = caf::typed_actor<
     // Rank 0's coordinator (for Breed) asks where submissions stand: (the
     // highest simulation id submitted so far, the job limit).
     caf::replies_to<submissions_atom>::with<std::uint32_t, std::uint32_t>,
-    // Rank 0's coordinator (for Breed) changes the parameters of a simulation
-    // not yet submitted: true when changed, false when it has been submitted
-    // meanwhile (kept).
-    caf::replies_to<set_params_atom, std::uint32_t, std::string>::with<bool>,
+    // Rank 0's coordinator (for Breed) changes the parameters of simulations
+    // not yet submitted, one resampling in one message: sim ids and their
+    // parameters (command-line text), same length. Reply: the ids changed;
+    // the others were submitted meanwhile (kept) or had bad parameters.
+    caf::replies_to<set_params_atom, std::vector<std::uint32_t>,
+                    std::vector<std::string>>::with<std::vector<std::uint32_t>>,
     // The session of (sim, attempt) opened on a server rank.
     caf::reacts_to<opened_atom, std::uint32_t, std::uint32_t>,
     // Server rank `rank` has every step of simulation `sim` it expects and a
@@ -368,10 +370,12 @@ using simulation_owner_actor = caf::typed_actor<
     // Where submissions stand: (k the highest simulation id submitted, m the
     // job limit, count the simulations of the design), from the launcher.
     caf::replies_to<submissions_atom>::with<std::uint32_t, std::uint32_t, std::uint32_t>,
-    // New parameters for simulation `sim`: true when changed (the launcher
-    // and the training buffer have them), false when it is not in the design
-    // or has been submitted meanwhile (kept).
-    caf::replies_to<set_params_atom, std::uint32_t, std::vector<double>>::with<bool>,
+    // New parameters for simulations (one resampling: ids and values, same
+    // length), passed to the launcher in one message. Reply: the ids changed
+    // (the launcher and the training buffer have them); the others are not in
+    // the design or have been submitted meanwhile (kept).
+    caf::replies_to<set_params_atom, std::vector<std::uint32_t>,
+                    std::vector<std::vector<double>>>::with<std::vector<std::uint32_t>>,
     // The current parameters of `sim` (an error outside the design).
     caf::replies_to<parameters_atom, std::uint32_t>::with<std::vector<double>>>;
 
@@ -382,9 +386,10 @@ using steering_actor = caf::typed_actor<
     // `period` such messages the actor resamples.
     caf::reacts_to<losses_atom, std::vector<std::uint32_t>, std::vector<std::uint32_t>,
                    std::vector<float>, double, double>,
-    // Simulation `sim` completed: its parameters (settings.parameters_of) join
-    // the population.
-    caf::reacts_to<sim_done_atom, std::uint32_t>,
+    // Simulation `sim` completed and the training buffer received `steps`
+    // distinct time steps of it: it joins the population (with its parameters,
+    // settings.parameters_of or the owner) once the trainer has seen them all.
+    caf::reacts_to<sim_done_atom, std::uint32_t, std::uint32_t>,
     // The submission view (k highest submitted id, m job limit, count):
     // resample now with it.
     caf::reacts_to<resample_atom, std::uint32_t, std::uint32_t, std::uint32_t>,
@@ -452,6 +457,8 @@ using launcher_impl_actor = launcher_actor::extend_with<restart_listener_actor>:
 // melissa-server call this on their actor_system_config.
 inline void add_remote_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<server_rank_actor>("melissa::server_rank_actor");
+  // Breed's batch of parameter changes and its reply (set_params_atom).
+  cfg.add_message_type<std::vector<std::uint32_t>>("std::vector<std::uint32_t>");
 }
 
 }  // namespace melissa

@@ -1,5 +1,7 @@
 #include "actors/coordinator/coordinator.hpp"
 
+#include <map>
+#include <memory>
 #include <set>
 #include <sstream>
 
@@ -275,30 +277,46 @@ caf::result<std::uint32_t, std::uint32_t, std::uint32_t> ask_submissions(coordin
   return rp;
 }
 
-// Breed's change: only for a simulation still pending here; the launcher
-// decides (it may have submitted it meanwhile), then the table and the
-// training buffer take it.
-caf::result<bool> change_parameters(coordinator_ptr self, std::uint32_t sim, std::vector<double> values) {
+// Breed's changes of one resampling: those still pending here go to the
+// launcher in one message; it decides (it may have submitted some
+// meanwhile), then the table and the training buffer take the accepted ones.
+caf::result<std::vector<std::uint32_t>> change_parameters(coordinator_ptr self,
+                                                          std::vector<std::uint32_t> sims,
+                                                          std::vector<std::vector<double>> values) {
   auto& st = self->state;
-  if (!st.owns_table || !st.table.changeable(sim)) return false;
-  auto rp = self->make_response_promise<bool>();
-  self->request(st.launcher, std::chrono::seconds(10), set_params_atom::value, sim,
-                config::format_parameters(values))
+  if (!st.owns_table || sims.size() != values.size()) return std::vector<std::uint32_t>{};
+  auto wanted = std::make_shared<std::map<std::uint32_t, std::vector<double>>>();
+  std::vector<std::uint32_t> ids;
+  std::vector<std::string> texts;
+  for (std::size_t i = 0; i < sims.size(); ++i) {
+    if (!st.table.changeable(sims[i])) continue;
+    ids.push_back(sims[i]);
+    texts.push_back(config::format_parameters(values[i]));
+    (*wanted)[sims[i]] = std::move(values[i]);
+  }
+  if (ids.empty()) return std::vector<std::uint32_t>{};
+  auto rp = self->make_response_promise<std::vector<std::uint32_t>>();
+  self->request(st.launcher, std::chrono::seconds(30), set_params_atom::value, std::move(ids),
+                std::move(texts))
       .then(
-          [self, rp, sim, values](bool changed) mutable {
+          [self, rp, wanted](const std::vector<std::uint32_t>& changed) mutable {
             auto& st = self->state;
-            if (changed) {
-              st.table.change(sim, values);
+            for (auto sim : changed) {
+              auto it = wanted->find(sim);
+              if (it == wanted->end()) continue;
+              st.table.change(sim, it->second);
               if (st.trainer)  // the sink is the training buffer
                 self->send(caf::actor_cast<reservoir_actor>(st.sink), set_params_atom::value, sim,
-                           std::move(values));
-            } else {
-              st.table.mark_submitted(sim);
-              spdlog::warn("simulation {} was submitted before its new parameters arrived", sim);
+                           it->second);
+              wanted->erase(it);
             }
+            for (const auto& [sim, unused] : *wanted) st.table.mark_submitted(sim);
+            if (!wanted->empty())
+              spdlog::warn("{} simulations were submitted before their new parameters arrived",
+                           wanted->size());
             rp.deliver(changed);
           },
-          [rp](const caf::error&) mutable { rp.deliver(false); });
+          [rp](const caf::error&) mutable { rp.deliver(std::vector<std::uint32_t>{}); });
   return rp;
 }
 
@@ -358,8 +376,9 @@ coordinator_actor::behavior_type coordinator_fn(coordinator_ptr self, coordinato
         }
       },
       [self](submissions_atom) { return ask_submissions(self); },
-      [self](set_params_atom, std::uint32_t sim, std::vector<double>& values) {
-        return change_parameters(self, sim, std::move(values));
+      [self](set_params_atom, std::vector<std::uint32_t>& sims,
+             std::vector<std::vector<double>>& values) {
+        return change_parameters(self, std::move(sims), std::move(values));
       },
       [self](parameters_atom, std::uint32_t sim) -> caf::result<std::vector<double>> {
         auto& st = self->state;

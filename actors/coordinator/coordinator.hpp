@@ -55,8 +55,9 @@ struct coordinator_settings {
 // it asks the launcher for every simulation of the design once registered,
 // tracks their states (sessions opened, complete, failed) and is Breed's only
 // path to the launcher (simulation_owner_actor): (submissions_atom) -> (k, m,
-// count), (set_params_atom, sim, values) -> bool (the launcher, then the
-// training buffer, get accepted changes), (parameters_atom, sim) -> values.
+// count), (set_params_atom, sims, values) -> the ids changed (one message
+// per resampling to the launcher; then the training buffer gets the accepted
+// changes), (parameters_atom, sim) -> values.
 // It introduces itself to the steering with (owner_atom, handle), again after
 // a restart of the steering; a restarted training buffer gets every changed row.
 // With `steering` (Breed, rank 0) its status answers melissa-shell `steering`,

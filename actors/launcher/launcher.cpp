@@ -508,13 +508,19 @@ launcher_impl_actor::behavior_type launcher_fn(launcher_ptr self, launcher_setti
         auto& st = self->state;
         return std::make_tuple(st.core->highest_submitted(), st.core->job_limit());
       },
-      [self](set_params_atom, std::uint32_t sim, const std::string& parameters) {
-        if (auto why = check_parameters(self->state, parameters); !why.empty()) {
-          spdlog::error("steering sent bad parameters for simulation {}: {}; kept the old ones",
-                        sim, why);
-          return false;
+      // One Breed resampling: the ids changed (not submitted yet, parameters valid).
+      [self](set_params_atom, const std::vector<std::uint32_t>& sims,
+             const std::vector<std::string>& parameters) {
+        std::vector<std::uint32_t> changed;
+        for (std::size_t i = 0; i < sims.size() && i < parameters.size(); ++i) {
+          if (auto why = check_parameters(self->state, parameters[i]); !why.empty()) {
+            spdlog::error("steering sent bad parameters for simulation {}: {}; kept the old ones",
+                          sims[i], why);
+            continue;
+          }
+          if (self->state.core->change_parameters(sims[i], parameters[i])) changed.push_back(sims[i]);
         }
-        return self->state.core->change_parameters(sim, parameters);
+        return changed;
       },
       [self](complete_atom, std::uint32_t rank, std::uint32_t sim) {
         self->state.core->confirm(sim, rank);

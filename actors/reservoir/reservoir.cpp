@@ -4,6 +4,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <stdexcept>
 
 #include <caf/all.hpp>
@@ -35,6 +36,9 @@ struct reservoir_state {
   // Breed's changes, from rank 0's coordinator (the simulation table's
   // owner): they take precedence over settings.parameters_of (the design).
   std::map<std::uint32_t, std::vector<double>> changed_parameters;
+  // Distinct time steps of the training field received per running
+  // simulation (for on_sim_done: Breed's population needs them all seen).
+  std::map<std::uint32_t, std::set<std::uint32_t>> steps_received;
   static inline const char* name = "reservoir";
 
   // Completes whatever the buffer now allows: waiting stores first (they may
@@ -67,11 +71,14 @@ struct reservoir_state {
   // Stores the sample (can_put() holds), or says why the buffer refused it
   // (its rows must keep the first sample's lengths: training_buffer::put).
   std::optional<std::string> put(training_sample&& sample) {
+    const auto sim = sample.sim_id;
+    const auto step = sample.time_step;
     try {
       buffer->put(std::move(sample));
     } catch (const std::invalid_argument& e) {
       return std::string(e.what());
     }
+    if (settings.on_sim_done) steps_received[sim].insert(step);
     return std::nullopt;
   }
 
@@ -146,7 +153,13 @@ reservoir_actor::behavior_type reservoir_fn(reservoir_actor::stateful_pointer<re
       },
       [self](sim_done_atom, std::uint32_t sim) {
         self->state.assembler->forget(sim);
-        if (self->state.settings.on_sim_done) self->state.settings.on_sim_done(sim);
+        auto& st = self->state;
+        if (st.settings.on_sim_done) {
+          auto it = st.steps_received.find(sim);
+          const auto steps = it == st.steps_received.end() ? 0u : static_cast<std::uint32_t>(it->second.size());
+          if (it != st.steps_received.end()) st.steps_received.erase(it);
+          st.settings.on_sim_done(sim, steps);
+        }
         return true;
       },
       [self](report_atom) { return self->state.report(); },

@@ -43,9 +43,11 @@ struct reservoir_settings {
   // which fails that store. Rank 0's coordinator sends Breed's changes
   // (set_params_atom, sim, values); those take precedence.
   std::function<std::vector<double>(std::uint32_t sim)> parameters_of;
-  // Called when a simulation has delivered all its steps (may be empty):
-  // Breed's steering counts it as completed.
-  std::function<void(std::uint32_t sim)> on_sim_done;
+  // Called when a simulation has delivered all its steps (may be empty), with
+  // the number of distinct time steps of the training field received from it:
+  // Breed's steering counts it as completed, and as a population member once
+  // the trainer has seen that many of its steps.
+  std::function<void(std::uint32_t sim, std::uint32_t steps)> on_sim_done;
 };
 
 // Throws std::invalid_argument for invalid buffer settings (capacity 0).

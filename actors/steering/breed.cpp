@@ -56,17 +56,21 @@ std::vector<std::size_t> multinomial_draw(const std::vector<double>& weights, st
   return picked;
 }
 
-proposal_draw draw_around(const std::vector<double>& location, double& sigma,
+proposal_draw draw_around(const std::vector<double>& location, double sigma,
                           const std::vector<config::parameter_bounds>& bounds, breed_random& rng) {
   proposal_draw out;
   out.point.resize(location.size());
+  out.width = sigma;
   for (std::uint32_t attempt = 0; attempt <= max_retries; ++attempt) {
-    if (attempt > 0) sigma *= sigma_shrink;  // the member was too wide here: narrow it for good
+    if (attempt > 0) {  // too wide here: narrow this draw's next try only
+      out.width *= sigma_shrink;
+      ++out.shrinks;
+    }
     ++out.draws;
     bool inside = true;
     for (std::size_t j = 0; j < location.size(); ++j) {
       const double range = bounds[j].hi - bounds[j].lo;
-      out.point[j] = location[j] + sigma * range * rng.normal();
+      out.point[j] = location[j] + out.width * range * rng.normal();
       inside = inside && out.point[j] >= bounds[j].lo && out.point[j] < bounds[j].hi;  // [lo, hi), as designs
     }
     if (inside) return out;
@@ -76,9 +80,10 @@ proposal_draw draw_around(const std::vector<double>& location, double& sigma,
   return out;
 }
 
-double proposal_share(const breed_settings& s, std::uint64_t index) {
-  if (s.r_steps == 0 || index >= s.r_steps) return s.r_end;
-  const double t = static_cast<double>(index) / static_cast<double>(s.r_steps);
+double proposal_share(const breed_settings& s, std::uint64_t resampling) {
+  if (s.r_steps == 0) return s.r_end;
+  const double t = static_cast<double>(std::min<std::uint64_t>(resampling, s.r_steps)) /
+                   static_cast<double>(s.r_steps);
   return s.r_start + (s.r_end - s.r_start) * t;
 }
 
@@ -123,12 +128,18 @@ bool breed_steering::record_batch(const std::vector<std::uint32_t>& sims,
   return batches_ % settings_.period == 0;
 }
 
-void breed_steering::sim_completed(std::uint32_t sim, std::vector<double> parameters) {
+void breed_steering::sim_completed(std::uint32_t sim, std::vector<double> parameters,
+                                   std::uint64_t steps) {
   if (parameters.size() != settings_.bounds.size())
     throw std::invalid_argument("breed: simulation " + std::to_string(sim) + " has " +
                                 std::to_string(parameters.size()) + " parameters, the bounds " +
                                 std::to_string(settings_.bounds.size()));
-  completed_[sim] = std::move(parameters);
+  completed_[sim] = completed_sim{std::move(parameters), steps};
+}
+
+bool breed_steering::fully_seen(std::uint32_t sim, const completed_sim& c) const {
+  auto it = sims_.find(sim);
+  return it != sims_.end() && it->second.steps > 0 && it->second.steps >= c.steps;
 }
 
 double breed_steering::q_of(std::uint32_t sim) const {
@@ -148,10 +159,8 @@ std::vector<std::uint32_t> breed_steering::population() const {
   // (last update, sim): update counters are unique, so the order is total and
   // does not depend on the hash maps' iteration order.
   std::vector<std::pair<std::uint64_t, std::uint32_t>> candidates;
-  for (const auto& [sim, params] : completed_) {
-    auto it = sims_.find(sim);
-    if (it != sims_.end() && it->second.steps > 0) candidates.emplace_back(it->second.last_update, sim);
-  }
+  for (const auto& [sim, c] : completed_)
+    if (fully_seen(sim, c)) candidates.emplace_back(sims_.at(sim).last_update, sim);
   const std::size_t n = std::min(settings_.window, candidates.size());
   std::partial_sort(candidates.begin(), candidates.begin() + static_cast<std::ptrdiff_t>(n),
                     candidates.end(), std::greater<>());
@@ -173,7 +182,7 @@ std::vector<resampled_point> breed_steering::resample(const submission_view& vie
   }
   const std::vector<std::uint32_t> members = population();
   if (members.empty()) {
-    last_skip_ = "no completed simulation has a loss deviation yet";
+    last_skip_ = "no completed simulation has had all its steps seen by the trainer yet";
     return points;
   }
   last_skip_.clear();
@@ -183,16 +192,8 @@ std::vector<resampled_point> breed_steering::resample(const submission_view& vie
   for (auto sim : members) q.push_back(q_of(sim));
   const std::vector<double> weights = importance_weights(q);
 
-  // Widths: members keep theirs across resamplings; newcomers start at sigma;
-  // members that left the window are forgotten.
-  std::unordered_map<std::uint32_t, double> widths;
-  for (auto sim : members) {
-    auto it = member_sigma_.find(sim);
-    widths[sim] = it != member_sigma_.end() ? it->second : settings_.sigma;
-  }
-
-  const std::uint64_t index = resamplings_;
-  const double r = proposal_share(settings_, index);
+  const std::uint64_t s = resamplings_ + 1;  // the first resampling is s = 1 (i = s * period)
+  const double r = proposal_share(settings_, s);
   // Draw order: the origin of every point, then the locations of the
   // proposal points, then the uniform points, then the Gaussian draws.
   std::vector<bool> from_proposal(pending.size());
@@ -206,16 +207,27 @@ std::vector<resampled_point> breed_steering::resample(const submission_view& vie
       config::draw_design(config::sampler_kind::uniform, settings_.bounds,
                           pending.size() - proposals, rng_.next());
 
+  resampling_record record;
+  record.s = s;
+  record.r = r;
+  record.time = now;
+  record.population = members.size();
+  record.proposal = proposals;
   points.reserve(pending.size());
   std::size_t next_location = 0, next_uniform = 0;
   for (std::size_t k = 0; k < pending.size(); ++k) {
     resampled_point p;
     p.sim = pending[k];
     provenance_entry prov;
-    prov.resampling = index;
+    prov.resampling = s;
     if (from_proposal[k]) {
       const std::uint32_t member = members[locations[next_location++]];
-      p.parameters = draw_around(completed_.at(member), widths[member], settings_.bounds, rng_).point;
+      // Every draw starts from the configured width.
+      proposal_draw d = draw_around(completed_.at(member).parameters, settings_.sigma,
+                                    settings_.bounds, rng_);
+      record.shrinks += d.shrinks;
+      record.fallbacks += d.kept_location ? 1 : 0;
+      p.parameters = std::move(d.point);
       p.origin = point_origin::proposal;
       prov.origin = point_origin::proposal;
       prov.location = member;
@@ -227,10 +239,11 @@ std::vector<resampled_point> breed_steering::resample(const submission_view& vie
     provenance_[p.sim] = prov;
     points.push_back(std::move(p));
   }
+  record.points = points.size();
 
-  member_sigma_ = widths;
-  last_population_sigma_.clear();
-  for (auto sim : members) last_population_sigma_.emplace_back(sim, widths[sim]);
+  shrinks_ += record.shrinks;
+  fallbacks_ += record.fallbacks;
+  history_.push_back(record);
   ++resamplings_;
   points_drawn_ += points.size();
   last_resampling_time_ = now;
@@ -239,15 +252,17 @@ std::vector<resampled_point> breed_steering::resample(const submission_view& vie
 
 breed_status breed_steering::status() const {
   breed_status s;
-  s.r = proposal_share(settings_, resamplings_);
+  s.r = proposal_share(settings_, resamplings_ + 1);
   s.resamplings = resamplings_;
   s.batches = batches_;
   s.points_drawn = points_drawn_;
   s.simulations_resampled = provenance_.size();
   s.last_resampling_time = last_resampling_time_;
   s.last_skip = last_skip_;
-  s.member_sigma = last_population_sigma_;
+  s.shrinks = shrinks_;
+  s.fallbacks = fallbacks_;
   s.completed = completed_.size();
+  for (const auto& [sim, c] : completed_) s.population += fully_seen(sim, c) ? 1 : 0;
   return s;
 }
 

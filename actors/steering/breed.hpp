@@ -10,18 +10,28 @@
 //      batch that held the sample (a running mean per (sim, step)), and
 //      Q_sim = mean over its steps of those averages. Nothing but the running
 //      means, counts and per-simulation sums is stored.
-//   2. AMIS resampling (eq. 9-12), one PMC iteration every `period` batches.
-//      Population: the last `window` completed simulations in order of Q
-//      updates; weights w = Q / mean(Q); the K pending points' locations are a
-//      multinomial draw over the population with those weights; each point is
-//      a Gaussian draw around its location with the member's sigma. A draw
-//      out of bounds shrinks that member's sigma (x0.3, kept for later
-//      resamplings) and draws again, at most 5 times; then the location
-//      itself is used.
+//   2. AMIS resampling (eq. 9-12), one PMC iteration every `period` batches
+//      (resampling s = 1, 2, ... at batch i = s * period). Population: the
+//      last `window` simulations in order of Q updates among those that have
+//      finished AND all of whose time steps the trainer has seen at least
+//      once (the paper's Lambda_J^(i)); weights w = Q / mean(Q); the K pending
+//      points' locations are a multinomial draw over the population with
+//      those weights; each point is a Gaussian draw around its location.
+//      Every draw starts from the configured sigma. A draw out of bounds
+//      shrinks the width of that draw only (x0.3) and draws again, at most 5
+//      times; then the location itself is used. Nothing of a shrink is
+//      carried to other draws around the same location nor to later
+//      resamplings (the paper: "the decreased sigma is passed to this
+//      proposal member", a member being one draw's Gaussian q_k). Shrinks and
+//      fallbacks to the location are counted per resampling and in total.
 //   3. Exploration mixture r*q + (1-r)*U: each point comes from the proposal
-//      with probability r, else it is a uniform point in the bounds. r moves
-//      linearly from r_start (first resampling) to r_end (resampling r_steps
-//      and later).
+//      with probability r, else it is a uniform point in the bounds.
+//      r(s) = r_start + (r_end - r_start) * min(s, r_steps) / r_steps: the
+//      first resampling (s = 1) already moves one step from r_start, and
+//      resampling r_steps reaches r_end (r_start is r at s = 0, the uniform
+//      design). The paper prints max(s (r_e - r_s) / r_c, r_e), which is r_e
+//      at every s; the linear-then-constant rise it describes is the formula
+//      above.
 //
 // About r: the paper's text says "substituted with uniform points with
 // probability r", but its mixture r*q + (1-r)*U, Figure 1 (30 % uniform)
@@ -50,13 +60,13 @@ namespace melissa {
 struct breed_settings {
   std::uint32_t period = 200;   // P: training batches between two resamplings (>= 1)
   std::size_t window = 200;     // N: population size (most recently updated completed simulations)
-  // Initial proposal width of each population member, in units of each
-  // parameter's range (hi - lo): the paper's sigma = 10 K on [100, 500] K is 0.025.
+  // Width every proposal draw starts from, in units of each parameter's
+  // range (hi - lo): the paper's sigma = 10 K on [100, 500] K is 0.025.
   double sigma = 0.025;
   // r: probability that a new point comes from the proposal (else uniform).
   double r_start = 0.5;
   double r_end = 0.9;
-  std::uint32_t r_steps = 3;    // resamplings for r to go from r_start to r_end
+  std::uint32_t r_steps = 3;    // r_c: r reaches r_end at resampling s = r_steps
   std::uint64_t seed = 0;
   std::vector<config::parameter_bounds> bounds;  // one per parameter, lo < hi
 };
@@ -86,8 +96,20 @@ struct resampled_point {
 // that changed it; a pending simulation may be changed many times).
 struct provenance_entry {
   point_origin origin = point_origin::uniform;
-  std::uint64_t resampling = 0;  // index of that resampling (0 = the first)
+  std::uint64_t resampling = 0;  // s of that resampling (1 = the first)
   std::int64_t location = -1;    // the population member drawn around; -1 for uniform points
+};
+
+// What one resampling did (s = 1 for the first).
+struct resampling_record {
+  std::uint64_t s = 0;
+  double r = 0;                    // the proposal share it used
+  double time = 0;                 // seconds since the epoch
+  std::size_t population = 0;      // members it drew locations from
+  std::size_t points = 0;          // pending simulations it gave new parameters
+  std::size_t proposal = 0;        // of which drawn around a member (fallbacks included)
+  std::uint64_t shrinks = 0;       // out-of-bounds draws that shrank a draw's width
+  std::uint64_t fallbacks = 0;     // proposal points left at their location (6 draws out)
 };
 
 struct breed_status {
@@ -98,9 +120,10 @@ struct breed_status {
   std::uint64_t simulations_resampled = 0;  // distinct simulations whose parameters were replaced
   double last_resampling_time = -1;         // seconds since the epoch; -1: none yet
   std::string last_skip;          // why the latest resampling call changed nothing ("" if it did)
-  // The population of the latest resampling, member by member (sim, sigma in range units).
-  std::vector<std::pair<std::uint32_t, double>> member_sigma;
+  std::uint64_t shrinks = 0;      // over every resampling (resampling_record)
+  std::uint64_t fallbacks = 0;
   std::size_t completed = 0;      // completed simulations reported
+  std::size_t population = 0;     // of which fully seen by the trainer (population candidates)
 };
 
 // The generator and the two mappings written out (not std:: distributions,
@@ -128,23 +151,25 @@ std::vector<double> importance_weights(const std::vector<double>& q);
 std::vector<std::size_t> multinomial_draw(const std::vector<double>& weights, std::size_t draws,
                                           breed_random& rng);
 
-// One proposal draw around `location`: x = location + sigma * range * z. Out
-// of bounds: sigma *= sigma_shrink, draw again, at most max_retries times;
-// still out: the location itself. `sigma` is updated in place (the member
-// keeps its shrunk width).
+// One proposal draw around `location`: x = location + width * range * z,
+// starting from width = sigma. Out of bounds: width *= sigma_shrink for this
+// draw's next try, at most max_retries times; still out: the location itself.
+// The caller's sigma is not touched: the next draw starts from it again.
 struct proposal_draw {
   std::vector<double> point;
-  std::uint32_t draws = 0;       // 1 + retries
-  bool kept_location = false;    // every draw was out of bounds
+  std::uint32_t draws = 0;       // 1 + shrinks
+  std::uint32_t shrinks = 0;     // out-of-bounds tries that shrank the width
+  double width = 0;              // the width of the last try
+  bool kept_location = false;    // every try was out of bounds
 };
 inline constexpr double sigma_shrink = 0.3;
 inline constexpr std::uint32_t max_retries = 5;
-proposal_draw draw_around(const std::vector<double>& location, double& sigma,
+proposal_draw draw_around(const std::vector<double>& location, double sigma,
                           const std::vector<config::parameter_bounds>& bounds, breed_random& rng);
 
-// r at resampling `index` (0 = the first): linear from r_start to r_end over
-// r_steps resamplings, then r_end. r_steps = 0: r_end from the start.
-double proposal_share(const breed_settings& s, std::uint64_t index);
+// r at resampling s (1 = the first): r_start + (r_end - r_start) *
+// min(s, r_steps) / r_steps; s = 0 gives r_start, r_steps = 0 gives r_end.
+double proposal_share(const breed_settings& s, std::uint64_t resampling);
 
 class breed_steering {
  public:
@@ -160,9 +185,11 @@ class breed_steering {
   bool record_batch(const std::vector<std::uint32_t>& sims, const std::vector<std::uint32_t>& steps,
                     const std::vector<float>& losses, double mean, double stddev);
 
-  // Simulation `sim` has completed with these parameters: it may join the population.
+  // Simulation `sim` has completed with these parameters, and the training
+  // buffer received `steps` distinct time steps of it: it joins the
+  // population once the trainer has seen (a loss of) that many of its steps.
   // Throws std::invalid_argument when the parameter count differs from bounds.
-  void sim_completed(std::uint32_t sim, std::vector<double> parameters);
+  void sim_completed(std::uint32_t sim, std::vector<double> parameters, std::uint64_t steps);
 
   // New parameters for ids first_changeable() .. count-1 (ascending). Changes
   // nothing (and counts no resampling; status().last_skip says why) when no
@@ -178,6 +205,7 @@ class breed_steering {
   std::vector<std::uint32_t> population() const;
 
   breed_status status() const;
+  const std::vector<resampling_record>& history() const { return history_; }
   const std::map<std::uint32_t, provenance_entry>& provenance() const { return provenance_; }
   const breed_settings& settings() const { return settings_; }
 
@@ -196,10 +224,17 @@ class breed_steering {
   breed_random rng_;
   std::unordered_map<std::uint64_t, step_deviation> steps_;  // key: sim << 32 | step
   std::unordered_map<std::uint32_t, sim_deviation> sims_;
-  std::unordered_map<std::uint32_t, std::vector<double>> completed_;
-  std::unordered_map<std::uint32_t, double> member_sigma_;  // members' current widths
-  std::vector<std::pair<std::uint32_t, double>> last_population_sigma_;
+  struct completed_sim {
+    std::vector<double> parameters;
+    std::uint64_t steps = 0;  // distinct steps the buffer received
+  };
+  std::unordered_map<std::uint32_t, completed_sim> completed_;
+  // Completed, and every step the buffer received has a loss recorded.
+  bool fully_seen(std::uint32_t sim, const completed_sim& c) const;
   std::map<std::uint32_t, provenance_entry> provenance_;
+  std::vector<resampling_record> history_;
+  std::uint64_t shrinks_ = 0;
+  std::uint64_t fallbacks_ = 0;
   std::uint64_t update_counter_ = 0;
   std::uint64_t batches_ = 0;
   std::uint64_t resamplings_ = 0;

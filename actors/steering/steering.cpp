@@ -13,8 +13,11 @@ namespace melissa {
 std::string steering_status_json(const breed_steering& breed) {
   const breed_status st = breed.status();
   const auto& s = breed.settings();
-  nlohmann::json sigma = nlohmann::json::array();
-  for (const auto& [sim, width] : st.member_sigma) sigma.push_back({{"sim", sim}, {"sigma", width}});
+  nlohmann::json history = nlohmann::json::array();
+  for (const auto& h : breed.history())
+    history.push_back({{"s", h.s}, {"r", h.r}, {"time", h.time}, {"population", h.population},
+                       {"points", h.points}, {"proposal", h.proposal}, {"shrinks", h.shrinks},
+                       {"fallbacks", h.fallbacks}});
   nlohmann::json provenance = nlohmann::json::array();
   for (const auto& [sim, p] : breed.provenance()) {
     nlohmann::json row{{"sim", sim}, {"origin", to_string(p.origin)}, {"resampling", p.resampling}};
@@ -37,7 +40,11 @@ std::string steering_status_json(const breed_steering& breed) {
                                                           : nlohmann::json(st.last_resampling_time)},
       {"last_skip", st.last_skip},
       {"completed", st.completed},
-      {"sigma", std::move(sigma)},
+      {"population_candidates", st.population},  // completed and every step seen by the trainer
+      {"sigma", s.sigma},  // every draw starts from it (range units)
+      {"shrinks", st.shrinks},
+      {"fallbacks", st.fallbacks},
+      {"resampling_history", std::move(history)},
       {"provenance", std::move(provenance)},
   }
       .dump();
@@ -70,9 +77,11 @@ struct steering_state {
       proposals += p.origin == point_origin::proposal ? 1 : 0;
       changes.emplace_back(p.sim, std::move(p.parameters));
     }
-    spdlog::info("steering: resampling {} changed simulations {}..{} ({} proposal, {} uniform)",
-                 breed->status().resamplings - 1, changes.front().first, changes.back().first,
-                 proposals, changes.size() - proposals);
+    const resampling_record& h = breed->history().back();
+    spdlog::info("steering: resampling s = {} (r = {:.3g}, population {}) changed simulations "
+                 "{}..{} ({} proposal, {} uniform; {} shrinks, {} left at their location)",
+                 h.s, h.r, h.population, changes.front().first, changes.back().first, proposals,
+                 changes.size() - proposals, h.shrinks, h.fallbacks);
     if (owner) return send_to_owner(std::move(changes));
     try {
       settings.apply(std::move(changes));
@@ -89,14 +98,28 @@ steering_actor::behavior_type steering_fn(steering_actor::stateful_pointer<steer
   // copyable); the state takes it over from here on.
   self->state.breed = std::make_unique<breed_steering>(std::move(*breed_holder));
   self->state.settings = std::move(settings);
+  // One message per resampling, whatever the number of pending simulations.
   self->state.send_to_owner = [self](parameter_changes changes) {
-    for (auto& [sim, values] : changes)
-      self->request(self->state.owner, std::chrono::seconds(10), set_params_atom::value, sim,
-                    std::move(values))
-          .then([](bool) {},  // false: submitted meanwhile (the owner logs it)
-                [sim = sim](const caf::error&) {
-                  spdlog::warn("steering: no answer about new parameters for simulation {}", sim);
-                });
+    std::vector<std::uint32_t> sims;
+    std::vector<std::vector<double>> values;
+    sims.reserve(changes.size());
+    values.reserve(changes.size());
+    for (auto& [sim, v] : changes) {
+      sims.push_back(sim);
+      values.push_back(std::move(v));
+    }
+    const std::size_t asked = sims.size();
+    self->request(self->state.owner, std::chrono::seconds(30), set_params_atom::value,
+                  std::move(sims), std::move(values))
+        .then(
+            [asked](const std::vector<std::uint32_t>& changed) {
+              // The others were submitted meanwhile (the owner logs them).
+              if (changed.size() != asked)
+                spdlog::info("steering: {} of {} new parameter sets applied", changed.size(), asked);
+            },
+            [asked](const caf::error&) {
+              spdlog::warn("steering: no answer about the new parameters of {} simulations", asked);
+            });
   };
   return {
       [self](losses_atom, const std::vector<std::uint32_t>& sims,
@@ -138,15 +161,15 @@ steering_actor::behavior_type steering_fn(steering_actor::stateful_pointer<steer
           st.settings.request_submissions(caf::actor_cast<steering_actor>(self));
         }
       },
-      [self](sim_done_atom, std::uint32_t sim) {
+      [self](sim_done_atom, std::uint32_t sim, std::uint32_t steps) {
         auto& st = self->state;
         if (st.settings.owned) {
           if (!st.owner)
             return spdlog::error("steering: completion of simulation {} ignored: no simulation table yet", sim);
           self->request(st.owner, std::chrono::seconds(10), parameters_atom::value, sim)
               .then(
-                  [self, sim](const std::vector<double>& values) {
-                    self->state.breed->sim_completed(sim, values);
+                  [self, sim, steps](const std::vector<double>& values) {
+                    self->state.breed->sim_completed(sim, values, steps);
                   },
                   [self, sim](const caf::error& err) {
                     spdlog::error("steering: completion of simulation {} ignored: {}", sim,
@@ -155,7 +178,7 @@ steering_actor::behavior_type steering_fn(steering_actor::stateful_pointer<steer
           return;
         }
         try {
-          st.breed->sim_completed(sim, st.settings.parameters_of(sim));
+          st.breed->sim_completed(sim, st.settings.parameters_of(sim), steps);
         } catch (const std::exception& e) {
           spdlog::error("steering: completion of simulation {} ignored: {}", sim, e.what());
         }

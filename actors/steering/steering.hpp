@@ -6,8 +6,9 @@
 // Under a launcher (settings.owned) rank 0's coordinator, the owner of the
 // simulation table, introduces itself with (owner_atom, handle): from then on
 // the actor asks it where submissions stand (submissions_atom) at the end of
-// each period, sends it each change (set_params_atom, sim, values) and asks
-// it the parameters of each completed simulation (parameters_atom). The
+// each period, sends it the changes of one resampling as one message
+// (set_params_atom, sims, values) and asks it the parameters of each
+// completed simulation (parameters_atom). The
 // callbacks below are then unused. Before the owner arrives, completions and
 // resamplings are skipped (logged).
 //
@@ -56,7 +57,8 @@ struct steering_settings {
   // end of each period; the answer is (resample_atom, k, m, count) sent to
   // the given handle. Neither set: resamplings only happen on that message.
   std::function<void(steering_actor self)> request_submissions;
-  // The current parameters of simulation `sim` (called once per sim_done).
+  // The current parameters of simulation `sim` (called once per sim_done,
+  // whose message also says how many distinct steps the buffer received).
   // May throw for an unknown sim: the completion is then ignored (logged).
   std::function<std::vector<double>(std::uint32_t sim)> parameters_of;
   // Replace the parameters of these pending simulations (ids >= k + m, in

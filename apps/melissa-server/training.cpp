@@ -152,8 +152,8 @@ void add_training_children(std::vector<child_spec>& tree, const config::study_co
   const bool steering = study.breed.enabled && where.rank == 0;
   auto slot = std::make_shared<steering_slot>();
   if (steering)
-    buffer.on_sim_done = [slot](std::uint32_t sim) {
-      if (auto s = slot->get()) caf::anon_send(s, sim_done_atom::value, sim);
+    buffer.on_sim_done = [slot](std::uint32_t sim, std::uint32_t steps) {
+      if (auto s = slot->get()) caf::anon_send(s, sim_done_atom::value, sim, steps);
     };
 
   trainer_actor_settings trainer;

@@ -493,10 +493,13 @@ std::string render_steering(const json& answer) {
   } else if (sigma.is_object()) {
     for (const auto& [member, v] : sigma.items())
       sigma_text += (sigma_text.empty() ? "" : ", ") + member + ": " + format_significant(v, 3);
+  } else if (sigma.is_number()) {
+    // Breed's draws all start from the configured width (range units).
+    lines.emplace_back("σ (each draw)", format_significant(sigma, 3) + " of the range");
   } else {
     sigma_text = format_significant(sigma, 3);
   }
-  lines.emplace_back("σ per member", sigma_text);
+  if (!sigma.is_number()) lines.emplace_back("σ per member", sigma_text);
   const auto resampled = take({"simulations_resampled", "resampled", "resampled_simulations"});
   if (resampled.is_array()) {
     std::string ids;
@@ -531,6 +534,30 @@ std::string render_steering(const json& answer) {
       if (row.is_object() && row.value("origin", std::string()) == "proposal") ++proposal;
     lines.emplace_back("new points", std::to_string(proposal) + " from the proposal, " +
                                          std::to_string(provenance.size() - proposal) + " uniform");
+  }
+  // Out-of-bounds draws: in total, then resampling by resampling (the last 5;
+  // summary.json keeps them all).
+  const auto shrinks = take({"shrinks"});
+  const auto fallbacks = take({"fallbacks"});
+  if (!shrinks.is_null() || !fallbacks.is_null())
+    lines.emplace_back("out of bounds", format_count(shrinks) + " shrinks, " + format_count(fallbacks) +
+                                            " draws left at their location");
+  const auto history = take({"resampling_history"});
+  if (history.is_array()) {
+    const std::size_t first = history.size() > 5 ? history.size() - 5 : 0;
+    if (first > 0)
+      lines.emplace_back("resamplings 1.." + std::to_string(first), "in summary.json");
+    for (std::size_t i = first; i < history.size(); ++i) {
+      const auto& h = history[i];
+      if (!h.is_object()) continue;
+      lines.emplace_back(
+          "resampling s=" + format_value(field(h, "s")),
+          "r " + format_significant(field(h, "r"), 3) + ", population " +
+              format_count(field(h, "population")) + ", " + format_count(field(h, "points")) +
+              " points (" + format_count(field(h, "proposal")) + " proposal), " +
+              format_count(field(h, "shrinks")) + " shrinks, " + format_count(field(h, "fallbacks")) +
+              " left at their location");
+    }
   }
   take({"kind"});
   // Whatever else rank 0 reports, after the usual figures.

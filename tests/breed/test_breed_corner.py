@@ -6,9 +6,13 @@ except within 0.7 of the corner (1, 1), where an unlearnable noise (seeded by
 the parameters, growing toward the corner) keeps the losses high. Two at a
 time, so that almost every simulation is still pending when the steering
 resamples (every 500 batches; population: the last 20 completed simulations;
-sigma 0.15 of the range; proposal share 0.5 -> 0.7 over 2 resamplings).
+sigma 0.15 of the range; proposal share 0.5 -> 0.7 over 2 resamplings: 0.6
+at the first, 0.7 from the second on).
 
-Checked: the study succeeds and resampled; from breed-provenance.csv and the
+Checked: the study succeeds and resampled; summary.json's "steering" has one
+row per resampling (s = 1, 2, ..., the r schedule, the population within the
+window) whose shrinks and fallbacks add up to the totals; from
+breed-provenance.csv and the
 parameters each simulation ran with (summary.json "jobs"), the proposal
 points' mean distance to (1, 1) is clearly below that of the uniform points
 Breed mixed in (margin 0.15) and of the study's original design (margin 0.2;
@@ -70,8 +74,22 @@ def main():
     check(p.returncode == 0, f"melissa-run exits 0 (got {p.returncode})")
     out = os.path.join(work, "out")
     steering = json.load(open(os.path.join(out, "server-summary.rank0.json")))["steering"]
-    print("steering:", json.dumps({k: v for k, v in steering.items() if k not in ("provenance", "sigma")}))
+    print("steering:", json.dumps({k: v for k, v in steering.items()
+                                   if k not in ("provenance", "resampling_history")}))
     check(steering["resamplings"] >= 3, f"Breed resampled ({steering['resamplings']} times)")
+    # The out-of-bounds counts, per resampling and in total, reach the study summary.
+    summary_steering = json.load(open(os.path.join(out, "summary.json")))["steering"]
+    history = summary_steering["resampling_history"]
+    check([h["s"] for h in history] == list(range(1, steering["resamplings"] + 1)),
+          f"one history row per resampling, s = 1, 2, ... ({[h['s'] for h in history]})")
+    check(sum(h["shrinks"] for h in history) == summary_steering["shrinks"]
+          and sum(h["fallbacks"] for h in history) == summary_steering["fallbacks"],
+          f"total shrinks / fallbacks ({summary_steering['shrinks']} / {summary_steering['fallbacks']}) "
+          "are the sums over the resamplings")
+    check(all(abs(h["r"] - (0.6 if h["s"] == 1 else 0.7)) < 1e-9 for h in history),
+          f"r: 0.6 at s = 1, then 0.7 ({[h['r'] for h in history][:4]})")
+    check(all(1 <= h["population"] <= 20 for h in history) and
+          all(h["proposal"] <= h["points"] for h in history), "population within the window")
 
     original = design(study)  # noqa: F405 (melissa_testing)
     jobs = json.load(open(os.path.join(out, "summary.json")))["jobs"]

@@ -25,6 +25,7 @@ struct heard {
   std::mutex mutex;
   std::vector<std::pair<std::uint32_t, std::string>> run_sims;
   std::vector<std::pair<std::uint32_t, std::string>> set_params;  // asked of the launcher
+  int set_params_messages = 0;  // messages that carried them
   std::vector<std::pair<std::uint32_t, std::vector<double>>> buffer_params;
   int owner_introductions = 0;
   std::uint32_t highest_submitted = 0;
@@ -45,10 +46,16 @@ launcher_server_actor::behavior_type fake_launcher(std::shared_ptr<heard> h) {
         std::lock_guard<std::mutex> l(h->mutex);
         return std::make_tuple(h->highest_submitted, std::uint32_t{2});
       },
-      [h](set_params_atom, std::uint32_t sim, const std::string& params) {
+      [h](set_params_atom, const std::vector<std::uint32_t>& sims,
+          const std::vector<std::string>& params) {
         std::lock_guard<std::mutex> l(h->mutex);
-        h->set_params.emplace_back(sim, params);
-        return sim >= 1;
+        ++h->set_params_messages;
+        std::vector<std::uint32_t> changed;
+        for (std::size_t i = 0; i < sims.size(); ++i) {
+          h->set_params.emplace_back(sims[i], params.at(i));
+          if (sims[i] >= 1) changed.push_back(sims[i]);
+        }
+        return changed;
       },
       [](opened_atom, std::uint32_t, std::uint32_t) {},
       [](complete_atom, std::uint32_t, std::uint32_t) {},
@@ -108,7 +115,7 @@ steering_actor::behavior_type fake_steering(std::shared_ptr<heard> h) {
   return {
       [](losses_atom, const std::vector<std::uint32_t>&, const std::vector<std::uint32_t>&,
          const std::vector<float>&, double, double) {},
-      [](sim_done_atom, std::uint32_t) {},
+      [](sim_done_atom, std::uint32_t, std::uint32_t) {},
       [](resample_atom, std::uint32_t, std::uint32_t, std::uint32_t) {},
       [](steering_atom) { return std::string("{}"); },
       [h](owner_atom, const simulation_owner_actor&) {
@@ -152,11 +159,17 @@ struct rank0 {
   }
   ~rank0() { self->send_exit(coordinator, caf::exit_reason::user_shutdown); }
 
-  bool set(std::uint32_t sim, std::vector<double> values) {
-    bool out = false;
-    self->request(owner, caf::infinite, set_params_atom_v, sim, std::move(values))
-        .receive([&](bool changed) { out = changed; }, [](const caf::error&) { FAIL("no answer"); });
+  // One resampling's changes in one message: the ids changed.
+  std::vector<std::uint32_t> set_many(std::vector<std::uint32_t> sims,
+                                      std::vector<std::vector<double>> values) {
+    std::vector<std::uint32_t> out;
+    self->request(owner, caf::infinite, set_params_atom_v, std::move(sims), std::move(values))
+        .receive([&](const std::vector<std::uint32_t>& changed) { out = changed; },
+                 [](const caf::error&) { FAIL("no answer"); });
     return out;
+  }
+  bool set(std::uint32_t sim, std::vector<double> values) {
+    return set_many({sim}, {std::move(values)}) == std::vector<std::uint32_t>{sim};
   }
   std::vector<double> parameters(std::uint32_t sim) {
     std::vector<double> out;
@@ -192,6 +205,21 @@ TEST_CASE("coordinator: an accepted change reaches the launcher, the table and t
   CHECK(r.h->set_params == std::vector<std::pair<std::uint32_t, std::string>>{{2, "7,8"}});
   CHECK(r.h->buffer_params[0].first == 2);
   CHECK(r.h->buffer_params[0].second == std::vector<double>{7, 8});
+}
+
+TEST_CASE("coordinator: one resampling's changes reach the launcher as one message") {
+  rank0 r;
+  // 0 is refused by the launcher (submitted), 1 and 2 change; 7 is not in the design.
+  const auto changed = r.set_many({0, 1, 2, 7}, {{9, 9}, {3.5, 4.5}, {7, 8}, {1, 1}});
+  CHECK(changed == std::vector<std::uint32_t>{1, 2});
+  CHECK(r.parameters(1) == std::vector<double>{3.5, 4.5});
+  CHECK(r.parameters(2) == std::vector<double>{7, 8});
+  CHECK(r.parameters(0) == std::vector<double>{1, 2});
+  REQUIRE(eventually(r.h, [](heard& x) { return x.buffer_params.size() == 2; }));
+  std::lock_guard<std::mutex> l(r.h->mutex);
+  CHECK(r.h->set_params_messages == 1);
+  CHECK(r.h->set_params == std::vector<std::pair<std::uint32_t, std::string>>{
+                               {0, "9,9"}, {1, "3.5,4.5"}, {2, "7,8"}});
 }
 
 TEST_CASE("coordinator: a change the launcher refuses marks the simulation submitted; it is not asked again") {

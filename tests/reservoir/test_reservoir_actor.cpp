@@ -6,6 +6,8 @@
 
 #include <chrono>
 #include <cstring>
+#include <memory>
+#include <mutex>
 #include <stdexcept>
 
 #include <caf/all.hpp>
@@ -256,5 +258,35 @@ TEST_CASE("reservoir actor: a simulation's steps are encoded with the parameters
   // Inputs (p0 / 10, p1, step / 10), in store order (fifo).
   const std::vector<float> inputs{0.8f, 0.25f, 0.3f, 0.2f, 1.0f, 0.1f, 0.6f, 0.5f, 0.5f};
   CHECK(b->inputs == inputs);
+  self->send_exit(res, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("reservoir actor: on_sim_done gets the distinct steps of the training field received") {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+  auto heard = std::make_shared<std::vector<std::pair<std::uint32_t, std::uint32_t>>>();
+  auto mutex = std::make_shared<std::mutex>();
+  auto rs = settings(buffer_policy::fifo, 100, 1);
+  rs.on_sim_done = [heard, mutex](std::uint32_t sim, std::uint32_t steps) {
+    std::lock_guard<std::mutex> lock(*mutex);
+    heard->emplace_back(sim, steps);
+  };
+  auto res = spawn_reservoir(sys, rs);
+  for (std::uint32_t step = 0; step < 3; ++step) CHECK(store(self, res, make_step<float>(4, step)));
+  CHECK(store(self, res, make_step<float>(4, 1)));                    // a retry's duplicate: once
+  CHECK(store(self, res, make_step<float>(4, 7, target_field + 1)));  // another field: not counted
+  CHECK(store(self, res, make_step<float>(5, 0)));
+  CHECK(store_error(self, res, make_step<float>(5, 1, target_field, 3)));  // refused (size): not counted
+  auto done = [&](std::uint32_t sim) {
+    self->request(res, caf::infinite, sim_done_atom_v, sim)
+        .receive([](bool) {}, [](const caf::error& e) { FAIL(caf::to_string(e)); });
+  };
+  done(4);
+  done(5);
+  done(6);  // sent nothing
+  done(4);  // again (a late duplicate sim_done): nothing left to count
+  std::lock_guard<std::mutex> lock(*mutex);
+  CHECK(*heard == std::vector<std::pair<std::uint32_t, std::uint32_t>>{{4, 3}, {5, 1}, {6, 0}, {4, 0}});
   self->send_exit(res, caf::exit_reason::user_shutdown);
 }

@@ -372,11 +372,25 @@ TEST_CASE("steering: r, sigma per member, resampled simulations, last resampling
   CHECK(other.find(", 0.5, ... (20 members)\n") != std::string::npos);
   // What the steering actor of the server sends (actors/steering/steering.cpp).
   const auto real = render_steering(json::parse(R"({"ok": true, "steering": {
-    "kind": "breed", "r": 0.9, "sigma": [{"sim": 3, "sigma": 0.025}, {"sim": 5, "sigma": 0.0075}],
+    "kind": "breed", "r": 0.9, "sigma": 0.025,
     "simulations_resampled": 11, "last_resampling_time": 1000.0,
+    "shrinks": 14, "fallbacks": 2,
+    "resampling_history": [
+      {"s": 1, "r": 0.5667, "time": 990.0, "population": 4, "points": 6, "proposal": 3, "shrinks": 1, "fallbacks": 0},
+      {"s": 2, "r": 0.6333, "time": 1000.0, "population": 7, "points": 5, "proposal": 4, "shrinks": 13, "fallbacks": 2}],
     "provenance": [{"sim": 3, "origin": "proposal", "resampling": 1, "location": 0},
                    {"sim": 4, "origin": "uniform", "resampling": 1}]}})"));
-  CHECK(real.find("σ per member:          sim 3: 0.025, sim 5: 0.0075\n") != std::string::npos);
+  CHECK(real.find("σ (each draw):") != std::string::npos);
+  CHECK(real.find("0.025 of the range\n") != std::string::npos);
+  CHECK(real.find("σ per member") == std::string::npos);
+  CHECK(real.find("out of bounds:") != std::string::npos);
+  CHECK(real.find("14 shrinks, 2 draws left at their location\n") != std::string::npos);
+  CHECK(real.find("resampling s=1:") != std::string::npos);
+  CHECK(real.find("r 0.567, population 4, 6 points (3 proposal), 1 shrinks, 0 left at their location\n") !=
+        std::string::npos);
+  CHECK(real.find("r 0.633, population 7, 5 points (4 proposal), 13 shrinks, 2 left at their location\n") !=
+        std::string::npos);
+  CHECK(real.find("resampling_history") == std::string::npos);
   CHECK(real.find("resampled simulations: 11\n") != std::string::npos);
   CHECK(real.find(" ago\n") != std::string::npos);
   CHECK(real.find("new points:            1 from the proposal, 1 uniform\n") != std::string::npos);

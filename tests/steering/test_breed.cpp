@@ -47,7 +47,7 @@ bool feed(breed_steering& b, const std::vector<std::uint32_t>& sims,
 breed_steering with_population(breed_settings s, std::uint32_t n) {
   breed_steering b(std::move(s));
   for (std::uint32_t sim = 0; sim < n; ++sim) {
-    b.sim_completed(sim, std::vector<double>(b.settings().bounds.size(), 0.5));
+    b.sim_completed(sim, std::vector<double>(b.settings().bounds.size(), 0.5), 2);
     b.record_batch({sim, sim}, {0, 1}, {1.0f, 3.0f}, 1.0, 1.0);
   }
   return b;
@@ -165,49 +165,50 @@ TEST_CASE("uniform01 and normal have the expected moments") {
   CHECK(sn2 / n == doctest::Approx(1.0).epsilon(0.01));
 }
 
-TEST_CASE("a draw inside the bounds keeps sigma") {
+TEST_CASE("a draw inside the bounds: one try at the configured width") {
   breed_random rng(3);
   const std::vector<config::parameter_bounds> box{{0.0, 1.0}, {0.0, 1.0}};
-  double sigma = 1e-6;
-  const auto d = draw_around({0.5, 0.5}, sigma, box, rng);
+  const auto d = draw_around({0.5, 0.5}, 1e-6, box, rng);
   CHECK(d.draws == 1);
+  CHECK(d.shrinks == 0);
   CHECK_FALSE(d.kept_location);
-  CHECK(sigma == 1e-6);
+  CHECK(d.width == 1e-6);
   CHECK(d.point[0] == doctest::Approx(0.5).epsilon(1e-4));
 }
 
-TEST_CASE("always out of bounds: sigma shrinks by 0.3 five times, then the location is kept") {
+TEST_CASE("always out of bounds: the draw's width shrinks by 0.3 five times, then the location is kept") {
   breed_random rng(3);
   const std::vector<config::parameter_bounds> box{{0.0, 1.0}, {0.0, 1.0}, {0.0, 1.0}};
   // So wide that even 0.3^5 of it cannot land in the box in 3 dimensions.
-  double sigma = 1e9;
+  const double sigma = 1e9;
   const auto d = draw_around({0.2, 0.7, 1.0}, sigma, box, rng);
   CHECK(d.kept_location);
   CHECK(d.draws == 1 + max_retries);
+  CHECK(d.shrinks == 5);
   CHECK(max_retries == 5);
-  CHECK(sigma == doctest::Approx(1e9 * std::pow(0.3, 5)));
+  CHECK(d.width == doctest::Approx(1e9 * std::pow(0.3, 5)));
   CHECK(d.point == std::vector<double>{0.2, 0.7, 1.0});
 }
 
-TEST_CASE("at the boundary: each retry shrinks sigma by 0.3, a point inside is accepted") {
+TEST_CASE("at the boundary: each retry shrinks the draw's width by 0.3, a point inside is accepted") {
   const std::vector<config::parameter_bounds> box{{0.0, 1.0}};
   int retried = 0, kept = 0;
   for (std::uint64_t seed = 0; seed < 400; ++seed) {
     breed_random rng(seed);
-    double sigma = 0.01;
     // Half of each draw falls below 0 (location on the lower bound).
-    const auto d = draw_around({0.0}, sigma, box, rng);
+    const auto d = draw_around({0.0}, 0.01, box, rng);
     REQUIRE(d.draws >= 1);
     REQUIRE(d.draws <= 1 + max_retries);
+    CHECK(d.shrinks == d.draws - 1);
     if (d.kept_location) {
       ++kept;
       CHECK(d.draws == 1 + max_retries);
       CHECK(d.point[0] == 0.0);
-      CHECK(sigma == doctest::Approx(0.01 * std::pow(0.3, 5)));
+      CHECK(d.width == doctest::Approx(0.01 * std::pow(0.3, 5)));
     } else {
       CHECK(d.point[0] >= 0.0);
       CHECK(d.point[0] <= 1.0);
-      CHECK(sigma == doctest::Approx(0.01 * std::pow(0.3, d.draws - 1)));
+      CHECK(d.width == doctest::Approx(0.01 * std::pow(0.3, d.draws - 1)));
     }
     retried += d.draws > 1 ? 1 : 0;
   }
@@ -218,40 +219,90 @@ TEST_CASE("at the boundary: each retry shrinks sigma by 0.3, a point inside is a
   CHECK(kept < 20);
 }
 
-TEST_CASE("a member keeps its shrunk sigma for the next resampling") {
+TEST_CASE("every draw starts from the configured sigma: shrinks are not carried to other draws or resamplings") {
   auto s = unit_box(1);
   s.window = 1;
-  s.sigma = 1e30;  // every draw out of bounds, even after 20 shrinks
   breed_steering b(s);
-  b.sim_completed(0, {0.25});
+  // The only member sits on the lower bound: about half of the first tries fall out.
+  b.sim_completed(0, {0.0}, 1);
+  b.record_batch({0}, {0}, {2.0f}, 1.0, 1.0);
+  std::uint64_t shrinks = 0, fallbacks = 0;
+  for (std::uint32_t round = 1; round <= 3; ++round) {
+    const auto pts = b.resample({0, 1, 2001}, 100.0 * round);  // 2000 pending, all proposals (r = 1)
+    REQUIRE(pts.size() == 2000);
+    // A first try (width sigma = 0.05) is inside with probability 1/2 and
+    // then beyond one sigma with probability 0.317: about 16 % of the points
+    // lie above 0.05, in every resampling. A width shrinking for good (x0.3
+    // per out-of-bounds try, compounding over the 2000 draws around this one
+    // member) would leave almost none there after the first few draws.
+    // Mean: sum over tries k of 2^-k * 0.05 * 0.3^(k-1) * sqrt(2 / pi) = 0.0235.
+    std::size_t beyond_sigma = 0;
+    double mean = 0;
+    for (const auto& p : pts) {
+      beyond_sigma += p.parameters[0] > 0.05 ? 1 : 0;
+      mean += p.parameters[0];
+    }
+    mean /= static_cast<double>(pts.size());
+    CHECK(beyond_sigma > 250);
+    CHECK(beyond_sigma < 390);
+    CHECK(mean > 0.020);
+    CHECK(mean < 0.027);
+    const auto& h = b.history().back();
+    CHECK(h.s == round);
+    CHECK(h.points == 2000);
+    CHECK(h.proposal == 2000);
+    CHECK(h.population == 1);
+    // Each try is out with probability 1/2: about one shrink per draw, and a
+    // draw left at its location with probability 1/64.
+    CHECK(h.shrinks > 1700);
+    CHECK(h.shrinks < 2300);
+    CHECK(h.fallbacks > 10);
+    CHECK(h.fallbacks < 60);
+    std::size_t at_location = 0;
+    for (const auto& p : pts) at_location += p.parameters[0] == 0.0 ? 1 : 0;
+    CHECK(at_location == h.fallbacks);
+    shrinks += h.shrinks;
+    fallbacks += h.fallbacks;
+  }
+  CHECK(b.status().shrinks == shrinks);
+  CHECK(b.status().fallbacks == fallbacks);
+  CHECK(b.status().last_resampling_time == 300.0);
+}
+
+TEST_CASE("a draw left at its location counts as a fallback, with its five shrinks") {
+  auto s = unit_box(1);
+  s.window = 1;
+  s.sigma = 1e30;  // every try out of bounds, even after 5 shrinks
+  breed_steering b(s);
+  b.sim_completed(0, {0.25}, 1);
   b.record_batch({0}, {0}, {2.0f}, 1.0, 1.0);
   const auto first = b.resample({0, 1, 5}, 100.0);
   REQUIRE(first.size() == 4);
   for (const auto& p : first) CHECK(p.parameters == std::vector<double>{0.25});
-  const auto st = b.status();
-  REQUIRE(st.member_sigma.size() == 1);
-  // Four points, each shrinking five times: 0.3^20.
-  CHECK(st.member_sigma[0].second == doctest::Approx(1e30 * std::pow(0.3, 20)));
-  CHECK(st.last_resampling_time == 100.0);
+  CHECK(b.history().back().fallbacks == 4);
+  CHECK(b.history().back().shrinks == 4 * 5);
+  CHECK(b.status().fallbacks == 4);
+  CHECK(b.status().shrinks == 20);
 }
 
-TEST_CASE("the r schedule: linear from r_start to r_end over r_steps, then r_end") {
+TEST_CASE("the r schedule: s = 1 is the first resampling, r_end reached at s = r_steps") {
   breed_settings s;
   s.r_start = 0.5;
-  s.r_end = 0.9;
-  s.r_steps = 4;
-  CHECK(proposal_share(s, 0) == doctest::Approx(0.5));
-  CHECK(proposal_share(s, 1) == doctest::Approx(0.6));
-  CHECK(proposal_share(s, 2) == doctest::Approx(0.7));
-  CHECK(proposal_share(s, 3) == doctest::Approx(0.8));
-  CHECK(proposal_share(s, 4) == doctest::Approx(0.9));
-  CHECK(proposal_share(s, 50) == doctest::Approx(0.9));
+  s.r_end = 0.7;
+  s.r_steps = 3;  // Table 1, study (1): r_s 0.5, r_e 0.7, r_c 3
+  CHECK(proposal_share(s, 0) == doctest::Approx(0.5));  // the uniform design, i = 0
+  CHECK(proposal_share(s, 1) == doctest::Approx(0.5 + 0.2 / 3));
+  CHECK(proposal_share(s, 2) == doctest::Approx(0.5 + 0.4 / 3));
+  CHECK(proposal_share(s, 3) == doctest::Approx(0.7));
+  CHECK(proposal_share(s, 4) == doctest::Approx(0.7));
+  CHECK(proposal_share(s, 50) == doctest::Approx(0.7));
   s.r_steps = 0;
-  CHECK(proposal_share(s, 0) == doctest::Approx(0.9));
+  CHECK(proposal_share(s, 1) == doctest::Approx(0.7));
   s.r_start = 0.8;  // r may also fall
   s.r_end = 0.2;
   s.r_steps = 2;
   CHECK(proposal_share(s, 1) == doctest::Approx(0.5));
+  CHECK(proposal_share(s, 2) == doctest::Approx(0.2));
 }
 
 TEST_CASE("r decides the share of proposal points, resampling by resampling") {
@@ -265,15 +316,22 @@ TEST_CASE("r decides the share of proposal points, resampling by resampling") {
     std::size_t proposals = 0;
     const auto pts = b.resample(view, 0);
     for (const auto& p : pts) proposals += p.origin == point_origin::proposal ? 1 : 0;
+    CHECK(b.history().back().proposal == proposals);
     return static_cast<double>(proposals) / static_cast<double>(pts.size());
   };
-  CHECK(b.status().r == doctest::Approx(0.0));
-  CHECK(share() == 0.0);                       // r = 0: every point uniform
-  CHECK(b.status().r == doctest::Approx(0.5));
+  CHECK(b.status().r == doctest::Approx(0.5));  // s = 1 is one step past r_start
   CHECK(share() == doctest::Approx(0.5).epsilon(0.1));
+  CHECK(b.history().back().r == doctest::Approx(0.5));
   CHECK(b.status().r == doctest::Approx(1.0));
   CHECK(share() == 1.0);                       // r = 1: every point from the proposal
-  CHECK(b.status().resamplings == 3);
+  s.r_start = 1.0;
+  s.r_end = 0.0;
+  s.r_steps = 1;
+  breed_steering u = with_population(s, 10);
+  std::size_t proposals = 0;
+  for (const auto& p : u.resample(view, 0)) proposals += p.origin == point_origin::proposal ? 1 : 0;
+  CHECK(proposals == 0);                       // r(1) = r_end = 0: every point uniform
+  CHECK(b.status().resamplings == 2);
 }
 
 TEST_CASE("only ids >= k + m change") {
@@ -298,22 +356,35 @@ TEST_CASE("only ids >= k + m change") {
 
 TEST_CASE("no population yet: nothing changes") {
   breed_steering b(unit_box(2));
-  b.sim_completed(0, {0.1, 0.1});  // completed, but no loss seen yet
+  b.sim_completed(0, {0.1, 0.1}, 3);  // completed, but no loss seen yet
   CHECK(b.resample({0, 1, 10}, 0).empty());
   CHECK(b.status().resamplings == 0);
-  CHECK(b.status().last_skip.find("deviation") != std::string::npos);
+  CHECK(b.status().last_skip.find("seen by the trainer") != std::string::npos);
+  // Two of its three steps seen: still not a member.
+  b.record_batch({0, 0}, {0, 1}, {1.0f, 2.0f}, 1.0, 1.0);
+  CHECK(b.resample({0, 1, 10}, 0).empty());
+  CHECK(b.population().empty());
+  CHECK(b.status().population == 0);
+  // The third (seen twice over: a step counts once): it joins.
+  b.record_batch({0, 0}, {2, 2}, {1.0f, 2.0f}, 1.0, 1.0);
+  CHECK(b.population() == std::vector<std::uint32_t>{0});
+  CHECK(b.status().population == 1);
+  CHECK(b.resample({0, 1, 10}, 0).size() == 9);
 }
 
-TEST_CASE("the population: completed simulations, the last N in order of Q updates") {
+TEST_CASE("the population: completed and fully seen simulations, the last N in order of Q updates") {
   auto s = unit_box(1);
   s.window = 3;
   breed_steering b(s);
-  for (std::uint32_t sim = 0; sim < 6; ++sim) b.sim_completed(sim, {0.5});
+  for (std::uint32_t sim = 0; sim < 6; ++sim) b.sim_completed(sim, {0.5}, sim == 2 ? 2 : 1);
   // Updated in the order 5, 0, 1, 2, 3, then 0 again; 4 never; 7 is not completed.
   b.record_batch({5}, {0}, {1.0f}, 0.0, 1.0);
   b.record_batch({0, 1, 2, 3}, {0, 0, 0, 0}, {1.0f, 1.0f, 1.0f, 1.0f}, 0.0, 1.0);
   b.record_batch({0, 7}, {1, 0}, {1.0f, 1.0f}, 0.0, 1.0);
-  CHECK(b.population() == std::vector<std::uint32_t>{0, 3, 2});
+  // 2 sent two steps, only one seen: not yet a member.
+  CHECK(b.population() == std::vector<std::uint32_t>{0, 3, 1});
+  b.record_batch({2}, {1}, {1.0f}, 0.0, 1.0);
+  CHECK(b.population() == std::vector<std::uint32_t>{2, 0, 3});
 }
 
 TEST_CASE("provenance records origin, resampling index and location") {
@@ -326,7 +397,7 @@ TEST_CASE("provenance records origin, resampling index and location") {
   bool saw_proposal = false, saw_uniform = false;
   for (const auto& [sim, p] : b.provenance()) {
     CHECK(sim >= 5);
-    CHECK(p.resampling == (sim < 13 ? 0u : 1u));
+    CHECK(p.resampling == (sim < 13 ? 1u : 2u));
     if (p.origin == point_origin::proposal) {
       saw_proposal = true;
       CHECK(p.location >= 0);
@@ -356,7 +427,7 @@ TEST_CASE("invalid settings are refused") {
   s.sigma = 0;
   CHECK_THROWS_AS(breed_steering{s}, std::invalid_argument);
   breed_steering b(unit_box(2));
-  CHECK_THROWS_AS(b.sim_completed(0, {0.5}), std::invalid_argument);
+  CHECK_THROWS_AS(b.sim_completed(0, {0.5}, 1), std::invalid_argument);
 }
 
 namespace {
@@ -396,7 +467,7 @@ struct corner_study {
     const std::uint32_t job_limit = 10, per_round = 20, steps = 10, batch = 16;
     std::uint32_t done = 0;
     for (int round = 0; round < n_rounds; ++round) {
-      for (std::uint32_t i = 0; i < per_round; ++i, ++done) breed.sim_completed(done, design[done]);
+      for (std::uint32_t i = 0; i < per_round; ++i, ++done) breed.sim_completed(done, design[done], 1);
       const std::uint32_t oldest = done > 60 ? done - 60 : 0;  // the buffer holds recent data
       bool due = false;
       while (!due) {
@@ -491,5 +562,6 @@ TEST_CASE("determinism: the same seed and inputs give the same points") {
         differs_from_c = differs_from_c || a.rounds[r][i].parameters != c.rounds[r][i].parameters;
   }
   CHECK(differs_from_c);
-  CHECK(a.breed.status().member_sigma == b.breed.status().member_sigma);
+  CHECK(a.breed.status().shrinks == b.breed.status().shrinks);
+  CHECK(a.breed.status().fallbacks == b.breed.status().fallbacks);
 }

@@ -76,10 +76,15 @@ TEST_CASE("steering actor: apply is called after P batches with ids >= k + m onl
   settings.submissions = [] { return submission_view{4, 2, 12}; };  // k = 4, m = 2: ids 6..11
   auto steering = spawn_steering(sys, settings);
 
-  for (std::uint32_t sim = 0; sim < 4; ++sim) self->send(steering, sim_done_atom::value, sim);
+  // One step each; simulation 4 sent two, of which the trainer sees only step 0.
+  for (std::uint32_t sim = 0; sim < 4; ++sim)
+    self->send(steering, sim_done_atom::value, sim, std::uint32_t{1});
+  self->send(steering, sim_done_atom::value, std::uint32_t{4}, std::uint32_t{2});
   send_losses(self, steering, 0);
-  send_losses(self, steering, 2);
+  self->send(steering, losses_atom::value, std::vector<std::uint32_t>{2, 3, 4},
+             std::vector<std::uint32_t>{0, 0, 0}, std::vector<float>{1.0f, 3.0f, 2.0f}, 2.0, 1.0);
   CHECK(status(self, steering)["batches"] == 2);
+  CHECK(status(self, steering)["completed"] == 5);
   CHECK(log->get().empty());  // two batches: no resampling yet
 
   send_losses(self, steering, 1);
@@ -101,7 +106,16 @@ TEST_CASE("steering actor: apply is called after P batches with ids >= k + m onl
   CHECK(st["provenance"][0]["sim"] == 6);
   CHECK(st["last_resampling_time"].is_number());
   CHECK(st["r"] == doctest::Approx(0.5));
-  CHECK(st["sigma"].size() >= 1);
+  CHECK(st["sigma"] == doctest::Approx(0.05));
+  // 0..3 fully seen; 4 (1 of its 2 steps seen) is not.
+  CHECK(st["population_candidates"] == 4);
+  REQUIRE(st["resampling_history"].size() == 1);
+  CHECK(st["resampling_history"][0]["s"] == 1);
+  CHECK(st["resampling_history"][0]["population"] == 4);
+  CHECK(st["resampling_history"][0]["points"] == 6);
+  CHECK(st["shrinks"].is_number());
+  CHECK(st["fallbacks"].is_number());
+  CHECK(st["provenance"][0]["resampling"] == 1);
 
   // Three more batches: a second resampling.
   for (std::uint32_t i = 0; i < 3; ++i) send_losses(self, steering, 0);
@@ -118,7 +132,7 @@ TEST_CASE("steering actor: nothing pending past k + m, no apply") {
   auto settings = base_settings(log);
   settings.submissions = [] { return submission_view{8, 4, 12}; };  // k + m = 12 = count
   auto steering = spawn_steering(sys, settings);
-  self->send(steering, sim_done_atom::value, std::uint32_t{0});
+  self->send(steering, sim_done_atom::value, std::uint32_t{0}, std::uint32_t{1});
   for (int i = 0; i < 3; ++i) send_losses(self, steering, 0);
   auto st = status(self, steering);
   CHECK(log->get().empty());
@@ -142,7 +156,8 @@ TEST_CASE("steering actor: asynchronous view through (resample_atom, k, m, count
                    std::uint32_t{10});
   };
   auto steering = spawn_steering(sys, settings);
-  for (std::uint32_t sim = 0; sim < 3; ++sim) self->send(steering, sim_done_atom::value, sim);
+  for (std::uint32_t sim = 0; sim < 3; ++sim)
+    self->send(steering, sim_done_atom::value, sim, std::uint32_t{1});
   for (int i = 0; i < 3; ++i) send_losses(self, steering, 0);
   // The answer arrives after the third batch: wait for apply.
   std::vector<parameter_changes> calls;
@@ -170,7 +185,7 @@ TEST_CASE("steering actor: bad input is logged, not fatal") {
     return {200.0, 300.0};
   };
   auto steering = spawn_steering(sys, settings);
-  self->send(steering, sim_done_atom::value, std::uint32_t{99});
+  self->send(steering, sim_done_atom::value, std::uint32_t{99}, std::uint32_t{1});
   self->send(steering, losses_atom::value, std::vector<std::uint32_t>{1, 2},
              std::vector<std::uint32_t>{0}, std::vector<float>{1.0f}, 1.0, 1.0);
   auto st = status(self, steering);
@@ -196,6 +211,7 @@ struct owner_log {
   int submission_queries = 0;
   std::vector<std::uint32_t> parameter_queries;
   parameter_changes changes;
+  int change_messages = 0;
 };
 
 simulation_owner_actor::behavior_type fake_owner(std::shared_ptr<owner_log> log) {
@@ -205,10 +221,16 @@ simulation_owner_actor::behavior_type fake_owner(std::shared_ptr<owner_log> log)
         ++log->submission_queries;
         return std::make_tuple(std::uint32_t{4}, std::uint32_t{2}, std::uint32_t{12});
       },
-      [log](set_params_atom, std::uint32_t sim, const std::vector<double>& values) {
+      [log](set_params_atom, const std::vector<std::uint32_t>& sims,
+            const std::vector<std::vector<double>>& values) {
         std::lock_guard<std::mutex> lock(log->mutex);
-        log->changes.emplace_back(sim, values);
-        return sim >= 6;
+        ++log->change_messages;
+        std::vector<std::uint32_t> changed;
+        for (std::size_t i = 0; i < sims.size(); ++i) {
+          log->changes.emplace_back(sims[i], values.at(i));
+          if (sims[i] >= 6) changed.push_back(sims[i]);
+        }
+        return changed;
       },
       [log](parameters_atom, std::uint32_t sim) {
         std::lock_guard<std::mutex> lock(log->mutex);
@@ -241,7 +263,8 @@ TEST_CASE("steering actor: an owned steering goes through the simulation table's
   auto owner = sys.spawn(fake_owner, log);
   auto steering = spawn_steering(sys, owned_settings());
   self->send(steering, owner_atom::value, owner);
-  for (std::uint32_t sim = 0; sim < 4; ++sim) self->send(steering, sim_done_atom::value, sim);
+  for (std::uint32_t sim = 0; sim < 4; ++sim)
+    self->send(steering, sim_done_atom::value, sim, std::uint32_t{1});
   // Completions join the population once the owner answered.
   for (int i = 0; i < 500 && status(self, steering)["completed"] != 4; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -261,6 +284,7 @@ TEST_CASE("steering actor: an owned steering goes through the simulation table's
   CHECK(log->parameter_queries == std::vector<std::uint32_t>{0, 1, 2, 3});
   REQUIRE(changes.size() == 6);  // ids k + m = 6 .. 11
   for (std::size_t i = 0; i < changes.size(); ++i) CHECK(changes[i].first == 6 + i);
+  CHECK(log->change_messages == 1);  // one resampling, one message
   self->send_exit(steering, caf::exit_reason::user_shutdown);
   self->send_exit(owner, caf::exit_reason::user_shutdown);
 }
@@ -270,7 +294,7 @@ TEST_CASE("steering actor: an owned steering skips completions and resamplings u
   caf::actor_system sys{cfg};
   caf::scoped_actor self{sys};
   auto steering = spawn_steering(sys, owned_settings());  // no callbacks: no throw
-  self->send(steering, sim_done_atom::value, std::uint32_t{0});
+  self->send(steering, sim_done_atom::value, std::uint32_t{0}, std::uint32_t{1});
   for (int i = 0; i < 3; ++i) send_losses(self, steering, 0);
   auto st = status(self, steering);
   CHECK(st["completed"] == 0);

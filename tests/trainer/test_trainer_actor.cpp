@@ -76,7 +76,7 @@ steering_actor::behavior_type counting_steering(steering_actor::stateful_pointer
   return {
       [self](losses_atom, const std::vector<std::uint32_t>&, const std::vector<std::uint32_t>&,
              const std::vector<float>&, double, double) { ++self->state; },
-      [](sim_done_atom, std::uint32_t) {},
+      [](sim_done_atom, std::uint32_t, std::uint32_t) {},
       [](resample_atom, std::uint32_t, std::uint32_t, std::uint32_t) {},
       [self](steering_atom) { return std::to_string(self->state); },
       [](owner_atom, const simulation_owner_actor&) {},
