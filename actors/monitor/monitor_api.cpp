@@ -23,7 +23,11 @@ namespace {
 
 using json = nlohmann::json;
 
-http_reply json_reply(int status, const json& j) { return {status, "application/json", j.dump(), {}}; }
+// Request text echoed in a message may be any bytes: invalid UTF-8 is
+// replaced rather than thrown on.
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+http_reply json_reply(int status, const json& j) { return {status, "application/json", dump(j), {}}; }
 
 http_reply error(int status, const std::string& why) {
   return json_reply(status, {{"ok", false}, {"error", why}});
@@ -161,7 +165,7 @@ std::string metrics_rows_json(const std::string& csv_path, long long since) {
     }
     rows.push_back(std::move(row));
   }
-  return json{{"columns", columns}, {"rows", rows}}.dump();
+  return dump(json{{"columns", columns}, {"rows", rows}});
 }
 
 monitor_api::monitor_api(std::shared_ptr<study_source> source, std::string token,
@@ -232,7 +236,7 @@ http_reply monitor_api::route(const http_request& req) const {
     auto j = json::parse(text, nullptr, false);
     if (j.is_object()) {
       j["live"] = source_->live();
-      text = j.dump();
+      text = dump(j);
     }
     return answer(text);
   }

@@ -127,6 +127,13 @@ TEST_CASE("reading: status, jobs, one job, training rows, figures, statistics") 
   CHECK(body(bad)["error"] ==
         "state must be one of pending, running, completed, failed, cancelled, got 'sleeping'");
 
+  // Bytes that are not UTF-8 are echoed replaced, not thrown on (a 500).
+  const auto bytes = f.get("/api/jobs", {{"state", "\xff\xfe"}});
+  CHECK(bytes.status == 400);
+  CHECK(body(bytes)["error"] == "state must be one of pending, running, completed, failed, cancelled, "
+                               "got '\xef\xbf\xbd\xef\xbf\xbd'");
+  CHECK(f.get("/api/jobs/\xff").status == 400);
+
   CHECK(f.get("/api/jobs/3").status == 200);
   CHECK(f.get("/api/jobs/9").status == 404);
   CHECK(body(f.get("/api/jobs/9"))["error"] == "no job 9");
