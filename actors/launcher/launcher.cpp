@@ -85,6 +85,9 @@ void write_summary(launcher_ptr self) {
     server.push_back(link.summary ? json::parse(*link.summary) : json{{"rank", rank}, {"finished", false}});
   auto summary = status_json(st);
   summary.erase("ok");
+  // Live figures only (the monitor's status); the final training is below.
+  summary.erase("training_tail");
+  summary.erase("training");
   // How the study ended (the live "state" is the launcher's phase, always
   // "done" here); exit_code is melissa-run's exit status.
   summary["state"] = st.exit_code == study_succeeded ? "done"

@@ -134,7 +134,8 @@ function renderJobTable() {
     tr.className = j.state;
     const cells = [j.id, j.kind, j.sim_id, j.attempt, j.state, j.raw_state,
                    j.exit_code !== null && j.exit_code !== undefined ? j.exit_code : (j.signal ? "signal " + j.signal : "–"),
-                   time(j.started_at), time(j.ended_at), j.parameters || ""];
+                   time(j.started_at), time(j.ended_at),
+                   (j.parameters || "").split(",").filter((x) => x !== "").map((x) => (+x).toPrecision(4)).join(", ")];
     cells.forEach((v, i) => {
       const td = tr.insertCell();
       td.textContent = v === undefined ? "–" : v;
