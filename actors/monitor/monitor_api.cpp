@@ -107,19 +107,24 @@ std::map<std::uint32_t, std::string> provenance_of(const json& steering, const s
 
 }  // namespace
 
-std::string request_token(const http_request& req) {
+std::vector<std::string> request_tokens(const http_request& req, const std::string& cookie_name) {
+  std::vector<std::string> tokens;
   const std::string bearer = "Bearer ";
   if (req.authorization.size() > bearer.size() &&
       std::equal(bearer.begin(), bearer.end(), req.authorization.begin(),
                  [](char a, char b) { return std::tolower(a) == std::tolower(b); }))
-    return trim(req.authorization.substr(bearer.size()));
+    tokens.push_back(trim(req.authorization.substr(bearer.size())));
+  if (const auto* t = param(req, "token")) tokens.push_back(*t);
   for (const auto& part : split(req.cookie, ';')) {
     const auto eq = part.find('=');
-    if (eq != std::string::npos && trim(part.substr(0, eq)) == token_cookie)
-      return trim(part.substr(eq + 1));
+    if (eq != std::string::npos && trim(part.substr(0, eq)) == cookie_name)
+      tokens.push_back(trim(part.substr(eq + 1)));
   }
-  if (const auto* t = param(req, "token")) return *t;
-  return "";
+  return tokens;
+}
+
+void monitor_api::set_port(std::uint16_t port) {
+  cookie_name_ = std::string(token_cookie) + "_" + std::to_string(port);
 }
 
 bool parse_job_id(const std::string& text, std::uint32_t& id) {
@@ -142,8 +147,11 @@ int status_of_answer(const std::string& json_text) {
   return 409;
 }
 
-std::string metrics_rows_json(const std::string& csv_path, long long since) {
+namespace {
+
+json read_metrics(const std::string& csv_path, long long since, std::size_t max_rows) {
   json rows = json::array();
+  bool more = false;
   std::ifstream in(csv_path);
   std::string line;
   std::vector<std::string> columns;
@@ -155,6 +163,10 @@ std::string metrics_rows_json(const std::string& csv_path, long long since) {
     char* end = nullptr;
     const long long step = std::strtoll(cells[0].c_str(), &end, 10);
     if (end == cells[0].c_str() || step <= since) continue;
+    if (rows.size() == max_rows) {
+      more = true;
+      break;
+    }
     json row = json::object();
     for (std::size_t i = 0; i < cells.size(); ++i) {
       if (cells[i].empty()) continue;
@@ -165,7 +177,13 @@ std::string metrics_rows_json(const std::string& csv_path, long long since) {
     }
     rows.push_back(std::move(row));
   }
-  return dump(json{{"columns", columns}, {"rows", rows}});
+  return json{{"columns", columns}, {"rows", std::move(rows)}, {"more", more}};
+}
+
+}  // namespace
+
+std::string metrics_rows_json(const std::string& csv_path, long long since, std::size_t max_rows) {
+  return dump(read_metrics(csv_path, since, max_rows));
 }
 
 monitor_api::monitor_api(std::shared_ptr<study_source> source, std::string token,
@@ -179,8 +197,11 @@ monitor_api::monitor_api(std::shared_ptr<study_source> source, std::string token
 
 http_reply monitor_api::handle(const http_request& req) const {
   try {
-    const auto given = request_token(req);
-    if (!shell::tokens_equal(token_, given)) {
+    const auto given = request_tokens(req, cookie_name_);
+    const bool admitted = std::any_of(given.begin(), given.end(), [&](const std::string& t) {
+      return shell::tokens_equal(token_, t);
+    });
+    if (!admitted) {
       auto r = error(401, given.empty() ? "this study's monitor needs its token: open the URL that "
                                           "melissa-run printed (?token=...) or send "
                                           "'Authorization: Bearer TOKEN' (monitor.json has it)"
@@ -192,7 +213,7 @@ http_reply monitor_api::handle(const http_request& req) const {
     // The printed URL carries the token once: keep it in a cookie (the page's
     // own requests send it) and drop it from the address bar.
     if (param(req, "token") && req.authorization.empty()) {
-      reply.headers["Set-Cookie"] = std::string(token_cookie) + "=" + token_ +
+      reply.headers["Set-Cookie"] = cookie_name_ + "=" + token_ +
                                     "; Path=/; HttpOnly; SameSite=Strict";
       if (req.method == "GET" && req.path == "/") {
         reply.status = 303;
@@ -317,7 +338,7 @@ http_reply monitor_api::training(const http_request& req) const {
     if (s->empty() || end != s->c_str() + s->size() || errno == ERANGE || since < -1)
       return error(400, "since must be a step number >= -1, got '" + s->substr(0, 40) + "'");
   }
-  auto out = json::parse(metrics_rows_json(output_dir_ + "/metrics/metrics.csv", since));
+  auto out = read_metrics(output_dir_ + "/metrics/metrics.csv", since, max_training_rows);
   out["ok"] = true;
   out["since"] = since;
   // The ranks' current figures (melissa-shell `train`); a study that does not

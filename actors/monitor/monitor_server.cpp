@@ -34,6 +34,7 @@ void to_response(const http_reply& reply, httplib::Response& res) {
 
 monitor_server::monitor_server(std::shared_ptr<monitor_api> api, std::string host, std::uint16_t port)
     : api_(std::move(api)), server_(std::make_unique<httplib::Server>()), host_(std::move(host)) {
+  // (api_->set_port below, once bound: the handlers only read it after start().)
   auto& s = *server_;
   // Small requests only: the API's bodies are a few bytes.
   s.set_payload_max_length(64 * 1024);
@@ -86,6 +87,7 @@ monitor_server::monitor_server(std::shared_ptr<monitor_api> api, std::string hos
                                " for the monitor (launcher.monitor_port in use?)");
     port_ = port;
   }
+  api_->set_port(port_);
 }
 
 monitor_server::~monitor_server() { stop(); }

@@ -113,6 +113,16 @@ TEST_CASE("the printed URL's token sets the cookie, then the cookie is enough") 
   CHECK(f.get("/static/nope.js").status == 404);
 }
 
+TEST_CASE("the cookie is named after the port; a stale cookie does not hide the URL's token") {
+  fixture f;
+  f.api.set_port(41873);
+  const auto r = f.api.handle({"GET", "/", {{"token", token}}, "", "melissa_monitor_token_41873=stale", ""});
+  CHECK(r.status == 303);
+  CHECK(r.headers.at("Set-Cookie").rfind("melissa_monitor_token_41873=" + token + ";", 0) == 0);
+  CHECK(f.api.handle({"GET", "/", {}, "", "melissa_monitor_token=" + token, ""}).status == 401);
+  CHECK(f.api.handle({"GET", "/", {}, "", "melissa_monitor_token_41873=" + token, ""}).status == 200);
+}
+
 TEST_CASE("reading: status, jobs, one job, training rows, figures, statistics") {
   fixture f;
   const auto status = f.get("/api/status");
@@ -153,6 +163,10 @@ TEST_CASE("reading: status, jobs, one job, training rows, figures, statistics") 
   CHECK(t["rows"] == json::parse(R"([{"step":5,"wall_time":1.5,"train_loss":0.25},
                                      {"step":10,"wall_time":2.5,"train_loss":0.125,"validation_loss":0.5}])"));
   CHECK(t["ranks"][0]["batches"] == 7);
+  CHECK(t["more"] == false);
+  const auto capped = json::parse(metrics_rows_json(f.dir / "metrics/metrics.csv", -1, 1));
+  CHECK(capped["rows"] == json::parse(R"([{"step":5,"wall_time":1.5,"train_loss":0.25}])"));
+  CHECK(capped["more"] == true);
   t = body(f.get("/api/training", {{"since", "5"}}));
   CHECK(t["rows"].size() == 1);
   CHECK(t["rows"][0]["step"] == 10);
@@ -220,10 +234,11 @@ TEST_CASE("a finished study refuses commands") {
 }
 
 TEST_CASE("pieces: tokens, job ids, answer statuses") {
-  CHECK(request_token({"GET", "/", {}, "bearer  abc ", "", ""}) == "abc");
-  CHECK(request_token({"GET", "/", {}, "", "x=1;melissa_monitor_token=t2", ""}) == "t2");
-  CHECK(request_token({"GET", "/", {{"token", "t3"}}, "", "", ""}) == "t3");
-  CHECK(request_token({"GET", "/", {}, "", "", ""}).empty());
+  using v = std::vector<std::string>;
+  CHECK(request_tokens({"GET", "/", {}, "bearer  abc ", "", ""}, "c") == v{"abc"});
+  CHECK(request_tokens({"GET", "/", {}, "", "x=1;c=t2; c_1=t4", ""}, "c") == v{"t2"});
+  CHECK(request_tokens({"GET", "/", {{"token", "t3"}}, "", "c=t2", ""}, "c") == v{"t3", "t2"});
+  CHECK(request_tokens({"GET", "/", {}, "", "", ""}, "c").empty());
   std::uint32_t id = 0;
   CHECK((parse_job_id("4294967295", id) && id == 4294967295u));
   CHECK(!parse_job_id("+5", id));

@@ -41,7 +41,7 @@ study = write_study(
     parameters={"count": 40}, fields=[{"name": "temperature", "size": 64}],
     buffer={"policy": "reservoir", "capacity": 400, "threshold": 40},
     training={"time_steps": STEPS, "hidden": [16], "batch_size": 4, "learning_rate": 3e-3,
-              "metrics_every": 5, "threads": 1},
+              "metrics_every": 100, "threads": 1},
     breed={"period": 40, "window": 6, "sigma": 0.1, "r_start": 0.5, "r_end": 0.7, "r_steps": 2})
 skip_without_torch(work, study)
 

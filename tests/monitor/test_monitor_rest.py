@@ -66,7 +66,8 @@ status, page, _ = m.get("/", token=None)
 check(status == 401 and "?token=" in page["error"], "the page without its token: 401 says how")
 status, _, h = m.get("/?token=" + m.token, token=None)
 cookie = h["Set-Cookie"].split(";")[0]
-check(status == 303 and h["Location"] == "/" and cookie == "melissa_monitor_token=" + m.token,
+port = m.base.rsplit(":", 1)[1]
+check(status == 303 and h["Location"] == "/" and cookie == f"melissa_monitor_token_{port}=" + m.token,
       "the printed URL sets the cookie and drops the token from the address")
 status, page, h = m.get("/", token=None, headers={"Cookie": cookie})
 check(status == 200 and "<title>Melissa study monitor</title>" in page and h["Content-Type"].startswith("text/html"),

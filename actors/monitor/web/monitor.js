@@ -156,6 +156,8 @@ function renderJobTable() {
 
 function renderTraining(t) {
   for (const r of t.rows || []) state.rows.push(r);
+  // A long run: keep every other row once there are many (the charts stay light).
+  while (state.rows.length > 4000) state.rows = state.rows.filter((_, i) => i % 2 === 0 || i === state.rows.length - 1);
   if (t.rows && t.rows.length) state.lastStep = t.rows[t.rows.length - 1].step;
   const pts = (key) => state.rows.filter((r) => r[key] !== undefined && r.samples_seen !== undefined &&
                                           (key.indexOf("loss") < 0 || r[key] > 0))
