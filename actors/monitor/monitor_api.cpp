@@ -257,6 +257,17 @@ http_reply monitor_api::route(const http_request& req) const {
     auto j = json::parse(text, nullptr, false);
     if (j.is_object()) {
       j["live"] = source_->live();
+      // The job table's rows by state (the server's included; retries are rows).
+      const auto jobs = json::parse(source_->jobs(""), nullptr, false);
+      if (j.value("ok", false) && jobs.is_object() && jobs.contains("jobs") && jobs["jobs"].is_array()) {
+        json by_state = json::object();
+        for (const auto& st : shell::job_states()) by_state[st] = 0;
+        for (const auto& row : jobs["jobs"])
+          if (row.is_object() && row.contains("state") && row["state"].is_string() &&
+              by_state.contains(row["state"].get<std::string>()))
+            by_state[row["state"].get<std::string>()] = by_state[row["state"].get<std::string>()].get<int>() + 1;
+        j["jobs"] = by_state;
+      }
       text = dump(j);
     }
     return answer(text);

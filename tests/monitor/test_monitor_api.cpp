@@ -10,7 +10,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "actors/launcher/training_tail.hpp"
 #include "actors/monitor/monitor_api.hpp"
 #include "tests/lib/temp_dir.hpp"
 
@@ -129,6 +128,8 @@ TEST_CASE("reading: status, jobs, one job, training rows, figures, statistics") 
   CHECK(status.status == 200);
   CHECK(body(status)["live"] == true);
   CHECK(body(status)["simulations"]["completed"] == 2);
+  CHECK(body(status)["jobs"] ==
+        json::parse(R"({"pending":1,"running":2,"completed":1,"failed":0,"cancelled":0})"));
 
   CHECK(f.get("/api/jobs", {{"state", "Running"}}).status == 200);
   CHECK(f.study->calls.back() == "jobs running");
@@ -230,7 +231,7 @@ TEST_CASE("a finished study refuses commands") {
     CHECK(body(r)["error"].get<std::string>().rfind("the study has ended", 0) == 0);
   }
   CHECK(f.post("/api/job_limit", R"({"job_limit": 2})").status == 409);
-  CHECK(f.study->calls == std::vector<std::string>{"status"});  // no command reached it
+  CHECK(f.study->calls == std::vector<std::string>{"status", "jobs "});  // no command reached it
 }
 
 TEST_CASE("pieces: tokens, job ids, answer statuses") {
@@ -247,27 +248,4 @@ TEST_CASE("pieces: tokens, job ids, answer statuses") {
   CHECK(status_of_answer(R"({"ok":false,"error":"the launcher did not answer status: timeout"})") == 503);
   CHECK(status_of_answer(R"({"ok":false,"error":"server rank 1 did not answer within 15 s"})") == 409);
   CHECK(status_of_answer("not json") == 502);
-}
-
-TEST_CASE("the training tail: when, and its progress line") {
-  using namespace melissa::launcher_detail;
-  melissa::launcher_core::counts c;
-  c.requested = 4;
-  c.completed = 3;
-  c.failed = 1;
-  CHECK(in_training_tail(true, true, c, 4));
-  CHECK(!in_training_tail(false, true, c, 4));  // does not train
-  CHECK(!in_training_tail(true, false, c, 4));  // stopping or finishing
-  CHECK(!in_training_tail(true, true, c, 5));   // a simulation not yet asked for
-  c.running = 1;
-  CHECK(!in_training_tail(true, true, c, 4));
-  c.running = 0;
-  tail_figures fig;
-  CHECK(tail_progress_line(61.0, c, fig) ==
-        "[   61.0 s] training tail: 3/4 completed, 1 failed | waiting for rank 0's figures");
-  CHECK(!read_tail_figures(R"({"error":"no"})", fig));
-  CHECK(!fig.known);
-  CHECK(read_tail_figures(R"({"rank":0,"state":"training","batches":1234,"train_loss":0.0123,"samples_per_s":565.3})", fig));
-  CHECK(tail_progress_line(61.0, c, fig) ==
-        "[   61.0 s] training tail: 3/4 completed, 1 failed | 1234 batches, loss 0.0123, 565 samples/s");
 }

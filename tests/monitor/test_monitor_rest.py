@@ -84,6 +84,7 @@ check(st["study"] == "monitor-rest" and st["live"] is True and st["job_limit"] =
       f"status: the study's name, live, its job limit and directory ({st})")
 check(set(st["simulations"]) == {"requested", "completed", "running", "pending", "failed", "retries"},
       "status: the simulation counts")
+check(set(st["jobs"]) == {"pending", "running", "completed", "failed", "cancelled"}, "status: job counts by state")
 
 # --- the kill: simulation 0's first attempt hangs until it is killed ---
 def hanging():
@@ -114,7 +115,8 @@ def retried():
 old, new = wait_for("the retry of simulation 0", retried)
 check(old["reason"] == "killed from melissa-shell" and new["id"] > victim["id"],
       f"the killed attempt is cancelled, attempt 2 is a new job ({old['reason']}, job {new['id']})")
-check(m.ok("/api/status")["simulations"]["retries"] >= 1, "status counts the retry")
+st = m.ok("/api/status")
+check(st["simulations"]["retries"] >= 1 and st["jobs"]["cancelled"] == 1, "status counts the retry and the cancelled job")
 status, j, _ = m.post(f"/api/jobs/{victim['id']}/kill")
 check(status == 409 and j["error"] == f"job {victim['id']} already cancelled", f"a second kill: 409 ({j})")
 cancelled = m.ok("/api/jobs?state=cancelled")["jobs"]
