@@ -162,7 +162,8 @@ wait_for("the finished study's page", lambda: js("return document.body.dataset.r
 wait_for("its loss chart", lambda: points("loss") >= 3, 30)
 check(driver.find_element(By.ID, "st-completed").text == str(summary["simulations"]["completed"]) and
       "finished" in driver.find_element(By.ID, "st-state").text and
-      "This study has ended" in driver.find_element(By.ID, "banner").text,
+      "This study has ended" in driver.find_element(By.ID, "banner").text and
+      not driver.find_element(By.ID, "controls").is_displayed(),
       "a finished study renders from summary.json")
 driver.save_screenshot(os.path.join(ARTIFACTS, "monitor-finished.png"))
 served.send_signal(signal.SIGINT)
