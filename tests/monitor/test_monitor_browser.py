@@ -92,8 +92,10 @@ check(js("return typeof Chart") == "function", "Chart.js loaded from the study")
 # --- the kill button of simulation 0's hanging attempt ---
 victim = wait_for("simulation 0 attempt 1 running", lambda: next(
     (j for j in m.ok("/api/jobs?state=running")["jobs"] if j.get("sim_id") == 0 and j.get("attempt") == 1), None))
-button = wait_for("its kill button", lambda: driver.find_elements(By.CSS_SELECTOR, f'button.kill[data-job="{victim["id"]}"]'))
-button[0].click()
+# The table is redrawn at each refresh: find and click the button in one step.
+wait_for("its kill button, clicked", lambda: js(
+    f"const b = document.querySelector('button.kill[data-job=\"{victim['id']}\"]');"
+    "if (!b) return false; b.click(); return true;"))
 wait_for("the retry of simulation 0", lambda: any(
     j["sim_id"] == 0 and j["attempt"] == 2 for j in m.ok("/api/jobs")["jobs"] if j["kind"] == "client"), 60)
 check(m.ok(f"/api/jobs/{victim['id']}")["job"]["state"] == "cancelled", "the kill button cancelled the job, its retry runs")
