@@ -16,7 +16,7 @@ PACKAGES=(
   g++ gfortran clang libclang-rt-14-dev meson ninja-build pkg-config
   libcaf-dev libtorch-dev libopenblas0-pthread libtomlplusplus-dev doctest-dev
   libopenmpi-dev openmpi-bin libspdlog-dev libfmt-dev libzmq3-dev libxxhash-dev nlohmann-json3-dev
-  libreadline-dev libgsl-dev libgloo-dev libssl-dev
+  libreadline-dev libgsl-dev libgloo-dev libssl-dev libcpp-httplib-dev libjs-chart.js
   python3 python3-numpy python3-matplotlib python3-mpi4py python3-torch
 )
 # Only for the test suite: the real one-node Slurm and OAR that the backend
@@ -25,6 +25,8 @@ TEST_PACKAGES=(
   slurm-wlm munge
   python3-openturns  # tests/statistics: the OpenTURNS reference
   oar-server oar-server-pgsql oar-node oar-user oar-user-pgsql postgresql openssh-server
+  # the monitor's tests (tests/monitor): a real browser, TensorBoard's schema through protoc
+  chromium chromium-driver python3-selenium protobuf-compiler python3-protobuf python3-crcmod
 )
 
 install_packages() {

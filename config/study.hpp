@@ -81,6 +81,8 @@ struct launcher_config {
   double poll_interval = 1;             // seconds between two polls of the backend, (0, max_poll_interval]
   std::string shell_host = "127.0.0.1";  // address of the melissa-shell endpoint
   std::uint16_t shell_port = 0;         // 0: any free port
+  std::string monitor_host = "127.0.0.1";  // address of the REST API and dashboard (docs/monitor.md)
+  std::uint16_t monitor_port = 0;       // 0: any free port
   bool schedule_in_schedule = false;    // Slurm only: clients as steps of one allocation
   std::uint32_t allocation_nodes = 1;   // nodes of that allocation, >= 1
   std::string allocation_time = "01:00:00";  // its time limit, "[D-]H:MM:SS"

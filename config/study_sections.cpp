@@ -163,6 +163,8 @@ launcher_config read_launcher(table_reader t) {
                                     "] seconds, got " + format_number(l.poll_interval));
   l.shell_host = t.string("shell_host", l.shell_host, check_host);
   l.shell_port = t.integer<std::uint16_t>("shell_port", l.shell_port, {0, 65535});
+  l.monitor_host = t.string("monitor_host", l.monitor_host, check_host);
+  l.monitor_port = t.integer<std::uint16_t>("monitor_port", l.monitor_port, {0, 65535});
   l.schedule_in_schedule = t.boolean("schedule_in_schedule", l.schedule_in_schedule);
   l.allocation_nodes = t.integer<std::uint32_t>("allocation_nodes", l.allocation_nodes, {1, {}});
   l.allocation_time = t.string("allocation_time", l.allocation_time, check_duration);

@@ -52,6 +52,8 @@ void write_launcher(std::ostream& out, const launcher_config& l) {
       << "poll_interval = " << format_number(l.poll_interval) << "\n"
       << "shell_host = " << quoted(l.shell_host) << "\n"
       << "shell_port = " << l.shell_port << "\n"
+      << "monitor_host = " << quoted(l.monitor_host) << "\n"
+      << "monitor_port = " << l.monitor_port << "\n"
       << "schedule_in_schedule = " << (l.schedule_in_schedule ? "true" : "false") << "\n"
       << "allocation_nodes = " << l.allocation_nodes << "\n"
       << "allocation_time = " << quoted(l.allocation_time) << "\n";

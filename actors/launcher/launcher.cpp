@@ -85,6 +85,9 @@ void write_summary(launcher_ptr self) {
     server.push_back(link.summary ? json::parse(*link.summary) : json{{"rank", rank}, {"finished", false}});
   auto summary = status_json(st);
   summary.erase("ok");
+  // Live figures only (the monitor's status); the final training is below.
+  summary.erase("training_tail");
+  summary.erase("training");
   // How the study ended (the live "state" is the launcher's phase, always
   // "done" here); exit_code is melissa-run's exit status.
   summary["state"] = st.exit_code == study_succeeded ? "done"
@@ -178,6 +181,16 @@ void print_progress(launcher_ptr self, bool force = false) {
   st.last_progress = now;
   st.last_steps = steps;
   const auto c = st.core->count();
+  if (in_training_tail(st)) {
+    // Nothing is ingested any more: show the training instead of "0 steps/s".
+    refresh_tail_figures(self);
+    const auto tail = tail_progress_line(now, c, st.tail.figures);
+    if (st.settings.tty)
+      std::fprintf(stderr, "\r%s\033[K", tail.c_str());
+    else
+      spdlog::info("{}", tail);
+    return;
+  }
   char line[256];
   std::snprintf(line, sizeof line,
                 "[%7.1f s] %u/%u completed, %u running, %u pending, %u failed (%u retries) | %llu "

@@ -59,7 +59,40 @@ json status_json(const launcher_state& st) {
           {"steps_stored", st.steps()},
           {"steps_per_s", st.steps_per_s},
           {"server_ranks", st.ranks.size()},
-          {"output_dir", st.settings.output_dir}};
+          {"output_dir", st.settings.output_dir},
+          {"training_tail", in_training_tail(st)},
+          {"training", st.tail.figures.known
+                           ? json{{"batches", st.tail.figures.batches},
+                                  {"train_loss", st.tail.figures.train_loss},
+                                  {"samples_per_s", st.tail.figures.samples_per_s},
+                                  {"state", st.tail.figures.trainer_state}}
+                           : json(nullptr)}};
+}
+
+bool in_training_tail(const launcher_state& st) {
+  return in_training_tail(st.settings.study.server.sink == config::sink_kind::train,
+                          st.phases.phase() == study_phase::running, st.core->count(),
+                          st.settings.study.parameters.count);
+}
+
+void refresh_tail_figures(launcher_ptr self) {
+  auto& st = self->state;
+  const auto it = st.ranks.find(0);
+  if (st.tail.asking || it == st.ranks.end()) return;
+  if (it->second.summary) {  // rank 0 has finished: its final figures
+    const auto summary = json::parse(*it->second.summary, nullptr, false);
+    if (summary.is_object() && summary.contains("training"))
+      read_tail_figures(summary["training"].dump(), st.tail.figures);
+    return;
+  }
+  if (!it->second.coordinator) return;
+  st.tail.asking = true;
+  self->request(it->second.coordinator, rank_query_timeout, train_atom::value)
+      .then([self](const std::string& text) {
+              self->state.tail.asking = false;
+              read_tail_figures(text, self->state.tail.figures);
+            },
+            [self](const caf::error&) { self->state.tail.asking = false; });
 }
 
 std::string jobs_reply(const launcher_state& st, const std::string& filter) {

@@ -58,6 +58,12 @@ std::string set_setting(launcher_core& core, const std::string& key, const std::
 // "elapsed_s", "ranks": [...]}); a finished rank answers from its summary.
 reply_promise ask_training(launcher_ptr self);
 reply_promise ask_buffer(launcher_ptr self);
+// The training tail (training_tail.hpp): whether the study is in it, and a
+// refresh of rank 0's figures (one request at a time; the answer lands in
+// st.tail.figures for the next progress line and status).
+bool in_training_tail(const launcher_state& st);
+void refresh_tail_figures(launcher_ptr self);
+
 // `steering`: rank 0's ({"ok": true, "steering": {...}}).
 reply_promise ask_steering(launcher_ptr self);
 

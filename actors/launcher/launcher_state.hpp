@@ -12,6 +12,7 @@
 #include "actors/launcher/launcher.hpp"
 #include "actors/launcher/launcher_core.hpp"
 #include "actors/launcher/study_phases.hpp"
+#include "actors/launcher/training_tail.hpp"
 #include "messages/actor_types.hpp"
 
 namespace melissa::launcher_detail {
@@ -46,6 +47,7 @@ struct launcher_state {
   double last_progress = -1e9;    // when the last progress line was printed
   std::uint64_t last_steps = 0;   // steps at that time
   double steps_per_s = 0;
+  training_tail tail;             // rank 0's figures once every simulation has ended
   static inline const char* name = "launcher";
 
   double now() const { return std::chrono::duration<double>(clock_type::now() - started).count(); }

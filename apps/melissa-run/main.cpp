@@ -5,6 +5,7 @@
 // simulations that failed for good (3) or was interrupted (128 + signal).
 //
 //   melissa-run STUDY.toml [--output DIR] [--dry-run]
+//   melissa-run --monitor-only DIR     (the dashboard of a finished study)
 #include <fcntl.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -27,6 +28,10 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/launcher/launcher.hpp"
+#include "actors/monitor/archive_source.hpp"
+#include "actors/monitor/live_source.hpp"
+#include "actors/monitor/monitor_assets.hpp"
+#include "actors/monitor/monitor_server.hpp"
 #include "actors/scheduler_backend/scheduler_backend.hpp"
 #include "actors/shell_endpoint/shell_endpoint.hpp"
 #include "actors/supervisor/supervisor.hpp"
@@ -57,9 +62,12 @@ extern "C" void on_signal(int sig) { stop_signal = sig; }
 
 const char* usage =
     "usage: melissa-run STUDY.toml [--output DIR] [--dry-run]\n"
+    "       melissa-run --monitor-only DIR\n"
     "Runs the study: starts the server, then the simulations it asks for.\n"
     "  --output DIR  output directory (default: study.output_dir)\n"
     "  --dry-run     check the study and print what would run, run nothing\n"
+    "  --monitor-only DIR  serve the dashboard of the finished study in DIR\n"
+    "                (from its summary.json) until Ctrl-C\n"
     "Exit status: 0 succeeded, 1 failed, 2 bad study file or arguments,\n"
     "3 some simulations failed for good, 128+N interrupted by signal N.\n";
 
@@ -127,6 +135,57 @@ output_lock lock_output_dir(const std::string& output) {
   return lock;
 }
 
+// The dashboard's address for a user: a wildcard bind is reached through the
+// machine's name.
+std::string monitor_url_host(const std::string& bind) {
+  return bind == "0.0.0.0" || bind == "::" ? host_name() : bind;
+}
+
+// The monitor of a study: its REST API and dashboard (docs/monitor.md).
+// Throws std::runtime_error when it cannot listen or write monitor.json.
+std::unique_ptr<melissa::monitor::monitor_server> start_monitor(
+    std::shared_ptr<melissa::monitor::study_source> source, const melissa::config::study_config& study,
+    const std::string& output, const std::string& token) {
+  using namespace melissa::monitor;
+  auto api = std::make_shared<monitor_api>(std::move(source), token, output,
+                                           study.parameters.names, dashboard_assets());
+  auto server = std::make_unique<monitor_server>(api, study.launcher.monitor_host,
+                                                 study.launcher.monitor_port);
+  server->start();
+  const auto host = monitor_url_host(study.launcher.monitor_host);
+  const auto url = server->url(host, token);
+  write_monitor_file(output, url, host, server->port(), token);
+  return server;
+}
+
+// melissa-run --monitor-only DIR: a finished study's dashboard, from its
+// summary.json (and metrics/, breed-provenance.csv), until a signal.
+int serve_finished_study(const std::string& dir) {
+  using namespace melissa;
+  const auto output = fs::absolute(dir).lexically_normal().string();
+  config::study_config study;
+  try {
+    study = config::load_study(output + "/study.resolved.toml");
+  } catch (const std::exception& e) {
+    std::cerr << "melissa-run: " << e.what() << "\n";
+    return study_config_error;
+  }
+  try {
+    const auto token = shell::random_token();
+    auto server = start_monitor(monitor::make_archive_source(output), study, output, token);
+    std::cout << "dashboard of the finished study " << study.study.name << ": "
+              << server->url(monitor_url_host(study.launcher.monitor_host), token)
+              << "\n(Ctrl-C to stop)" << std::endl;
+    while (stop_signal == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    server->stop();
+    monitor::remove_monitor_file(output);
+  } catch (const std::exception& e) {
+    std::cerr << "melissa-run: " << e.what() << "\n";
+    return study_failed;
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -142,6 +201,10 @@ int main(int argc, char** argv) {
     if (a == "--output") {
       if (i + 1 >= argc) usage_error("--output needs a value");
       output = argv[++i];
+    } else if (a == "--monitor-only") {
+      if (i + 1 >= argc) usage_error("--monitor-only needs the study's output directory");
+      if (argc != 3) usage_error("--monitor-only DIR takes no other argument");
+      return serve_finished_study(argv[i + 1]);
     } else if (a == "--dry-run") {
       dry_run = true;
     } else if (a == "-h" || a == "--help") {
@@ -289,8 +352,9 @@ int main(int argc, char** argv) {
 
   // melissa-shell attaches here: loopback by default, a token in a 0600 file.
   shell_endpoint_actor shell;
+  std::string token;
   try {
-    const auto token = shell::random_token();
+    token = shell::random_token();
     const launcher_query_actor queries = launcher;  // checked at compile time
     shell = spawn_shell_endpoint(sys, queries, token);
     auto shell_port = publish_shell_endpoint(shell, study.launcher.shell_port, study.launcher.shell_host);
@@ -300,6 +364,16 @@ int main(int argc, char** argv) {
     spdlog::info("attach with: melissa-shell {}", output);
   } catch (const std::exception& e) {
     spdlog::warn("no shell endpoint ({}); the study runs without it", e.what());
+  }
+  // The REST API and dashboard: the shell's token, and the launcher asked
+  // through CAF from the server's own threads.
+  std::unique_ptr<monitor::monitor_server> monitor_http;
+  try {
+    if (token.empty()) throw std::runtime_error("no token");
+    monitor_http = start_monitor(monitor::make_live_source(sys, launcher), study, output, token);
+    spdlog::info("dashboard: {}", monitor_http->url(monitor_url_host(study.launcher.monitor_host), token));
+  } catch (const std::exception& e) {
+    spdlog::warn("no monitor ({}); the study runs without its dashboard", e.what());
   }
 
   int exit_code = study_failed;
@@ -323,6 +397,10 @@ int main(int argc, char** argv) {
         });
   }
   shell::remove_shell_file(output);
+  if (monitor_http) {
+    monitor_http->stop();
+    monitor::remove_monitor_file(output);
+  }
   // Let a last shell reply (e.g. to `stop`) leave before the middleman goes.
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   self->send_exit(root, caf::exit_reason::user_shutdown);

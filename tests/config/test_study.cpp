@@ -251,7 +251,7 @@ TEST_CASE("to_toml writes every default explicitly") {
   for (const char* key : {"output_dir = \"studies/mini\"", "seed = 0", "mode = \"training\"",
                           "backend = \"local\"", "job_limit = 4", "max_retries = 2",
                           "client_timeout = 300.0", "server_timeout = 60.0", "poll_interval = 1.0",
-                          "shell_host = \"127.0.0.1\"", "shell_port = 0", "schedule_in_schedule = false",
+                          "shell_host = \"127.0.0.1\"", "shell_port = 0", "monitor_host = \"127.0.0.1\"", "monitor_port = 0", "schedule_in_schedule = false",
                           "allocation_nodes = 1", "allocation_time = \"01:00:00\"",
                           "[launcher.server_job]\npartition = \"\"\naccount = \"\"\ntime = \"\"\nnodes = 1\n"
                           "gres = \"\"\nextra = []\n",
@@ -354,7 +354,8 @@ TEST_CASE("errors: unknown keys") {
   // Several unknown keys: the first one in the file is reported.
   CHECK(error_of(minimal_plus("[launcher]\nzzz = 1\naaa = 2\n")) ==
         "s.toml:16:1: launcher.zzz: unknown key; [launcher] has backend, job_limit, max_retries, "
-        "client_timeout, server_timeout, poll_interval, shell_host, shell_port, schedule_in_schedule, "
+        "client_timeout, server_timeout, poll_interval, shell_host, shell_port, monitor_host, monitor_port, "
+        "schedule_in_schedule, "
         "allocation_nodes, allocation_time, server_job, client_job");
   CHECK(error_of(minimal_plus("[launcher.client_job]\nqueue = \"x\"\n")) ==
         "s.toml:16:1: launcher.client_job.queue: unknown key; [launcher.client_job] has partition, "
@@ -453,6 +454,8 @@ TEST_CASE("errors: values out of range") {
         "s.toml:16:17: launcher.poll_interval: must be > 0, got -0.5");
   CHECK(error_of(minimal_plus("[launcher]\nshell_port = 65536\n")) ==
         "s.toml:16:14: launcher.shell_port: must be in [0, 65535], got 65536");
+  CHECK(error_of(minimal_plus("[launcher]\nmonitor_port = -1\n")) ==
+        "s.toml:16:16: launcher.monitor_port: must be in [0, 65535], got -1");
   CHECK(error_of(minimal_plus("[launcher]\nshell_host = \"\"\n")) ==
         "s.toml:16:14: launcher.shell_host: must not be empty");
   CHECK(error_of(minimal_plus("[launcher]\nallocation_nodes = 0\n")) ==
