@@ -12,6 +12,7 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr const char* staging_prefix = ".staging-";
+constexpr const char* pruning_prefix = ".pruning-";
 
 // Parses "ckpt-<sequence>-batch-<batch>"; false for anything else.
 bool parse_checkpoint_name(const std::string& name, std::uint64_t& sequence, std::uint64_t& batch) {
@@ -107,11 +108,19 @@ std::string checkpoint_directory::commit(staging&& s, manifest header) const {
 void checkpoint_directory::prune(std::size_t keep) const {
   if (keep == 0) keep = 1;
   const auto complete = list();
-  for (std::size_t i = keep; i < complete.size(); ++i) fs::remove_all(complete[i].path);
+  // Renamed out of the ckpt-* names first (atomic), then deleted: a crash
+  // in the middle of a deletion never leaves a half-deleted directory that
+  // still looks like a checkpoint.
+  for (std::size_t i = keep; i < complete.size(); ++i) {
+    const auto doomed = root_ + "/" + pruning_prefix + std::to_string(complete[i].sequence);
+    fs::rename(complete[i].path, doomed);
+  }
+  if (complete.size() > keep) sync_path(root_);
   const std::uint64_t newest = complete.empty() ? 0 : complete.front().sequence;
   for (const auto& entry : fs::directory_iterator(root_)) {
+    const auto name = entry.path().filename().string();
     std::uint64_t sequence = 0;
-    if (parse_staging_name(entry.path().filename().string(), sequence) && sequence < newest)
+    if ((parse_staging_name(name, sequence) && sequence < newest) || name.rfind(pruning_prefix, 0) == 0)
       fs::remove_all(entry.path());
   }
 }

@@ -7,9 +7,11 @@
 //   3. commit() writes manifest.json last, fsyncs every directory inside,
 //      renames the staging directory to <root>/ckpt-<sequence>-batch-<batch>
 //      and fsyncs <root>
-//   4. prune(keep) then deletes the oldest checkpoints beyond `keep` and any
-//      staging directory left by a crash: never before the new one is
-//      complete, so a crash at any point leaves at least the previous one.
+//   4. prune(keep) then deletes the oldest checkpoints beyond `keep` (each
+//      first renamed to .pruning-<sequence>, so that a half-deleted one never
+//      looks like a checkpoint) and any staging directory left by a crash:
+//      never before the new one is complete, so a crash at any point leaves
+//      at least the previous one.
 //
 // newest_valid() picks the checkpoint to restart from: the highest sequence
 // whose manifest verifies; each newer one that does not is skipped with the
