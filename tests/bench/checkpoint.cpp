@@ -124,7 +124,7 @@ int main(int argc, char** argv) {
       buffer_copy = buffer->snapshot();
     });
 
-    double best_write = 1e300, best_raw = 1e300;
+    double best_write = 1e300, best_raw = 1e300, trainer_part = 0, buffer_part = 0;
     std::uint64_t bytes = 0;
     {
       checkpoint::write_result last;
@@ -136,12 +136,16 @@ int main(int argc, char** argv) {
         job.header.batch = trainer.batches();
         job.header.reason = "bench";
         job.parts.push_back([&](checkpoint::staging& s) {
+          auto start = std::chrono::steady_clock::now();
           const auto dir = s.prepare("rank-0/trainer/x");
           for (const auto& name : trainer_copy.write(fs::path(dir).parent_path().string()))
             s.add_written("rank-0/trainer/" + name);
+          trainer_part = seconds_since(start);
         });
         job.parts.push_back([&](checkpoint::staging& s) {
+          auto start = std::chrono::steady_clock::now();
           s.add("rank-0/buffer.bin", checkpoint::write_buffer_file(buffer_copy, s.prepare("rank-0/buffer.bin")));
+          buffer_part = seconds_since(start);
         });
         if (!writer.submit(std::move(job))) return 1;
         writer.wait_idle();
@@ -161,6 +165,7 @@ int main(int argc, char** argv) {
     std::printf("%9zu %10.1f %9.3f %9.1f %9.1f %8.2f %10.2f %10.2f %9.1f %8.3f\n", capacity, mb,
                 best_write, mb / best_write, mb / best_raw, ratio, pause * 1e3, step * 1e3,
                 interval, 100 * pause_share);
+    std::printf("  last round: trainer part %.3f s, buffer part %.3f s\n", trainer_part, buffer_part);
     std::printf("  goal pause <= 5%% of the interval: %s; goal write >= 0.7 x raw: %s\n",
                 pause_share <= 0.05 ? "met" : "NOT MET", ratio >= 0.7 ? "met" : "NOT MET");
     goals = goals && pause_share <= 0.05 && ratio >= 0.7;
