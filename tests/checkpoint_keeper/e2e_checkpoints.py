@@ -75,6 +75,9 @@ def periodic():
     pause = figures["pause_seconds"]
     check(0 < pause["max"] <= pause["total"] and pause["last"] > 0, "the trainer's pause is measured")
     check(figures["last_bytes"] > 0 and figures["last_write_seconds"] > 0, "size and write time reported")
+    study_summary = json.load(open(os.path.join(out, "summary.json")))
+    check(study_summary["training"]["checkpoints"] == figures,
+          "summary.json carries the same checkpoint figures (training.checkpoints)")
 
     root = os.path.join(out, "checkpoints")
     names = sorted(os.listdir(root))
