@@ -6,7 +6,26 @@
 
 #include <spdlog/spdlog.h>
 
+#include "actors/checkpoint_keeper/buffer_file.hpp"
+
 namespace melissa::checkpoint {
+
+std::future<buffer_snapshot> buffer_handoff::request() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  armed_.emplace();
+  return armed_->get_future();
+}
+
+void buffer_handoff::offer(const training_buffer& buffer) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!armed_) return;
+  try {
+    armed_->set_value(buffer.snapshot());
+  } catch (...) {
+    armed_->set_exception(std::current_exception());
+  }
+  armed_.reset();
+}
 
 rank_checkpoints::rank_checkpoints(rank_checkpoint_settings settings, double now)
     : settings_(std::move(settings)),
@@ -50,6 +69,16 @@ bool rank_checkpoints::at_step_boundary(std::uint64_t batch, double now, bool en
     job.header.reason = reason;
     job.header.ranks = settings_.ranks;
     job.parts = rank_parts(std::move(snap));
+    if (settings_.buffer && !end) {
+      const std::string path = "rank-" + std::to_string(settings_.rank) + "/buffer.bin";
+      auto future = std::make_shared<std::future<buffer_snapshot>>(handoff_->request());
+      job.parts.push_back([path, future](staging& s) {
+        if (future->wait_for(std::chrono::seconds(120)) != std::future_status::ready)
+          throw std::runtime_error("the training buffer did not hand its snapshot over in 120 s");
+        const auto buffer = future->get();
+        s.add(path, write_buffer_file(buffer, s.prepare(path)));
+      });
+    }
     {
       std::lock_guard<std::mutex> lock(mutex_);
       figures_["taken"] = figures_["taken"].get<std::uint64_t>() + 1;

@@ -46,6 +46,10 @@ struct reservoir_settings {
   // Called when a simulation has delivered all its steps (may be empty):
   // Breed's steering counts it as completed.
   std::function<void(std::uint32_t sim)> on_sim_done;
+  // Called on the buffer's thread when a batch request arrives, before
+  // anything is drawn for it (may be empty): the checkpoint keeper takes the
+  // buffer's snapshot there, at the trainer's step boundary.
+  std::function<void(const training_buffer&)> at_batch_request;
 };
 
 // Throws std::invalid_argument for invalid buffer settings (capacity 0).

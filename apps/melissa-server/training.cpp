@@ -131,10 +131,10 @@ steering_settings steering_settings_of(const config::study_config& study,
 
 // [checkpoint]: this rank's trainer checkpoints itself between two steps
 // (docs/checkpoints.md). Not yet with several ranks (their cut and commit
-// need rank 0's coordination) and not yet the buffer and received steps
-// (they live in other actors): the trainer's part only, for now.
-void add_checkpoints(trainer_actor_settings& trainer, const config::study_config& study,
-                     const training_rank& where) {
+// need rank 0's coordination); the trainer's and the buffer's parts, not
+// yet the received steps (the aggregator's log).
+void add_checkpoints(trainer_actor_settings& trainer, reservoir_settings& buffer,
+                     const config::study_config& study, const training_rank& where) {
   const auto& c = study.checkpoint;
   if (c.every_batches == 0 && c.every_seconds <= 0) return;
   if (where.ranks > 1) {
@@ -149,6 +149,7 @@ void add_checkpoints(trainer_actor_settings& trainer, const config::study_config
   s.study = study.study.name;
   s.rank = where.rank;
   s.ranks = where.ranks;
+  s.buffer = c.buffer;
   const auto now = [] {
     return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
   };
@@ -164,6 +165,10 @@ void add_checkpoints(trainer_actor_settings& trainer, const config::study_config
     });
   };
   trainer.checkpoint_figures = [keeper] { return keeper->figures().dump(); };
+  if (c.buffer)
+    buffer.at_batch_request = [handoff = keeper->handoff()](const training_buffer& b) {
+      handoff->offer(b);
+    };
 }
 
 }  // namespace
@@ -203,11 +208,12 @@ void add_training_children(std::vector<child_spec>& tree, const config::study_co
   trainer.validation_every = t.validation_every;
   trainer.output_dir = where.output_dir;
   trainer.join_group = group_joiner(where);
-  add_checkpoints(trainer, study, where);
   if (!t.validation_dir.empty() && where.rank == 0) {
     trainer.validation = load_dataset(t.validation_dir, t.field, buffer.encoder);
     spdlog::info("validation set: {} samples from {}", trainer.validation->size, t.validation_dir);
   }
+
+  add_checkpoints(trainer, buffer, study, where);
 
   tree.push_back({"sink", restart_policy::permanent,
                   [buffer](caf::actor_system& s, const child_lookup&) {

@@ -6,9 +6,10 @@ backend, a small training study):
              is detected, and the server summary's "checkpoints" figures
              agree (taken = written, none failed, the newest's path and
              batch, the trainer's pause measured)
+  no-buffer  buffer = false: the checkpoints verify and hold no buffer.bin
   off        every_batches = 0, every_seconds = 0: no checkpoint directory
 
-    e2e_checkpoints.py periodic|off
+    e2e_checkpoints.py periodic|no-buffer|off
 """
 import json
 import os
@@ -103,6 +104,12 @@ def periodic():
     paths = {f["path"] for f in m["files"]}
     check({"rank-0/trainer/model_state.pt", "rank-0/trainer/trainer_state.pt"} <= paths,
           f"the trainer's part is in the manifest ({sorted(paths)})")
+    older_paths = {f["path"] for f in older["files"]}
+    check("rank-0/buffer.bin" in older_paths and
+          os.path.getsize(os.path.join(root, names[0], "rank-0", "buffer.bin")) > 0,
+          "a periodic checkpoint holds the training buffer's part (buffer = true)")
+    if m["reason"] == "end_of_training":
+        check("rank-0/buffer.bin" not in paths, "the end-of-training one has no buffer part (drained)")
     # A flipped byte in a kept checkpoint is detected by the same verifier.
     victim = os.path.join(root, newest, "rank-0", "trainer", "trainer_state.pt")
     data = bytearray(open(victim, "rb").read())
@@ -110,6 +117,20 @@ def periodic():
     open(victim, "wb").write(bytes(data))
     ok, text = verify(os.path.join(root, newest))
     check(not ok and "trainer_state.pt" in text, "a flipped byte makes the checkpoint invalid, naming the file")
+
+
+def no_buffer():
+    work = tmpdir("ckpt-nobuffer")
+    out, summary = run_study(work, {"every_batches": EVERY, "every_seconds": 0, "keep": 5,
+                                    "buffer": False})
+    root = os.path.join(out, "checkpoints")
+    names = sorted(n for n in os.listdir(root) if n.startswith("ckpt-"))
+    check(len(names) >= 2, f"checkpoints written ({names})")
+    for n in names:
+        ok, _ = verify(os.path.join(root, n))
+        files = {f["path"] for f in json.load(open(os.path.join(root, n, "manifest.json")))["files"]}
+        check(ok and "rank-0/trainer/trainer_state.pt" in files and "rank-0/buffer.bin" not in files,
+              f"{n} verifies and has the trainer's part but no buffer part (buffer = false)")
 
 
 def off():
@@ -120,4 +141,4 @@ def off():
 
 
 check(os.path.exists(VERIFY), f"the verifier is built ({VERIFY})")
-{"periodic": periodic, "off": off}[sys.argv[1] if len(sys.argv) > 1 else "periodic"]()
+{"periodic": periodic, "no-buffer": no_buffer, "off": off}[sys.argv[1] if len(sys.argv) > 1 else "periodic"]()
