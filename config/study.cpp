@@ -105,6 +105,7 @@ study_config parse_study(std::string_view text, const std::string& source_name) 
   c.buffer = read_buffer(file.table("buffer", false));
   c.training = read_training(file.table("training", false), c.fields, c.buffer);
   if (file.find("breed")) c.breed = read_breed(file.table("breed", false), c);
+  c.checkpoint = read_checkpoint(file.table("checkpoint", false), c.study);
   file.finish();
   return c;
 }

@@ -198,6 +198,15 @@ struct breed_config {
   std::uint32_t r_steps = 3;     // >= 1
 };
 
+// [checkpoint]: periodic checkpoints of the server (docs/checkpoints.md).
+struct checkpoint_config {
+  std::uint64_t every_batches = 1000;  // trained batches between two checkpoints; 0: not by batches
+  double every_seconds = 600;          // seconds between two checkpoints, whichever comes first; 0: not by time
+  std::uint32_t keep = 2;              // complete checkpoints kept, >= 1
+  bool buffer = true;                  // save the training buffers' samples
+  std::string dir;                     // default "<output_dir>/checkpoints"
+};
+
 struct study_config {
   study_section study;
   launcher_config launcher;
@@ -208,6 +217,7 @@ struct study_config {
   buffer_config buffer;
   training_config training;
   breed_config breed;
+  checkpoint_config checkpoint;
 };
 
 // Reads and validates a study file. Throws config_error for an unreadable
@@ -234,6 +244,7 @@ bool operator==(const field_config& a, const field_config& b);
 bool operator==(const buffer_config& a, const buffer_config& b);
 bool operator==(const training_config& a, const training_config& b);
 bool operator==(const breed_config& a, const breed_config& b);
+bool operator==(const checkpoint_config& a, const checkpoint_config& b);
 bool operator==(const study_config& a, const study_config& b);
 inline bool operator!=(const study_section& a, const study_section& b) { return !(a == b); }
 inline bool operator!=(const job_placement& a, const job_placement& b) { return !(a == b); }

@@ -325,4 +325,19 @@ breed_config read_breed(table_reader t, const study_config& c) {
   return b;
 }
 
+checkpoint_config read_checkpoint(table_reader t, const study_section& study) {
+  checkpoint_config c;
+  c.every_batches = t.integer<std::uint64_t>("every_batches", c.every_batches, {0, {}});
+  if (const toml::node* n = t.find("every_seconds")) {
+    c.every_seconds = t.as_number(*n, t.key_path("every_seconds"));
+    if (c.every_seconds < 0)
+      t.fail(*n, t.key_path("every_seconds"), "must be >= 0, got " + format_number(c.every_seconds));
+  }
+  c.keep = t.integer<std::uint32_t>("keep", c.keep, {1, 1000});
+  c.buffer = t.boolean("buffer", c.buffer);
+  c.dir = t.string("dir", study.output_dir + "/checkpoints", check_not_empty);
+  t.finish();
+  return c;
+}
+
 }  // namespace melissa::config::detail

@@ -23,6 +23,7 @@ buffer_config read_buffer(table_reader t);
 training_config read_training(table_reader t, const std::vector<field_config>& fields,
                               const buffer_config& buffer);
 breed_config read_breed(table_reader t, const study_config& c);
+checkpoint_config read_checkpoint(table_reader t, const study_section& study);
 
 // ---- checks between sections (study_checks.cpp) ----------------------------
 

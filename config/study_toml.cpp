@@ -151,6 +151,15 @@ void write_breed(std::ostream& out, const breed_config& b) {
       << "r_steps = " << b.r_steps << "\n";
 }
 
+void write_checkpoint(std::ostream& out, const checkpoint_config& c) {
+  out << "[checkpoint]\n"
+      << "every_batches = " << c.every_batches << "\n"
+      << "every_seconds = " << format_number(c.every_seconds) << "\n"
+      << "keep = " << c.keep << "\n"
+      << "buffer = " << (c.buffer ? "true" : "false") << "\n"
+      << "dir = " << quoted(c.dir) << "\n";
+}
+
 }  // namespace
 
 std::string to_toml(const study_config& c) {
@@ -178,6 +187,8 @@ std::string to_toml(const study_config& c) {
     out << "\n";
     write_breed(out, c.breed);
   }
+  out << "\n";
+  write_checkpoint(out, c.checkpoint);
   return out.str();
 }
 

@@ -55,4 +55,15 @@ bool step_log::mark_done(std::uint32_t sim) {
   return true;
 }
 
+step_log step_log::restore(std::map<std::uint32_t, simulation> sims) {
+  step_log log;
+  for (const auto& [sim, s] : sims) {
+    log.total_stored_ += s.stored;
+    log.total_duplicates_ += s.duplicates;
+    if (s.done) ++log.done_count_;
+  }
+  log.sims_ = std::move(sims);
+  return log;
+}
+
 }  // namespace melissa

@@ -38,6 +38,8 @@ class step_log {
   bool mark_done(std::uint32_t sim);
 
   const std::map<std::uint32_t, simulation>& simulations() const { return sims_; }
+  // A log holding exactly `sims` (a checkpoint's), its totals recomputed.
+  static step_log restore(std::map<std::uint32_t, simulation> sims);
   std::uint64_t total_stored() const { return total_stored_; }
   std::uint64_t total_duplicates() const { return total_duplicates_; }
   std::uint32_t done_count() const { return done_count_; }

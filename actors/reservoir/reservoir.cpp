@@ -165,6 +165,8 @@ reservoir_actor::behavior_type reservoir_fn(reservoir_actor::stateful_pointer<re
       [self](report_atom) { return self->state.report(); },
       [self](batch_atom, std::uint32_t size) -> caf::result<training_batch_ptr> {
         if (size == 0) return caf::make_error(caf::sec::invalid_argument, "batch size 0");
+        if (self->state.settings.at_batch_request)
+          self->state.settings.at_batch_request(*self->state.buffer);
         auto rp = self->make_response_promise<training_batch_ptr>();
         self->state.batches.push_back({size, rp});
         self->state.pump();  // answers at once if a batch can be drawn

@@ -48,6 +48,10 @@ struct reservoir_settings {
   // Breed's steering counts it as completed, and as a population member once
   // the trainer has seen that many of its steps.
   std::function<void(std::uint32_t sim, std::uint32_t steps)> on_sim_done;
+  // Called on the buffer's thread when a batch request arrives, before
+  // anything is drawn for it (may be empty): the checkpoint keeper takes the
+  // buffer's snapshot there, at the trainer's step boundary.
+  std::function<void(const training_buffer&)> at_batch_request;
 };
 
 // Throws std::invalid_argument for invalid buffer settings (capacity 0).

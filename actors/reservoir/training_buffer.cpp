@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <sstream>
 #include <stdexcept>
 #include <utility>
 
@@ -87,6 +88,24 @@ std::vector<std::uint64_t> training_buffer::repetition_histogram() const {
   return histogram;
 }
 
+buffer_snapshot training_buffer::snapshot() const {
+  buffer_snapshot out;
+  out.settings = settings_;
+  out.production_over = production_over_;
+  out.input_dim = input_dim_;
+  out.output_dim = output_dim_;
+  out.inserts = inserts_;
+  out.evictions = evictions_;
+  out.batches = batches_;
+  out.samples_drawn = samples_drawn_;
+  out.retired_histogram = retired_histogram_;
+  std::ostringstream rng;
+  rng << rng_;
+  out.rng_state = rng.str();
+  snapshot_slots(out);
+  return out;
+}
+
 std::size_t training_buffer::effective_threshold() const {
   return std::min(settings_.threshold, settings_.capacity);
 }
@@ -168,6 +187,15 @@ class fifo_buffer final : public training_buffer {
     for (const auto& s : queue_) count_into(histogram, s.times_drawn);
   }
 
+  void snapshot_slots(buffer_snapshot& out) const override {
+    out.samples.reserve(queue_.size());
+    for (const auto& s : queue_) out.samples.push_back({s.sample, s.times_drawn});
+    out.unseen = queue_.size();
+  }
+  void restore_slots(const buffer_snapshot& in) override {
+    for (const auto& s : in.samples) queue_.push_back(slot{s.sample, s.times_drawn});
+  }
+
  private:
   std::deque<slot> queue_;
 };
@@ -213,6 +241,16 @@ class firo_buffer final : public training_buffer {
 
   void count_stored(std::vector<std::uint64_t>& histogram) const override {
     for (const auto& s : slots_) count_into(histogram, s.times_drawn);
+  }
+
+  void snapshot_slots(buffer_snapshot& out) const override {
+    out.samples.reserve(slots_.size());
+    for (const auto& s : slots_) out.samples.push_back({s.sample, s.times_drawn});
+    out.unseen = slots_.size();
+  }
+  void restore_slots(const buffer_snapshot& in) override {
+    slots_.reserve(in.samples.size());
+    for (const auto& s : in.samples) slots_.push_back(slot{s.sample, s.times_drawn});
   }
 
  private:
@@ -290,6 +328,17 @@ class reservoir_buffer final : public training_buffer {
     for (const auto& s : slots_) count_into(histogram, s.times_drawn);
   }
 
+  void snapshot_slots(buffer_snapshot& out) const override {
+    out.samples.reserve(slots_.size());
+    for (const auto& s : slots_) out.samples.push_back({s.sample, s.times_drawn});
+    out.unseen = unseen_;
+  }
+  void restore_slots(const buffer_snapshot& in) override {
+    slots_.reserve(in.samples.size());
+    for (const auto& s : in.samples) slots_.push_back(slot{s.sample, s.times_drawn});
+    unseen_ = in.unseen;
+  }
+
  private:
   // Production is over: seen or unseen no longer matters, each drawn sample
   // leaves the buffer so that it empties and training can end.
@@ -324,6 +373,37 @@ std::unique_ptr<training_buffer> make_training_buffer(const buffer_settings& set
     case buffer_policy::reservoir: return std::make_unique<reservoir_buffer>(settings);
   }
   throw std::invalid_argument("training buffer: unknown policy");
+}
+
+std::unique_ptr<training_buffer> restore_training_buffer(const buffer_snapshot& snapshot) {
+  const auto& settings = snapshot.settings;
+  if (snapshot.samples.size() > settings.capacity)
+    throw std::invalid_argument("buffer snapshot: " + std::to_string(snapshot.samples.size()) +
+                                " samples for a capacity of " + std::to_string(settings.capacity));
+  if (snapshot.unseen > snapshot.samples.size())
+    throw std::invalid_argument("buffer snapshot: more unseen samples than samples");
+  if (settings.policy != buffer_policy::reservoir && snapshot.unseen != snapshot.samples.size())
+    throw std::invalid_argument("buffer snapshot: FIFO and FIRO hold only unseen samples");
+  for (const auto& s : snapshot.samples)
+    if (!s.sample.target || s.sample.input.size() != snapshot.input_dim ||
+        s.sample.target->size() != snapshot.output_dim)
+      throw std::invalid_argument("buffer snapshot: a sample's row lengths differ from " +
+                                  std::to_string(snapshot.input_dim) + " inputs and " +
+                                  std::to_string(snapshot.output_dim) + " targets");
+  auto buffer = make_training_buffer(settings);
+  std::istringstream rng(snapshot.rng_state);
+  rng >> buffer->rng_;
+  if (!rng) throw std::invalid_argument("buffer snapshot: unreadable random generator state");
+  buffer->production_over_ = snapshot.production_over;
+  buffer->evictions_ = snapshot.evictions;
+  buffer->input_dim_ = snapshot.input_dim;
+  buffer->output_dim_ = snapshot.output_dim;
+  buffer->inserts_ = snapshot.inserts;
+  buffer->batches_ = snapshot.batches;
+  buffer->samples_drawn_ = snapshot.samples_drawn;
+  buffer->retired_histogram_ = snapshot.retired_histogram;
+  buffer->restore_slots(snapshot);
+  return buffer;
 }
 
 }  // namespace melissa

@@ -72,6 +72,8 @@ struct buffer_stats {
   bool production_over = false;
 };
 
+struct buffer_snapshot;
+
 class training_buffer {
  public:
   virtual ~training_buffer() = default;
@@ -112,6 +114,14 @@ class training_buffer {
   std::vector<std::uint64_t> repetition_histogram() const;
 
   const buffer_settings& settings() const { return settings_; }
+
+  // Everything this buffer holds, for a checkpoint: the stored samples in
+  // their internal order with their draw counts, the seen/unseen partition,
+  // the counters and the random generator's state. Cheap: a sample's target
+  // is shared, not copied (targets are immutable), so the owner can hand the
+  // snapshot to another thread to write while it goes on.
+  buffer_snapshot snapshot() const;
+
   // Row lengths, fixed by the first sample (0 before it).
   std::uint32_t input_dim() const { return input_dim_; }
   std::uint32_t output_dim() const { return output_dim_; }
@@ -134,6 +144,12 @@ class training_buffer {
   virtual std::size_t rows_for(std::size_t batch_size) const = 0;
   // Adds the draw counts of stored samples to `histogram`.
   virtual void count_stored(std::vector<std::uint64_t>& histogram) const = 0;
+  // The stored slots in internal order and the unseen count (snapshot), and
+  // back (restore: called on an empty buffer).
+  virtual void snapshot_slots(buffer_snapshot& out) const = 0;
+  virtual void restore_slots(const buffer_snapshot& in) = 0;
+
+  friend std::unique_ptr<training_buffer> restore_training_buffer(const buffer_snapshot& snapshot);
 
   // The watermark while production runs, clamped so a full buffer can draw.
   std::size_t effective_threshold() const;
@@ -160,5 +176,32 @@ class training_buffer {
 
 // Throws std::invalid_argument for capacity 0.
 std::unique_ptr<training_buffer> make_training_buffer(const buffer_settings& settings);
+
+// A training buffer as training_buffer::snapshot() saw it.
+struct buffer_snapshot {
+  struct stored_sample {
+    training_sample sample;
+    std::uint32_t times_drawn = 0;
+  };
+  buffer_settings settings;
+  std::vector<stored_sample> samples;  // in the buffer's internal order
+  std::size_t unseen = 0;              // Reservoir: samples[0, unseen) are unseen
+  bool production_over = false;
+  std::uint32_t input_dim = 0;
+  std::uint32_t output_dim = 0;
+  std::uint64_t inserts = 0;
+  std::uint64_t evictions = 0;
+  std::uint64_t batches = 0;
+  std::uint64_t samples_drawn = 0;
+  std::vector<std::uint64_t> retired_histogram;  // draw counts of samples gone
+  std::string rng_state;                         // std::mt19937_64 as operator<< writes it
+};
+
+// A buffer equal to the one snapshotted: same samples in the same order,
+// counts, counters and random state, so that the same calls give the same
+// batches as the original would have. Throws std::invalid_argument when the
+// snapshot is inconsistent (more samples than the capacity, rows of other
+// lengths, an unreadable random state).
+std::unique_ptr<training_buffer> restore_training_buffer(const buffer_snapshot& snapshot);
 
 }  // namespace melissa

@@ -52,6 +52,8 @@ nlohmann::json status_json(const trainer_state& st, nlohmann::json figures) {
   // Optimizer steps: every rank takes each one (some ranks without a batch).
   figures["steps"] = st.core ? st.core->batches() : 0;
   figures["learning_rate"] = st.core ? st.core->learning_rate() : 0.0;
+  if (st.settings.checkpoint_figures)
+    figures["checkpoints"] = nlohmann::json::parse(st.settings.checkpoint_figures());
   return figures;
 }
 
@@ -76,8 +78,11 @@ void finish(trainer_ptr self) {
     validate(self);
     close_window(self);
   }
+  if (st.settings.at_step_boundary) st.settings.at_step_boundary(*st.core, true);
   auto summary = status_json(st, st.figures.summary(clock_type::now()));
   summary["weights_checksum"] = st.core->weights_checksum();
+  if (st.settings.checkpoint_figures)
+    summary["checkpoints"] = nlohmann::json::parse(st.settings.checkpoint_figures());
   if (st.settings.rank == 0) {
     const auto dir = st.settings.output_dir + "/model";
     try {
@@ -110,6 +115,7 @@ void run_step(trainer_ptr self, const training_batch* batch) {
   const auto batches = st.figures.batches();
   if (batches > 0 && batches % st.settings.validation_every == 0) validate(self);
   if (st.figures.window_batches() >= st.settings.metrics_every) close_window(self);
+  if (st.settings.at_step_boundary) st.settings.at_step_boundary(*st.core, false);
   self->send(self, next_atom::value);
 }
 

@@ -38,6 +38,12 @@ struct trainer_actor_settings {
   steering_actor steering;
   // Joins the ranks' c10d group (blocks until every rank joined); null with one rank.
   std::function<std::shared_ptr<gradient_group>()> join_group;
+  // [checkpoint] (docs/checkpoints.md): called between two steps and once
+  // when training ends (training_ended), on the trainer's thread, with the
+  // core to snapshot; it checkpoints when one is due. Null: no checkpoints.
+  std::function<void(const trainer_core&, bool training_ended)> at_step_boundary;
+  // The checkpoints' figures (JSON) for the summary's "checkpoints".
+  std::function<std::string()> checkpoint_figures;
 };
 
 // Training starts at once: the first batch comes when the buffer allows it.

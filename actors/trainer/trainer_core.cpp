@@ -409,6 +409,54 @@ void trainer_core::load(const std::string& dir) {
   s.stat_m2 = find(trainer_state, "stat_m2", trainer_file).item<double>();
 }
 
+struct trainer_snapshot::impl {
+  std::uint64_t batches = 0;
+  std::vector<std::pair<std::string, at::Tensor>> model_state;
+  std::vector<std::pair<std::string, at::Tensor>> trainer_state;
+};
+
+trainer_snapshot::trainer_snapshot() = default;
+trainer_snapshot::~trainer_snapshot() = default;
+trainer_snapshot::trainer_snapshot(const trainer_snapshot&) = default;
+trainer_snapshot& trainer_snapshot::operator=(const trainer_snapshot&) = default;
+
+std::uint64_t trainer_snapshot::batches() const { return impl_ ? impl_->batches : 0; }
+
+std::uint64_t trainer_snapshot::bytes() const {
+  std::uint64_t total = 0;
+  if (!impl_) return 0;
+  for (const auto* state : {&impl_->model_state, &impl_->trainer_state})
+    for (const auto& [name, tensor] : *state) total += tensor.numel() * tensor.element_size();
+  return total;
+}
+
+std::vector<std::string> trainer_snapshot::write(const std::string& dir) const {
+  if (!impl_) throw std::logic_error("trainer snapshot: empty");
+  std::filesystem::path root(dir);
+  save_tensor_dict((root / "model_state.pt").string(), impl_->model_state);
+  save_tensor_dict((root / "trainer_state.pt").string(), impl_->trainer_state);
+  return {"model_state.pt", "trainer_state.pt"};
+}
+
+trainer_snapshot trainer_core::snapshot() const {
+  const impl& s = *impl_;
+  auto copy = std::make_shared<trainer_snapshot::impl>();
+  copy->batches = s.batches;
+  for (auto& [name, tensor] : s.model_state()) copy->model_state.emplace_back(name, tensor.clone());
+  auto scalar = [](double value) { return at::scalar_tensor(value, at::kDouble); };
+  copy->trainer_state = {
+      {"exp_avg", s.exp_avg.clone()},
+      {"exp_avg_sq", s.exp_avg_sq.clone()},
+      {"batches", at::scalar_tensor(static_cast<std::int64_t>(s.batches), at::kLong)},
+      {"learning_rate", scalar(s.learning_rate)},
+      {"stat_count", scalar(s.stat_count)},
+      {"stat_mean", scalar(s.stat_mean)},
+      {"stat_m2", scalar(s.stat_m2)}};
+  trainer_snapshot out;
+  out.impl_ = std::move(copy);
+  return out;
+}
+
 std::uint64_t trainer_core::weights_checksum() const {
   const at::Tensor& parameters = impl_->model.parameters();
   const auto* bytes = static_cast<const unsigned char*>(parameters.data_ptr());

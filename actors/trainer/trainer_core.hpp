@@ -66,6 +66,36 @@ struct step_result {
   double batch_std = 0;
 };
 
+// An in-memory copy of a trainer's state at a step boundary (weights,
+// Adam's moments, batch counter, learning rate, output statistics), taken by
+// trainer_core::snapshot() in the time of a memcpy of the model, so that a
+// checkpoint is written from another thread while training goes on. Cheap to
+// copy (shared, immutable). The core draws no random numbers after its
+// construction (the seed only sets the initial weights; batches come from
+// the buffer, whose random state the buffer's snapshot holds), so there is
+// no trainer RNG state to save.
+class trainer_snapshot {
+ public:
+  trainer_snapshot();
+  ~trainer_snapshot();
+  trainer_snapshot(const trainer_snapshot&);
+  trainer_snapshot& operator=(const trainer_snapshot&);
+
+  bool empty() const { return !impl_; }
+  std::uint64_t batches() const;
+  std::uint64_t bytes() const;  // tensor bytes held
+  // Writes dir/model_state.pt and dir/trainer_state.pt (what
+  // trainer_core::load(dir) reads; dir must exist) and returns those file
+  // names. Not atomic by itself: the checkpoint keeper writes into a staging
+  // directory. Thread-safe (reads only its own copy).
+  std::vector<std::string> write(const std::string& dir) const;
+
+ private:
+  friend class trainer_core;
+  struct impl;
+  std::shared_ptr<const impl> impl_;
+};
+
 class trainer_core {
  public:
   // Collective when `group` is given: all ranks construct together (rank 0's
@@ -100,6 +130,8 @@ class trainer_core {
   // Restores what save() wrote (same model settings). Not collective: every
   // rank loads the same checkpoint.
   void load(const std::string& dir);
+  // The state load() restores, copied in memory now (see trainer_snapshot).
+  trainer_snapshot snapshot() const;
 
   // FNV-1a over the weights' bytes: equal on all ranks of a group.
   std::uint64_t weights_checksum() const;

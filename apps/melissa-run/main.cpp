@@ -229,6 +229,7 @@ int main(int argc, char** argv) {
   }
   // The default dataset directory follows the output directory (--output too).
   const bool default_dataset_dir = study.server.dataset_dir == study.study.output_dir + "/dataset";
+  const bool default_checkpoint_dir = study.checkpoint.dir == study.study.output_dir + "/checkpoints";
   if (output.empty()) output = study.study.output_dir;
   output = fs::absolute(output).lexically_normal().string();
   study.study.output_dir = output;
@@ -237,6 +238,9 @@ int main(int argc, char** argv) {
   study.server.dataset_dir = default_dataset_dir
                                  ? output + "/dataset"
                                  : fs::absolute(study.server.dataset_dir).lexically_normal().string();
+  study.checkpoint.dir = default_checkpoint_dir
+                             ? output + "/checkpoints"
+                             : fs::absolute(study.checkpoint.dir).lexically_normal().string();
   if (!study.training.validation_dir.empty())
     study.training.validation_dir =
         fs::absolute(study.training.validation_dir).lexically_normal().string();

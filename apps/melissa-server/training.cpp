@@ -12,6 +12,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "actors/checkpoint_keeper/rank_checkpoints.hpp"
 #include "actors/reservoir/reservoir.hpp"
 #include "actors/steering/steering.hpp"
 #include "actors/trainer/study_settings.hpp"
@@ -128,6 +129,48 @@ steering_settings steering_settings_of(const config::study_config& study,
   return s;
 }
 
+// [checkpoint]: this rank's trainer checkpoints itself between two steps
+// (docs/checkpoints.md). Not yet with several ranks (their cut and commit
+// need rank 0's coordination); the trainer's and the buffer's parts, not
+// yet the received steps (the aggregator's log).
+void add_checkpoints(trainer_actor_settings& trainer, reservoir_settings& buffer,
+                     const config::study_config& study, const training_rank& where) {
+  const auto& c = study.checkpoint;
+  if (c.every_batches == 0 && c.every_seconds <= 0) return;
+  if (where.ranks > 1) {
+    spdlog::warn("[checkpoint]: checkpoints with server.ranks > 1 are not written yet");
+    return;
+  }
+  checkpoint::rank_checkpoint_settings s;
+  s.dir = c.dir.empty() ? where.output_dir + "/checkpoints" : c.dir;
+  s.keep = c.keep;
+  s.every_batches = c.every_batches;
+  s.every_seconds = c.every_seconds;
+  s.study = study.study.name;
+  s.rank = where.rank;
+  s.ranks = where.ranks;
+  s.buffer = c.buffer;
+  const auto now = [] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  };
+  std::filesystem::create_directories(s.dir);
+  auto keeper = std::make_shared<checkpoint::rank_checkpoints>(s, now());
+  const auto rank = where.rank;
+  trainer.at_step_boundary = [keeper, now, rank](const trainer_core& core, bool ended) {
+    keeper->at_step_boundary(core.batches(), now(), ended, [&] {
+      checkpoint::rank_snapshot snap;
+      snap.rank = rank;
+      snap.trainer = core.snapshot();
+      return snap;
+    });
+  };
+  trainer.checkpoint_figures = [keeper] { return keeper->figures().dump(); };
+  if (c.buffer)
+    buffer.at_batch_request = [handoff = keeper->handoff()](const training_buffer& b) {
+      handoff->offer(b);
+    };
+}
+
 }  // namespace
 
 bool training_available() { return true; }
@@ -169,6 +212,8 @@ void add_training_children(std::vector<child_spec>& tree, const config::study_co
     trainer.validation = load_dataset(t.validation_dir, t.field, buffer.encoder);
     spdlog::info("validation set: {} samples from {}", trainer.validation->size, t.validation_dir);
   }
+
+  add_checkpoints(trainer, buffer, study, where);
 
   tree.push_back({"sink", restart_policy::permanent,
                   [buffer](caf::actor_system& s, const child_lookup&) {

@@ -381,7 +381,7 @@ TEST_CASE("errors: unknown keys") {
 TEST_CASE("errors: unknown sections") {
   CHECK(error_of(minimal_plus("[model]\nepochs = 3\n")) ==
         "s.toml:15:2: model: unknown section; the study file has the sections study, "
-        "launcher, server, client, parameters, fields, buffer, training, breed");
+        "launcher, server, client, parameters, fields, buffer, training, breed, checkpoint");
   CHECK(error_of(minimal_steps_plus("[server]\nsink = \"train\"\n[training]\nepochs = 3\n")) ==
         "s.toml:18:1: training.epochs: unknown key; [training] has field, time_steps, hidden, "
         "activation, batch_size, learning_rate, lr_halving_batches, min_learning_rate, output, "
@@ -390,7 +390,7 @@ TEST_CASE("errors: unknown sections") {
         "s.toml:15:2: sever: unknown section (did you mean [server]?)");
   CHECK(error_of(std::string("top = 1\n") + minimal) ==
         "s.toml:1:1: top: unknown key; the study file has the sections study, launcher, server, "
-        "client, parameters, fields, buffer, training, breed");
+        "client, parameters, fields, buffer, training, breed, checkpoint");
   // A misspelt required section.
   CHECK(error_of("[study]\nname = \"x\"\n[cleint]\ncommand = [\"s\"]\n") ==
         "s.toml:1:1: client: missing required section (is \"cleint\" on line 3 a misspelling?)");

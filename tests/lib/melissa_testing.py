@@ -63,7 +63,7 @@ def start(argv, env=None, **kw):
 # The one writer of study files for the Python tests: sections as dicts, merged
 # over a small valid study (two-rank heat clients, five parameters, one field).
 
-SECTIONS = ("study", "launcher", "server", "client", "parameters", "fields", "buffer", "training", "breed")
+SECTIONS = ("study", "launcher", "server", "client", "parameters", "fields", "buffer", "training", "breed", "checkpoint")
 
 
 def toml_value(v):

@@ -1,0 +1,125 @@
+#include "actors/checkpoint_keeper/rank_checkpoints.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <exception>
+
+#include <spdlog/spdlog.h>
+
+#include "actors/checkpoint_keeper/buffer_file.hpp"
+
+namespace melissa::checkpoint {
+
+std::future<buffer_snapshot> buffer_handoff::request() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  armed_.emplace();
+  return armed_->get_future();
+}
+
+void buffer_handoff::offer(const training_buffer& buffer) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!armed_) return;
+  try {
+    armed_->set_value(buffer.snapshot());
+  } catch (...) {
+    armed_->set_exception(std::current_exception());
+  }
+  armed_.reset();
+}
+
+rank_checkpoints::rank_checkpoints(rank_checkpoint_settings settings, double now)
+    : settings_(std::move(settings)),
+      schedule_(settings_.every_batches, settings_.every_seconds, 0, now),
+      figures_({{"dir", settings_.dir},
+                {"taken", 0},
+                {"written", 0},
+                {"failed", 0},
+                {"refused_busy", 0},
+                {"last_batch", nullptr},
+                {"last_path", nullptr},
+                {"last_bytes", 0},
+                {"last_write_seconds", 0.0},
+                {"pause_seconds", {{"total", 0.0}, {"max", 0.0}, {"last", 0.0}}}}),
+      writer_(settings_.dir, std::max<std::uint32_t>(settings_.keep, 1),
+              [this](const write_result& r) { written(r); }) {}
+
+bool rank_checkpoints::at_step_boundary(std::uint64_t batch, double now, bool end,
+                                        const std::function<rank_snapshot()>& snapshot) {
+  std::string reason = schedule_.due(batch, now);
+  if (end) {
+    if (any_taken_ && last_taken_batch_ == batch) return false;  // nothing new since
+    reason = "end_of_training";
+    writer_.wait_idle();  // the last checkpoint is never refused
+  }
+  if (reason.empty()) return false;
+  if (writer_.busy()) {
+    // The previous one is still being written: try again at the next step.
+    std::lock_guard<std::mutex> lock(mutex_);
+    figures_["refused_busy"] = figures_["refused_busy"].get<std::uint64_t>() + 1;
+    return false;
+  }
+  try {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto snap = snapshot();
+    const double pause =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    checkpoint_job job;
+    job.header.study = settings_.study;
+    job.header.batch = batch;
+    job.header.reason = reason;
+    job.header.ranks = settings_.ranks;
+    job.parts = rank_parts(std::move(snap));
+    if (settings_.buffer && !end) {
+      const std::string path = "rank-" + std::to_string(settings_.rank) + "/buffer.bin";
+      auto future = std::make_shared<std::future<buffer_snapshot>>(handoff_->request());
+      job.parts.push_back([path, future](staging& s) {
+        if (future->wait_for(std::chrono::seconds(120)) != std::future_status::ready)
+          throw std::runtime_error("the training buffer did not hand its snapshot over in 120 s");
+        const auto buffer = future->get();
+        s.add(path, write_buffer_file(buffer, s.prepare(path)));
+      });
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      figures_["taken"] = figures_["taken"].get<std::uint64_t>() + 1;
+      auto& p = figures_["pause_seconds"];
+      p["total"] = p["total"].get<double>() + pause;
+      p["max"] = std::max(p["max"].get<double>(), pause);
+      p["last"] = pause;
+    }
+    schedule_.taken(batch, now);
+    any_taken_ = true;
+    last_taken_batch_ = batch;
+    spdlog::info("checkpoint at batch {} ({}): the trainer paused {:.3f} s", batch, reason, pause);
+    writer_.submit(std::move(job));  // not busy: accepted
+    if (end) writer_.wait_idle();
+    return true;
+  } catch (const std::exception& e) {
+    spdlog::error("checkpoint at batch {} not taken: {}", batch, e.what());
+    std::lock_guard<std::mutex> lock(mutex_);
+    figures_["failed"] = figures_["failed"].get<std::uint64_t>() + 1;
+    return false;
+  }
+}
+
+void rank_checkpoints::written(const write_result& r) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!r.ok) {
+    spdlog::error("checkpoint at batch {} failed: {}", r.batch, r.error);
+    figures_["failed"] = figures_["failed"].get<std::uint64_t>() + 1;
+    return;
+  }
+  spdlog::info("checkpoint {} written: {} bytes in {:.3f} s", r.path, r.bytes, r.seconds);
+  figures_["written"] = figures_["written"].get<std::uint64_t>() + 1;
+  figures_["last_batch"] = r.batch;
+  figures_["last_path"] = r.path;
+  figures_["last_bytes"] = r.bytes;
+  figures_["last_write_seconds"] = r.seconds;
+}
+
+nlohmann::json rank_checkpoints::figures() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return figures_;
+}
+
+}  // namespace melissa::checkpoint

@@ -1,0 +1,54 @@
+#include "actors/checkpoint_keeper/rank_parts.hpp"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include "actors/checkpoint_keeper/buffer_file.hpp"
+#include "actors/checkpoint_keeper/state_files.hpp"
+
+namespace melissa::checkpoint {
+namespace fs = std::filesystem;
+
+std::vector<checkpoint_part> rank_parts(rank_snapshot snapshot) {
+  const std::string prefix = "rank-" + std::to_string(snapshot.rank) + "/";
+  std::vector<checkpoint_part> parts;
+  if (!snapshot.trainer.empty())
+    parts.push_back([prefix, trainer = snapshot.trainer](staging& s) {
+      const auto dir = fs::path(s.prepare(prefix + "trainer/x")).parent_path().string();
+      for (const auto& name : trainer.write(dir)) s.add_written(prefix + "trainer/" + name);
+    });
+  if (snapshot.buffer)
+    parts.push_back([prefix, buffer = std::make_shared<const buffer_snapshot>(std::move(*snapshot.buffer))](
+                        staging& s) {
+      s.add(prefix + "buffer.bin", write_buffer_file(*buffer, s.prepare(prefix + "buffer.bin")));
+    });
+  parts.push_back([prefix, text = step_log_to_json(snapshot.received)](staging& s) {
+    file_writer out(s.prepare(prefix + "received_steps.json"));
+    out.write(text.data(), text.size());
+    s.add(prefix + "received_steps.json", out.close());
+  });
+  return parts;
+}
+
+restored_rank read_rank_part(const std::string& dir, std::uint32_t rank) {
+  const std::string base = dir + "/rank-" + std::to_string(rank);
+  restored_rank out;
+  if (fs::exists(base + "/trainer/trainer_state.pt")) out.trainer_dir = base + "/trainer";
+  if (fs::exists(base + "/buffer.bin"))
+    out.buffer = restore_training_buffer(read_buffer_file(base + "/buffer.bin"));
+  const std::string steps = base + "/received_steps.json";
+  std::ifstream in(steps, std::ios::binary);
+  if (!in) throw std::runtime_error(steps + " cannot be read");
+  std::stringstream text;
+  text << in.rdbuf();
+  try {
+    out.received = step_log_from_json(text.str());
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(steps + ": " + e.what());
+  }
+  return out;
+}
+
+}  // namespace melissa::checkpoint

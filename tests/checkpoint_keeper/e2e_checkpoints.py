@@ -1,0 +1,144 @@
+"""[checkpoint] in a running study, end to end (real melissa-run, local
+backend, a small training study):
+  periodic   every_batches = 5, keep = 2: checkpoints appear while the study
+             trains, the ones kept verify (manifest: sizes + XXH3), exactly
+             `keep` remain, the newest is at the final batch, a flipped byte
+             is detected, and the server summary's "checkpoints" figures
+             agree (taken = written, none failed, the newest's path and
+             batch, the trainer's pause measured)
+  no-buffer  buffer = false: the checkpoints verify and hold no buffer.bin
+  off        every_batches = 0, every_seconds = 0: no checkpoint directory
+
+    e2e_checkpoints.py periodic|no-buffer|off
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from melissa_testing import *  # noqa: E402,F403
+
+SIMS, STEPS, GRID, BATCH, EVERY, KEEP = 4, 20, 8, 4, 5, 2
+VERIFY = os.path.join(os.environ.get("MELISSA_BUILD_DIR", "build"), "tests", "checkpoint_keeper", "checkpoint-verify")
+
+
+def run_study(work, checkpoint):
+    study = write_study(
+        work,
+        study={"name": "ckpt-e2e", "seed": 5},
+        launcher={"job_limit": 2},
+        server={"sink": "train", "port": None},
+        client={"command": [HEAT, "--grid", str(GRID), "--steps", str(STEPS)], "ranks": None,
+                "steps": STEPS},
+        parameters={"bounds": None, "count": SIMS},
+        fields=[{"name": "temperature", "size": GRID * GRID}],
+        # FIFO: each sample once, so the number of batches is known exactly.
+        buffer={"policy": "fifo", "capacity": 50, "threshold": 10},
+        training={"time_steps": STEPS, "hidden": [16], "batch_size": BATCH, "metrics_every": 5,
+                  "validation_every": 20, "output": "constant", "output_mean": 300, "output_std": 100},
+        checkpoint=checkpoint)
+    p = subprocess.run([RUN, study], capture_output=True, text=True, timeout=240)
+    if p.returncode != 0:
+        print(p.stdout[-3000:], p.stderr[-3000:])
+    check(p.returncode == 0, f"melissa-run exits 0 (got {p.returncode})")
+    out = os.path.join(work, "out")
+    return out, json.load(open(os.path.join(out, "server-summary.rank0.json")))
+
+
+def verify(path):
+    r = subprocess.run([VERIFY, path], capture_output=True, text=True)
+    print(r.stdout.strip())
+    return r.returncode == 0, r.stdout
+
+
+def periodic():
+    work = tmpdir("ckpt-periodic")
+    # every_seconds = 0: only the batch trigger, so the count is exact.
+    out, summary = run_study(work, {"every_batches": EVERY, "every_seconds": 0, "keep": KEEP})
+    training = summary["training"]
+    batches = training["batches"]
+    expected_batches = -(-SIMS * STEPS // BATCH)
+    check(batches == expected_batches, f"{expected_batches} batches trained (got {batches})")
+    figures = training["checkpoints"]
+    print("checkpoints figures:", json.dumps(figures))
+    # Due every EVERY batches; one due while the previous is still being
+    # written is refused and taken at a later step (a loaded machine), so
+    # the count lies between these bounds, and the end adds one unless the
+    # last is at the final batch.
+    taken = figures["taken"]
+    check(2 <= taken <= batches // EVERY + 1,
+          f"between 2 and {batches // EVERY + 1} checkpoints taken ({taken}, {figures['refused_busy']} refused busy)")
+    check(figures["written"] == figures["taken"] and figures["failed"] == 0,
+          f"every checkpoint written, none failed ({figures['written']}, {figures['failed']})")
+    check(figures["last_batch"] == batches, f"the last checkpoint is at the final batch {batches}")
+    pause = figures["pause_seconds"]
+    check(0 < pause["max"] <= pause["total"] and pause["last"] > 0, "the trainer's pause is measured")
+    check(figures["last_bytes"] > 0 and figures["last_write_seconds"] > 0, "size and write time reported")
+    study_summary = json.load(open(os.path.join(out, "summary.json")))
+    check(study_summary["training"]["checkpoints"] == figures,
+          "summary.json carries the same checkpoint figures (training.checkpoints)")
+
+    root = os.path.join(out, "checkpoints")
+    names = sorted(os.listdir(root))
+    print("checkpoints on disk:", names)
+    check(not [n for n in names if n.startswith(".")], "no staging or pruning directory left")
+    check(len(names) == KEEP, f"keep = {KEEP}: exactly {KEEP} checkpoints remain ({len(names)})")
+    check(all(re.fullmatch(r"ckpt-\d{8}-batch-\d+", n) for n in names), "checkpoint names")
+    newest = names[-1]
+    check(int(newest.split("-")[1]) == figures["taken"], "the newest has the highest sequence number")
+    check(os.path.join(root, newest) == figures["last_path"], "the summary names the newest checkpoint")
+    for n in names:
+        ok, text = verify(os.path.join(root, n))
+        check(ok, f"{n} verifies against its manifest")
+    m = json.load(open(os.path.join(root, newest, "manifest.json")))
+    check(m["study"] == "ckpt-e2e" and m["batch"] == batches and m["ranks"] == 1,
+          f"the newest manifest: study, final batch {batches}, one rank")
+    check(m["reason"] == ("every_batches" if m["reason"] == "every_batches" and batches % EVERY == 0
+                          else "end_of_training"),
+          f"the newest was taken at the end of training or at the final periodic batch ({m['reason']})")
+    older = json.load(open(os.path.join(root, names[0], "manifest.json")))
+    check(older["reason"] == "every_batches" and EVERY <= older["batch"] < batches,
+          f"the older one is periodic, after at least {EVERY} batches ({older['batch']})")
+    paths = {f["path"] for f in m["files"]}
+    check({"rank-0/trainer/model_state.pt", "rank-0/trainer/trainer_state.pt"} <= paths,
+          f"the trainer's part is in the manifest ({sorted(paths)})")
+    older_paths = {f["path"] for f in older["files"]}
+    check("rank-0/buffer.bin" in older_paths and
+          os.path.getsize(os.path.join(root, names[0], "rank-0", "buffer.bin")) > 0,
+          "a periodic checkpoint holds the training buffer's part (buffer = true)")
+    if m["reason"] == "end_of_training":
+        check("rank-0/buffer.bin" not in paths, "the end-of-training one has no buffer part (drained)")
+    # A flipped byte in a kept checkpoint is detected by the same verifier.
+    victim = os.path.join(root, newest, "rank-0", "trainer", "trainer_state.pt")
+    data = bytearray(open(victim, "rb").read())
+    data[len(data) // 2] ^= 0xFF
+    open(victim, "wb").write(bytes(data))
+    ok, text = verify(os.path.join(root, newest))
+    check(not ok and "trainer_state.pt" in text, "a flipped byte makes the checkpoint invalid, naming the file")
+
+
+def no_buffer():
+    work = tmpdir("ckpt-nobuffer")
+    out, summary = run_study(work, {"every_batches": EVERY, "every_seconds": 0, "keep": 5,
+                                    "buffer": False})
+    root = os.path.join(out, "checkpoints")
+    names = sorted(n for n in os.listdir(root) if n.startswith("ckpt-"))
+    check(len(names) >= 2, f"checkpoints written ({names})")
+    for n in names:
+        ok, _ = verify(os.path.join(root, n))
+        files = {f["path"] for f in json.load(open(os.path.join(root, n, "manifest.json")))["files"]}
+        check(ok and "rank-0/trainer/trainer_state.pt" in files and "rank-0/buffer.bin" not in files,
+              f"{n} verifies and has the trainer's part but no buffer part (buffer = false)")
+
+
+def off():
+    work = tmpdir("ckpt-off")
+    out, summary = run_study(work, {"every_batches": 0, "every_seconds": 0})
+    check(not os.path.exists(os.path.join(out, "checkpoints")), "no checkpoint directory")
+    check("checkpoints" not in summary["training"], "no checkpoint figures in the summary")
+
+
+check(os.path.exists(VERIFY), f"the verifier is built ({VERIFY})")
+{"periodic": periodic, "no-buffer": no_buffer, "off": off}[sys.argv[1] if len(sys.argv) > 1 else "periodic"]()

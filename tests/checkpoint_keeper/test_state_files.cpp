@@ -1,0 +1,86 @@
+// The small checkpoint parts as JSON: the received-steps log (exactly once
+// across a restart: a restored log drops the steps it had, stores the rest)
+// and the simulation table (parameters bit-exact, states, Breed's changes).
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "actors/checkpoint_keeper/state_files.hpp"
+
+using namespace melissa;
+using namespace melissa::checkpoint;
+
+TEST_CASE("received-steps log: round trip keeps bits, counts, attempts, done") {
+  step_log log;
+  for (std::uint32_t t = 0; t < 13; t += 2) CHECK(log.insert(4, 0, t));
+  CHECK(log.insert(4, 1, 12));
+  CHECK_FALSE(log.insert(4, 0, 2));  // a duplicate
+  log.note_attempt(4, 0);
+  log.note_attempt(4, 1);
+  log.mark_done(4);
+  CHECK(log.insert(9, 0, 0));
+  log.note_attempt(9, 2);
+
+  const auto text = step_log_to_json(log);
+  const auto back = step_log_from_json(text);
+  CHECK(back.total_stored() == log.total_stored());
+  CHECK(back.total_stored() == 9);
+  CHECK(back.total_duplicates() == 1);
+  CHECK(back.done_count() == 1);
+  REQUIRE(back.simulations().size() == 2);
+  const auto& s4 = back.simulations().at(4);
+  CHECK(s4.attempts == std::set<std::uint32_t>{0, 1});
+  CHECK(s4.done);
+  CHECK(s4.received == log.simulations().at(4).received);
+  CHECK(back.simulations().at(9).attempts == std::set<std::uint32_t>{2});
+  CHECK(step_log_to_json(back) == text);
+
+  // After a restart the resent steps count once: known ones are dropped.
+  auto restored = step_log_from_json(text);
+  std::uint32_t stored = 0;
+  for (std::uint32_t t = 0; t < 13; ++t) stored += restored.insert(4, 0, t) ? 1 : 0;
+  CHECK(stored == 6);  // the odd steps only
+  CHECK(restored.total_stored() == 15);
+}
+
+TEST_CASE("received-steps log: a file whose count and bits disagree is refused") {
+  step_log log;
+  log.insert(1, 0, 3);
+  auto text = step_log_to_json(log);
+  const auto at = text.find("\"stored\":1");
+  REQUIRE(at != std::string::npos);
+  text.replace(at, 10, "\"stored\":2");
+  CHECK_THROWS_WITH(step_log_from_json(text),
+                    "checkpoint state: simulation 1: 2 steps stored but 1 bits set");
+  CHECK_THROWS_WITH(step_log_from_json("{\"format_version\": 7}"),
+                    "checkpoint state: not a version 1 checkpoint state file");
+  CHECK_THROWS_WITH(step_log_from_json("nonsense"), doctest::Contains("checkpoint state: "));
+}
+
+TEST_CASE("simulation table: parameters bit-exact, states and changes kept") {
+  simulation_table table({{0.1 + 0.2, 5e-324}, {1.0 / 3, -0.0}, {300.0, 450.5}, {1, 2}});
+  table.mark_submitted(0);
+  table.mark_complete(0);
+  table.mark_submitted(1);
+  table.mark_failed(2);
+  REQUIRE(table.change(3, {7.25, 8.5}));
+  const auto text = simulation_table_to_json(table.snapshot());
+  const auto back = simulation_table::restore(simulation_table_from_json(text));
+  REQUIRE(back.size() == 4);
+  CHECK(back.parameters(0) == table.parameters(0));
+  CHECK(back.parameters(1)[0] == 1.0 / 3);
+  CHECK(back.state(0) == sim_state::complete);
+  CHECK(back.state(1) == sim_state::submitted);
+  CHECK(back.state(2) == sim_state::failed);
+  CHECK(back.state(3) == sim_state::pending);
+  CHECK(back.changes(3) == 1);
+  CHECK(back.parameters(3) == std::vector<double>{7.25, 8.5});
+
+  auto bad = text;
+  bad.replace(bad.find("\"failed\""), 8, "\"broken\"");
+  CHECK_THROWS_WITH(simulation_table_from_json(bad),
+                    "checkpoint state: unknown simulation state 'broken'");
+  CHECK_THROWS_WITH(
+      simulation_table_from_json(R"({"format_version":1,"parameters":[[1]],"states":[],"changes":[0]})"),
+      "checkpoint state: parameters, states and changes differ in length");
+}
