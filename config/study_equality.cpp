@@ -53,11 +53,15 @@ bool operator==(const breed_config& a, const breed_config& b) {
   return std::tie(a.enabled, a.period, a.window, a.sigma, a.r_start, a.r_end, a.r_steps) ==
          std::tie(b.enabled, b.period, b.window, b.sigma, b.r_start, b.r_end, b.r_steps);
 }
+bool operator==(const statistics_config& a, const statistics_config& b) {
+  return std::tie(a.moments, a.min_max, a.thresholds, a.quantiles, a.sobol, a.group_budget_mb) ==
+         std::tie(b.moments, b.min_max, b.thresholds, b.quantiles, b.sobol, b.group_budget_mb);
+}
 bool operator==(const study_config& a, const study_config& b) {
   return std::tie(a.study, a.launcher, a.server, a.client, a.parameters, a.fields, a.buffer,
-                  a.training, a.breed) ==
+                  a.training, a.breed, a.statistics) ==
          std::tie(b.study, b.launcher, b.server, b.client, b.parameters, b.fields, b.buffer,
-                  b.training, b.breed);
+                  b.training, b.breed, b.statistics);
 }
 
 }  // namespace melissa::config

@@ -180,7 +180,7 @@ void print_design(const melissa::config::study_config& study) {
   std::cout << "sim_id";
   for (const auto& n : study.parameters.names) std::cout << "," << n;
   std::cout << "\n";
-  const auto rows = design_rows(melissa::config::make_design(study.parameters, study.study.seed));
+  const auto rows = design_rows(melissa::config::make_study_design(study));
   for (std::size_t i = 0; i < rows.size(); ++i) std::cout << i << "," << rows[i] << "\n";
 }
 
@@ -212,7 +212,7 @@ int main(int argc, char** argv) {
   const bool dataset = sink_name == "dataset";
   const bool training = sink_name == "train";
   const std::uint32_t expected =
-      opt.expect_sims ? *opt.expect_sims : static_cast<std::uint32_t>(study.parameters.count);
+      opt.expect_sims ? *opt.expect_sims : static_cast<std::uint32_t>(config::simulation_count(study));
   if (rank >= ranks) usage_error("--rank must be below the number of ranks");
   // The study file requires client.steps with these sinks; so does the override.
   if ((dataset || training) && study.client.steps == 0)
@@ -292,7 +292,7 @@ int main(int argc, char** argv) {
   }
 
   coordinator_settings progress;
-  const auto design = config::make_design(study.parameters, study.study.seed);
+  const auto design = config::make_study_design(study);
   progress.design = design;
   progress.client_timeout = study.launcher.client_timeout;
   progress.host = advertised_host(net.host);
