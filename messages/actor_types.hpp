@@ -44,6 +44,10 @@ struct step_sample {
   std::uint32_t field_id = 0;
   wire::dtype data_type = wire::dtype::f32;
   std::uint64_t count = 0;  // values in `payload`
+  // Global index of the first value: 0 for a whole step (training mode); in
+  // statistics mode the start of a slice, or of the rank's owned share once
+  // the aggregator has assembled it.
+  std::uint64_t offset = 0;
   std::shared_ptr<const std::vector<char>> payload;
 
   const float* f32() const { return reinterpret_cast<const float*>(payload->data()); }
