@@ -33,6 +33,7 @@
 #include "actors/coordinator/coordinator.hpp"
 #include "actors/counting_sink/counting_sink.hpp"
 #include "actors/dataset_sink/dataset_sink.hpp"
+#include "actors/statistics_sink/statistics_sink.hpp"
 #include "actors/supervisor/supervisor.hpp"
 #include "apps/melissa-server/training.hpp"
 #include "config/design.hpp"
@@ -240,10 +241,17 @@ int main(int argc, char** argv) {
   ingest.fields = static_cast<std::uint32_t>(study.fields.size());
   ingest.rank = rank;
   ingest.ranks = ranks;
+  // Statistics mode: every client rank sends slices; this rank assembles its share.
+  const bool statistics = study.study.mode == config::study_mode::statistics;
+  ingest.slices = statistics;
+  if (statistics && opt.sink)
+    usage_error("--sink does not apply to a study with study.mode = \"statistics\" (its sink is "
+                "the statistics)");
   std::vector<std::string> field_names;
   for (const auto& f : study.fields) {
     net.proxy.session.fields.push_back({f.name, f.size});
     field_names.push_back(f.name);
+    ingest.field_sizes.push_back(f.size);
   }
   // The acceptor rebinds the same port if it is restarted.
   auto shared_net = std::make_shared<acceptor_settings>(net);
@@ -324,6 +332,15 @@ int main(int argc, char** argv) {
       std::cerr << "melissa-server: " << e.what() << "\n";
       return 2;
     }
+  } else if (statistics) {
+    const auto stats_settings = statistics_settings_for(study, rank, ranks);
+    const auto stats_dir = output + "/statistics";
+    tree.push_back({"sink", restart_policy::permanent,
+                    [=](caf::actor_system& s, const child_lookup&) {
+                      return caf::actor_cast<caf::actor>(
+                          spawn_statistics_sink(s, stats_settings, stats_dir));
+                    },
+                    {}});
   } else {
     tree.push_back({"sink", restart_policy::permanent,
                     [=](caf::actor_system& s, const child_lookup&) {
