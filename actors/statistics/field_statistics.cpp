@@ -123,6 +123,15 @@ field_statistics::field_statistics(statistics_options options, std::size_t cells
   }
 }
 
+std::size_t field_statistics::bytes_per_cell(const statistics_options& o) {
+  std::size_t bytes = 8 * static_cast<std::size_t>(std::max(o.moments, 1));
+  if (o.min_max || !o.quantiles.empty()) bytes += 16;
+  if (o.min_max) bytes += 16;
+  bytes += 4 * o.thresholds.size() + 8 * o.quantiles.size();
+  if (o.sobol) bytes += 8 * (4 + 4 * o.parameters);
+  return bytes;
+}
+
 void field_statistics::check_size(std::size_t size, const char* what) const {
   if (size != cells_)
     throw std::invalid_argument(std::string(what) + " has " + std::to_string(size) + " values, the statistics hold " +
@@ -133,111 +142,267 @@ void field_statistics::require(bool configured, const char* what) const {
   if (!configured) throw std::logic_error(std::string("statistic not configured: ") + what);
 }
 
-void field_statistics::add(const float* values, std::size_t count, std::uint64_t simulation) {
-  add_values(values, count, simulation);
-}
-void field_statistics::add(const double* values, std::size_t count, std::uint64_t simulation) {
-  add_values(values, count, simulation);
-}
+namespace {
+
+// The update kernels. Each runs over one block of cells; the public add()
+// and add_group() walk the blocks. They are compiled twice on x86-64 with
+// GCC (AVX2 and baseline, picked at load time by the CPU): the loops are
+// compute-bound at SSE2 width. Same operations in the same order on both
+// paths (no FMA contraction in ISO C++ mode), so results do not depend on
+// the machine.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define MELISSA_STATISTICS_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define MELISSA_STATISTICS_CLONES
+#endif
+
+struct add_plan {
+  std::size_t begin = 0, end = 0;
+  int moments = 1;
+  double inv_n = 1, n1 = 0, c3 = 0, c4 = 0;  // Pébay's coefficients for this n
+  double* mean = nullptr;
+  double* m2 = nullptr;
+  double* m3 = nullptr;
+  double* m4 = nullptr;
+  double* lo = nullptr;  // min/max (also kept for the quantiles' range)
+  double* hi = nullptr;
+  std::uint64_t* arglo = nullptr;  // argmin/argmax (min_max only)
+  std::uint64_t* arghi = nullptr;
+  std::uint64_t simulation = 0;
+  const double* thresholds = nullptr;
+  std::uint32_t* const* exceed = nullptr;
+  std::size_t threshold_count = 0;
+  const double* alphas = nullptr;
+  double* const* quantiles = nullptr;
+  std::size_t quantile_count = 0;
+  bool first = false;
+  double step_scale = 0;  // n^-gamma_n
+};
 
 template <class T>
-void field_statistics::add_values(const T* values, std::size_t size, std::uint64_t simulation) {
-  check_size(size, "a simulation's slice");
-  const std::uint64_t count = simulations_ + 1;
-  const double n = static_cast<double>(count);
-  const double inv_n = 1.0 / n;
-  const double n1 = n - 1.0;
-  // Pébay's coefficients for this n.
-  const double c4 = n * n - 3.0 * n + 3.0;
-  const double c3 = n - 2.0;
-  const int moments = options_.moments;
-  // Quantile step: C_n / n^gamma_n (C_n per cell).
-  double gamma = 0.75;
-  if (options_.planned_simulations > 1)
-    gamma = std::min(1.0, 0.5 + 0.5 * (n - 1.0) / (static_cast<double>(options_.planned_simulations) - 1.0));
-  const double step_scale = std::pow(n, -gamma);
-  const bool first = count == 1;
-
-  for (std::size_t start = 0; start < cells_; start += block_cells) {
-    const std::size_t end = std::min(cells_, start + block_cells);
-    const T* x = values;
-    double* mean = mean_.data();
-    if (moments == 1) {
-      for (std::size_t i = start; i < end; ++i) mean[i] += (static_cast<double>(x[i]) - mean[i]) * inv_n;
-    } else if (moments == 2) {
-      double* m2 = m2_.data();
-      for (std::size_t i = start; i < end; ++i) {
-        double delta = static_cast<double>(x[i]) - mean[i];
-        double dn = delta * inv_n;
-        mean[i] += dn;
-        m2[i] += delta * dn * n1;
-      }
-    } else if (moments == 3) {
-      double* m2 = m2_.data();
-      double* m3 = m3_.data();
-      for (std::size_t i = start; i < end; ++i) {
-        double delta = static_cast<double>(x[i]) - mean[i];
-        double dn = delta * inv_n;
-        double term1 = delta * dn * n1;
-        mean[i] += dn;
-        m3[i] += term1 * dn * c3 - 3.0 * dn * m2[i];
-        m2[i] += term1;
+[[gnu::always_inline]] inline void add_block(const add_plan& p, const T* __restrict x) {
+  const std::size_t b = p.begin, e = p.end;
+  double* __restrict mean = p.mean;
+  const double inv_n = p.inv_n, n1 = p.n1, c3 = p.c3, c4 = p.c4;
+  if (p.moments == 1) {
+    for (std::size_t i = b; i < e; ++i) mean[i] += (static_cast<double>(x[i]) - mean[i]) * inv_n;
+  } else if (p.moments == 2) {
+    double* __restrict m2 = p.m2;
+    for (std::size_t i = b; i < e; ++i) {
+      double delta = static_cast<double>(x[i]) - mean[i];
+      double dn = delta * inv_n;
+      mean[i] += dn;
+      m2[i] += delta * dn * n1;
+    }
+  } else if (p.moments == 3) {
+    double* __restrict m2 = p.m2;
+    double* __restrict m3 = p.m3;
+    for (std::size_t i = b; i < e; ++i) {
+      double delta = static_cast<double>(x[i]) - mean[i];
+      double dn = delta * inv_n;
+      double term1 = delta * dn * n1;
+      mean[i] += dn;
+      m3[i] += term1 * dn * c3 - 3.0 * dn * m2[i];
+      m2[i] += term1;
+    }
+  } else {
+    double* __restrict m2 = p.m2;
+    double* __restrict m3 = p.m3;
+    double* __restrict m4 = p.m4;
+    for (std::size_t i = b; i < e; ++i) {
+      double delta = static_cast<double>(x[i]) - mean[i];
+      double dn = delta * inv_n;
+      double dn2 = dn * dn;
+      double term1 = delta * dn * n1;
+      mean[i] += dn;
+      m4[i] += term1 * dn2 * c4 + 6.0 * dn2 * m2[i] - 4.0 * dn * m3[i];
+      m3[i] += term1 * dn * c3 - 3.0 * dn * m2[i];
+      m2[i] += term1;
+    }
+  }
+  if (p.lo) {
+    double* __restrict lo = p.lo;
+    double* __restrict hi = p.hi;
+    if (p.arglo) {
+      // Branch-free so that it vectorises: the simulation is kept where the
+      // strict comparison held (the first extreme seen wins ties).
+      std::uint64_t* __restrict arglo = p.arglo;
+      std::uint64_t* __restrict arghi = p.arghi;
+      const std::uint64_t sim = p.simulation;
+      for (std::size_t i = b; i < e; ++i) {
+        double v = static_cast<double>(x[i]);
+        bool below = v < lo[i], above = v > hi[i];
+        lo[i] = below ? v : lo[i];
+        arglo[i] = below ? sim : arglo[i];
+        hi[i] = above ? v : hi[i];
+        arghi[i] = above ? sim : arghi[i];
       }
     } else {
-      double* m2 = m2_.data();
-      double* m3 = m3_.data();
-      double* m4 = m4_.data();
-      for (std::size_t i = start; i < end; ++i) {
-        double delta = static_cast<double>(x[i]) - mean[i];
-        double dn = delta * inv_n;
-        double dn2 = dn * dn;
-        double term1 = delta * dn * n1;
-        mean[i] += dn;
-        m4[i] += term1 * dn2 * c4 + 6.0 * dn2 * m2[i] - 4.0 * dn * m3[i];
-        m3[i] += term1 * dn * c3 - 3.0 * dn * m2[i];
-        m2[i] += term1;
-      }
-    }
-    if (!min_.empty()) {
-      double* lo = min_.data();
-      double* hi = max_.data();
-      if (options_.min_max) {
-        std::uint64_t* arglo = argmin_.data();
-        std::uint64_t* arghi = argmax_.data();
-        for (std::size_t i = start; i < end; ++i) {
-          double v = static_cast<double>(x[i]);
-          if (v < lo[i]) { lo[i] = v; arglo[i] = simulation; }
-          if (v > hi[i]) { hi[i] = v; arghi[i] = simulation; }
-        }
-      } else {
-        for (std::size_t i = start; i < end; ++i) {
-          double v = static_cast<double>(x[i]);
-          lo[i] = std::min(lo[i], v);
-          hi[i] = std::max(hi[i], v);
-        }
-      }
-    }
-    for (std::size_t t = 0; t < exceed_.size(); ++t) {
-      const double threshold = options_.thresholds[t];
-      std::uint32_t* c = exceed_[t].data();
-      for (std::size_t i = start; i < end; ++i) c[i] += static_cast<double>(x[i]) > threshold ? 1u : 0u;
-    }
-    for (std::size_t k = 0; k < quantile_.size(); ++k) {
-      const double alpha = options_.quantiles[k];
-      double* q = quantile_[k].data();
-      if (first) {
-        for (std::size_t i = start; i < end; ++i) q[i] = static_cast<double>(x[i]);
-        continue;
-      }
-      const double* lo = min_.data();
-      const double* hi = max_.data();
-      for (std::size_t i = start; i < end; ++i) {
-        double below = static_cast<double>(x[i]) <= q[i] ? 1.0 : 0.0;
-        q[i] -= (hi[i] - lo[i]) * step_scale * (below - alpha);
+      for (std::size_t i = b; i < e; ++i) {
+        double v = static_cast<double>(x[i]);
+        lo[i] = v < lo[i] ? v : lo[i];
+        hi[i] = v > hi[i] ? v : hi[i];
       }
     }
   }
-  simulations_ = count;
+  for (std::size_t t = 0; t < p.threshold_count; ++t) {
+    const double threshold = p.thresholds[t];
+    std::uint32_t* __restrict c = p.exceed[t];
+    for (std::size_t i = b; i < e; ++i) c[i] += static_cast<double>(x[i]) > threshold ? 1u : 0u;
+  }
+  for (std::size_t k = 0; k < p.quantile_count; ++k) {
+    double* __restrict q = p.quantiles[k];
+    if (p.first) {
+      for (std::size_t i = b; i < e; ++i) q[i] = static_cast<double>(x[i]);
+      continue;
+    }
+    const double alpha = p.alphas[k], step = p.step_scale;
+    const double* __restrict lo = p.lo;
+    const double* __restrict hi = p.hi;
+    for (std::size_t i = b; i < e; ++i) {
+      double below = static_cast<double>(x[i]) <= q[i] ? 1.0 : 0.0;
+      q[i] -= (hi[i] - lo[i]) * step * (below - alpha);
+    }
+  }
+}
+
+MELISSA_STATISTICS_CLONES void add_block_f32(const add_plan& p, const float* x) { add_block(p, x); }
+MELISSA_STATISTICS_CLONES void add_block_f64(const add_plan& p, const double* x) { add_block(p, x); }
+void add_block_any(const add_plan& p, const float* x) { add_block_f32(p, x); }
+void add_block_any(const add_plan& p, const double* x) { add_block_f64(p, x); }
+
+struct sobol_plan {
+  std::size_t begin = 0, end = 0;
+  std::size_t parameters = 0;
+  double inv_g = 1;
+  double* mean_a = nullptr;
+  double* m2_a = nullptr;
+  double* mean_b = nullptr;
+  double* m2_b = nullptr;
+  std::vector<double>* mean_c = nullptr;  // [k]
+  std::vector<double>* m2_c = nullptr;
+  std::vector<double>* co_ac = nullptr;
+  std::vector<double>* co_bc = nullptr;
+};
+
+template <class T>
+[[gnu::always_inline]] inline void sobol_block(const sobol_plan& p, const T* const* members) {
+  const std::size_t len = p.end - p.begin;
+  const double inv_g = p.inv_g;
+  double delta_a[block_cells];
+  double delta_b[block_cells];
+  {
+    const T* __restrict a = members[0] + p.begin;
+    const T* __restrict b = members[1] + p.begin;
+    double* __restrict ma = p.mean_a + p.begin;
+    double* __restrict sa = p.m2_a + p.begin;
+    double* __restrict mb = p.mean_b + p.begin;
+    double* __restrict sb = p.m2_b + p.begin;
+    for (std::size_t i = 0; i < len; ++i) {
+      double da = static_cast<double>(a[i]) - ma[i];
+      double db = static_cast<double>(b[i]) - mb[i];
+      ma[i] += da * inv_g;
+      mb[i] += db * inv_g;
+      sa[i] += da * (static_cast<double>(a[i]) - ma[i]);
+      sb[i] += db * (static_cast<double>(b[i]) - mb[i]);
+      delta_a[i] = da;  // old-mean deviations: the co-moments' left factor
+      delta_b[i] = db;
+    }
+  }
+  for (std::size_t k = 0; k < p.parameters; ++k) {
+    const T* __restrict c = members[2 + k] + p.begin;
+    double* __restrict mc = p.mean_c[k].data() + p.begin;
+    double* __restrict sc = p.m2_c[k].data() + p.begin;
+    double* __restrict cac = p.co_ac[k].data() + p.begin;
+    double* __restrict cbc = p.co_bc[k].data() + p.begin;
+    for (std::size_t i = 0; i < len; ++i) {
+      double v = static_cast<double>(c[i]);
+      double dc = v - mc[i];
+      mc[i] += dc * inv_g;
+      double ec = v - mc[i];  // deviation from the new mean
+      sc[i] += dc * ec;
+      cac[i] += delta_a[i] * ec;
+      cbc[i] += delta_b[i] * ec;
+    }
+  }
+}
+
+MELISSA_STATISTICS_CLONES void sobol_block_f32(const sobol_plan& p, const float* const* m) { sobol_block(p, m); }
+MELISSA_STATISTICS_CLONES void sobol_block_f64(const sobol_plan& p, const double* const* m) { sobol_block(p, m); }
+void sobol_block_any(const sobol_plan& p, const float* const* m) { sobol_block_f32(p, m); }
+void sobol_block_any(const sobol_plan& p, const double* const* m) { sobol_block_f64(p, m); }
+
+}  // namespace
+
+void field_statistics::add(const float* values, std::size_t count, std::uint64_t simulation) {
+  add_values(&values, &simulation, 1, count);
+}
+void field_statistics::add(const double* values, std::size_t count, std::uint64_t simulation) {
+  add_values(&values, &simulation, 1, count);
+}
+void field_statistics::add_batch(const float* const* slices, const std::uint64_t* simulations, std::size_t k,
+                                 std::size_t count) {
+  add_values(slices, simulations, k, count);
+}
+void field_statistics::add_batch(const double* const* slices, const std::uint64_t* simulations, std::size_t k,
+                                 std::size_t count) {
+  add_values(slices, simulations, k, count);
+}
+
+template <class T>
+void field_statistics::add_values(const T* const* slices, const std::uint64_t* simulations, std::size_t k,
+                                  std::size_t size) {
+  check_size(size, "a simulation's slice");
+  if (k == 0) return;
+  add_plan base;
+  base.moments = options_.moments;
+  base.mean = mean_.data();
+  base.m2 = m2_.empty() ? nullptr : m2_.data();
+  base.m3 = m3_.empty() ? nullptr : m3_.data();
+  base.m4 = m4_.empty() ? nullptr : m4_.data();
+  base.lo = min_.empty() ? nullptr : min_.data();
+  base.hi = max_.empty() ? nullptr : max_.data();
+  base.arglo = argmin_.empty() ? nullptr : argmin_.data();
+  base.arghi = argmax_.empty() ? nullptr : argmax_.data();
+  std::vector<std::uint32_t*> exceed;
+  for (auto& v : exceed_) exceed.push_back(v.data());
+  base.thresholds = options_.thresholds.data();
+  base.exceed = exceed.data();
+  base.threshold_count = exceed.size();
+  std::vector<double*> quantiles;
+  for (auto& v : quantile_) quantiles.push_back(v.data());
+  base.alphas = options_.quantiles.data();
+  base.quantiles = quantiles.data();
+  base.quantile_count = quantiles.size();
+  // One plan per simulation of the batch: its n and simulation id.
+  std::vector<add_plan> plans(k, base);
+  for (std::size_t j = 0; j < k; ++j) {
+    const std::uint64_t count = simulations_ + 1 + j;
+    const double n = static_cast<double>(count);
+    add_plan& p = plans[j];
+    p.inv_n = 1.0 / n;
+    p.n1 = n - 1.0;
+    p.c3 = n - 2.0;
+    p.c4 = n * n - 3.0 * n + 3.0;
+    p.simulation = simulations[j];
+    p.first = count == 1;
+    // Quantile step C_n / n^gamma_n: gamma_n from 1/2 to 1 over the planned N.
+    double gamma = 0.75;
+    if (options_.planned_simulations > 1)
+      gamma = std::min(1.0, 0.5 + 0.5 * (n - 1.0) / (static_cast<double>(options_.planned_simulations) - 1.0));
+    p.step_scale = std::pow(n, -gamma);
+  }
+  // Block by block, every slice of the batch: the block's accumulators stay
+  // in cache between the slices.
+  for (std::size_t start = 0; start < cells_; start += block_cells) {
+    const std::size_t end = std::min(cells_, start + block_cells);
+    for (std::size_t j = 0; j < k; ++j) {
+      plans[j].begin = start;
+      plans[j].end = end;
+      add_block_any(plans[j], slices[j]);
+    }
+  }
+  simulations_ += k;
 }
 
 void field_statistics::add_group(const float* const* members, std::size_t member_count, std::size_t count) {
@@ -250,53 +415,26 @@ void field_statistics::add_group(const double* const* members, std::size_t membe
 template <class T>
 void field_statistics::add_members(const T* const* members, std::size_t member_count, std::size_t count) {
   if (!options_.sobol) throw std::invalid_argument("add_group: sobol is not configured");
-  const std::size_t p = options_.parameters;
-  if (member_count != p + 2)
-    throw std::invalid_argument("add_group: a pick-freeze group has " + std::to_string(p + 2) + " members, got " +
-                                std::to_string(member_count));
+  const std::size_t parameters = options_.parameters;
+  if (member_count != parameters + 2)
+    throw std::invalid_argument("add_group: a pick-freeze group has " + std::to_string(parameters + 2) +
+                                " members, got " + std::to_string(member_count));
   check_size(count, "a group member's slice");
-
-  const double g = static_cast<double>(groups_ + 1);
-  const double inv_g = 1.0 / g;
-  double delta_a[block_cells];
-  double delta_b[block_cells];
+  sobol_plan p;
+  p.parameters = parameters;
+  p.inv_g = 1.0 / static_cast<double>(groups_ + 1);
+  p.mean_a = mean_a_.data();
+  p.m2_a = m2_a_.data();
+  p.mean_b = mean_b_.data();
+  p.m2_b = m2_b_.data();
+  p.mean_c = mean_c_.data();
+  p.m2_c = m2_c_.data();
+  p.co_ac = co_ac_.data();
+  p.co_bc = co_bc_.data();
   for (std::size_t start = 0; start < cells_; start += block_cells) {
-    const std::size_t end = std::min(cells_, start + block_cells);
-    const std::size_t len = end - start;
-    {
-      const T* a = members[0] + start;
-      const T* b = members[1] + start;
-      double* ma = mean_a_.data() + start;
-      double* sa = m2_a_.data() + start;
-      double* mb = mean_b_.data() + start;
-      double* sb = m2_b_.data() + start;
-      for (std::size_t i = 0; i < len; ++i) {
-        double da = static_cast<double>(a[i]) - ma[i];
-        double db = static_cast<double>(b[i]) - mb[i];
-        ma[i] += da * inv_g;
-        mb[i] += db * inv_g;
-        sa[i] += da * (static_cast<double>(a[i]) - ma[i]);
-        sb[i] += db * (static_cast<double>(b[i]) - mb[i]);
-        delta_a[i] = da;  // old-mean deltas: the co-moments' left factor
-        delta_b[i] = db;
-      }
-    }
-    for (std::size_t k = 0; k < p; ++k) {
-      const T* c = members[2 + k] + start;
-      double* mc = mean_c_[k].data() + start;
-      double* sc = m2_c_[k].data() + start;
-      double* cac = co_ac_[k].data() + start;
-      double* cbc = co_bc_[k].data() + start;
-      for (std::size_t i = 0; i < len; ++i) {
-        double v = static_cast<double>(c[i]);
-        double dc = v - mc[i];
-        mc[i] += dc * inv_g;
-        double ec = v - mc[i];  // deviation from the new mean
-        sc[i] += dc * ec;
-        cac[i] += delta_a[i] * ec;
-        cbc[i] += delta_b[i] * ec;
-      }
-    }
+    p.begin = start;
+    p.end = std::min(cells_, start + block_cells);
+    sobol_block_any(p, members);
   }
   ++groups_;
 }
@@ -491,6 +629,19 @@ field_statistics field_statistics::load(std::istream& in) {
   auto cells = get<std::uint64_t>(in, "cells");
   if (cells > (std::uint64_t{1} << 40)) throw std::runtime_error("statistics state: implausible cell count");
   if (o.parameters > 100'000) throw std::runtime_error("statistics state: implausible parameter count");
+  // Refuse a state whose arrays cannot all be there before allocating them
+  // (a corrupt count must not allocate gigabytes); streams that cannot seek
+  // are read as they come.
+  const auto here = in.tellg();
+  if (here != std::istream::pos_type(-1) && in.seekg(0, std::ios::end)) {
+    const auto end = in.tellg();
+    in.seekg(here);
+    const std::uint64_t left = static_cast<std::uint64_t>(end - here);
+    if (left / std::max<std::size_t>(1, bytes_per_cell(o)) < cells)
+      throw std::runtime_error("statistics state truncated: " + std::to_string(cells) + " cells need more than the " +
+                               std::to_string(left) + " bytes left");
+  }
+  in.clear();
   field_statistics s = [&] {
     try {
       return field_statistics(o, static_cast<std::size_t>(cells));

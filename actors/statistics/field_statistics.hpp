@@ -11,19 +11,21 @@
 //                p parameters, with 95 % confidence bounds (Fisher z)
 //
 // Two entry points, and the caller decides which data goes where:
-//   add(values, simulation)   one simulation's values of the cells: moments,
-//                             min/max, thresholds, quantiles.
-//   add_group(members)        one complete pick-freeze group (p + 2 members):
-//                             the Sobol accumulators ONLY.
+//   add(values, count, simulation)   one simulation's values of the cells:
+//                   moments, min/max, thresholds, quantiles (add_batch():
+//                   several simulations in one pass).
+//   add_group(members, p + 2, count)  one complete pick-freeze group:
+//                   the Sobol accumulators ONLY.
 // As Melissa does, every simulation, group members included, counts in the
 // moments: the statistics actor calls add() for each member as its step
 // arrives and add_group() once the group's p + 2 steps are all in. A group
 // that never completes thus still counts in the moments and not in Sobol.
 //
 // Layout: struct of arrays of doubles, one array per accumulator, each
-// `cells` long; an update is one streaming pass over the incoming slice and
-// the accumulators (the Sobol pass is blocked by chunks of cells so that the
-// p + 2 member slices and 4 + 4p accumulator arrays stream together).
+// `cells` long. An update walks the cells in blocks of 512 and runs every
+// statistic's loop over the block while it is in cache: one pass over memory
+// per slice (per group for Sobol: the p + 2 member slices and the 4 + 4p
+// accumulator arrays).
 // Inputs are float (what the clients send as f32) or double; everything is
 // accumulated in double. Plain C++ (no CAF): not thread-safe, one owner.
 //
@@ -45,9 +47,10 @@ struct statistics_options {
   bool min_max = false;            // min, max and their simulations
   std::vector<double> thresholds;  // exceedance counts of value > threshold
   std::vector<double> quantiles;   // probabilities, each in (0, 1)
-  // N, the number of simulations the study plans to fold in: the quantiles'
-  // step exponent goes from 1/2 at the first simulation to 1 at the N-th
-  // (see quantile()). 0: unknown, the exponent stays 3/4.
+  // N, the number of simulations the study plans to fold in with add()
+  // (with Sobol every member counts: groups x (p + 2)): the quantiles' step
+  // exponent goes from 1/2 at the first simulation to 1 at the N-th (see
+  // quantile()). 0: unknown, the exponent stays 3/4.
   std::uint64_t planned_simulations = 0;
   bool sobol = false;              // Martinez indices (needs add_group)
   std::size_t parameters = 0;      // p, the number of inputs (>= 2 when sobol)
@@ -65,6 +68,8 @@ class field_statistics {
 
   const statistics_options& options() const { return options_; }
   std::size_t cells() const { return cells_; }
+  // Accumulator bytes per cell for these options (memory accounting).
+  static std::size_t bytes_per_cell(const statistics_options& options);
   // Simulations folded in by add(), groups folded in by add_group().
   std::uint64_t simulations() const { return simulations_; }
   std::uint64_t groups() const { return groups_; }
@@ -75,6 +80,16 @@ class field_statistics {
   // cell's moments, as it would any estimator). (C++17: no std::span.)
   void add(const float* values, std::size_t count, std::uint64_t simulation);
   void add(const double* values, std::size_t count, std::uint64_t simulation);
+  // k simulations at once: slices[j] (count values) from simulations[j].
+  // The same result, bit for bit, as k add() calls in that order, in one
+  // pass over the accumulators instead of k: prefer it when several slices
+  // of the same step are waiting (a group's members, concurrent
+  // simulations), since once the accumulators outgrow the caches the update
+  // is bound by their memory traffic (64 bytes per cell for four moments
+  // against 4 incoming bytes per float value).
+  void add_batch(const float* const* slices, const std::uint64_t* simulations, std::size_t k, std::size_t count);
+  void add_batch(const double* const* slices, const std::uint64_t* simulations, std::size_t k,
+                 std::size_t count);
 
   // One pick-freeze group: members[0] = A, members[1] = B, members[2 + k] =
   // C_k (the row A with its column k taken from B), k = 0 .. p-1, each
@@ -135,11 +150,14 @@ class field_statistics {
   // little-endian as the machine is; for the checkpoint keeper.
   void save(std::ostream& out) const;
   // Restores what save() wrote. Throws std::runtime_error (what() says what
-  // was wrong: bad magic, version, truncated, sizes) on bad input.
+  // was wrong: bad magic, version, truncated, sizes) on bad input; on a
+  // seekable stream a cell count the remaining bytes cannot hold is refused
+  // before anything is allocated.
   static field_statistics load(std::istream& in);
 
  private:
-  template <class T> void add_values(const T* values, std::size_t count, std::uint64_t simulation);
+  template <class T>
+  void add_values(const T* const* slices, const std::uint64_t* simulations, std::size_t k, std::size_t count);
   template <class T> void add_members(const T* const* members, std::size_t member_count, std::size_t count);
   void require(bool configured, const char* what) const;
   void check_size(std::size_t size, const char* what) const;
@@ -153,7 +171,7 @@ class field_statistics {
   std::vector<double> mean_, m2_, m3_, m4_;
   std::vector<double> min_, max_;  // also kept for the quantiles' step (running range)
   std::vector<std::uint64_t> argmin_, argmax_;
-  std::vector<std::vector<std::uint32_t>> exceed_;  // [threshold][cell]
+  std::vector<std::vector<std::uint32_t>> exceed_;  // [threshold][cell] (u32: 4 bytes of traffic per cell)
   std::vector<std::vector<double>> quantile_;       // [quantile][cell]
 
   // Sobol (Martinez): means and central sums of A and B; per parameter k the

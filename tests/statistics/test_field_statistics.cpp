@@ -144,6 +144,37 @@ TEST_CASE("statistics-moments: one-pass moments equal the two-pass reference to 
   }
 }
 
+TEST_CASE("statistics-batch: add_batch equals the same add() calls bit for bit") {
+  const auto x = skewed_ensemble(23, 1100, 8);
+  statistics_options o = all_options();
+  o.planned_simulations = 23;
+  field_statistics one_by_one(o, 1100), batched(o, 1100);
+  for (std::size_t s = 0; s < x.size(); ++s) one_by_one.add(x[s].data(), 1100, 100 + s);
+  // Batches of 1, 7, 15 simulations (the first batch holds the first simulation).
+  std::size_t s = 0;
+  for (std::size_t k : {1u, 7u, 15u}) {
+    std::vector<const double*> slices;
+    std::vector<std::uint64_t> sims;
+    for (std::size_t j = 0; j < k; ++j, ++s) slices.push_back(x[s].data()), sims.push_back(100 + s);
+    batched.add_batch(slices.data(), sims.data(), k, 1100);
+  }
+  REQUIRE(s == x.size());
+  CHECK(batched.simulations() == 23);
+  CHECK(batched.mean() == one_by_one.mean());
+  CHECK(batched.variance() == one_by_one.variance());
+  CHECK(batched.skewness() == one_by_one.skewness());
+  CHECK(batched.kurtosis() == one_by_one.kurtosis());
+  CHECK(batched.min() == one_by_one.min());
+  CHECK(batched.argmin() == one_by_one.argmin());
+  CHECK(batched.max() == one_by_one.max());
+  CHECK(batched.argmax() == one_by_one.argmax());
+  CHECK(batched.threshold_count(0) == one_by_one.threshold_count(0));
+  CHECK(batched.quantile(0) == one_by_one.quantile(0));
+  CHECK(batched.quantile(1) == one_by_one.quantile(1));
+  const double* none = nullptr;
+  CHECK_THROWS_AS(batched.add_batch(&none, nullptr, 0, 5), std::invalid_argument);
+}
+
 TEST_CASE("statistics-not-enough-data: NaN until each estimator is defined") {
   field_statistics st(all_options(), 2);
   CHECK(std::isnan(st.mean()[0]));
@@ -457,9 +488,68 @@ TEST_CASE("statistics-save-load: the restored state gives the same results and k
     wrong[0] = 'X';
     std::stringstream bad_magic(wrong);
     CHECK_THROWS_WITH_AS(field_statistics::load(bad_magic), doctest::Contains("bad magic"), std::runtime_error);
+    // A corrupt cell count is refused before anything is allocated.
+    std::string huge = bytes;
+    const std::size_t cells_at = bytes.find(std::string(reinterpret_cast<const char*>(&cells), 8));
+    REQUIRE(cells_at != std::string::npos);
+    const std::uint64_t too_many = std::uint64_t{1} << 39;
+    huge.replace(cells_at, 8, std::string(reinterpret_cast<const char*>(&too_many), 8));
+    std::stringstream corrupt(huge);
+    CHECK_THROWS_WITH_AS(field_statistics::load(corrupt), doctest::Contains("cells need more than the"),
+                         std::runtime_error);
     std::stringstream empty;
     CHECK_THROWS_AS(field_statistics::load(empty), std::runtime_error);
   }
+}
+
+TEST_CASE("statistics-bytes-per-cell: the documented accumulator size") {
+  statistics_options o;
+  o.moments = 4;
+  o.min_max = true;
+  o.thresholds = {0.0, 1.0};
+  o.sobol = true;
+  o.parameters = 5;
+  CHECK(field_statistics::bytes_per_cell(o) == 264);  // docs/statistics.md, "Memory and cost"
+  statistics_options mean_only;
+  mean_only.moments = 1;
+  CHECK(field_statistics::bytes_per_cell(mean_only) == 8);
+  mean_only.quantiles = {0.5, 0.9};
+  CHECK(field_statistics::bytes_per_cell(mean_only) == 8 + 16 + 16);  // min/max kept for the range
+}
+
+TEST_CASE("statistics-load-corrupt: damaged states are refused or loaded, never crash") {
+  statistics_options o = all_options(3);
+  o.planned_simulations = 10;
+  field_statistics st(o, 40);
+  random_source rng(9);
+  std::vector<double> v(40);
+  for (int s = 0; s < 5; ++s) {
+    for (auto& x : v) x = rng.normal();
+    st.add(v.data(), v.size(), s);
+  }
+  std::stringstream saved;
+  st.save(saved);
+  const std::string bytes = saved.str();
+  std::size_t refused = 0;
+  for (int trial = 0; trial < 3000; ++trial) {
+    std::string damaged = bytes;
+    // Mostly the header (options, counts, sizes), sometimes anywhere; or a cut.
+    int flips = 1 + static_cast<int>(rng.uniform() * 4);
+    for (int f = 0; f < flips; ++f) {
+      std::size_t at = rng.uniform() < 0.8 ? static_cast<std::size_t>(rng.uniform() * 120)
+                                           : static_cast<std::size_t>(rng.uniform() * damaged.size());
+      damaged[at] = static_cast<char>(rng.uniform() * 256);
+    }
+    if (rng.uniform() < 0.2) damaged.resize(static_cast<std::size_t>(rng.uniform() * damaged.size()));
+    std::stringstream in(damaged);
+    try {
+      field_statistics loaded = field_statistics::load(in);
+      (void)loaded.mean();  // a loaded state is usable
+    } catch (const std::runtime_error&) {
+      ++refused;
+    }
+  }
+  CHECK(refused > 1000);
 }
 
 TEST_CASE("statistics-options: invalid combinations are refused with the offending option") {
