@@ -137,6 +137,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(melissa, caf::first_custom_type_id)
   CAF_ADD_ATOM(melissa, melissa, train_atom, "train")
   // the steering's status JSON (melissa-shell `steering`, the summary)
   CAF_ADD_ATOM(melissa, melissa, steering_atom, "steering")
+  CAF_ADD_ATOM(melissa, melissa, statistics_atom, "statistics")
   // the submission view (k, m, count) to the steering: resample now
   CAF_ADD_ATOM(melissa, melissa, resample_atom, "resample")
   CAF_ADD_ATOM(melissa, melissa, losses_atom, "losses")
@@ -250,7 +251,9 @@ using launcher_query_actor = caf::typed_actor<
     caf::replies_to<train_atom>::with<std::string>,
     caf::replies_to<buffer_atom>::with<std::string>,
     // Breed steering, from rank 0: {"ok": true, "steering": {...}}.
-    caf::replies_to<steering_atom>::with<std::string>>;
+    caf::replies_to<steering_atom>::with<std::string>,
+    // Statistics mode, from every rank's statistics sink: {"ok": true, "ranks": [...]}.
+    caf::replies_to<statistics_atom>::with<std::string>>;
 
 // The published shell endpoint: (shell_atom, token, command line) -> JSON text.
 using shell_endpoint_actor =
@@ -275,7 +278,9 @@ using server_rank_actor = caf::typed_actor<
     // buffer's figures, Breed's status (JSON; {"error": ...} when absent).
     caf::replies_to<train_atom>::with<std::string>,
     caf::replies_to<buffer_atom>::with<std::string>,
-    caf::replies_to<steering_atom>::with<std::string>>;
+    caf::replies_to<steering_atom>::with<std::string>,
+    // The statistics sink's report (statistics mode; JSON, {"error": ...} otherwise).
+    caf::replies_to<statistics_atom>::with<std::string>>;
 
 }  // namespace melissa
 

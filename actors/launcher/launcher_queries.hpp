@@ -58,6 +58,8 @@ std::string set_setting(launcher_core& core, const std::string& key, const std::
 // "elapsed_s", "ranks": [...]}); a finished rank answers from its summary.
 reply_promise ask_training(launcher_ptr self);
 reply_promise ask_buffer(launcher_ptr self);
+// melissa-shell stats: each rank's statistics sink (statistics mode).
+reply_promise ask_statistics(launcher_ptr self);
 // `steering`: rank 0's ({"ok": true, "steering": {...}}).
 reply_promise ask_steering(launcher_ptr self);
 

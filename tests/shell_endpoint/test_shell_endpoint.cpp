@@ -32,6 +32,7 @@ launcher_query_actor::behavior_type recording_launcher(launcher_query_actor::poi
       [=](train_atom) { return reply("train"); },
       [=](buffer_atom) { return reply("buffer"); },
       [=](steering_atom) { return reply("steering"); },
+      [=](statistics_atom) { return reply("stats"); },
   };
 }
 
@@ -60,6 +61,7 @@ launcher_query_actor::behavior_type silent_launcher(
       [no](train_atom) { return no(); },
       [no](buffer_atom) { return no(); },
       [no](steering_atom) { return no(); },
+      [no](statistics_atom) { return no(); },
   };
 }
 
