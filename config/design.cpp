@@ -173,6 +173,32 @@ design_matrix make_design(const parameters_config& parameters, std::uint64_t see
                      parameters.scramble);
 }
 
+design_matrix make_study_design(const study_config& study) {
+  const std::uint32_t size = group_size(study);
+  if (size == 1) return make_design(study.parameters, study.study.seed);
+  const auto& parameters = study.parameters;
+  const std::size_t p = parameters.names.size();
+  if (parameters.bounds.size() != p)
+    throw std::invalid_argument("make_study_design: one pair of bounds per parameter name is needed");
+  std::vector<parameter_bounds> both = parameters.bounds;
+  both.insert(both.end(), parameters.bounds.begin(), parameters.bounds.end());
+  const design_matrix ab = draw_design(parameters.sampler, both, parameters.count, study.study.seed,
+                                       parameters.scramble);
+  design_matrix rows;
+  rows.reserve(ab.size() * size);
+  for (const auto& row : ab) {
+    const std::vector<double> a(row.begin(), row.begin() + static_cast<std::ptrdiff_t>(p));
+    const std::vector<double> b(row.begin() + static_cast<std::ptrdiff_t>(p), row.end());
+    rows.push_back(a);
+    rows.push_back(b);
+    for (std::size_t k = 0; k < p; ++k) {
+      rows.push_back(a);
+      rows.back()[k] = b[k];
+    }
+  }
+  return rows;
+}
+
 std::string format_parameters(const std::vector<double>& values) {
   std::string text;
   char buf[64];

@@ -61,6 +61,25 @@ design_matrix unit_design(sampler_kind sampler, std::size_t dimensions, std::siz
 // draw_design(sampler, bounds, count, seed, scramble).
 design_matrix make_design(const parameters_config& parameters, std::uint64_t seed);
 
+// The study's simulations: make_design, or with statistics.sobol the
+// pick-freeze design: parameters.count groups of p + 2 rows (p parameters),
+// group g being simulations g (p + 2) .. g (p + 2) + p + 1 in the order
+//   A, B, C_1 .. C_p     (C_k: A with its column k taken from B),
+// where (A, B) is row g of one draw of 2p dimensions of parameters.sampler
+// (A the first p values, B the last p), in the bounds of each parameter.
+// Rows: simulation_count(study).
+design_matrix make_study_design(const study_config& study);
+
+// Which pick-freeze group and member a simulation is (member 0 = A, 1 = B,
+// 2 + k = C_k); with group size 1, the group is the simulation and member 0.
+struct group_member {
+  std::uint64_t group = 0;
+  std::uint32_t member = 0;
+};
+inline group_member member_of(std::uint64_t sim, std::uint32_t group_size) {
+  return {sim / group_size, static_cast<std::uint32_t>(sim % group_size)};
+}
+
 // A simulation's parameters as the launcher puts them on its command line
 // ("312.5,104.2,..."): shortest text that reads back to the same doubles.
 std::string format_parameters(const std::vector<double>& values);

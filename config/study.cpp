@@ -106,9 +106,20 @@ study_config parse_study(std::string_view text, const std::string& source_name) 
   c.training = read_training(file.table("training", false), c.fields, c.buffer);
   if (file.find("breed")) c.breed = read_breed(file.table("breed", false), c);
   c.checkpoint = read_checkpoint(file.table("checkpoint", false), c.study);
+  check_statistics_mode(file, c);
+  if (c.study.mode == study_mode::statistics)
+    c.statistics = read_statistics(file.table("statistics", false), c);
   file.finish();
   return c;
 }
+
+std::uint32_t group_size(const study_config& c) {
+  return c.study.mode == study_mode::statistics && c.statistics.sobol
+             ? static_cast<std::uint32_t>(c.parameters.names.size() + 2)
+             : 1;
+}
+
+std::uint64_t simulation_count(const study_config& c) { return c.parameters.count * group_size(c); }
 
 study_config load_study(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

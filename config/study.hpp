@@ -207,6 +207,19 @@ struct checkpoint_config {
   std::string dir;                     // default "<output_dir>/checkpoints"
 };
 
+// [statistics]: the statistics each server rank computes in statistics mode
+// (study.mode = "statistics"; docs/statistics.md). Per field, time step and cell.
+struct statistics_config {
+  std::uint32_t moments = 2;            // 1: mean, 2: + variance, 3: + skewness, 4: + kurtosis
+  bool min_max = true;                  // min and max, with the simulation that produced them
+  std::vector<double> thresholds;       // exceedance counts (value > threshold), distinct
+  std::vector<double> quantiles;        // Robbins-Monro quantiles, each in (0, 1), distinct
+  bool sobol = false;                   // pick-freeze groups and Martinez Sobol indices
+  std::uint32_t group_budget_mb = 256;  // MiB per server rank for steps of incomplete groups, >= 1
+
+  std::uint64_t group_budget_bytes() const { return std::uint64_t{group_budget_mb} << 20; }
+};
+
 struct study_config {
   study_section study;
   launcher_config launcher;
@@ -218,7 +231,14 @@ struct study_config {
   training_config training;
   breed_config breed;
   checkpoint_config checkpoint;
+  statistics_config statistics;               // read only in statistics mode
 };
+
+// Simulations of the study: parameters.count, or with statistics.sobol
+// (pick-freeze) parameters.count groups of (parameters + 2) simulations.
+std::uint64_t simulation_count(const study_config& c);
+// Simulations per pick-freeze group: parameters + 2 with statistics.sobol, else 1.
+std::uint32_t group_size(const study_config& c);
 
 // Reads and validates a study file. Throws config_error for an unreadable
 // file, a TOML syntax error, or any invalid value.
@@ -245,6 +265,7 @@ bool operator==(const buffer_config& a, const buffer_config& b);
 bool operator==(const training_config& a, const training_config& b);
 bool operator==(const breed_config& a, const breed_config& b);
 bool operator==(const checkpoint_config& a, const checkpoint_config& b);
+bool operator==(const statistics_config& a, const statistics_config& b);
 bool operator==(const study_config& a, const study_config& b);
 inline bool operator!=(const study_section& a, const study_section& b) { return !(a == b); }
 inline bool operator!=(const job_placement& a, const job_placement& b) { return !(a == b); }

@@ -61,4 +61,30 @@ void check_train_sections(const table_reader& file, const study_config& c) {
                                  to_string(c.server.sink) + "\"");
 }
 
+// [statistics] against [study], and statistics mode against [server] and [client].
+void check_statistics_mode(const table_reader& file, const study_config& c) {
+  if (c.study.mode != study_mode::statistics) {
+    if (file.peek("statistics"))
+      file.fail_key("statistics", std::string("[statistics] needs study.mode = \"statistics\", got \"") +
+                                      to_string(c.study.mode) + "\"");
+    return;
+  }
+  // The statistics actor is the sink of a statistics study.
+  const auto* server = file.peek("server") ? file.peek("server")->as_table() : nullptr;
+  if (c.server.sink != sink_kind::count) {
+    const toml::node* sink = server ? server->get("sink") : nullptr;
+    file.fail(sink ? sink->source() : file.peek("server")->source(), "server.sink",
+              std::string("study.mode = \"statistics\" computes statistics in the server and needs "
+                          "server.sink = \"count\" (the default), got \"") +
+                  to_string(c.server.sink) + "\"");
+  }
+  // Outputs are [time steps, cells]; a group's Sobol update needs every step of every member.
+  if (c.client.steps == 0) {
+    const toml::node* client = file.peek("client");
+    file.fail(client->source(), "client.steps",
+              "required with study.mode = \"statistics\" (the number of time steps each simulation "
+              "sends: the statistics files have one row per time step)");
+  }
+}
+
 }  // namespace melissa::config::detail

@@ -57,11 +57,15 @@ bool operator==(const checkpoint_config& a, const checkpoint_config& b) {
   return std::tie(a.every_batches, a.every_seconds, a.keep, a.buffer, a.dir) ==
          std::tie(b.every_batches, b.every_seconds, b.keep, b.buffer, b.dir);
 }
+bool operator==(const statistics_config& a, const statistics_config& b) {
+  return std::tie(a.moments, a.min_max, a.thresholds, a.quantiles, a.sobol, a.group_budget_mb) ==
+         std::tie(b.moments, b.min_max, b.thresholds, b.quantiles, b.sobol, b.group_budget_mb);
+}
 bool operator==(const study_config& a, const study_config& b) {
   return std::tie(a.study, a.launcher, a.server, a.client, a.parameters, a.fields, a.buffer,
-                  a.training, a.breed, a.checkpoint) ==
+                  a.training, a.breed, a.checkpoint, a.statistics) ==
          std::tie(b.study, b.launcher, b.server, b.client, b.parameters, b.fields, b.buffer,
-                  b.training, b.breed, b.checkpoint);
+                  b.training, b.breed, b.checkpoint, b.statistics);
 }
 
 }  // namespace melissa::config

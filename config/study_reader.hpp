@@ -251,6 +251,17 @@ class table_reader {
     return out;
   }
 
+  // An array of finite numbers; [] when absent.
+  std::vector<double> number_array(std::string_view key) {
+    const toml::node* n = find(key);
+    if (!n) return {};
+    const toml::array& a = as_array(*n, key_path(key));
+    std::vector<double> out;
+    for (std::size_t i = 0; i < a.size(); ++i)
+      out.push_back(as_number(a[i], key_path(key) + "[" + std::to_string(i) + "]"));
+    return out;
+  }
+
   // A finite number > 0 (durations).
   double positive_number(std::string_view key, double fallback) {
     const toml::node* n = find(key);

@@ -340,4 +340,48 @@ checkpoint_config read_checkpoint(table_reader t, const study_section& study) {
   return c;
 }
 
+statistics_config read_statistics(table_reader t, const study_config& c) {
+  statistics_config s;
+  s.moments = t.integer<std::uint32_t>("moments", s.moments, {1, 4});
+  s.min_max = t.boolean("min_max", s.min_max);
+  s.thresholds = t.number_array("thresholds");
+  s.quantiles = t.number_array("quantiles");
+  s.sobol = t.boolean("sobol", s.sobol);
+  s.group_budget_mb = t.integer<std::uint32_t>("group_budget_mb", s.group_budget_mb, {1, 1 << 20});
+  t.finish();
+  // Each threshold and quantile names an output file (threshold_<value>.npy).
+  auto check_distinct = [&](const char* key, const std::vector<double>& values) {
+    for (std::size_t i = 0; i < values.size(); ++i)
+      for (std::size_t j = 0; j < i; ++j)
+        if (values[j] == values[i])
+          t.fail_key(key, "duplicate value " + format_number(values[i]) + " (" + key + "[" +
+                              std::to_string(j) + "] and " + key + "[" + std::to_string(i) + "])");
+  };
+  check_distinct("thresholds", s.thresholds);
+  for (std::size_t i = 0; i < s.quantiles.size(); ++i)
+    if (!(s.quantiles[i] > 0 && s.quantiles[i] < 1))
+      t.fail_key("quantiles", "quantiles[" + std::to_string(i) + "] must be in (0, 1), got " +
+                                  format_number(s.quantiles[i]));
+  check_distinct("quantiles", s.quantiles);
+  if (s.sobol) {
+    const std::size_t p = c.parameters.names.size();
+    // A first-order index of the only parameter is 1 by construction.
+    if (p < 2)
+      t.fail_key("sobol", "true needs at least 2 parameters (parameters.names), got " +
+                              count_of(p, "name"));
+    // A and B are one draw of 2 x parameters dimensions of the study's sampler.
+    if (2 * p > max_parameters(c.parameters.sampler))
+      t.fail_key("sobol", "true draws 2 x " + std::to_string(p) + " dimensions with sampler " +
+                              quoted(to_string(c.parameters.sampler)) + ", which supports at most " +
+                              std::to_string(max_parameters(c.parameters.sampler)));
+    const std::uint64_t sims = c.parameters.count * (p + 2);
+    if (sims > max_simulations)
+      t.fail_key("sobol", "true makes parameters.count = " + std::to_string(c.parameters.count) +
+                              " groups of " + std::to_string(p + 2) + " simulations: " +
+                              std::to_string(sims) + ", above the limit of " +
+                              std::to_string(max_simulations) + " simulations per study");
+  }
+  return s;
+}
+
 }  // namespace melissa::config::detail

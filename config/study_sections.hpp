@@ -24,6 +24,7 @@ training_config read_training(table_reader t, const std::vector<field_config>& f
                               const buffer_config& buffer);
 breed_config read_breed(table_reader t, const study_config& c);
 checkpoint_config read_checkpoint(table_reader t, const study_section& study);
+statistics_config read_statistics(table_reader t, const study_config& c);
 
 // ---- checks between sections (study_checks.cpp) ----------------------------
 
@@ -38,5 +39,7 @@ void check_training_against(const table_reader& t, const training_config& c,
 void check_breed_sink(const table_reader& t, const study_config& c);
 // [buffer] and [training] need server.sink = "train".
 void check_train_sections(const table_reader& file, const study_config& c);
+// [statistics] needs study.mode = "statistics"; statistics mode needs server.sink = "count".
+void check_statistics_mode(const table_reader& file, const study_config& c);
 
 }  // namespace melissa::config::detail

@@ -160,6 +160,22 @@ void write_checkpoint(std::ostream& out, const checkpoint_config& c) {
       << "dir = " << quoted(c.dir) << "\n";
 }
 
+std::string number_array(const std::vector<double>& items) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < items.size(); ++i) out += (i ? ", " : "") + format_number(items[i]);
+  return out + "]";
+}
+
+void write_statistics(std::ostream& out, const statistics_config& s) {
+  out << "[statistics]\n"
+      << "moments = " << s.moments << "\n"
+      << "min_max = " << (s.min_max ? "true" : "false") << "\n"
+      << "thresholds = " << number_array(s.thresholds) << "\n"
+      << "quantiles = " << number_array(s.quantiles) << "\n"
+      << "sobol = " << (s.sobol ? "true" : "false") << "\n"
+      << "group_budget_mb = " << s.group_budget_mb << "\n";
+}
+
 }  // namespace
 
 std::string to_toml(const study_config& c) {
@@ -189,6 +205,10 @@ std::string to_toml(const study_config& c) {
   }
   out << "\n";
   write_checkpoint(out, c.checkpoint);
+  if (c.study.mode == study_mode::statistics) {  // parse_study refuses [statistics] otherwise
+    out << "\n";
+    write_statistics(out, c.statistics);
+  }
   return out.str();
 }
 

@@ -44,6 +44,10 @@ struct step_sample {
   std::uint32_t field_id = 0;
   wire::dtype data_type = wire::dtype::f32;
   std::uint64_t count = 0;  // values in `payload`
+  // Global index of the first value: 0 for a whole step (training mode); in
+  // statistics mode the start of a slice, or of the rank's owned share once
+  // the aggregator has assembled it.
+  std::uint64_t offset = 0;
   std::shared_ptr<const std::vector<char>> payload;
 
   const float* f32() const { return reinterpret_cast<const float*>(payload->data()); }
@@ -133,6 +137,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(melissa, caf::first_custom_type_id)
   CAF_ADD_ATOM(melissa, melissa, train_atom, "train")
   // the steering's status JSON (melissa-shell `steering`, the summary)
   CAF_ADD_ATOM(melissa, melissa, steering_atom, "steering")
+  CAF_ADD_ATOM(melissa, melissa, statistics_atom, "statistics")
   // the submission view (k, m, count) to the steering: resample now
   CAF_ADD_ATOM(melissa, melissa, resample_atom, "resample")
   CAF_ADD_ATOM(melissa, melissa, losses_atom, "losses")
@@ -246,7 +251,9 @@ using launcher_query_actor = caf::typed_actor<
     caf::replies_to<train_atom>::with<std::string>,
     caf::replies_to<buffer_atom>::with<std::string>,
     // Breed steering, from rank 0: {"ok": true, "steering": {...}}.
-    caf::replies_to<steering_atom>::with<std::string>>;
+    caf::replies_to<steering_atom>::with<std::string>,
+    // Statistics mode, from every rank's statistics sink: {"ok": true, "ranks": [...]}.
+    caf::replies_to<statistics_atom>::with<std::string>>;
 
 // The published shell endpoint: (shell_atom, token, command line) -> JSON text.
 using shell_endpoint_actor =
@@ -271,7 +278,9 @@ using server_rank_actor = caf::typed_actor<
     // buffer's figures, Breed's status (JSON; {"error": ...} when absent).
     caf::replies_to<train_atom>::with<std::string>,
     caf::replies_to<buffer_atom>::with<std::string>,
-    caf::replies_to<steering_atom>::with<std::string>>;
+    caf::replies_to<steering_atom>::with<std::string>,
+    // The statistics sink's report (statistics mode; JSON, {"error": ...} otherwise).
+    caf::replies_to<statistics_atom>::with<std::string>>;
 
 }  // namespace melissa
 

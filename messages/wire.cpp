@@ -31,13 +31,14 @@ std::uint64_t get_u64(const std::uint8_t* p) {
   return v;
 }
 
-bool known_type(std::uint16_t t) { return t >= 1 && t <= 8; }
+bool known_type(std::uint16_t t) { return t >= 1 && t <= 9; }
 bool known_dtype(std::uint16_t t) { return t <= 3; }
 
 // Which payload types each frame type may carry.
 bool dtype_allowed(frame_type type, dtype d) {
   switch (type) {
     case frame_type::step:
+    case frame_type::slice:
       return d == dtype::f32 || d == dtype::f64;
     case frame_type::credit:
     case frame_type::end:
@@ -68,8 +69,22 @@ const char* to_string(frame_type t) {
     case frame_type::credit: return "credit";
     case frame_type::end: return "end";
     case frame_type::error: return "error";
+    case frame_type::slice: return "slice";
   }
   return "unknown";
+}
+
+std::size_t extension_size(frame_type t) {
+  return t == frame_type::slice ? slice_extension_size : 0;
+}
+
+cell_range owned_share(std::uint64_t size, std::uint32_t rank, std::uint32_t ranks) {
+  if (ranks == 0 || rank >= ranks) return {size, size};
+  // 128 bits: size * rank overflows 64 bits for the largest fields.
+  const auto at = [&](std::uint32_t r) {
+    return static_cast<std::uint64_t>(static_cast<unsigned __int128>(size) * r / ranks);
+  };
+  return {at(rank), at(rank + 1)};
 }
 
 const char* to_string(dtype t) {
@@ -87,10 +102,10 @@ const char* to_string(dtype t) {
 // 12 u32 sim_id  16 u32 attempt  20 u32 time_step  24 u32 field_id  28 u32 reserved (0)
 // 32 u64 count
 void encode_header(const frame_header& h, std::uint8_t out[header_size]) {
-  if (h.payload_bytes() > 0xffffffffull - (header_size - length_prefix_size))
+  if (h.body_bytes() > 0xffffffffull - (header_size - length_prefix_size))
     throw std::length_error("a frame payload of " + std::to_string(h.payload_bytes()) +
                             " bytes does not fit the u32 length prefix");
-  put_u32(out + 0, static_cast<std::uint32_t>(header_size - length_prefix_size + h.payload_bytes()));
+  put_u32(out + 0, static_cast<std::uint32_t>(header_size - length_prefix_size + h.body_bytes()));
   put_u32(out + 4, magic);
   put_u16(out + 8, static_cast<std::uint16_t>(h.type));
   put_u16(out + 10, static_cast<std::uint16_t>(h.data_type));
@@ -154,7 +169,7 @@ decode_result decode_header(const std::uint8_t* b, std::uint64_t max_frame_bytes
     r.error = "count must be 0 without a payload";
     return r;
   }
-  const std::uint64_t total = header_size + h.payload_bytes();
+  const std::uint64_t total = header_size + h.body_bytes();
   if (total > max_frame_bytes) {
     r.error = "frame of " + std::to_string(total) + " bytes exceeds " + limit_text;
     return r;
@@ -169,10 +184,24 @@ decode_result decode_header(const std::uint8_t* b, std::uint64_t max_frame_bytes
   return r;
 }
 
+void encode_extension(const frame_header& h, std::uint8_t out[slice_extension_size]) {
+  put_u64(out, h.offset);
+}
+
+std::string decode_extension(const std::uint8_t* bytes, frame_header& h) {
+  h.offset = get_u64(bytes);
+  if (h.count > 0 && h.offset > ~std::uint64_t{0} - (h.count - 1))
+    return "slice offset " + std::to_string(h.offset) + " + " + std::to_string(h.count) +
+           " values overflows";
+  return {};
+}
+
 std::vector<std::uint8_t> encode_frame(const frame_header& h, const void* payload) {
-  std::vector<std::uint8_t> out(header_size + h.payload_bytes());
+  std::vector<std::uint8_t> out(header_size + h.body_bytes());
   encode_header(h, out.data());
-  if (h.payload_bytes() > 0) std::memcpy(out.data() + header_size, payload, h.payload_bytes());
+  const std::size_t ext = extension_size(h.type);
+  if (ext > 0) encode_extension(h, out.data() + header_size);
+  if (h.payload_bytes() > 0) std::memcpy(out.data() + header_size + ext, payload, h.payload_bytes());
   return out;
 }
 
@@ -250,10 +279,17 @@ std::optional<frame_reader::frame> frame_reader::next() {
     error_ = decoded.error;
     return std::nullopt;
   }
-  const auto payload = decoded.header->payload_bytes();
-  if (buffer_.size() - consumed_ < header_size + payload) return std::nullopt;
-  frame f{*decoded.header, std::vector<std::uint8_t>(p + header_size, p + header_size + payload)};
-  consumed_ += header_size + payload;
+  const auto body = decoded.header->body_bytes();
+  if (buffer_.size() - consumed_ < header_size + body) return std::nullopt;
+  const std::size_t ext = extension_size(decoded.header->type);
+  if (ext > 0) {
+    if (auto why = decode_extension(p + header_size, *decoded.header); !why.empty()) {
+      error_ = why;
+      return std::nullopt;
+    }
+  }
+  frame f{*decoded.header, std::vector<std::uint8_t>(p + header_size + ext, p + header_size + body)};
+  consumed_ += header_size + body;
   return f;
 }
 

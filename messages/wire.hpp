@@ -34,7 +34,13 @@ enum class frame_type : std::uint16_t {
   credit = 6,      // server -> client: `count` more payload bytes may be sent
   end = 7,         // client -> server: no more steps; server answers end when all are stored
   error = 8,       // either way: a human-readable reason; the sender then closes
+  slice = 9,       // client -> server (statistics mode): part of one time step of one
+                   // field, at a global offset (an 8-byte extension after the header)
 };
+
+// Bytes between the header and the payload: a slice's u64 global offset.
+inline constexpr std::size_t slice_extension_size = 8;
+std::size_t extension_size(frame_type t);
 
 enum class dtype : std::uint16_t {
   none = 0,   // no payload
@@ -56,9 +62,22 @@ struct frame_header {
   std::uint32_t time_step = 0;
   std::uint32_t field_id = 0;
   std::uint64_t count = 0;  // elements in the payload (credit: bytes granted)
+  std::uint64_t offset = 0;  // slice: global index of the payload's first value
 
   std::uint64_t payload_bytes() const { return count * dtype_size(data_type); }
+  // What follows the 40 header bytes: the extension, then the payload.
+  std::uint64_t body_bytes() const { return extension_size(type) + payload_bytes(); }
 };
+
+// The contiguous share [begin, end) of a field of `size` values that server
+// rank `rank` of `ranks` owns in statistics mode: begin = floor(size * rank /
+// ranks). Every value has exactly one owner; shares differ by at most one.
+struct cell_range {
+  std::uint64_t begin = 0;
+  std::uint64_t end = 0;
+  std::uint64_t size() const { return end - begin; }
+};
+cell_range owned_share(std::uint64_t size, std::uint32_t rank, std::uint32_t ranks);
 
 // Writes the 40 header bytes for `h` (whose payload follows separately, e.g. with writev).
 // Throws std::length_error if the payload does not fit the u32 length prefix.
@@ -75,7 +94,14 @@ struct decode_result {
 // `max_frame_bytes`.
 decode_result decode_header(const std::uint8_t* bytes, std::uint64_t max_frame_bytes);
 
-// A complete frame, header and payload, for control messages and tests.
+// The extension of a slice frame (its offset), written after the header.
+void encode_extension(const frame_header& h, std::uint8_t out[slice_extension_size]);
+// Reads a slice's extension into h.offset. Refuses (returns why) an offset
+// whose last value would lie beyond 2^64 - 1; the session checks it against
+// the field's size.
+std::string decode_extension(const std::uint8_t* bytes, frame_header& h);
+
+// A complete frame, header, extension and payload, for control messages and tests.
 std::vector<std::uint8_t> encode_frame(const frame_header& h, const void* payload);
 
 // Control frame with a text payload of "key=value" lines.

@@ -2,12 +2,14 @@
 
 #include <chrono>
 #include <map>
+#include <memory>
 
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "actors/aggregator/session_tickets.hpp"
+#include "actors/aggregator/slice_assembler.hpp"
 #include "actors/aggregator/step_log.hpp"
 
 namespace melissa {
@@ -25,6 +27,7 @@ struct aggregator_state {
   step_log log;
   session_tickets tickets;
   std::map<std::uint32_t, session_activity> activity;
+  std::unique_ptr<slice_assembler> slices;  // statistics mode
 
   // A newer attempt replaces the record of an older one.
   session_activity& touch(std::uint32_t sim, std::uint32_t attempt) {
@@ -41,11 +44,33 @@ aggregator_actor::behavior_type aggregator_fn(aggregator_actor::stateful_pointer
                                              sink_actor sink, aggregator_settings settings) {
   self->state.sink = std::move(sink);
   self->state.settings = settings;
+  if (settings.slices) {
+    std::vector<wire::cell_range> shares;
+    for (auto size : settings.field_sizes)
+      shares.push_back(wire::owned_share(size, settings.rank, settings.ranks));
+    self->state.slices = std::make_unique<slice_assembler>(std::move(shares));
+  }
   return {
       [self](step_sample& s) -> caf::result<step_outcome> {
         auto& st = self->state;
         st.log.note_attempt(s.sim_id, s.attempt);
         st.touch(s.sim_id, s.attempt);
+        if (st.slices) {
+          // A slice: its credit goes back once its values are copied; the step
+          // goes to the sink once this rank's whole share of it is in, and
+          // the slice that completes it waits for the sink (backpressure).
+          if (st.log.contains(s.sim_id, s.field_id, s.time_step)) {
+            st.log.insert(s.sim_id, s.field_id, s.time_step);  // counts the duplicate
+            return step_outcome::duplicate;
+          }
+          auto r = st.slices->add(s.sim_id, s.field_id, s.time_step, s.offset, s.f32(), s.count);
+          if (r.outcome == slice_assembler::verdict::duplicate) return step_outcome::duplicate;
+          if (r.outcome == slice_assembler::verdict::partial) return step_outcome::stored;
+          const auto& share = st.slices->share(s.field_id);
+          s.offset = share.begin;
+          s.count = share.size();
+          s.payload = std::move(r.step);
+        }
         if (!st.log.insert(s.sim_id, s.field_id, s.time_step)) return step_outcome::duplicate;
         auto rp = self->make_response_promise<step_outcome>();
         const auto sim = s.sim_id, field = s.field_id, step = s.time_step;
@@ -88,8 +113,12 @@ aggregator_actor::behavior_type aggregator_fn(aggregator_actor::stateful_pointer
         if (a.attempt == attempt && a.open > 0) --a.open;
         if (how != session_end::clean) return std::string();
         const auto& cfg = st.settings;
+        // Statistics mode: one session per client rank; the last to end cleanly decides.
+        if (cfg.slices && a.attempt == attempt && a.open > 0) return std::string();
         if (cfg.steps > 0) {
-          const auto missing = st.log.missing_steps(sim, cfg.fields, cfg.steps, cfg.rank, cfg.ranks);
+          const auto missing = cfg.slices ? st.log.missing_steps(sim, cfg.fields, cfg.steps, 0, 1)
+                                          : st.log.missing_steps(sim, cfg.fields, cfg.steps,
+                                                                 cfg.rank, cfg.ranks);
           if (missing > 0)
             return "simulation " + std::to_string(sim) + " attempt " + std::to_string(attempt) +
                    " ended with " + std::to_string(missing) + " time step" +

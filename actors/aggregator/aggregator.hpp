@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include <caf/actor_system.hpp>
 
@@ -27,6 +28,12 @@ struct aggregator_settings {
   std::uint32_t fields = 1;
   std::uint32_t rank = 0;
   std::uint32_t ranks = 1;
+  // Statistics mode: steps arrive as slices from every client rank; this
+  // rank assembles its owned share of each field (slice_assembler.hpp) and
+  // expects every time step, not every ranks-th. field_sizes[f]: the global
+  // size of field f.
+  bool slices = false;
+  std::vector<std::uint64_t> field_sizes;
 };
 
 // Handles (restarted_atom, "sink", handle) when its sink is restarted.

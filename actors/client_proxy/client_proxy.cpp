@@ -17,6 +17,7 @@ void send_bytes(proxy_ptr self, caf::io::connection_handle hdl, const std::vecto
 
 void expect_header(proxy_ptr self, caf::io::connection_handle hdl) {
   self->state.reading_payload = false;
+  self->state.reading_extension = false;
   self->configure_read(hdl, caf::io::receive_policy::exactly(wire::header_size));
 }
 
@@ -113,6 +114,7 @@ void handle_frame(proxy_ptr self, caf::io::connection_handle hdl, std::vector<ch
   s.field_id = h.field_id;
   s.data_type = h.data_type;
   s.count = h.count;
+  s.offset = h.type == wire::frame_type::slice ? h.offset : 0;
   // The payload was read into a pooled buffer: share it, do not copy it.
   s.payload = st.buffers->share(std::move(payload));
   const auto bytes = s.bytes();
@@ -163,6 +165,21 @@ caf::behavior client_proxy(proxy_ptr self, caf::io::connection_handle hdl, proxy
       [self](caf::io::new_data_msg& msg) {
         auto& st = self->state;
         if (st.closing) return;
+        if (st.reading_extension) {
+          // A slice's offset: checked against the field before its payload is read.
+          st.reading_extension = false;
+          auto why = wire::decode_extension(reinterpret_cast<const std::uint8_t*>(msg.buf.data()),
+                                            st.pending);
+          if (why.empty()) why = st.session->admit_extension(st.pending);
+          if (!why.empty()) return reject(self, msg.handle, why, st.session->error_frame(why));
+          const auto payload = st.pending.payload_bytes();
+          st.reading_payload = true;
+          auto buffer = st.buffers->take(payload);
+          msg.buf.swap(buffer);
+          st.header_buffer = std::move(buffer);
+          self->configure_read(msg.handle, caf::io::receive_policy::exactly(payload));
+          return;
+        }
         if (!st.reading_payload) {
           auto decoded = wire::decode_header(reinterpret_cast<const std::uint8_t*>(msg.buf.data()),
                                              st.max_frame_bytes);
@@ -173,6 +190,12 @@ caf::behavior client_proxy(proxy_ptr self, caf::io::connection_handle hdl, proxy
           if (const auto why = st.session->admit_header(*decoded.header); !why.empty())
             return reject(self, msg.handle, why, st.session->error_frame(why));
           st.pending = *decoded.header;
+          if (wire::extension_size(st.pending.type) > 0) {
+            st.reading_extension = true;
+            self->configure_read(msg.handle, caf::io::receive_policy::exactly(
+                                                 wire::extension_size(st.pending.type)));
+            return;
+          }
           const auto payload = st.pending.payload_bytes();
           if (payload > 0) {
             // CAF reads into whatever buffer the handler leaves in msg.buf: give

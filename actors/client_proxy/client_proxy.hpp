@@ -38,6 +38,7 @@ struct client_proxy_state {
   std::string peer;                 // "address:port" for logs
   wire::frame_header pending;       // header whose payload is being read
   bool reading_payload = false;
+  bool reading_extension = false;   // a slice's 8-byte offset, between header and payload
   std::uint64_t outstanding = 0;    // steps handed to the aggregator, not yet acknowledged
   bool end_requested = false;
   std::chrono::steady_clock::time_point admission_deadline;  // accepted + handshake_timeout

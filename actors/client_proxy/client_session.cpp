@@ -52,7 +52,12 @@ std::string client_session::admit_header(const wire::frame_header& h) const {
   if (opened_ && (h.sim_id != sim_id_ || h.attempt != attempt_))
     return "frame for sim " + std::to_string(h.sim_id) + " attempt " + std::to_string(h.attempt) +
            " on the session of " + describe();
-  if (h.type != frame_type::step) {
+  const bool statistics = settings_.mode == "statistics";
+  if (h.type == frame_type::step && statistics)
+    return "statistics mode expects slice frames, got a step frame";
+  if (h.type == frame_type::slice && !statistics)
+    return "slice frames are for statistics mode; this study runs in " + settings_.mode + " mode";
+  if (h.type != frame_type::step && h.type != frame_type::slice) {
     if (h.payload_bytes() > max_control_payload)
       return type + " frame of " + std::to_string(h.payload_bytes()) +
              " bytes (control frames are at most " + std::to_string(max_control_payload) + ")";
@@ -61,7 +66,15 @@ std::string client_session::admit_header(const wire::frame_header& h) const {
   if (!declared_.count(h.field_id))
     return "step for undeclared field id " + std::to_string(h.field_id);
   const auto& f = settings_.fields[h.field_id];
-  if (h.count != f.size)
+  if (statistics) {
+    // Where the slice lies is checked once its offset is read (admit_extension).
+    if (h.count == 0 || h.count > f.size)
+      return "slice of step " + std::to_string(h.time_step) + " of field '" + f.name + "' has " +
+             std::to_string(h.count) + " values, the field has " + std::to_string(f.size);
+    if (h.data_type != wire::dtype::f32)
+      return std::string("statistics mode expects float32 slices, got ") +
+             wire::to_string(h.data_type);
+  } else if (h.count != f.size)
     return "step " + std::to_string(h.time_step) + " of field '" + f.name + "' has " +
            std::to_string(h.count) + " values, the study says " + std::to_string(f.size);
   if (settings_.mode == "training" && h.data_type != wire::dtype::f32)
@@ -83,14 +96,32 @@ std::string client_session::admit_header(const wire::frame_header& h) const {
   return {};
 }
 
+std::string client_session::admit_extension(const wire::frame_header& h) const {
+  if (h.type != frame_type::slice) return {};
+  const auto& f = settings_.fields[h.field_id];
+  // count <= size was checked with the header: no overflow here.
+  if (h.offset > f.size - h.count)
+    return "slice [" + std::to_string(h.offset) + ", +" + std::to_string(h.count) +
+           ") of field '" + f.name + "' lies beyond its " + std::to_string(f.size) + " values";
+  const auto share = wire::owned_share(f.size, settings_.rank, settings_.ranks);
+  if (h.offset < share.begin || h.offset + h.count > share.end)
+    return "slice [" + std::to_string(h.offset) + ", " + std::to_string(h.offset + h.count) +
+           ") of field '" + f.name + "' is not within server rank " +
+           std::to_string(settings_.rank) + "'s share [" + std::to_string(share.begin) + ", " +
+           std::to_string(share.end) + ")";
+  return {};
+}
+
 client_session::action client_session::on_frame(const wire::frame_header& h,
                                                  const std::uint8_t* payload, std::size_t n) {
   const std::string_view text(reinterpret_cast<const char*>(payload), n);
   if (const auto why = admit_header(h); !why.empty()) return fail(why);
+  if (const auto why = admit_extension(h); !why.empty()) return fail(why);
   if (h.type == frame_type::hello) return on_hello(h, text);
   switch (h.type) {
     case frame_type::field: return on_field(h, text);
-    case frame_type::step: return on_step(h);
+    case frame_type::step:
+    case frame_type::slice: return on_step(h);
     case frame_type::end: {
       ended_ = true;
       action a;

@@ -53,6 +53,10 @@ class client_session {
   // field with the study's size within the credit. Empty when acceptable;
   // otherwise the violation, and error_frame() holds the frame to send.
   std::string admit_header(const wire::frame_header& h) const;
+  // A slice's offset (read after its header, before its payload): the
+  // values [offset, offset + count) must lie in the field and in this rank's
+  // owned share of it (wire::owned_share). Empty when acceptable.
+  std::string admit_extension(const wire::frame_header& h) const;
   std::vector<std::uint8_t> error_frame(const std::string& reason) const;
 
   action on_frame(const wire::frame_header& h, const std::uint8_t* payload, std::size_t n);

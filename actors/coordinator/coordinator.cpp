@@ -400,6 +400,22 @@ coordinator_actor::behavior_type coordinator_fn(coordinator_ptr self, coordinato
                          R"({"error": "this study has no training buffer"})",
                          R"({"error": "the training buffer did not answer"})");
       },
+      [self](statistics_atom) -> caf::result<std::string> {
+        // The sink's report, when the sink is the statistics sink.
+        auto rp = self->make_response_promise<std::string>();
+        self->request(self->state.sink, std::chrono::seconds(10), report_atom::value)
+            .then(
+                [rp](const std::string& report) mutable {
+                  const auto r = nlohmann::json::parse(report, nullptr, false);
+                  rp.deliver(r.is_object() && r.value("kind", "") == "statistics"
+                                 ? report
+                                 : std::string(R"({"error": "this study does not compute statistics"})"));
+                },
+                [rp](const caf::error&) mutable {
+                  rp.deliver(std::string(R"({"error": "the statistics sink did not answer"})"));
+                });
+        return rp;
+      },
       [self](steering_atom) {
         return ask_child(self, self->state.steering, steering_atom::value, std::chrono::seconds(5),
                          R"json({"error": "this study does not steer (no [breed] section)"})json",

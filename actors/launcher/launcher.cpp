@@ -439,6 +439,7 @@ launcher_impl_actor::behavior_type launcher_fn(launcher_ptr self, launcher_setti
   limits.max_retries = study.launcher.max_retries;
   limits.client_timeout = study.launcher.client_timeout;
   limits.server_ranks = study.server.ranks;
+  limits.group_size = config::group_size(study);
   st.core = std::make_unique<launcher_core>(limits);
   study_deadlines deadlines;
   deadlines.server_timeout = study.launcher.server_timeout;
@@ -504,7 +505,7 @@ launcher_impl_actor::behavior_type launcher_fn(launcher_ptr self, launcher_setti
         self->monitor(coordinator);
         spdlog::info("server rank {} is up at {}", rank, address);
         if (st.ranks.size() == st.settings.study.server.ranks && st.phases.all_ranks_registered()) {
-          spdlog::info("running {} simulations, {} at a time", st.settings.study.parameters.count,
+          spdlog::info("running {} simulations, {} at a time", config::simulation_count(st.settings.study),
                        st.core->job_limit());
         }
         return "ok";
@@ -615,6 +616,7 @@ launcher_impl_actor::behavior_type launcher_fn(launcher_ptr self, launcher_setti
       },
       [self](train_atom) { return ask_training(self); },
       [self](buffer_atom) { return ask_buffer(self); },
+      [self](statistics_atom) { return ask_statistics(self); },
       [self](steering_atom) { return ask_steering(self); },
   };
 }

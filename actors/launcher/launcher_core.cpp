@@ -31,15 +31,42 @@ std::vector<std::uint32_t> launcher_core::next_submissions(double) {
   auto active = count().running;
   for (const auto& [id, row] : table_.rows())
     if (row.kind == job_kind::client && row.state == job_state::pending) ++active;
-  while (!queue_.empty() && active < limits_.job_limit) {
-    const auto [sim, attempt] = queue_.front();
-    queue_.pop_front();
+  auto submit = [&](std::uint32_t sim, std::uint32_t attempt) {
     jobs.push_back(table_.add(job_kind::client, sim, attempt, parameters_[sim]).id);
     started_.insert(sim);
     highest_submitted_ = std::max(highest_submitted_, sim);
     ++active;
+  };
+  while (!queue_.empty() && active < limits_.job_limit) {
+    const auto [sim, attempt] = queue_.front();
+    if (limits_.group_size > 1 && attempt == 1) {
+      // A whole group at once: when it fits in the limit, or alone when the
+      // group is larger than the limit.
+      const auto members = group_at_front();
+      if (members.empty()) break;  // the rest of the group is not requested yet
+      if (active > 0 && active + members.size() > limits_.job_limit) break;
+      for (auto i : members) submit(queue_[i].first, 1);
+      for (auto it = members.rbegin(); it != members.rend(); ++it)
+        queue_.erase(queue_.begin() + static_cast<std::ptrdiff_t>(*it));
+      continue;
+    }
+    queue_.pop_front();
+    submit(sim, attempt);
   }
   return jobs;
+}
+
+std::vector<std::size_t> launcher_core::group_at_front() const {
+  const std::uint32_t size = limits_.group_size;
+  const std::uint32_t group = queue_.front().first / size;
+  std::vector<std::size_t> members;
+  std::uint32_t started = 0;
+  for (std::uint32_t m = 0; m < size; ++m)
+    if (started_.count(group * size + m)) ++started;
+  for (std::size_t i = 0; i < queue_.size(); ++i)
+    if (queue_[i].second == 1 && queue_[i].first / size == group) members.push_back(i);
+  if (members.size() + started < size) return {};
+  return members;
 }
 
 void launcher_core::submitted(std::uint32_t job, std::string backend_id, double now) {

@@ -25,6 +25,11 @@ struct launcher_limits {
   // How long a client job that exited 0 may wait for those reports before
   // its attempt counts as failed (it ended without ending its sessions).
   double confirm_grace = 10;
+  // Pick-freeze groups (statistics mode with Sobol): simulations
+  // g * group_size .. g * group_size + group_size - 1 are first submitted
+  // together, so that the server holds a group's steps as briefly as
+  // possible. Retries go alone. 1: no groups.
+  std::uint32_t group_size = 1;
 };
 
 
@@ -106,6 +111,9 @@ class launcher_core {
   std::map<std::uint32_t, std::string> parameters_;  // sim -> parameters
   std::deque<std::pair<std::uint32_t, std::uint32_t>> queue_;  // (sim, attempt) waiting for a slot
   outcome retry_or_give_up(job_row& row);
+  // The first attempts of the group of the queue's front, all requested:
+  // their queue positions; empty while some member is not requested yet.
+  std::vector<std::size_t> group_at_front() const;
   std::set<std::uint32_t> completed_, failed_;
   std::map<std::uint32_t, std::set<std::uint32_t>> confirmed_by_;  // sim -> ranks
   std::map<std::uint32_t, double> awaiting_confirmation_;           // job -> when it exited 0

@@ -250,6 +250,17 @@ reply_promise ask_training(launcher_ptr self) {
   return ask_ranks(self, train_atom::value, training_from_summary);
 }
 
+json statistics_from_summary(const json& summary) {
+  if (summary.contains("sink") && summary["sink"].is_object() &&
+      summary["sink"].value("kind", "") == "statistics")
+    return summary["sink"];
+  return {{"error", "this study does not compute statistics"}};
+}
+
+reply_promise ask_statistics(launcher_ptr self) {
+  return ask_ranks(self, statistics_atom::value, statistics_from_summary);
+}
+
 reply_promise ask_buffer(launcher_ptr self) {
   return ask_ranks(self, buffer_atom::value, buffer_from_summary);
 }

@@ -64,6 +64,8 @@ reply_promise ask_buffer(launcher_ptr self);
 bool in_training_tail(const launcher_state& st);
 void refresh_tail_figures(launcher_ptr self);
 
+// melissa-shell stats: each rank's statistics sink (statistics mode).
+reply_promise ask_statistics(launcher_ptr self);
 // `steering`: rank 0's ({"ok": true, "steering": {...}}).
 reply_promise ask_steering(launcher_ptr self);
 

@@ -179,6 +179,7 @@ std::string to_string(command_kind kind) {
     case command_kind::train: return "train";
     case command_kind::buffer: return "buffer";
     case command_kind::steering: return "steering";
+    case command_kind::stats: return "stats";
     case command_kind::help: return "help";
   }
   return "?";
@@ -199,6 +200,7 @@ parse_result parse_command(std::string_view line) {
   if (word == "train") return train_command(words);
   if (word == "buffer") return no_arguments(command_kind::buffer, words);
   if (word == "steering") return no_arguments(command_kind::steering, words);
+  if (word == "stats") return no_arguments(command_kind::stats, words);
   if (word == "help" || word == "?") {
     // "help kill" is a natural thing to type: answer with the whole help.
     shell_command cmd;
@@ -227,6 +229,8 @@ const std::string& help_text() {
       "                         batches, how often samples were drawn\n"
       "  steering               Breed steering (rank 0): r, sigma per member, resampled\n"
       "                         simulations, last resampling\n"
+      "  stats                  statistics mode, per server rank: simulations and groups\n"
+      "                         folded in, widest Sobol confidence interval now\n"
       "  help                   this text\n"
       "  quit, exit             leave the shell (the study goes on)\n";
   return text;

@@ -106,6 +106,8 @@ shell_endpoint_actor::behavior_type shell_endpoint_fn(endpoint_pointer self,
             return ask_launcher(self, "buffer", buffer_atom::value);
           case shell::command_kind::steering:
             return ask_launcher(self, "steering", steering_atom::value);
+          case shell::command_kind::stats:
+            return ask_launcher(self, "stats", statistics_atom::value);
         }
         return answer_now(self, error_json("unhandled command"));
       },

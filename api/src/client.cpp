@@ -1,15 +1,20 @@
 // The C entry points of libmelissa-api and the client state behind them.
 //
-// Every rank of the solver holds a client_state; only rank 0 talks to the
-// server (server_link, one per server rank). The other ranks take part in the
-// MPI collectives: sizes at init, the field gather at each send, and the
-// outcome of rank 0's server work, which is broadcast so that every rank
-// returns the same status and no rank waits in a later collective for a rank
-// that gave up.
+// Every rank of the solver holds a client_state. In training mode only rank 0
+// talks to the server (server_link, one per server rank); the other ranks take
+// part in the MPI collectives: sizes at init, the field gather at each send,
+// and the outcome of rank 0's server work, which is broadcast so that every
+// rank returns the same status and no rank waits in a later collective for a
+// rank that gave up. In statistics mode (the server says so in its welcome to
+// rank 0, which broadcasts it) nothing is gathered: every rank connects to
+// every server rank and sends its own slice, at its global offset (the
+// exclusive prefix sum of the local sizes), split among the server ranks'
+// owned shares (wire::owned_share); the outcome is agreed by an all-reduce.
 #include <mpi.h>
 
 #include <cstdint>
 #include <cstdio>
+#include <algorithm>
 #include <cstdlib>
 #include <limits>
 #include <memory>
@@ -33,6 +38,7 @@ struct field_state {
   std::string name;
   std::size_t local_size = 0;
   std::uint64_t global_size = 0;
+  std::uint64_t offset = 0;             // statistics mode: this rank's first global index
   std::uint32_t next_step = 0;          // the API counts steps per field, from 0
   std::vector<std::uint32_t> ids;       // rank 0: the id each server rank assigned
   std::vector<int> counts, displs;      // rank 0: MPI_Gatherv layout (rank order)
@@ -74,6 +80,10 @@ class client_state {
   void share_outcome(int& status, std::string& message);
   template <typename Work>
   void on_root(Work&& work);
+  // Statistics mode: every rank does its own server work; all fail if one does.
+  template <typename Work>
+  void on_every_rank(Work&& work);
+  void send_slices(field_state& f, const double* values64, const float* values32);
   void release();
   int handle(const client_error& e);
 
@@ -95,7 +105,8 @@ class client_state {
   error_policy policy_ = error_policy::exit;
   bool policy_known_ = false;
   std::vector<field_state> fields_;
-  std::vector<std::unique_ptr<server_link>> servers_;  // rank 0 only
+  std::vector<std::unique_ptr<server_link>> servers_;  // rank 0 only (training mode)
+  bool statistics_ = false;                            // the mode, from rank 0's welcome
   std::vector<float> local_f32_;   // this rank's part, converted (reused)
   std::vector<float> global_f32_;  // rank 0: the gathered field (reused)
   int failure_status_ = MELISSA_OK;
@@ -205,7 +216,7 @@ void client_state::connect_servers() {
   for (int r = 0; r < ranks; ++r) {
     servers_.push_back(std::make_unique<server_link>(env.servers[r], r, deadline,
                                                      env.connect_timeout_s, sim_id_, attempt_));
-    servers_.back()->handshake(size_, ranks, env.ticket);
+    servers_.back()->handshake(size_, ranks, env.ticket, rank_);
   }
 }
 
@@ -246,6 +257,25 @@ void client_state::on_root(Work&& work) {
   if (status != MELISSA_OK) throw shared_error(static_cast<melissa_status>(status), message);
 }
 
+template <typename Work>
+void client_state::on_every_rank(Work&& work) {
+  int status = MELISSA_OK;
+  std::string message;
+  try {
+    work();
+  } catch (const client_error& e) {
+    status = e.status();
+    message = e.what();
+    if (is_fatal(status) && policy() == error_policy::exit) fail(e, true);
+  }
+  int failed = status != MELISSA_OK ? 1 : 0, any = failed;
+  if (uses_mpi_ && size_ > 1) MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, comm_);
+  if (failed) throw client_error(static_cast<melissa_status>(status), message);
+  if (any)
+    throw shared_error(MELISSA_ERR_IO, "another rank of the simulation failed its server work "
+                                       "(its own message says why)");
+}
+
 int client_state::handle(const client_error& e) {
   const bool shared = dynamic_cast<const shared_error*>(&e) != nullptr;
   return fail(e, !shared || rank_ == 0);
@@ -276,6 +306,13 @@ int client_state::init(const char* fn, const char* name, std::size_t local_size,
       MPI_Gather(&mine, 1, MPI_UINT64_T, sizes.data(), 1, MPI_UINT64_T, 0, comm_);
     }
 
+    // Statistics mode: this rank's slice starts after the lower ranks' (once, here).
+    if (uses_mpi_ && size_ > 1) {
+      std::uint64_t mine = local_size, below = 0;
+      MPI_Exscan(&mine, &below, 1, MPI_UINT64_T, MPI_SUM, comm_);
+      f.offset = rank_ == 0 ? 0 : below;
+    }
+    const bool first = phase_ == phase::idle;
     on_root([&] {
       for (auto s : sizes) f.global_size += s;
       if (size_ > 1) {
@@ -292,8 +329,23 @@ int client_state::init(const char* fn, const char* name, std::size_t local_size,
         }
       }
       if (phase_ == phase::idle) connect_servers();
+      statistics_ = !servers_.empty() && servers_.front()->mode() == "statistics";
       for (auto& server : servers_) f.ids.push_back(server->declare_field(name, f.global_size));
     });
+    if (uses_mpi_ && size_ > 1) {
+      // Rank 0 learnt the mode and the field's global size from the sizes.
+      std::uint64_t shared[2] = {statistics_ ? 1u : 0u, f.global_size};
+      MPI_Bcast(shared, 2, MPI_UINT64_T, 0, comm_);
+      statistics_ = shared[0] == 1;
+      f.global_size = shared[1];
+      if (statistics_ && rank_ != 0)
+        on_every_rank([&] {
+          if (first) connect_servers();
+          for (auto& server : servers_) f.ids.push_back(server->declare_field(name, f.global_size));
+        });
+      else if (statistics_)
+        on_every_rank([] {});
+    }
     fields_.push_back(std::move(f));
     phase_ = phase::running;
     return MELISSA_OK;
@@ -349,6 +401,11 @@ int client_state::send(const char* fn, const char* name, const double* values64,
     if (f->next_step == std::numeric_limits<std::uint32_t>::max())
       usage(MELISSA_ERR_ARG, std::string(fn) + ": field '" + name + "' has used every step index");
 
+    if (statistics_) {
+      on_every_rank([&] { send_slices(*f, values64, values32); });
+      ++f->next_step;
+      return MELISSA_OK;
+    }
     const float* payload = gather(*f, values64, values32);
     on_root([&] {
       const std::uint32_t t = f->next_step;
@@ -360,6 +417,24 @@ int client_state::send(const char* fn, const char* name, const double* values64,
     return MELISSA_OK;
   } catch (const client_error& e) {
     return handle(e);
+  }
+}
+
+void client_state::send_slices(field_state& f, const double* values64, const float* values32) {
+  const float* local = values32;
+  if (local == nullptr && f.local_size > 0) {
+    local_f32_.resize(f.local_size);
+    for (std::size_t i = 0; i < f.local_size; ++i) local_f32_[i] = static_cast<float>(values64[i]);
+    local = local_f32_.data();
+  }
+  // The part of [offset, offset + local_size) that each server rank owns.
+  const auto ranks = static_cast<std::uint32_t>(servers_.size());
+  const std::uint64_t begin = f.offset, end = f.offset + f.local_size;
+  for (std::uint32_t r = 0; r < ranks; ++r) {
+    const auto share = wire::owned_share(f.global_size, r, ranks);
+    const std::uint64_t lo = std::max(begin, share.begin), hi = std::min(end, share.end);
+    if (lo >= hi) continue;
+    servers_[r]->send_slice(f.ids[r], f.next_step, lo, local + (lo - begin), hi - lo);
   }
 }
 
@@ -386,12 +461,16 @@ int client_state::finalize() {
       throw shared_error(static_cast<melissa_status>(failure_status_), earlier.what());
     }
     try {
-      on_root([&] {
+      auto end_sessions = [&] {
         for (auto& server : servers_) server->send_end();
         // Each rank answers once all of its steps are stored: after this,
         // everything the solver sent is safe even if it exits right away.
         for (auto& server : servers_) server->wait_end();
-      });
+      };
+      if (statistics_)
+        on_every_rank(end_sessions);
+      else
+        on_root(end_sessions);
     } catch (const client_error&) {
       release();
       throw;

@@ -130,11 +130,14 @@ void connection::fail_io(const std::string& what) const {
 
 void connection::send(const wire::frame_header& header, const void* payload) {
   if (fd_ < 0) fail_io("connection already closed");
-  std::uint8_t head[wire::header_size];
+  // The header and a slice's offset extension go out as one piece.
+  std::uint8_t head[wire::header_size + wire::slice_extension_size];
   wire::encode_header(header, head);
+  const std::size_t ext = wire::extension_size(header.type);
+  if (ext > 0) wire::encode_extension(header, head + wire::header_size);
   iovec iov[2];
   iov[0].iov_base = head;
-  iov[0].iov_len = sizeof head;
+  iov[0].iov_len = wire::header_size + ext;
   iov[1].iov_base = const_cast<void*>(payload);
   iov[1].iov_len = static_cast<std::size_t>(header.payload_bytes());
   msghdr msg{};

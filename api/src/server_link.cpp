@@ -1,6 +1,7 @@
 #include "server_link.hpp"
 
 #include <cerrno>
+#include <algorithm>
 #include <cstdlib>
 
 #include "error.hpp"
@@ -57,9 +58,11 @@ void server_link::handle_unsolicited(const wire::frame_reader::frame& f, const c
   }
 }
 
-void server_link::handshake(int client_ranks, int server_ranks, const std::string& ticket) {
+void server_link::handshake(int client_ranks, int server_ranks, const std::string& ticket,
+                            int client_rank) {
   wire::key_values hello{{"version", std::to_string(wire::protocol_version)},
-                         {"client_ranks", std::to_string(client_ranks)}};
+                         {"client_ranks", std::to_string(client_ranks)},
+                         {"client_rank", std::to_string(client_rank)}};
   if (!ticket.empty()) hello["ticket"] = ticket;
   conn_.send_text(wire::frame_type::hello, sim_id_, attempt_, 0, wire::format_key_values(hello));
   const auto f = conn_.receive();
@@ -93,10 +96,9 @@ void server_link::handshake(int client_ranks, int server_ranks, const std::strin
     throw refused("says the server has " + get("ranks") + " ranks, but MELISSA_SERVER_ADDRESSES lists " +
            std::to_string(server_ranks));
   const std::string mode = get("mode");
-  if (mode == "statistics")
-    throw refused("the study runs in statistics mode, which this client API does not support yet "
-           "(training mode only)");
-  if (mode != "training") throw refused("unknown mode '" + mode + "' in welcome");
+  if (mode != "training" && mode != "statistics")
+    throw refused("unknown mode '" + mode + "' in welcome");
+  mode_ = mode;
   std::uint64_t window = 0;
   if (!parse_u64(get("window"), window))
     throw refused("welcome window='" + get("window") + "' is not a byte count");
@@ -134,6 +136,29 @@ void server_link::send_step(std::uint32_t field_id, std::uint32_t time_step, con
   h.count = count;
   conn_.send(h, values);
   window_.on_sent(bytes);
+}
+
+void server_link::send_slice(std::uint32_t field_id, std::uint32_t time_step, std::uint64_t offset,
+                             const float* values, std::uint64_t count) {
+  // A piece never exceeds the window: the server acknowledges pieces one by
+  // one, and a step may need several pieces of this rank.
+  const std::uint64_t chunk =
+      std::max<std::uint64_t>(1, std::min<std::uint64_t>(max_slice_bytes, static_cast<std::uint64_t>(window_.window())) / sizeof(float));
+  for (std::uint64_t done = 0; done < count;) {
+    const std::uint64_t n = std::min(chunk, count - done);
+    const std::uint64_t bytes = n * sizeof(float);
+    while (auto f = conn_.poll()) handle_unsolicited(*f, "melissa_send", MELISSA_ERR_IO);
+    while (!window_.may_send(bytes)) handle_unsolicited(conn_.receive(), "melissa_send", MELISSA_ERR_IO);
+    auto h = control_header(wire::frame_type::slice);
+    h.data_type = wire::dtype::f32;
+    h.time_step = time_step;
+    h.field_id = field_id;
+    h.count = n;
+    h.offset = offset + done;
+    conn_.send(h, values + done);
+    window_.on_sent(bytes);
+    done += n;
+  }
 }
 
 void server_link::send_end() { conn_.send(control_header(wire::frame_type::end), nullptr); }

@@ -1,6 +1,7 @@
 // The session with one server rank, as docs/protocol.md describes it: hello /
 // welcome, field declarations, step frames under byte-credit flow control, and
-// the end handshake. Used by rank 0 of the solver only; no MPI in here.
+// the end handshake. Used by rank 0 of the solver in training mode, by every
+// rank in statistics mode (each sends its own slices); no MPI in here.
 #pragma once
 
 #include <cstdint>
@@ -19,11 +20,16 @@ class server_link {
               double timeout_s, std::uint32_t sim_id, std::uint32_t attempt);
 
   // hello -> welcome. Checks that the server is rank `server_rank` of
-  // `server_ranks` (the number of addresses we were given) and runs in training
-  // mode. Throws client_error(REFUSED) on an `error` answer or a mismatch.
+  // `server_ranks` (the number of addresses we were given) and runs in a mode
+  // this API knows (training, statistics: see mode()). Throws
+  // client_error(REFUSED) on an `error` answer or a mismatch.
   // `ticket` (MELISSA_TICKET) proves to a server under melissa-run that this
-  // is the job it started; empty for a standalone server.
-  void handshake(int client_ranks, int server_ranks, const std::string& ticket);
+  // is the job it started; empty for a standalone server. `client_rank`: the
+  // solver rank that opens this session.
+  void handshake(int client_ranks, int server_ranks, const std::string& ticket,
+                 int client_rank = 0);
+  // The study's mode, from the welcome: "training" or "statistics".
+  const std::string& mode() const { return mode_; }
 
   // field -> field_ok; returns the field id this rank assigned. Throws
   // client_error(REFUSED) with the server's reason.
@@ -36,6 +42,12 @@ class server_link {
 
   // finalize: `end` goes to every rank first, then each answer is awaited, so
   // that the ranks drain in parallel.
+  // Statistics mode: values [offset, offset + count) of the field's global
+  // step, as slice frames of at most max_slice_bytes each (and the window).
+  void send_slice(std::uint32_t field_id, std::uint32_t time_step, std::uint64_t offset,
+                  const float* values, std::uint64_t count);
+  static constexpr std::uint64_t max_slice_bytes = 16ull << 20;
+
   void send_end();
   void wait_end();
 
@@ -55,6 +67,7 @@ class server_link {
   std::uint32_t sim_id_;
   std::uint32_t attempt_;
   credit_window window_;
+  std::string mode_ = "training";
 };
 
 }  // namespace melissa::client

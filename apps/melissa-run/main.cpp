@@ -260,7 +260,7 @@ int main(int argc, char** argv) {
               << settings.resolved_study << " --output " << output << " (" << study.server.ranks
               << " rank" << (study.server.ranks > 1 ? "s" : "") << ", backend "
               << config::to_string(study.launcher.backend) << ")\n";
-    const auto design = config::make_design(study.parameters, study.study.seed);
+    const auto design = config::make_study_design(study);
     for (std::size_t i = 0; i < design.size() && i < 5; ++i) {
       std::cout << "# simulation " << i << ":";
       for (const auto& c : study.client.command) std::cout << " " << c;

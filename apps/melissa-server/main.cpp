@@ -33,6 +33,7 @@
 #include "actors/coordinator/coordinator.hpp"
 #include "actors/counting_sink/counting_sink.hpp"
 #include "actors/dataset_sink/dataset_sink.hpp"
+#include "actors/statistics_sink/statistics_sink.hpp"
 #include "actors/supervisor/supervisor.hpp"
 #include "apps/melissa-server/training.hpp"
 #include "config/design.hpp"
@@ -180,7 +181,7 @@ void print_design(const melissa::config::study_config& study) {
   std::cout << "sim_id";
   for (const auto& n : study.parameters.names) std::cout << "," << n;
   std::cout << "\n";
-  const auto rows = design_rows(melissa::config::make_design(study.parameters, study.study.seed));
+  const auto rows = design_rows(melissa::config::make_study_design(study));
   for (std::size_t i = 0; i < rows.size(); ++i) std::cout << i << "," << rows[i] << "\n";
 }
 
@@ -212,7 +213,7 @@ int main(int argc, char** argv) {
   const bool dataset = sink_name == "dataset";
   const bool training = sink_name == "train";
   const std::uint32_t expected =
-      opt.expect_sims ? *opt.expect_sims : static_cast<std::uint32_t>(study.parameters.count);
+      opt.expect_sims ? *opt.expect_sims : static_cast<std::uint32_t>(config::simulation_count(study));
   if (rank >= ranks) usage_error("--rank must be below the number of ranks");
   // The study file requires client.steps with these sinks; so does the override.
   if ((dataset || training) && study.client.steps == 0)
@@ -240,10 +241,17 @@ int main(int argc, char** argv) {
   ingest.fields = static_cast<std::uint32_t>(study.fields.size());
   ingest.rank = rank;
   ingest.ranks = ranks;
+  // Statistics mode: every client rank sends slices; this rank assembles its share.
+  const bool statistics = study.study.mode == config::study_mode::statistics;
+  ingest.slices = statistics;
+  if (statistics && opt.sink)
+    usage_error("--sink does not apply to a study with study.mode = \"statistics\" (its sink is "
+                "the statistics)");
   std::vector<std::string> field_names;
   for (const auto& f : study.fields) {
     net.proxy.session.fields.push_back({f.name, f.size});
     field_names.push_back(f.name);
+    ingest.field_sizes.push_back(f.size);
   }
   // The acceptor rebinds the same port if it is restarted.
   auto shared_net = std::make_shared<acceptor_settings>(net);
@@ -292,7 +300,7 @@ int main(int argc, char** argv) {
   }
 
   coordinator_settings progress;
-  const auto design = config::make_design(study.parameters, study.study.seed);
+  const auto design = config::make_study_design(study);
   progress.design = design;
   progress.client_timeout = study.launcher.client_timeout;
   progress.host = advertised_host(net.host);
@@ -324,6 +332,15 @@ int main(int argc, char** argv) {
       std::cerr << "melissa-server: " << e.what() << "\n";
       return 2;
     }
+  } else if (statistics) {
+    const auto stats_settings = statistics_settings_for(study, rank, ranks);
+    const auto stats_dir = output + "/statistics";
+    tree.push_back({"sink", restart_policy::permanent,
+                    [=](caf::actor_system& s, const child_lookup&) {
+                      return caf::actor_cast<caf::actor>(
+                          spawn_statistics_sink(s, stats_settings, stats_dir));
+                    },
+                    {}});
   } else {
     tree.push_back({"sink", restart_policy::permanent,
                     [=](caf::actor_system& s, const child_lookup&) {

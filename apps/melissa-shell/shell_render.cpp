@@ -420,6 +420,31 @@ std::string render_train(const json& answer) {
   return out + problems;
 }
 
+std::string render_stats(const json& answer) {
+  std::string out;
+  for (const auto& item : rank_items(answer)) {
+    if (item.contains("error")) {
+      out += "rank " + rank_name(item) + ": " + error_of(item) + "\n";
+      continue;
+    }
+    std::string line = "rank " + rank_name(item) + ": " +
+                       format_count(field(item, "simulations_folded")) + " simulations folded in";
+    if (!field(item, "groups_folded").is_null()) {
+      line += ", " + format_count(field(item, "groups_folded")) + " groups";
+      const auto& widest = field(item, "widest_sobol_interval");
+      line += widest.is_number()
+                  ? ", widest Sobol interval " + format_significant(widest.get<double>(), 3) +
+                        " (step " + format_value(field(item, "widest_sobol_interval_step")) + ")"
+                  : ", no Sobol interval yet";
+      const auto& left = field(item, "groups_left_out");
+      if (left.is_array() && !left.empty())
+        line += ", " + std::to_string(left.size()) + " groups incomplete";
+    }
+    out += line + "\n";
+  }
+  return out;
+}
+
 std::string render_buffer(const json& answer) {
   std::string out;
   for (const auto& item : rank_items(answer)) {
@@ -610,6 +635,7 @@ rendered_answer render_answer(command_kind kind, const std::string& json_text,
     case command_kind::train: return {true, render_train(doc)};
     case command_kind::buffer: return {true, render_buffer(doc)};
     case command_kind::steering: return {true, render_steering(doc)};
+    case command_kind::stats: return {true, render_stats(doc)};
     default: break;
   }
   // kill, pause, resume, set, stop: the launcher's message, then any other field.

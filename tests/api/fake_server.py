@@ -18,9 +18,9 @@ MAGIC = 0x41534C4D
 HEADER = struct.Struct("<IIHHIIIIIQ")  # length, magic, type, dtype, sim, attempt, step, field, reserved, count
 assert HEADER.size == 40
 
-HELLO, WELCOME, FIELD, FIELD_OK, STEP, CREDIT, END, ERROR = range(1, 9)
+HELLO, WELCOME, FIELD, FIELD_OK, STEP, CREDIT, END, ERROR, SLICE = range(1, 10)
 TYPE_NAMES = {1: "hello", 2: "welcome", 3: "field", 4: "field_ok", 5: "step", 6: "credit",
-              7: "end", 8: "error"}
+              7: "end", 8: "error", 9: "slice"}
 NONE, F32, F64, TEXT = 0, 1, 2, 3
 DTYPE_SIZE = {NONE: 0, F32: 4, F64: 8, TEXT: 1}
 
@@ -63,10 +63,17 @@ def read_frame(sock):
     if reserved != 0:
         raise ProtocolViolation("reserved field not zero")
     nbytes = count * DTYPE_SIZE[dtype]
-    if length != 36 + nbytes:
+    extension = 8 if ftype == SLICE else 0  # a slice's u64 global offset
+    if length != 36 + extension + nbytes:
         raise ProtocolViolation(f"length {length} does not match count {count} of dtype {dtype}")
-    if ftype == STEP and dtype not in (F32, F64):
+    if ftype in (STEP, SLICE) and dtype not in (F32, F64):
         raise ProtocolViolation("step frame without f32/f64 payload")
+    offset = None
+    if extension:
+        raw_offset = recv_exactly(sock, extension)
+        if raw_offset is None:
+            return None
+        offset = struct.unpack("<Q", raw_offset)[0]
     if ftype in (END, CREDIT) and dtype != NONE:
         raise ProtocolViolation(f"{TYPE_NAMES[ftype]} frame with a payload")
     payload = recv_exactly(sock, nbytes) if nbytes else b""
@@ -74,7 +81,7 @@ def read_frame(sock):
         return None
     return {"type": ftype, "name": TYPE_NAMES[ftype], "dtype": dtype, "sim_id": sim,
             "attempt": attempt, "time_step": step, "field_id": field, "count": count,
-            "payload": payload, "time": time.monotonic()}
+            "offset": offset, "payload": payload, "time": time.monotonic()}
 
 
 def parse_kv(payload):
@@ -228,7 +235,7 @@ class FakeServer:
                     # Ids differ per rank on purpose: the client must use each rank's own.
                     field_ids[name] = 100 * rank + len(field_ids) + 1
                     self._send(conn, encode(FIELD_OK, field=field_ids[name]))
-                elif f["type"] == STEP:
+                elif f["type"] in (STEP, SLICE):
                     nbytes = len(f["payload"])
                     steps_here += 1
                     if f["field_id"] not in field_ids.values():

@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fake_server import FakeServer  # noqa: E402
+from fake_server import parse_kv, FakeServer  # noqa: E402
 
 MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe"]
 
@@ -261,10 +261,31 @@ def scenario_round_robin():
 
 
 def scenario_statistics_mode():
-    server = FakeServer(mode="statistics")
-    p = run(test_client() + ["stream", "--no-mpi"], client_env(server, MELISSA_ON_ERROR="return"))
-    check(p.returncode == 3 and "statistics mode" in p.stdout and "not support yet" in p.stdout,
-          "statistics mode: a clear 'not supported yet' error")
+    # Statistics mode (from the welcome): no gather; rank 0 owns 3 values, rank 1
+    # owns 5, and each sends its own slice at its global offset to the server
+    # ranks owning it: server rank 0 owns [0, 4), rank 1 [4, 8).
+    server = FakeServer(ranks=2, fields={"temperature": 8}, mode="statistics")
+    p = run(test_client() + ["stream", "--local-size", "3", "--rank-extra", "2", "--steps", "3"],
+            client_env(server, sim_id=4), mpi_ranks=2)
+    check(p.returncode == 0, f"statistics mode: both ranks exit 0 ({p.stdout} {p.stderr})")
+    for rank, (lo, hi) in enumerate([(0, 4), (4, 8)]):
+        hellos = sorted(parse_kv(f["payload"])["client_rank"] for f in server.frames_of(rank, "hello"))
+        check(hellos == ["0", "1"], f"server rank {rank}: a session from each client rank ({hellos})")
+        slices = server.frames_of(rank, "slice")
+        check(server.frames_of(rank, "step") == [], f"server rank {rank}: no whole steps")
+        for t in range(3):
+            got = np.full(8, np.nan, dtype=np.float32)
+            for f in slices:
+                if f["time_step"] == t:
+                    got[f["offset"]:f["offset"] + f["count"]] = values_of(f)
+            check(np.array_equal(got[lo:hi], expected_stream(8, t)[lo:hi]) and
+                  bool(np.all(np.isnan(np.delete(got, range(lo, hi))))),
+                  f"server rank {rank} step {t}: slices cover exactly its share [{lo}, {hi}) with "
+                  f"the values at their global offsets")
+    rank0 = sorted((f["offset"], f["count"]) for f in server.frames_of(0, "slice") if f["time_step"] == 0)
+    check(rank0 == [(0, 3), (3, 1)], f"the slice of client rank 1 that spans two owners is split ({rank0})")
+    check(server.violations == [], f"no protocol or credit violation ({server.violations})")
+    check(server.ends == [2, 2], "every client rank ended its session with every server rank")
 
 
 def scenario_connection_lost():

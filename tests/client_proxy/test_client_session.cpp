@@ -199,3 +199,61 @@ TEST_CASE("one frame larger than the window passes when nothing is in flight") {
   s.acknowledge(64);
   CHECK(s.on_frame(step(7, 2, 0, 1, 16), nullptr, 0).forward_step);
 }
+
+namespace {
+
+session_settings statistics_fields() {
+  session_settings s = two_fields();
+  s.mode = "statistics";  // rank 1 of 2: owns [8, 16) of temperature, [2, 4) of pressure
+  return s;
+}
+
+client_session opened_statistics() {
+  client_session s(statistics_fields());
+  auto a = feed(s, text_frame(frame_type::hello, 7, 2, "version=1\nclient_ranks=3\nclient_rank=1\n"));
+  REQUIRE(a.error.empty());
+  s.admit();
+  REQUIRE(feed(s, text_frame(frame_type::field, 7, 2, "name=temperature\nsize=16\n")).error.empty());
+  return s;
+}
+
+wire::frame_header slice(std::uint64_t offset, std::uint64_t count, std::uint32_t t = 0) {
+  auto h = step(7, 2, 0, t, count);
+  h.type = frame_type::slice;
+  h.offset = offset;
+  return h;
+}
+
+}  // namespace
+
+TEST_CASE("statistics mode: slices are checked against the field and this rank's share") {
+  auto s = opened_statistics();
+  CHECK(s.admit_header(slice(8, 8)).empty());
+  CHECK(s.admit_extension(slice(8, 8)).empty());
+  CHECK(s.admit_extension(slice(11, 2)).empty());
+  CHECK(s.admit_extension(slice(4, 4)) ==
+        "slice [4, 8) of field 'temperature' is not within server rank 1's share [8, 16)");
+  CHECK(s.admit_extension(slice(15, 2)) == "slice [15, +2) of field 'temperature' lies beyond its 16 values");
+  CHECK(s.admit_extension(slice(~std::uint64_t{0} - 1, 2)) ==
+        "slice [18446744073709551614, +2) of field 'temperature' lies beyond its 16 values");
+  CHECK(s.admit_header(slice(0, 17)) ==
+        "slice of step 0 of field 'temperature' has 17 values, the field has 16");
+  CHECK(s.admit_header(slice(0, 0)) == "slice of step 0 of field 'temperature' has 0 values, the field has 16");
+  auto f64 = slice(8, 2);
+  f64.data_type = wire::dtype::f64;
+  CHECK(s.admit_header(f64) == "statistics mode expects float32 slices, got f64");
+  CHECK(s.admit_header(step(7, 2, 0, 0, 16)) == "statistics mode expects slice frames, got a step frame");
+  // A valid slice is forwarded and counted in flight; on_frame checks the offset too.
+  auto a = s.on_frame(slice(8, 4), nullptr, 0);
+  CHECK(a.forward_step);
+  CHECK(s.in_flight_bytes() == 16);
+  const auto bad = s.on_frame(slice(0, 4), nullptr, 0);
+  CHECK(bad.error == "slice [0, 4) of field 'temperature' is not within server rank 1's share [8, 16)");
+}
+
+TEST_CASE("training mode refuses slice frames") {
+  auto s = opened();
+  REQUIRE(feed(s, text_frame(frame_type::field, 7, 2, "name=temperature\nsize=16\n")).error.empty());
+  CHECK(s.admit_header(slice(0, 16)) ==
+        "slice frames are for statistics mode; this study runs in training mode");
+}

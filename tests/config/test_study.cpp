@@ -77,6 +77,7 @@ dataset_dir = "/tmp/ds"
 command = ["mpirun-wrapper", "--flag", "with \"quotes\" and \\ backslash", "", "tab\there"]
 ranks = 8
 env = { OMP_NUM_THREADS = "1", _X9 = "a=b", EMPTY = "" }
+steps = 7
 
 [parameters]
 names = ["x", "y.z", "w-1"]
@@ -91,6 +92,14 @@ size = 4096
 [[fields]]
 name = "pressure"
 size = 9223372036854775807
+
+[statistics]
+moments = 4
+min_max = false
+thresholds = [0.5, -1e300]
+quantiles = [0.05, 0.95]
+sobol = false
+group_budget_mb = 17
 )";
 
 
@@ -218,6 +227,12 @@ TEST_CASE("a full study is read as written") {
   CHECK(c.parameters.count == 1000000);
   REQUIRE(c.fields.size() == 2);
   CHECK(c.fields[1] == field_config{"pressure", 9223372036854775807ull});
+  CHECK(c.client.steps == 7);
+  CHECK(c.statistics.moments == 4);
+  CHECK_FALSE(c.statistics.min_max);
+  CHECK(c.statistics.thresholds == std::vector<double>{0.5, -1e300});
+  CHECK(c.statistics.quantiles == std::vector<double>{0.05, 0.95});
+  CHECK(c.statistics.group_budget_mb == 17);
 }
 
 TEST_CASE("parse -> to_toml -> parse gives equal values") {
@@ -596,7 +611,7 @@ TEST_CASE("errors: fields") {
         "frame of server.max_frame_mb = 256 MiB");
   CHECK(error_of(std::string(minimal) + "[[fields]]\nname = \"v\"\nsize = 67108854\n") == "no error");
   // Statistics mode splits a step over the server ranks: no such limit here.
-  CHECK(error_of("[study]\nname = \"x\"\nmode = \"statistics\"\n[client]\ncommand = [\"s\"]\n"
+  CHECK(error_of("[study]\nname = \"x\"\nmode = \"statistics\"\n[client]\ncommand = [\"s\"]\nsteps = 1\n"
                  "[parameters]\nnames = [\"a\"]\ncount = 1\n[[fields]]\nname = \"v\"\n"
                  "size = 1000000000\n") == "no error");
 }

@@ -13,8 +13,9 @@
 //  - feeding the stream at once or in pieces yields the same frames and the
 //    same error (a connection must not behave differently with packet sizes);
 //  - every frame is exactly the bytes of the stream at its position: its
-//    header re-encodes to the same 40 bytes and its payload has
-//    header.payload_bytes() bytes, within the limit;
+//    header re-encodes to the same 40 bytes, a slice's offset to the same 8
+//    extension bytes, and its payload has header.payload_bytes() bytes,
+//    within the limit; a slice's last value lies below 2^64;
 //  - a reader that stops without error holds less than one whole frame;
 //  - a text payload that parses as key=value lines formats back to text that
 //    parses to the same map.
@@ -114,16 +115,24 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto& g = pieces.frames[i];
     FUZZ_CHECK(f.payload == g.payload);
     FUZZ_CHECK(f.payload.size() == f.header.payload_bytes());
-    FUZZ_CHECK(wire::header_size + f.payload.size() <= limit);
-    FUZZ_CHECK(at + wire::header_size + f.payload.size() <= n);
+    const std::size_t ext = wire::extension_size(f.header.type);
+    FUZZ_CHECK(wire::header_size + ext + f.payload.size() <= limit);
+    FUZZ_CHECK(at + wire::header_size + ext + f.payload.size() <= n);
     std::uint8_t header[wire::header_size];
     wire::encode_header(f.header, header);
     FUZZ_CHECK(std::memcmp(header, stream + at, wire::header_size) == 0);
     wire::encode_header(g.header, header);
     FUZZ_CHECK(std::memcmp(header, stream + at, wire::header_size) == 0);
+    FUZZ_CHECK(f.header.offset == g.header.offset);
+    if (ext > 0) {
+      std::uint8_t extension[wire::slice_extension_size];
+      wire::encode_extension(f.header, extension);
+      FUZZ_CHECK(std::memcmp(extension, stream + at + wire::header_size, ext) == 0);
+      FUZZ_CHECK(f.header.count == 0 || f.header.offset <= ~std::uint64_t{0} - (f.header.count - 1));
+    }
     FUZZ_CHECK(f.payload.empty() ||
-               std::memcmp(f.payload.data(), stream + at + wire::header_size, f.payload.size()) == 0);
-    at += wire::header_size + f.payload.size();
+               std::memcmp(f.payload.data(), stream + at + wire::header_size + ext, f.payload.size()) == 0);
+    at += wire::header_size + ext + f.payload.size();
     if (f.header.data_type == wire::dtype::text)
       check_key_values(std::string_view(reinterpret_cast<const char*>(f.payload.data()),
                                         f.payload.size()));
@@ -134,14 +143,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (left >= wire::header_size) {
       const auto d = wire::decode_header(stream + at, limit);
       FUZZ_CHECK(d.header);
-      FUZZ_CHECK(left < wire::header_size + d.header->payload_bytes());
+      FUZZ_CHECK(left < wire::header_size + d.header->body_bytes());
     }
   } else {
-    // Stopped at an invalid header, which decode_header refuses the same way.
+    // Stopped at an invalid header, which decode_header refuses the same way,
+    // or at a whole slice whose offset decode_extension refuses.
     FUZZ_CHECK(n - at >= wire::header_size);
-    const auto d = wire::decode_header(stream + at, limit);
-    FUZZ_CHECK(!d.header);
-    FUZZ_CHECK(d.error == whole.error);
+    auto d = wire::decode_header(stream + at, limit);
+    if (d.header) {
+      FUZZ_CHECK(d.header->type == wire::frame_type::slice);
+      FUZZ_CHECK(n - at >= wire::header_size + d.header->body_bytes());
+      FUZZ_CHECK(wire::decode_extension(stream + at + wire::header_size, *d.header) == whole.error);
+    } else {
+      FUZZ_CHECK(d.error == whole.error);
+    }
   }
 
   // Any 40 bytes: a header that decodes re-encodes to the same bytes.

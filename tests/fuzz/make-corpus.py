@@ -11,7 +11,7 @@ import struct
 import sys
 
 MAGIC = 0x41534C4D
-HELLO, WELCOME, FIELD, FIELD_OK, STEP, CREDIT, END, ERROR = range(1, 9)
+HELLO, WELCOME, FIELD, FIELD_OK, STEP, CREDIT, END, ERROR, SLICE = range(1, 10)
 NONE, F32, F64, TEXT = range(4)
 SIZE = {NONE: 0, F32: 4, F64: 8, TEXT: 1}
 # Indices into `limits` in frame_fuzzer.cpp.
@@ -27,6 +27,15 @@ def frame(ftype, dtype, payload=b"", count=None, sim=7, attempt=1, step=0, field
     header = struct.pack("<IIHHIIIIIQ", length & 0xFFFFFFFF, MAGIC, ftype, dtype, sim, attempt,
                          step, field, reserved, count)
     return header + payload
+
+
+def slice_frame(offset, values, length=None, **kw):
+    """A slice: the header, its u64 global offset, then float32 values."""
+    payload = f32(values)
+    if length is None:
+        length = 36 + 8 + len(payload)
+    head = frame(SLICE, F32, count=len(values), length=length, **kw)
+    return head + struct.pack("<Q", offset) + payload
 
 
 def text(ftype, s, **kw):
@@ -72,6 +81,11 @@ corpus = {
     "bad_reserved": frame(END, NONE, reserved=1),
     "bad_length": frame(STEP, F32, f32([1.0]), length=40),
     "malformed_key_values": text(HELLO, "version=1\n=oops\nnovalue\n"),
+    "slice": slice_frame(1000, [1.0, 2.0, 3.0], field=1),
+    "statistics_session": hello + field + slice_frame(0, [1.0, 2.0], field=1)
+    + slice_frame(2, [3.0, 4.0], field=1) + end,
+    "slice_offset_overflow": slice_frame(2**64 - 1, [1.0, 2.0], field=1),
+    "slice_bad_length": slice_frame(0, [1.0], length=40, field=1),
 }
 # The frames at the edge of a 64-byte limit: 40 + 6 * 4 fits, 40 + 7 * 4 does not.
 limit_edge = (LIMIT_64, frame(STEP, F32, f32([1.0] * 6)) + frame(STEP, F32, f32([1.0] * 7)))

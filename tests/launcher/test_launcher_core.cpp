@@ -256,3 +256,47 @@ TEST_CASE("a retry still waiting for a slot is dropped when the server confirms 
   REQUIRE(next.size() == 1);
   CHECK(core.table().find(next[0])->sim_id == 1);  // not a second attempt of 0
 }
+
+TEST_CASE("pick-freeze groups are submitted whole; retries go alone") {
+  launcher_limits limits{5, 2, 300};
+  limits.group_size = 4;  // p = 2: A, B, C_1, C_2
+  launcher_core core(limits);
+  // Group 0 and half of group 1 requested: only group 0 can go.
+  for (std::uint32_t s = 0; s < 6; ++s) core.request(s, "p" + std::to_string(s));
+  auto first = submit(core);
+  REQUIRE(first.size() == 4);
+  for (std::uint32_t i = 0; i < 4; ++i) CHECK(core.table().find(first[i])->sim_id == i);
+  // The rest of group 1 arrives: 4 running + 4 is above the limit of 5, it waits.
+  core.request(6, "p6");
+  core.request(7, "p7");
+  CHECK(submit(core).empty());
+  // Member 2 fails: its retry goes alone into the free slot.
+  CHECK(core.update(first[2], status(job_state::failed, "exited 1", 1), 1) ==
+        launcher_core::outcome::retry);
+  auto retry = submit(core);
+  REQUIRE(retry.size() == 1);
+  CHECK(core.table().find(retry[0])->sim_id == 2);
+  CHECK(core.table().find(retry[0])->attempt == 2);
+  // Once group 0 is done, group 1 goes as a whole.
+  for (std::uint32_t s : {0u, 1u, 3u}) {
+    for (auto j : first)
+      if (core.table().find(j)->sim_id == s)
+        core.update(j, status(job_state::completed, "exited 0", 0), 2);
+    core.confirm(s, 0);
+  }
+  core.update(retry[0], status(job_state::completed, "exited 0", 0), 2);
+  core.confirm(2, 0);
+  auto second = submit(core);
+  REQUIRE(second.size() == 4);
+  for (std::uint32_t i = 0; i < 4; ++i) CHECK(core.table().find(second[i])->sim_id == 4 + i);
+}
+
+TEST_CASE("a group larger than job_limit goes alone once nothing runs") {
+  launcher_limits limits{2, 0, 300};
+  limits.group_size = 3;
+  launcher_core core(limits);
+  for (std::uint32_t s = 0; s < 6; ++s) core.request(s, "p");
+  auto first = submit(core);
+  CHECK(first.size() == 3);
+  CHECK(submit(core).empty());
+}

@@ -173,6 +173,12 @@ launcher_query_actor::behavior_type stub_launcher(
       },
       [self](train_atom) { return train_answer(++self->state.train_queries).dump(); },
       [](buffer_atom) { return buffer_answer().dump(); },
+      [](statistics_atom) {
+        return ok({{"ranks", {{{"rank", 0}, {"simulations_folded", 21}, {"groups_folded", 3},
+                               {"widest_sobol_interval", 0.4125}, {"widest_sobol_interval_step", 5},
+                               {"groups_left_out", json::array()}}}}})
+            .dump();
+      },
       [](steering_atom) {
         return ok({{"steering",
                     {{"r", 0.5},

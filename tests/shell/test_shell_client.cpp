@@ -401,3 +401,15 @@ TEST_CASE("steering: r, sigma per member, resampled simulations, last resampling
         "resampled simulations: -\n"
         "last resampling:       never\n");
 }
+
+TEST_CASE("stats: one line per rank with simulations, groups and the widest interval") {
+  const auto out = render_answer(
+      command_kind::stats,
+      R"({"ok": true, "ranks": [{"rank": 0, "simulations_folded": 21, "groups_folded": 3,
+          "widest_sobol_interval": 0.4125, "widest_sobol_interval_step": 5,
+          "groups_left_out": [{"group": 4}]},
+          {"rank": 1, "error": "this study does not compute statistics"}]})");
+  CHECK(out.text ==
+        "rank 0: 21 simulations folded in, 3 groups, widest Sobol interval 0.412 (step 5), 1 groups "
+        "incomplete\nrank 1: this study does not compute statistics\n");
+}

@@ -90,7 +90,7 @@ TEST_CASE("set refuses other keys and names the settable ones") {
 }
 
 TEST_CASE("unknown commands, extra arguments, empty lines") {
-  CHECK(error("stats") == "unknown command 'stats'; try: help");
+  CHECK(error("stat") == "unknown command 'stat'; try: help");
   CHECK(error("quit") == "unknown command 'quit'; try: help");
   CHECK(error("status now") == "status takes no arguments, got 'now'");
   CHECK(error("pause 3") == "pause takes no arguments, got '3'");
@@ -124,6 +124,7 @@ TEST_CASE("train, with or without --watch [SECONDS]") {
 TEST_CASE("buffer and steering take no arguments") {
   CHECK(ok("buffer").kind == command_kind::buffer);
   CHECK(ok("Steering").kind == command_kind::steering);
+  CHECK(ok("stats").kind == command_kind::stats);
   CHECK(error("buffer 0") == "buffer takes no arguments, got '0'");
   CHECK(error("steering --watch") == "steering takes no arguments, got '--watch'");
 }

@@ -32,6 +32,7 @@ launcher_query_actor::behavior_type recording_launcher(launcher_query_actor::poi
       [=](train_atom) { return reply("train"); },
       [=](buffer_atom) { return reply("buffer"); },
       [=](steering_atom) { return reply("steering"); },
+      [=](statistics_atom) { return reply("stats"); },
   };
 }
 
@@ -60,6 +61,7 @@ launcher_query_actor::behavior_type silent_launcher(
       [no](train_atom) { return no(); },
       [no](buffer_atom) { return no(); },
       [no](steering_atom) { return no(); },
+      [no](statistics_atom) { return no(); },
   };
 }
 
@@ -127,8 +129,8 @@ TEST_CASE_FIXTURE(fixture, "a wrong token is refused and the launcher hears noth
 
 TEST_CASE_FIXTURE(fixture, "help and lines that do not parse are answered by the endpoint") {
   CHECK(ask("s3cret", "help") == json{{"ok", true}, {"help", shell::help_text()}});
-  CHECK(ask("s3cret", "stats") ==
-        json{{"ok", false}, {"error", "unknown command 'stats'; try: help"}});
+  CHECK(ask("s3cret", "stat") ==
+        json{{"ok", false}, {"error", "unknown command 'stat'; try: help"}});
   CHECK(ask("s3cret", "kill x") == json{{"ok", false}, {"error", "kill expects a job id, got 'x'"}});
   CHECK(ask("s3cret", "set seed 1") ==
         json{{"ok", false}, {"error", "cannot set 'seed'; settable keys: job_limit"}});

@@ -66,6 +66,7 @@ void check_same(const frame_header& a, const frame_header& b) {
   CHECK(a.time_step == b.time_step);
   CHECK(a.field_id == b.field_id);
   CHECK(a.count == b.count);
+  CHECK(a.offset == b.offset);
 }
 
 frame_header make(frame_type t, dtype d, std::uint64_t count) {
@@ -96,6 +97,9 @@ std::vector<bytes> sample_frames() {
   frames.push_back(encode_frame(make(frame_type::end, dtype::none, 0), nullptr));
   frames.push_back(encode_text_frame(frame_type::error, 17, 2, 0, "unknown field 'temp'"));
   frames.push_back(encode_text_frame(frame_type::error, 17, 2, 0, ""));  // no reason: dtype none
+  auto slice = make(frame_type::slice, dtype::f32, f32.size());
+  slice.offset = 0x0102030405060708ull;
+  frames.push_back(encode_frame(slice, f32.data()));
   return frames;
 }
 
@@ -158,7 +162,7 @@ TEST_CASE("every frame type round-trips through encode and decode") {
     const auto r = decode_header(frame.data(), default_max_frame_bytes);
     CAPTURE(r.error);
     REQUIRE(r.header);
-    CHECK(frame.size() == header_size + r.header->payload_bytes());
+    CHECK(frame.size() == header_size + r.header->body_bytes());
     // Re-encoding the decoded header gives back the same 40 bytes.
     std::uint8_t again[header_size];
     encode_header(*r.header, again);
@@ -254,8 +258,8 @@ TEST_CASE("validation: each header check has its own message") {
     raw_header h = ok;
     h.type = 0;
     CHECK(decode_error(h) == "unknown frame type 0");
-    h.type = 9;
-    CHECK(decode_error(h) == "unknown frame type 9");
+    h.type = 10;
+    CHECK(decode_error(h) == "unknown frame type 10");
     h.type = 0xffff;
     CHECK(decode_error(h) == "unknown frame type 65535");
   }
@@ -561,4 +565,58 @@ TEST_CASE("validation: a limit near 2^64 cannot make header + payload wrap aroun
   h.count += 1;
   CHECK(decode_error(h, u64_max) ==
         "frame of 4294967300 bytes exceeds the protocol's largest frame of 4294967299 bytes");
+}
+
+TEST_CASE("slice frames: the offset follows the header, then the values") {
+  const std::vector<float> values = {1.0f, 2.0f};
+  auto h = make(frame_type::slice, dtype::f32, values.size());
+  h.offset = 0x1122334455667788ull;
+  const bytes frame = encode_frame(h, values.data());
+  REQUIRE(frame.size() == header_size + slice_extension_size + 8);
+  // length = 36 + 8 (offset) + 8 (values)
+  CHECK(frame[0] == 52);
+  CHECK(frame[8] == 9);  // type slice
+  for (int i = 0; i < 8; ++i) CHECK(frame[header_size + i] == ((0x1122334455667788ull >> (8 * i)) & 0xff));
+  CHECK(std::memcmp(frame.data() + header_size + slice_extension_size, values.data(), 8) == 0);
+  const auto r = read_in_pieces(frame, {1});
+  REQUIRE(r.frames.size() == 1);
+  CHECK(r.frames[0].header.offset == 0x1122334455667788ull);
+  CHECK(r.frames[0].payload == bytes(frame.end() - 8, frame.end()));
+  // Only float payloads: a text slice is refused from its header.
+  auto text = make(frame_type::slice, dtype::text, 0);
+  std::uint8_t head[header_size];
+  encode_header(text, head);
+  CHECK(decode_header(head, default_max_frame_bytes).error == "dtype text not allowed in a slice frame");
+}
+
+TEST_CASE("slice frames: an offset whose last value passes 2^64 - 1 breaks the stream") {
+  auto h = make(frame_type::slice, dtype::f32, 2);
+  h.offset = ~std::uint64_t{0};
+  const std::vector<float> values = {1.0f, 2.0f};
+  const auto r = read_in_pieces(encode_frame(h, values.data()), {64});
+  CHECK(r.frames.empty());
+  CHECK(r.error == "slice offset 18446744073709551615 + 2 values overflows");
+  h.offset = ~std::uint64_t{0} - 1;  // the last value at 2^64 - 1: representable
+  CHECK(read_in_pieces(encode_frame(h, values.data()), {64}).frames.size() == 1);
+}
+
+TEST_CASE("owned shares: contiguous, disjoint, covering, sizes differ by at most one") {
+  for (std::uint64_t size : std::vector<std::uint64_t>{0, 1, 7, 256, 1000003, ~std::uint64_t{0}})
+    for (std::uint32_t ranks : {1u, 2u, 3u, 7u}) {
+      CAPTURE(size);
+      CAPTURE(ranks);
+      std::uint64_t next = 0, smallest = ~std::uint64_t{0}, largest = 0;
+      for (std::uint32_t r = 0; r < ranks; ++r) {
+        const auto s = owned_share(size, r, ranks);
+        CHECK(s.begin == next);
+        next = s.end;
+        smallest = std::min(smallest, s.size());
+        largest = std::max(largest, s.size());
+      }
+      CHECK(next == size);
+      CHECK(largest - smallest <= 1);
+    }
+  CHECK(owned_share(10, 0, 3).end == 3);
+  CHECK(owned_share(10, 1, 3).end == 6);
+  CHECK(owned_share(10, 3, 3).size() == 0);  // not a rank
 }
