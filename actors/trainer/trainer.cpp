@@ -52,6 +52,11 @@ nlohmann::json status_json(const trainer_state& st, nlohmann::json figures) {
   // Optimizer steps: every rank takes each one (some ranks without a batch).
   figures["steps"] = st.core ? st.core->batches() : 0;
   figures["learning_rate"] = st.core ? st.core->learning_rate() : 0.0;
+  if (st.core) {
+    figures["device"] = st.core->model().device;
+    figures["model_kind"] = st.core->model().kind;
+    figures["parameter_count"] = st.core->parameter_count();
+  }
   return figures;
 }
 
