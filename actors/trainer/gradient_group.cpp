@@ -1,6 +1,7 @@
 // c10d's Gloo backend is compiled in only when this is defined before its
-// header (Debian's libtorch has it; the header hides it otherwise).
-#ifndef USE_C10D_GLOO
+// header (Debian's libtorch has it; the header hides it otherwise). Meson
+// defines MELISSA_HAVE_GLOO when gloo's headers match the LibTorch in use.
+#if defined(MELISSA_HAVE_GLOO) && !defined(USE_C10D_GLOO)
 #define USE_C10D_GLOO
 #endif
 
@@ -13,7 +14,9 @@
 
 #include <ATen/ATen.h>
 #include <torch/csrc/distributed/c10d/FileStore.hpp>
+#ifdef MELISSA_HAVE_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#endif
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 // NCCL: a CUDA LibTorch whose c10d has ProcessGroupNCCL and nccl.h at hand
@@ -31,7 +34,9 @@ namespace melissa {
 
 struct gradient_group::impl {
   c10::intrusive_ptr<c10d::Store> store;
+#ifdef MELISSA_HAVE_GLOO
   c10::intrusive_ptr<c10d::ProcessGroupGloo> process_group;  // null with NCCL
+#endif
 #ifdef MELISSA_HAVE_NCCL
   c10::intrusive_ptr<c10d::ProcessGroupNCCL> nccl;
 #endif
@@ -44,6 +49,7 @@ struct gradient_group::impl {
 
 namespace {
 
+#ifdef MELISSA_HAVE_GLOO
 std::shared_ptr<::gloo::transport::Device> make_device(const gradient_group_options& options) {
   if (!options.interface.empty())
     return c10d::ProcessGroupGloo::createDeviceForInterface(options.interface);
@@ -53,6 +59,7 @@ std::shared_ptr<::gloo::transport::Device> make_device(const gradient_group_opti
     return c10d::ProcessGroupGloo::createDeviceForInterface(ifname);
   return c10d::ProcessGroupGloo::createDefaultDevice();
 }
+#endif
 
 void check_rank(int rank, int size) {
   if (size < 1 || rank < 0 || rank >= size)
@@ -90,6 +97,11 @@ std::shared_ptr<gradient_group> join(c10::intrusive_ptr<c10d::Store> store, int 
   if (options.backend != "gloo")
     throw std::invalid_argument("gradient_group: unknown backend '" + options.backend +
                                 "' (expected gloo or nccl)");
+#ifndef MELISSA_HAVE_GLOO
+  throw std::invalid_argument(
+      "gradient_group: this build has no Gloo (its LibTorch came without gloo's headers): "
+      "several ranks on the CPU need Debian's LibTorch or a libtorch archive");
+#else
   auto pg_options = c10d::ProcessGroupGloo::Options::create(options.timeout);
   pg_options->devices.push_back(make_device(options));
   // One all-reduce at a time per trainer: one Gloo worker thread is enough
@@ -99,6 +111,7 @@ std::shared_ptr<gradient_group> join(c10::intrusive_ptr<c10d::Store> store, int 
   state->process_group =
       c10::make_intrusive<c10d::ProcessGroupGloo>(state->store, rank, size, pg_options);
   return std::make_shared<gradient_group>(std::move(state));
+#endif
 }
 
 at::Tensor wrap(float* data, std::size_t count) {
@@ -138,7 +151,9 @@ void all_reduce_sum_on(gradient_group::impl& group, at::Tensor tensor) {
     return all_reduce_sum_tensor(*group.nccl, std::move(tensor));
   }
 #endif
+#ifdef MELISSA_HAVE_GLOO
   all_reduce_sum_tensor(*group.process_group, std::move(tensor));
+#endif
 }
 
 void broadcast_on(gradient_group::impl& group, at::Tensor tensor, int root) {
@@ -153,7 +168,9 @@ void broadcast_on(gradient_group::impl& group, at::Tensor tensor, int root) {
     return broadcast_tensor(*group.nccl, std::move(tensor), root);
   }
 #endif
+#ifdef MELISSA_HAVE_GLOO
   broadcast_tensor(*group.process_group, std::move(tensor), root);
+#endif
 }
 
 }  // namespace
@@ -233,7 +250,9 @@ void gradient_group::barrier() {
     return;
   }
 #endif
+#ifdef MELISSA_HAVE_GLOO
   impl_->process_group->barrier()->wait();
+#endif
 }
 
 const std::string& gradient_group::backend() const { return impl_->backend; }

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <stdexcept>
 
 #include <ATen/ATen.h>
@@ -14,6 +15,7 @@
 #include <dlfcn.h>
 #include <ATen/core/grad_mode.h>
 #include <torch/cuda.h>
+#include <torch/version.h>
 
 #include "actors/trainer/batch_stager.hpp"
 #include "actors/trainer/chunk_pool.hpp"
@@ -264,6 +266,9 @@ struct trainer_core::impl {
   at::Tensor exp_avg, exp_avg_sq;
   std::uint64_t batches = 0;
   double learning_rate;
+  at::Tensor step_count;  // the fused CUDA Adam's step, on the device
+  const bool fused_adam_kernel = !(std::getenv("MELISSA_FUSED_ADAM") &&
+                                   std::string(std::getenv("MELISSA_FUSED_ADAM")) == "0");
   // Running output statistics over every target value trained on (all
   // ranks), kept in double: count, mean, sum of squared deviations.
   double stat_count = 0, stat_mean = 0, stat_m2 = 0;
@@ -324,6 +329,25 @@ struct trainer_core::impl {
     if (!fused) {
       at::Tensor parameters = generic->parameters();
       at::NoGradGuard no_grad;
+#if TORCH_VERSION_MAJOR >= 2
+      // LibTorch 2's fused Adam kernel (torch.optim.Adam(fused=True)): one
+      // pass over the four flat arrays on the GPU instead of six kernels.
+      // MELISSA_FUSED_ADAM=0 keeps the plain operations (to compare).
+      if (device.is_cuda() && fused_adam_kernel) {
+        if (!step_count.defined())
+          step_count = at::zeros({1}, at::TensorOptions().dtype(at::kFloat).device(device));
+        step_count.fill_(static_cast<double>(batches + 1));
+        std::optional<at::Tensor> grad_scale;
+        if (c.gradient_scale != 1.0f)  // the kernel divides the gradients by it
+          grad_scale = at::full({1}, 1.0 / c.gradient_scale,
+                                at::TensorOptions().dtype(at::kFloat).device(device));
+        std::vector<at::Tensor> p{parameters}, g{gradients}, m{exp_avg}, v{exp_avg_sq}, none, steps{step_count};
+        at::_fused_adam_(p, g, m, v, none, steps, learning_rate, adam_beta1, adam_beta2,
+                         settings.optimizer.weight_decay, adam_eps, false, false, grad_scale,
+                         std::nullopt);
+        return;
+      }
+#endif
       tensor_adam(parameters, gradients, exp_avg, exp_avg_sq, c);
       return;
     }
