@@ -1,6 +1,7 @@
 #include "actors/trainer/scripted_model.hpp"
 
 #include <filesystem>
+#include <map>
 #include <sstream>
 #include <stdexcept>
 
@@ -40,9 +41,13 @@ std::string shape_of(const at::Tensor& t) {
 
 }  // namespace
 
-scripted_model::scripted_model(torch::jit::Module module, const model_settings& settings,
-                               at::Device device, std::vector<std::string> state_names)
-    : module_(std::move(module)), settings_(settings), device_(device) {
+scripted_model::scripted_model(torch::jit::Module module, torch::jit::Module export_copy,
+                               const model_settings& settings, at::Device device,
+                               std::vector<std::string> state_names)
+    : module_(std::move(module)),
+      export_copy_(std::move(export_copy)),
+      settings_(settings),
+      device_(device) {
   // One flat tensor; each parameter becomes a view of its slice (as
   // `p.data = flat[a:b].view_as(p)` in Python): Adam and the all-reduce
   // then see one tensor, and the module computes with the same memory.
@@ -115,7 +120,9 @@ std::unique_ptr<scripted_model> scripted_model::load(const std::string& path,
                                 std::to_string(y.numel() / rows) +
                                 " values per sample; the trained field has " +
                                 std::to_string(settings.output_dim));
-  return std::unique_ptr<scripted_model>(new scripted_model(std::move(module), settings, device, {}));
+  torch::jit::Module export_copy = torch::jit::load(path, at::kCPU);
+  return std::unique_ptr<scripted_model>(
+      new scripted_model(std::move(module), std::move(export_copy), settings, device, {}));
 }
 
 std::unique_ptr<scripted_model> scripted_model::of_mlp(const surrogate_model& mlp,
@@ -125,8 +132,8 @@ std::unique_ptr<scripted_model> scripted_model::of_mlp(const surrogate_model& ml
   module.to(device);
   std::vector<std::string> names;
   for (const auto& [name, tensor] : mlp.named_parameters()) names.push_back(name);
-  return std::unique_ptr<scripted_model>(
-      new scripted_model(std::move(module), settings, device, std::move(names)));
+  return std::unique_ptr<scripted_model>(new scripted_model(
+      std::move(module), mlp.torchscript_module(false, 0, 1), settings, device, std::move(names)));
 }
 
 at::Tensor scripted_model::output_rows(const c10::IValue& output, std::int64_t rows) const {
@@ -185,18 +192,18 @@ scripted_model::pass_result scripted_model::train_pass(const at::Tensor& inputs,
 
 void scripted_model::save_torchscript(const std::string& path, double output_mean,
                                       double output_std) const {
-  // A copy on the CPU whose parameters own their storage (views would save
-  // the whole flat tensor with each).
-  torch::jit::Module network = module_.deepcopy();
-  network.to(at::kCPU);
-  network.eval();
   {
     at::NoGradGuard no_grad;
-    for (const auto& entry : network.named_parameters(true)) {
-      at::Tensor p = entry.value;
-      p.set_data(p.detach().contiguous().clone());
-    }
+    std::map<std::string, at::Tensor> trained;
+    for (const auto& entry : module_.named_parameters(true)) trained[entry.name] = entry.value;
+    for (const auto& entry : module_.named_buffers(true)) trained[entry.name] = entry.value;
+    for (const auto& entry : export_copy_.named_parameters(true))
+      entry.value.detach().copy_(trained.at(entry.name));
+    for (const auto& entry : export_copy_.named_buffers(true))
+      entry.value.detach().copy_(trained.at(entry.name));
   }
+  torch::jit::Module network = export_copy_;
+  network.eval();
   torch::jit::Module wrapper("melissa.ScriptedSurrogate");
   wrapper.register_module("network", network);
   wrapper.register_buffer("output_mean", at::scalar_tensor(output_mean, at::kFloat));
@@ -207,7 +214,7 @@ void scripted_model::save_torchscript(const std::string& path, double output_mea
                              static_cast<std::int64_t>(settings_.output_dim));
   wrapper.define(R"(
 def forward(self, x):
-    y = self.network(x)
+    y = self.network.forward(x)
     if x.dim() == 1:
         return y.reshape(-1) * self.output_std + self.output_mean
     return y.reshape(x.size(0), -1) * self.output_std + self.output_mean

@@ -52,12 +52,17 @@ class scripted_model : public trained_model {
                          double std, double stat_center);
 
  private:
-  scripted_model(torch::jit::Module module, const model_settings& settings, at::Device device,
+  scripted_model(torch::jit::Module module, torch::jit::Module export_copy,
+                 const model_settings& settings, at::Device device,
                  std::vector<std::string> state_names);
   // Output of forward as rows x output_dim; throws naming what came back.
   at::Tensor output_rows(const c10::IValue& output, std::int64_t rows) const;
 
   mutable torch::jit::Module module_;  // forward() switches eval/train
+  // A second instance on the CPU whose parameters own their memory: the
+  // export copies the trained values into it (module_'s parameters are
+  // views of one flat tensor, which a saved module would carry whole).
+  mutable torch::jit::Module export_copy_;
   model_settings settings_;
   at::Device device_;
   at::Tensor parameters_;

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -30,10 +31,17 @@ int main(int argc, char** argv) {
     }
   }
   melissa::trainer_settings settings;
-  settings.model = {6, {256, 256}, "relu", outputs};
+  settings.model = {6, {256, 256}, "relu", outputs, ""};
   settings.output = {false, 0.0, 1.0};
   settings.device = device;
-  melissa::trainer_core core(settings);
+  std::unique_ptr<melissa::trainer_core> holder;
+  try {
+    holder = std::make_unique<melissa::trainer_core>(settings);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "sc23_step: %s\n", e.what());
+    return 2;
+  }
+  melissa::trainer_core& core = *holder;
 
   // A few distinct host batches, reused in turn.
   std::mt19937 random(1);

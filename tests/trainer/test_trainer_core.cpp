@@ -115,7 +115,7 @@ TEST_CASE("steps match torch::nn with torch::optim::Adam") {
   for (std::string activation : {"relu", "tanh", "gelu", "silu"}) {
     CAPTURE(activation);
     trainer_settings settings;
-    settings.model = {3, {32, 300}, activation, 500};
+    settings.model = {3, {32, 300}, activation, 500, ""};
     settings.output = {false, 0.5, 2.0};
     settings.optimizer.learning_rate = 1e-3;
     settings.seed = 3;
@@ -373,7 +373,7 @@ TEST_CASE("the device rule: local rank mod visible devices, CPU without CUDA") {
 }
 
 TEST_CASE("the generic path gives the fused path's weights after 20 steps") {
-  // Stated tolerance: 2e-5 on every weight (float32 sums in another order;
+  // Stated tolerance: 5e-6 on every weight (measured: at most 5.2e-7) (float32 sums in another order;
   // Adam's normalized steps are 1e-3, so a mismatch of the update shows at once).
   for (std::string activation : {"relu", "gelu"}) {
     for (bool options : {false, true}) {
@@ -400,7 +400,7 @@ TEST_CASE("the generic path gives the fused path's weights after 20 steps") {
       auto dir = fresh_dir("generic-fused");
       double diff = max_weight_diff(state_of(fused, dir / "fused"), state_of(generic, dir / "generic"));
       MESSAGE("max weight difference after 20 steps: " << diff);
-      CHECK(diff < 2e-5);
+      CHECK(diff < 5e-6);
       std::filesystem::remove_all(dir);
     }
   }
@@ -410,7 +410,7 @@ TEST_CASE("weight decay and gradient clipping match torch.optim.Adam and clip_gr
   for (bool generic : {false, true}) {
     CAPTURE(generic);
     trainer_settings settings;
-    settings.model = {3, {32}, "tanh", 200};
+    settings.model = {3, {32}, "tanh", 200, ""};
     settings.output = {false, 0.5, 2.0};
     settings.optimizer.weight_decay = 0.05;
     settings.optimizer.clip_grad_norm = 0.02;  // below the gradients' norms: clipping acts
