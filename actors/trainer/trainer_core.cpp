@@ -580,6 +580,7 @@ double trainer_core::evaluate(const training_batch& set) const {
   const impl& s = *impl_;
   if (set.size == 0) return 0;
   check_batch(set, s.settings.model);
+  at::NoGradGuard no_grad;  // the in-place denormalization works on inference outputs
   double mean = s.normalization_mean();
   double std = s.normalization_std();
   constexpr std::int64_t chunk = 256;  // bounds the activations' memory
@@ -603,6 +604,7 @@ std::vector<float> trainer_core::predict(const std::vector<float>& inputs) const
     throw std::invalid_argument("predict: inputs are not whole rows of " +
                                 std::to_string(input_dim));
   std::int64_t rows = static_cast<std::int64_t>(inputs.size()) / input_dim;
+  at::NoGradGuard no_grad;
   at::Tensor output = s.model->forward(wrap_rows(inputs, rows, input_dim).to(s.device))
                           .mul_(s.normalization_std())
                           .add_(s.normalization_mean())
