@@ -238,8 +238,9 @@ int run(const options& opt) {
             << opt.dataset;
   if (validation)
     std::cerr << "; validation: " << validation->size << " samples from " << validation_dir;
-  std::cerr << "; model " << core.model().description << " (" << core.parameter_count()
-            << " parameters) on " << core.model().device << "; " << opt.epochs << " epoch(s)\n";
+  std::cerr << "; model " << core.model().description;
+  if (core.model().kind == "mlp") std::cerr << " (" << core.parameter_count() << " parameters)";
+  std::cerr << " on " << core.model().device << "; " << opt.epochs << " epoch(s)\n";
 
   // --- training ---------------------------------------------------------------
   std::uint64_t epochs_done = 0;
