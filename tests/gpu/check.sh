@@ -46,8 +46,8 @@ unpack() {
   # What update-alternatives would have linked.
   ln -sf openblas-pthread/libblas.so.3 "$lib/libblas.so.3"
   ln -sf openblas-pthread/libblas.so "$lib/libblas.so"
-  mkdir -p "$PREFIX/usr/include/x86_64-linux-gnu"
-  ln -sf openblas-pthread/cblas.h "$PREFIX/usr/include/x86_64-linux-gnu/cblas.h"
+  # (cblas.h: its directory goes on CPATH, a link would not find openblas_config.h beside it.)
+  rm -f "$PREFIX/usr/include/x86_64-linux-gnu/cblas.h"
   ln -sfn ../../lib/x86_64-linux-gnu/openmpi/include "$PREFIX/usr/include/x86_64-linux-gnu/mpi"
   ln -sf mpirun.openmpi "$PREFIX/usr/bin/mpirun"
   ln -sf mpicxx.openmpi "$PREFIX/usr/bin/mpicxx"
@@ -63,7 +63,7 @@ unpack() {
 use_prefix() {
   local lib=$PREFIX/$ARCH_LIB
   export PATH=$PREFIX/usr/bin:$PATH
-  export CPATH=$PREFIX/usr/include:$PREFIX/usr/include/x86_64-linux-gnu${CPATH:+:$CPATH}
+  export CPATH=$PREFIX/usr/include:$PREFIX/usr/include/x86_64-linux-gnu:$PREFIX/usr/include/x86_64-linux-gnu/openblas-pthread${CPATH:+:$CPATH}
   export LIBRARY_PATH=$lib:$lib/openblas-pthread${LIBRARY_PATH:+:$LIBRARY_PATH}
   export LD_LIBRARY_PATH=$lib:$lib/openblas-pthread:$lib/openmpi/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   export PKG_CONFIG_LIBDIR=$lib/pkgconfig:$PREFIX/usr/share/pkgconfig
