@@ -18,6 +18,7 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #endif
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/csrc/distributed/c10d/Types.hpp>  // AllreduceOptions, also without Gloo
 
 // NCCL: a CUDA LibTorch whose c10d has ProcessGroupNCCL and nccl.h at hand
 // (meson defines MELISSA_HAVE_NCCL; Debian's CPU LibTorch ships the header
