@@ -171,8 +171,14 @@ struct buffer_config {
 struct training_config {
   std::string field;                          // the field the model predicts; default: fields[0]
   std::uint32_t time_steps = 100;             // steps per simulation: the time input is step / time_steps
+  // The network: the built-in MLP (hidden, activation), or a TorchScript
+  // file of the user's (`model`; excludes hidden and activation).
+  std::string model;                          // path of a TorchScript module; "": the built-in MLP
   std::vector<std::uint32_t> hidden{256, 256};  // hidden layer widths, each >= 1
   std::string activation = "relu";            // relu | tanh | gelu | silu
+  std::string device = "auto";                // auto | cpu | cuda: where each rank trains
+  double weight_decay = 0;                    // Adam's L2 term (torch.optim.Adam), >= 0
+  double clip_grad_norm = 0;                  // max gradient 2-norm; 0: no clipping
   std::uint32_t batch_size = 10;              // samples per batch and rank, >= 1
   double learning_rate = 1e-3;                // Adam, > 0
   std::uint64_t lr_halving_batches = 0;       // halve the rate every N batches; 0: never

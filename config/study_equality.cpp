@@ -44,10 +44,12 @@ bool operator==(const buffer_config& a, const buffer_config& b) {
 bool operator==(const training_config& a, const training_config& b) {
   return std::tie(a.field, a.time_steps, a.hidden, a.activation, a.batch_size, a.learning_rate,
                   a.lr_halving_batches, a.min_learning_rate, a.output, a.output_mean, a.output_std,
-                  a.validation_dir, a.validation_every, a.metrics_every, a.threads) ==
+                  a.validation_dir, a.validation_every, a.metrics_every, a.threads, a.model,
+                  a.device, a.weight_decay, a.clip_grad_norm) ==
          std::tie(b.field, b.time_steps, b.hidden, b.activation, b.batch_size, b.learning_rate,
                   b.lr_halving_batches, b.min_learning_rate, b.output, b.output_mean, b.output_std,
-                  b.validation_dir, b.validation_every, b.metrics_every, b.threads);
+                  b.validation_dir, b.validation_every, b.metrics_every, b.threads, b.model,
+                  b.device, b.weight_decay, b.clip_grad_norm);
 }
 bool operator==(const breed_config& a, const breed_config& b) {
   return std::tie(a.enabled, a.period, a.window, a.sigma, a.r_start, a.r_end, a.r_steps) ==

@@ -84,6 +84,12 @@ std::string check_activation(const std::string& s) {
   return "must be one of \"relu\", \"tanh\", \"gelu\", \"silu\", got " + quoted(s);
 }
 
+std::string check_device(const std::string& s) {
+  for (const char* d : {"auto", "cpu", "cuda"})
+    if (s == d) return std::string();
+  return "must be one of \"auto\", \"cpu\", \"cuda\", got " + quoted(s);
+}
+
 // [launcher.server_job] / [launcher.client_job]. `ranks_key` is where the
 // number of tasks of these jobs comes from (server.ranks / client.ranks).
 job_placement read_job_placement(table_reader t, const char* ranks_key) {
@@ -291,8 +297,22 @@ training_config read_training(table_reader t, const std::vector<field_config>& f
   training_config c;
   c.field = t.string("field", fields.empty() ? std::string() : fields.front().name, check_not_empty);
   c.time_steps = t.integer<std::uint32_t>("time_steps", c.time_steps, {1, {}});
+  c.model = t.string("model", c.model, check_not_empty);
+  // The built-in MLP's shape means nothing next to a model of the user's.
+  for (const char* builtin : {"hidden", "activation"})
+    if (!c.model.empty() && t.peek(builtin))
+      t.fail_key("model", std::string("excludes training.") + builtin + " (line " +
+                              std::to_string(t.line_of_key(builtin)) +
+                              "): a TorchScript model brings its own layers");
   c.hidden = t.integer_array<std::uint32_t>("hidden", c.hidden, {1, 1 << 20});
   c.activation = t.string("activation", c.activation, check_activation);
+  c.device = t.string("device", c.device, check_device);
+  c.weight_decay = t.number("weight_decay", c.weight_decay);
+  if (c.weight_decay < 0)
+    t.fail_key("weight_decay", "must be >= 0, got " + format_number(c.weight_decay));
+  c.clip_grad_norm = t.number("clip_grad_norm", c.clip_grad_norm);
+  if (c.clip_grad_norm < 0)
+    t.fail_key("clip_grad_norm", "must be >= 0 (0: no clipping), got " + format_number(c.clip_grad_norm));
   c.batch_size = t.integer<std::uint32_t>("batch_size", c.batch_size, {1, 1 << 20});
   c.learning_rate = t.positive_number("learning_rate", c.learning_rate);
   c.lr_halving_batches = t.integer<std::uint64_t>("lr_halving_batches", c.lr_halving_batches, {0, {}});

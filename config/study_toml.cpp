@@ -125,9 +125,16 @@ void write_buffer(std::ostream& out, const buffer_config& b) {
 void write_training(std::ostream& out, const training_config& c) {
   out << "[training]\n"
       << "field = " << quoted(c.field) << "\n"
-      << "time_steps = " << c.time_steps << "\n"
-      << "hidden = " << number_list(c.hidden) << "\n"
-      << "activation = " << quoted(c.activation) << "\n"
+      << "time_steps = " << c.time_steps << "\n";
+  // model excludes hidden and activation: write one or the other.
+  if (c.model.empty())
+    out << "hidden = " << number_list(c.hidden) << "\n"
+        << "activation = " << quoted(c.activation) << "\n";
+  else
+    out << "model = " << quoted(c.model) << "\n";
+  out << "device = " << quoted(c.device) << "\n"
+      << "weight_decay = " << format_number(c.weight_decay) << "\n"
+      << "clip_grad_norm = " << format_number(c.clip_grad_norm) << "\n"
       << "batch_size = " << c.batch_size << "\n"
       << "learning_rate = " << format_number(c.learning_rate) << "\n"
       << "lr_halving_batches = " << c.lr_halving_batches << "\n"

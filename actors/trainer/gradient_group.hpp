@@ -1,7 +1,8 @@
 // The trainers' data-parallel group: a c10d Gloo process group (CPU
-// collectives over TCP) behind a torch-free interface, so that the trainer
-// actor and the server include this header without paying torch's compile
-// time. All calls are collective: every rank calls them in the same order.
+// collectives over TCP), or on CUDA devices a c10d NCCL one, behind a
+// torch-free interface, so that the trainer actor and the server include
+// this header without paying torch's compile time. All calls are
+// collective: every rank calls them in the same order.
 #pragma once
 
 #include <chrono>
@@ -11,9 +12,17 @@
 #include <memory>
 #include <string>
 
+namespace at {
+class Tensor;
+}
+
 namespace melissa {
 
 struct gradient_group_options {
+  // "gloo" (CPU tensors) or "nccl" (CUDA tensors on `cuda_device`; only in a
+  // build against a CUDA LibTorch with NCCL, MELISSA_HAVE_NCCL).
+  std::string backend = "gloo";
+  int cuda_device = 0;
   // Where Gloo's point-to-point connections bind. First non-empty wins:
   // `interface` (e.g. "eth0"), `hostname` (a name or address of this host,
   // e.g. "127.0.0.1"), the GLOO_SOCKET_IFNAME environment variable, then
@@ -57,7 +66,12 @@ class gradient_group {
   void all_reduce_sum(double* data, std::size_t count);
   // In place, blocking: every rank ends with root's values.
   void broadcast(float* data, std::size_t count, int root);
+  // The same on a tensor: contiguous, on the CPU (Gloo) or this rank's GPU
+  // (NCCL). Host pointers above are staged through the GPU with NCCL.
+  void all_reduce_sum(at::Tensor& tensor);
+  void broadcast(at::Tensor& tensor, int root);
   void barrier();
+  const std::string& backend() const;
 
   struct impl;
   explicit gradient_group(std::unique_ptr<impl> state);

@@ -13,8 +13,9 @@ namespace melissa {
 // Parameters mapped from their bounds to [0, 1], time divided by training.time_steps.
 sample_encoder encoder_of(const config::study_config& study);
 
-// Model (inputs from encoder_of, outputs = `field`'s values), optimizer,
-// output normalization, seed (study.seed) and threads of the study.
+// Model (inputs from encoder_of, outputs = `field`'s values; the built-in
+// MLP or training.model), optimizer, output normalization, seed
+// (study.seed), threads and device of the study.
 trainer_settings trainer_settings_of(const config::study_config& study,
                                      const config::field_config& field);
 

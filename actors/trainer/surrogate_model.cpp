@@ -234,16 +234,20 @@ std::vector<std::pair<std::string, at::Tensor>> surrogate_model::named_parameter
   for (std::size_t l = 0; l < layers_.size(); ++l) {
     // nn.Sequential numbering: Linear at 0, activation at 1, Linear at 2, ...
     std::string prefix = std::to_string(2 * l);
-    // clone(): a view would serialize the whole flat storage.
-    named.emplace_back(prefix + ".weight", layers_[l].weight.clone());
-    named.emplace_back(prefix + ".bias", layers_[l].bias.clone());
+    named.emplace_back(prefix + ".weight", layers_[l].weight);
+    named.emplace_back(prefix + ".bias", layers_[l].bias);
   }
   return named;
 }
 
 void surrogate_model::save_torchscript(const std::string& path, double output_mean,
                                        double output_std) const {
-  torch::jit::Module module("melissa.Surrogate");
+  torchscript_module(true, output_mean, output_std).save(path);
+}
+
+torch::jit::Module surrogate_model::torchscript_module(bool denormalize, double output_mean,
+                                                       double output_std) const {
+  torch::jit::Module module(denormalize ? "melissa.Surrogate" : "melissa.MLP");
   std::ostringstream source;
   source << "def forward(self, x):\n    h = x\n";
   for (std::size_t l = 0; l < layers_.size(); ++l) {
@@ -255,15 +259,19 @@ void surrogate_model::save_torchscript(const std::string& path, double output_me
     if (l + 1 < layers_.size())
       source << "    h = " << torchscript_activation(activation_) << "(h)\n";
   }
-  source << "    return h * self.output_std + self.output_mean\n";
-  module.register_buffer("output_mean", at::scalar_tensor(output_mean, at::kFloat));
-  module.register_buffer("output_std", at::scalar_tensor(output_std, at::kFloat));
+  if (denormalize) {
+    source << "    return h * self.output_std + self.output_mean\n";
+    module.register_buffer("output_mean", at::scalar_tensor(output_mean, at::kFloat));
+    module.register_buffer("output_std", at::scalar_tensor(output_std, at::kFloat));
+  } else {
+    source << "    return h\n";
+  }
   module.register_attribute("input_dim", c10::IntType::get(),
                             static_cast<std::int64_t>(settings_.input_dim));
   module.register_attribute("output_dim", c10::IntType::get(),
                             static_cast<std::int64_t>(settings_.output_dim));
   module.define(source.str());
-  module.save(path);
+  return module;
 }
 
 void save_tensor_dict(const std::string& path,

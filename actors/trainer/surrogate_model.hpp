@@ -17,7 +17,12 @@
 #include <ATen/core/Tensor.h>
 
 #include "actors/trainer/chunk_pool.hpp"
+#include "actors/trainer/trained_model.hpp"
 #include "actors/trainer/trainer_core.hpp"
+
+namespace torch::jit {
+struct Module;
+}
 
 namespace melissa {
 
@@ -26,7 +31,7 @@ enum class activation_kind { relu, tanh, gelu, silu };
 // Throws std::invalid_argument naming the accepted values.
 activation_kind parse_activation(const std::string& name);
 
-class surrogate_model {
+class surrogate_model : public trained_model {
  public:
   // Initialized as torch.nn.Linear does (uniform in +-1/sqrt(fan_in) for
   // weights and biases) from a generator seeded with `seed`.
@@ -41,13 +46,13 @@ class surrogate_model {
 
   const model_settings& settings() const { return settings_; }
   activation_kind activation() const { return activation_; }
-  std::int64_t parameter_count() const { return parameter_count_; }
+  std::int64_t parameter_count() const override { return parameter_count_; }
   // All weights and biases, layer after layer (weight row-major, then bias).
-  const at::Tensor& parameters() const { return parameters_; }
+  const at::Tensor& parameters() const override { return parameters_; }
   const std::vector<layer>& layers() const { return layers_; }
 
   // Inference (batch x input_dim -> batch x output_dim, normalized units).
-  at::Tensor forward(const at::Tensor& inputs) const;
+  at::Tensor forward(const at::Tensor& inputs) const override;
 
   // What a training pass measured on its batch.
   struct pass_result {
@@ -75,9 +80,16 @@ class surrogate_model {
 
   // A TorchScript module whose forward(x) returns
   // network(x) * output_std + output_mean, saved to `path`.
-  void save_torchscript(const std::string& path, double output_mean, double output_std) const;
-  // Name -> tensor as nn.Sequential(Linear, act, Linear, ...) names them.
-  std::vector<std::pair<std::string, at::Tensor>> named_parameters() const;
+  void save_torchscript(const std::string& path, double output_mean,
+                        double output_std) const override;
+  // The same module without saving it; `denormalize` false: forward(x)
+  // returns the network's output in normalized units (the generic path
+  // trains this one, see scripted_model::of_mlp). Parameters weight0,
+  // bias0, weight1, ...: parameters()' layout, cloned.
+  torch::jit::Module torchscript_module(bool denormalize, double output_mean,
+                                        double output_std) const;
+  // Name -> live view, as nn.Sequential(Linear, act, Linear, ...) names them.
+  std::vector<std::pair<std::string, at::Tensor>> named_parameters() const override;
 
  private:
   model_settings settings_;

@@ -54,6 +54,11 @@ nlohmann::json status_json(const trainer_state& st, nlohmann::json figures) {
   figures["learning_rate"] = st.core ? st.core->learning_rate() : 0.0;
   if (st.settings.checkpoint_figures)
     figures["checkpoints"] = nlohmann::json::parse(st.settings.checkpoint_figures());
+  if (st.core) {
+    figures["device"] = st.core->model().device;
+    figures["model_kind"] = st.core->model().kind;
+    figures["parameter_count"] = st.core->parameter_count();
+  }
   return figures;
 }
 

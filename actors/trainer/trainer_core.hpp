@@ -1,7 +1,9 @@
-// The trainer's pure core: a surrogate (MLP) trained online with Adam on the
-// batches the training buffer hands over, data-parallel over a gradient
-// group. No CAF, and no torch in this header (pimpl): the trainer actor, the
-// offline trainer and the tests include it without torch's compile time.
+// The trainer's pure core: a surrogate (the built-in MLP or a TorchScript
+// module of the user's) trained online with Adam on the batches the training
+// buffer hands over, on the CPU or a CUDA device, data-parallel over a
+// gradient group. No CAF, and no torch in this header (pimpl): the trainer
+// actor, the offline trainer and the tests include it without torch's
+// compile time.
 #pragma once
 
 #include <cstdint>
@@ -21,16 +23,44 @@ struct model_settings {
   // Hidden-layer activation: relu, tanh, gelu or silu.
   std::string activation = "relu";
   std::uint32_t output_dim = 0;
+  // A TorchScript file (torch.jit.script or trace, then save) mapping float32
+  // [B, input_dim] to B x output_dim values (any shape): trained instead of
+  // the built-in MLP (hidden and activation then unused). "": the MLP.
+  std::string torchscript;
 };
 
 // Adam (torch.optim.Adam defaults: betas 0.9/0.999, eps 1e-8, no weight
 // decay). The learning rate is halved every `halve_every_batches` trained
 // batches (0: never), never below `min_learning_rate` (SC23 paper, section 4).
+// weight_decay: torch.optim.Adam's (grad += weight_decay * weight).
+// clip_grad_norm > 0: the mean gradient is scaled down to this 2-norm when
+// larger (torch.nn.utils.clip_grad_norm_), before Adam sees it.
 struct optimizer_settings {
   double learning_rate = 1e-3;
   std::uint64_t halve_every_batches = 0;
   double min_learning_rate = 1e-5;
+  double weight_decay = 0;
+  double clip_grad_norm = 0;
 };
+
+// Where a rank trains. `requested`: "auto" (the rank's GPU when LibTorch
+// sees CUDA, else the CPU), "cpu", "cuda" (an error without a GPU), or an
+// explicit "cuda:N". A rank takes GPU `local_rank mod device count` (the
+// devices CUDA_VISIBLE_DEVICES leaves visible, as Slurm's gres sets it).
+struct device_choice {
+  bool cuda = false;
+  int index = 0;
+  std::string reason;  // why this device, for the log
+  std::string name() const { return cuda ? "cuda:" + std::to_string(index) : "cpu"; }
+};
+// Pure: the rule, given the count of visible CUDA devices. Throws
+// std::invalid_argument for an unknown request or "cuda" without devices.
+device_choice pick_device(const std::string& requested, int local_rank, int cuda_devices);
+// The rule with LibTorch's count of CUDA devices (0 in a CPU-only build).
+device_choice choose_device(const std::string& requested, int local_rank);
+// This process's rank among the ranks of its node: OMPI_COMM_WORLD_LOCAL_RANK,
+// SLURM_LOCALID, MPI_LOCALRANKID or PMI_LOCAL_RANK, else `fallback`.
+int local_rank_from_environment(int fallback);
 
 // The network learns targets normalized to (target - mean) / std, one scalar
 // mean and std for the whole field. `running`: the statistics of every target
@@ -53,8 +83,30 @@ struct trainer_settings {
   // OpenMP team, whose spinning barriers stall on a busy node; torch's
   // intra-op count (at::set_num_threads) is set too, for evaluate().
   int threads = 0;
+  // "auto", "cpu", "cuda" or "cuda:N" (see device_choice) and the rank on
+  // its node that picks the GPU.
+  std::string device = "cpu";
+  int local_rank = 0;
+  // The device-generic path (plain LibTorch operations and autograd, what a
+  // GPU runs) even for the built-in MLP on the CPU, whose default is the
+  // fused pass. A TorchScript model or a CUDA device always takes it.
+  bool generic_path = false;
 };
 
+// What check_model found.
+struct model_report {
+  std::string kind;         // "mlp" or "torchscript"
+  std::string description;  // e.g. "TorchScript cnn.pt: 12345 parameters" or "MLP 6->256->256->4096"
+  std::size_t parameter_count = 0;
+  std::string device;       // where it would train ("cpu", "cuda:0")
+  std::string device_reason;  // why there (device_choice::reason)
+};
+// Everything the trainer would refuse at its first step, checked now (the
+// server calls it before any simulation starts): the device, the TorchScript
+// file (loads; has float32 parameters; one dummy forward of a batch of 2
+// gives 2 x output_dim values). Throws std::invalid_argument with a message
+// naming the file.
+model_report check_model(const trainer_settings& settings);
 struct step_result {
   bool trained = false;      // false: no rank had a batch this step
   double loss = 0;           // mean over the ranks that had a batch (normalized units)
@@ -123,7 +175,9 @@ class trainer_core {
   // torch.jit.load (Python) and torch::jit::load (C++) run it.
   // dir/model_state.pt: the state dict (torch.load in Python): "0.weight",
   // "0.bias", "2.weight", ... as an nn.Sequential of Linear and activation
-  // layers, plus "output_mean", "output_std".
+  // layers (a TorchScript model: its own parameter names), plus
+  // "output_mean", "output_std". A TorchScript model's model.pt wraps it:
+  // forward(x) = network(x) reshaped to N x output_dim, in the field's units.
   // dir/trainer_state.pt: Adam's moments and the counters, so load() resumes.
   // Creates dir; writes each file atomically (temporary name, then rename).
   void save(const std::string& dir) const;
@@ -132,6 +186,9 @@ class trainer_core {
   void load(const std::string& dir);
   // The state load() restores, copied in memory now (see trainer_snapshot).
   trainer_snapshot snapshot() const;
+
+  // The model and the device it trains on, as check_model reports them.
+  const model_report& model() const;
 
   // FNV-1a over the weights' bytes: equal on all ranks of a group.
   std::uint64_t weights_checksum() const;

@@ -244,6 +244,8 @@ int main(int argc, char** argv) {
   if (!study.training.validation_dir.empty())
     study.training.validation_dir =
         fs::absolute(study.training.validation_dir).lexically_normal().string();
+  if (!study.training.model.empty())
+    study.training.model = fs::absolute(study.training.model).lexically_normal().string();
 
   const bool local = study.launcher.backend == config::launcher_backend::local;
   launcher_settings settings;

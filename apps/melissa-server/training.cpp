@@ -43,12 +43,16 @@ buffer_policy policy_of(config::buffer_policy p) {
 // Rank 0 publishes the c10d store's address in a file of the output
 // directory (shared by the ranks on a cluster); the others wait for it. The
 // file name carries the run token so that a previous run's file is never read.
-std::function<std::shared_ptr<gradient_group>()> group_joiner(const training_rank& where) {
+// The group all-reduces with NCCL when the ranks train on GPUs, Gloo otherwise.
+std::function<std::shared_ptr<gradient_group>()> group_joiner(const training_rank& where,
+                                                              const device_choice& device) {
   if (where.ranks <= 1) return {};
   const auto path = where.output_dir + "/.c10d-" + where.run_token;
-  return [where, path]() -> std::shared_ptr<gradient_group> {
+  return [where, path, device]() -> std::shared_ptr<gradient_group> {
     gradient_group_options options;
     options.hostname = where.host;
+    options.backend = device.cuda ? "nccl" : "gloo";
+    options.cuda_device = device.index;
     const int rank = static_cast<int>(where.rank), size = static_cast<int>(where.ranks);
     if (where.rank == 0) {
       options.on_listening = [path, host = where.host](std::uint16_t port) {
@@ -201,13 +205,22 @@ void add_training_children(std::vector<child_spec>& tree, const config::study_co
 
   trainer_actor_settings trainer;
   trainer.core = trainer_settings_of(study, *field);
+  trainer.core.local_rank = local_rank_from_environment(static_cast<int>(where.rank));
+  // The model and the device are checked now, before this rank registers
+  // with the launcher: a model that cannot train stops the study before any
+  // simulation starts (std::invalid_argument naming the file: exit 2).
+  const model_report model = check_model(trainer.core);
+  const device_choice device = choose_device(model.device, trainer.core.local_rank);
+  spdlog::info("rank {}: training {} on {} ({})", where.rank, model.description, model.device,
+               model.device_reason);
+  trainer.core.device = model.device;  // chosen once: the trainer does not choose again
   trainer.batch_size = t.batch_size;
   trainer.rank = where.rank;
   trainer.ranks = where.ranks;
   trainer.metrics_every = t.metrics_every;
   trainer.validation_every = t.validation_every;
   trainer.output_dir = where.output_dir;
-  trainer.join_group = group_joiner(where);
+  trainer.join_group = group_joiner(where, device);
   if (!t.validation_dir.empty() && where.rank == 0) {
     trainer.validation = load_dataset(t.validation_dir, t.field, buffer.encoder);
     spdlog::info("validation set: {} samples from {}", trainer.validation->size, t.validation_dir);

@@ -211,7 +211,16 @@ int run(const options& opt) {
   if (ec) throw std::runtime_error(output.string() + ": cannot create: " + ec.message());
   melissa::write_file_atomically((output / "study.toml").string(), melissa::config::to_toml(study));
 
-  melissa::trainer_core core(settings);
+  settings.local_rank = melissa::local_rank_from_environment(0);
+  // A model file that cannot train (cannot load, no parameters, wrong output
+  // size) or a device that is not there is bad input: exit 2 naming it.
+  std::unique_ptr<melissa::trainer_core> core_holder;
+  try {
+    core_holder = std::make_unique<melissa::trainer_core>(settings);
+  } catch (const std::invalid_argument& e) {
+    throw input_error(e.what());
+  }
+  melissa::trainer_core& core = *core_holder;
   // The online trainer's figures and columns, less the buffer's (no buffer here).
   melissa::training_figures figures({1, false});
   melissa::metrics_writer metrics(output.string(), figures.columns());
@@ -229,10 +238,9 @@ int run(const options& opt) {
             << opt.dataset;
   if (validation)
     std::cerr << "; validation: " << validation->size << " samples from " << validation_dir;
-  std::cerr << "; model " << settings.model.input_dim;
-  for (auto h : settings.model.hidden) std::cerr << "->" << h;
-  std::cerr << "->" << settings.model.output_dim << " (" << core.parameter_count()
-            << " parameters); " << opt.epochs << " epoch(s)\n";
+  std::cerr << "; model " << core.model().description;
+  if (core.model().kind == "mlp") std::cerr << " (" << core.parameter_count() << " parameters)";
+  std::cerr << " on " << core.model().device << "; " << opt.epochs << " epoch(s)\n";
 
   // --- training ---------------------------------------------------------------
   std::uint64_t epochs_done = 0;
@@ -313,6 +321,8 @@ int run(const options& opt) {
   training["output_mean"] = core.output_mean();
   training["output_std"] = core.output_std();
   training["parameter_count"] = core.parameter_count();
+  training["model_kind"] = core.model().kind;
+  training["device"] = core.model().device;
   training["seed"] = seed;
   training["workers"] = opt.workers;
 

@@ -398,8 +398,8 @@ TEST_CASE("errors: unknown sections") {
         "s.toml:15:2: model: unknown section; the study file has the sections study, "
         "launcher, server, client, parameters, fields, buffer, training, breed, checkpoint");
   CHECK(error_of(minimal_steps_plus("[server]\nsink = \"train\"\n[training]\nepochs = 3\n")) ==
-        "s.toml:18:1: training.epochs: unknown key; [training] has field, time_steps, hidden, "
-        "activation, batch_size, learning_rate, lr_halving_batches, min_learning_rate, output, "
+        "s.toml:18:1: training.epochs: unknown key; [training] has field, time_steps, model, hidden, "
+        "activation, device, weight_decay, clip_grad_norm, batch_size, learning_rate, lr_halving_batches, min_learning_rate, output, "
         "output_mean, output_std, validation_dir, validation_every, metrics_every, threads");
   CHECK(error_of(minimal_plus("[sever]\nport = 3\n")) ==
         "s.toml:15:2: sever: unknown section (did you mean [server]?)");

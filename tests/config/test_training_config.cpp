@@ -117,6 +117,44 @@ TEST_CASE("bad buffer and training values name file, line and key") {
         "s.toml:18:14: training.batch_size: expected an integer, got a float");
 }
 
+TEST_CASE("[training] model, device, weight decay and clipping") {
+  const std::string b = base;
+  const auto defaults = parse_study(b, "s.toml");
+  CHECK(defaults.training.model.empty());
+  CHECK(defaults.training.device == "auto");
+  CHECK(defaults.training.weight_decay == 0);
+  CHECK(defaults.training.clip_grad_norm == 0);
+  const auto c = parse_study(b + "[training]\nmodel = \"nets/cnn.pt\"\ndevice = \"cuda\"\n"
+                                 "weight_decay = 1e-4\nclip_grad_norm = 1.5\n",
+                             "s.toml");
+  CHECK(c.training.model == "nets/cnn.pt");
+  CHECK(c.training.device == "cuda");
+  CHECK(c.training.weight_decay == 1e-4);
+  CHECK(c.training.clip_grad_norm == 1.5);
+  // to_toml writes model without hidden/activation (they exclude each other).
+  const std::string resolved = to_toml(c);
+  CHECK(resolved.find("hidden =") == std::string::npos);
+  CHECK(parse_study(resolved, "resolved.toml") == c);
+  CHECK(parse_study(to_toml(defaults), "resolved.toml") == defaults);
+  auto changed = c;
+  changed.training.model = "other.pt";
+  CHECK(changed != c);
+
+  CHECK(error_of(b + "[training]\nhidden = [8]\nmodel = \"m.pt\"\n") ==
+        "s.toml:19:9: training.model: excludes training.hidden (line 18): a TorchScript model "
+        "brings its own layers");
+  CHECK(error_of(b + "[training]\nmodel = \"m.pt\"\nactivation = \"tanh\"\n") ==
+        "s.toml:18:9: training.model: excludes training.activation (line 19): a TorchScript "
+        "model brings its own layers");
+  CHECK(error_of(b + "[training]\nmodel = \"\"\n") == "s.toml:18:9: training.model: must not be empty");
+  CHECK(error_of(b + "[training]\ndevice = \"gpu\"\n") ==
+        "s.toml:18:10: training.device: must be one of \"auto\", \"cpu\", \"cuda\", got \"gpu\"");
+  CHECK(error_of(b + "[training]\nweight_decay = -0.1\n") ==
+        "s.toml:18:16: training.weight_decay: must be >= 0, got -0.1");
+  CHECK(error_of(b + "[training]\nclip_grad_norm = -1\n") ==
+        "s.toml:18:18: training.clip_grad_norm: must be >= 0 (0: no clipping), got -1.0");
+}
+
 TEST_CASE("[breed]: present means enabled, values as written, and validated") {
   const std::string b = base;
   CHECK_FALSE(parse_study(b, "s.toml").breed.enabled);

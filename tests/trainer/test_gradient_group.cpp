@@ -3,6 +3,8 @@
 // torch first: Debian's c10 logs through glog, whose CHECK macros must not
 // replace doctest's (undefined here, then doctest defines its own).
 #include <torch/csrc/distributed/c10d/HashStore.hpp>
+#include <torch/script.h>
+#include <torch/torch.h>
 
 #include "actors/trainer/gradient_group_c10d.hpp"
 #undef CHECK
@@ -104,10 +106,14 @@ TEST_CASE("all_reduce_sum and broadcast over a HashStore") {
 }
 
 TEST_CASE("two ranks stay identical and match one rank trained on both batches") {
-  for (bool running : {false, true}) {
+  // The fused CPU path and the device-generic one (what a GPU runs).
+  for (int variant = 0; variant < 4; ++variant) {
+    const bool running = variant % 2 == 1, generic = variant >= 2;
     CAPTURE(running);
+    CAPTURE(generic);
     auto settings = small_settings();
     settings.output.running = running;
+    settings.generic_path = generic;
     settings.threads = 1;  // two trainers share the test machine's cores
     const int steps = 5;
     auto batch_of = [&](int rank, int k) {
@@ -155,8 +161,11 @@ TEST_CASE("two ranks stay identical and match one rank trained on both batches")
 }
 
 TEST_CASE("a rank without a batch does not block the others") {
+  for (bool generic : {false, true}) {
+  CAPTURE(generic);
   auto settings = small_settings();
   settings.threads = 1;
+  settings.generic_path = generic;
   auto batch_of = [](int rank, int k) {
     return make_batch(6, 4, 300, static_cast<std::uint32_t>(10 * k + rank));
   };
@@ -196,6 +205,44 @@ TEST_CASE("a rank without a batch does not block the others") {
     single.step(&batch);
   }
   CHECK(max_abs_diff(single.predict(probe.inputs), outcomes[0].prediction) < 1e-4);
+  }
+}
+
+TEST_CASE("a TorchScript model on two ranks: rank 0's weights, then bit-identical steps") {
+  auto dir = std::filesystem::temp_directory_path() /
+             ("melissa-gradient-group-ts-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  // Each rank's file has other initial weights: the broadcast replaces them.
+  std::vector<std::string> files;
+  for (int rank = 0; rank < 2; ++rank) {
+    torch::manual_seed(static_cast<std::uint64_t>(rank));
+    torch::jit::Module m("Net");
+    m.register_parameter("w", torch::randn({32, 4}) * 0.5, false);
+    m.register_parameter("v", torch::randn({300, 32}) * 0.1, false);
+    m.define("def forward(self, x):\n    return torch.matmul(torch.relu(torch.matmul(x, self.w.t())), self.v.t())\n");
+    files.push_back((dir / ("net" + std::to_string(rank) + ".pt")).string());
+    m.save(files.back());
+  }
+  std::vector<rank_outcome> outcomes(2);
+  std::vector<std::uint64_t> start(2);
+  run_ranks(2, [&](int rank, std::shared_ptr<gradient_group> group) {
+    auto settings = small_settings();
+    settings.threads = 1;
+    settings.model.torchscript = files[static_cast<std::size_t>(rank)];
+    trainer_core trainer(settings, group);
+    start[static_cast<std::size_t>(rank)] = trainer.weights_checksum();
+    auto& outcome = outcomes[static_cast<std::size_t>(rank)];
+    for (int k = 0; k < 6; ++k) {
+      auto batch = make_batch(5, 4, 300, static_cast<std::uint32_t>(10 * k + rank));
+      outcome.results.push_back(trainer.step(&batch));
+    }
+    outcome.checksum = trainer.weights_checksum();
+  });
+  CHECK(start[0] == start[1]);
+  CHECK(outcomes[0].checksum == outcomes[1].checksum);
+  CHECK(outcomes[0].checksum != start[0]);
+  for (int k = 0; k < 6; ++k) CHECK(outcomes[0].results[k].loss == outcomes[1].results[k].loss);
+  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("TCP store on port 0: rank 0 reports the bound port") {

@@ -12,6 +12,14 @@
   breed       with [breed]: the steering resamples the simulations not yet
               submitted, the launcher runs them with the new parameters, the
               provenance CSV says where each came from
+  torchscript a convolutional decoder written in Python (python3-torch,
+              torch.jit.script) trains online through the device-generic
+              path: its validation loss falls, the summary names the model
+              and the device, the exported model.pt runs in Python
+  torchscript-ranks2  the same model on two ranks: bit-identical weights
+  bad-model   each bad model file (missing, not TorchScript, no parameters,
+              wrong output size) stops the study before any simulation
+              starts, with its message naming the file
 
     e2e_training.py reservoir|fifo|firo|ranks2|validation|bad-validation
 """
@@ -29,7 +37,12 @@ SIMS, STEPS, GRID, BATCH = 6, 20, 8, 4
 
 
 def study_file(work, policy="reservoir", ranks=1, validation_dir="", capacity=50, threshold=10,
-               sims=SIMS, breed=None):
+               sims=SIMS, breed=None, model=None):
+    training = {"time_steps": STEPS, "hidden": [16], "batch_size": BATCH, "metrics_every": 5,
+                "validation_every": 20, "output": "constant", "output_mean": 300, "output_std": 100,
+                "validation_dir": validation_dir}
+    if model:
+        training.update({"hidden": None, "model": model, "device": "auto", "learning_rate": 3e-3})
     return write_study(
         work,
         study={"name": "train-e2e", "seed": 5},
@@ -40,9 +53,7 @@ def study_file(work, policy="reservoir", ranks=1, validation_dir="", capacity=50
         parameters={"bounds": None, "count": sims},
         fields=[{"name": "temperature", "size": GRID * GRID}],
         buffer={"policy": policy, "capacity": capacity, "threshold": threshold},
-        training={"time_steps": STEPS, "hidden": [16], "batch_size": BATCH, "metrics_every": 5,
-                  "validation_every": 20, "output": "constant", "output_mean": 300, "output_std": 100,
-                  "validation_dir": validation_dir},
+        training=training,
         breed=breed)
 
 
@@ -187,6 +198,111 @@ def breed():
           "every new parameter lies within its bounds")
 
 
+# A small convolutional decoder: (5 parameters, time) -> GRID x GRID field.
+DECODER = """
+import sys, torch
+class Decoder(torch.nn.Module):
+    def __init__(self, grid: int):
+        super().__init__()
+        self.grid = grid
+        self.lift = torch.nn.Linear(6, 16 * (grid // 4) * (grid // 4))
+        self.up1 = torch.nn.ConvTranspose2d(16, 8, 4, stride=2, padding=1)
+        self.up2 = torch.nn.ConvTranspose2d(8, 1, 4, stride=2, padding=1)
+    def forward(self, x):
+        h = torch.tanh(self.lift(x)).reshape(x.size(0), 16, self.grid // 4, self.grid // 4)
+        return self.up2(torch.tanh(self.up1(h))).reshape(x.size(0), self.grid * self.grid)
+torch.manual_seed(1)
+torch.jit.script(Decoder(int(sys.argv[2]))).save(sys.argv[1])
+"""
+
+
+def scripted_model(work, grid=GRID, name="decoder.pt"):
+    path = os.path.join(work, name)
+    script = os.path.join(work, "make_decoder.py")  # torch.jit.script reads the class's source file
+    open(script, "w").write(DECODER)
+    r = subprocess.run(["/usr/bin/python3", script, path, str(grid)], capture_output=True, text=True)
+    if r.returncode != 0:
+        fail("cannot script the decoder (python3-torch):\n" + r.stderr[-2000:])
+    return path
+
+
+def torchscript():
+    work = tmpdir("train-torchscript")
+    vdir = os.path.join(work, "validation")
+    make_validation_set(vdir)
+    p, out = run_study(work, validation_dir=vdir, model=scripted_model(work))
+    check_success(p)
+    training = summaries(out)[0]["training"]
+    check(training["model_kind"] == "torchscript", f"the summary names the model kind ({training['model_kind']})")
+    check(training["device"] == "cpu", f"the rank trained on the CPU ({training['device']})")
+    log = open(os.path.join(out, "jobs", "1.out"), errors="replace").read()  # job 1: the server
+    check("rank 0: training TorchScript " in log and
+          "parameters) on cpu (device = \"auto\" and LibTorch sees no CUDA device)" in log,
+          "the server logs the model, the device and why")
+    top = json.load(open(os.path.join(out, "summary.json")))["training"]
+    check(top["device"] == "cpu", "summary.json says where the rank trained")
+    rows = [r for r in csv.DictReader(open(os.path.join(out, "metrics", "metrics.csv"))) if r["validation_loss"]]
+    check(len(rows) >= 2, f"validation rows in metrics.csv ({len(rows)})")
+    first, best = float(rows[0]["validation_loss"]), training["min_validation_loss"]
+    check(best < first, f"the TorchScript model's validation MSE falls ({first:.1f} -> {best:.1f})")
+    script = ("import sys, torch\n"
+              "m = torch.jit.load(sys.argv[1])\n"
+              "y = m(torch.full((3, 6), 0.5))\n"
+              "assert tuple(y.shape) == (3, %d), y.shape\n"
+              "assert 50 < float(y.mean()) < 600, float(y.mean())\n"
+              "print('model ok', float(y.mean()))\n" % (GRID * GRID))
+    r = subprocess.run(["/usr/bin/python3", "-c", script, training["model"]["torchscript"]],
+                       capture_output=True, text=True)
+    print(r.stdout, r.stderr[-2000:])
+    check(r.returncode == 0, "the exported model (the decoder wrapped) predicts temperatures in Python")
+
+
+def torchscript_ranks2():
+    work = tmpdir("train-torchscript-ranks2")
+    p, out = run_study(work, ranks=2, model=scripted_model(work))
+    check_success(p)
+    s0, s1 = summaries(out, 2)
+    check(s0["training"]["steps"] == s1["training"]["steps"] > 0, "both ranks took the same optimizer steps")
+    check(s0["training"]["weights_checksum"] == s1["training"]["weights_checksum"],
+          "both ranks end with bit-identical weights of the TorchScript model")
+
+
+def bad_model():
+    work = tmpdir("train-badmodel")
+    garbage = os.path.join(work, "garbage.pt")
+    open(garbage, "w").write("not a zip archive\n")
+    empty = os.path.join(work, "empty.pt")
+    script = os.path.join(work, "make_identity.py")
+    open(script, "w").write("import sys, torch\n"
+                            "class Id(torch.nn.Module):\n"
+                            "    def forward(self, x):\n"
+                            "        return x\n"
+                            "torch.jit.script(Id()).save(sys.argv[1])\n")
+    r = subprocess.run(["/usr/bin/python3", script, empty], capture_output=True, text=True)
+    check(r.returncode == 0, "a parameterless module scripted " + r.stderr[-500:])
+    wrong = scripted_model(work, grid=4, name="grid4.pt")  # 16 values, the field has 64
+    missing = os.path.join(work, "missing.pt")
+    cases = [(missing, missing + ": no such file"),
+             (garbage, garbage + ": not a TorchScript module torch::jit::load can read ("),
+             (empty, empty + ": the module has no parameters (nothing to train)"),
+             (wrong, wrong + ": forward of a batch of 2 gives [2, 16] = 16 values per sample; "
+                             "the trained field has 64")]
+    for i, (model, message) in enumerate(cases):
+        case = os.path.join(work, str(i))
+        os.makedirs(case)
+        p, out = run_study(case, model=model)
+        log = p.stderr + p.stdout
+        jobs = os.path.join(out, "jobs")
+        for f in sorted(os.listdir(jobs)) if os.path.isdir(jobs) else []:
+            log += open(os.path.join(jobs, f), errors="replace").read()
+        check(p.returncode != 0, f"{os.path.basename(model)}: the study fails (exit {p.returncode})")
+        check("training.model: " + message in log, f"{os.path.basename(model)}: the error says '{message}'")
+        launched = [j for j in json.load(open(os.path.join(out, "summary.json")))["jobs"] if j["kind"] == "client"] \
+            if os.path.exists(os.path.join(out, "summary.json")) else []
+        check(not launched, f"{os.path.basename(model)}: no simulation started ({len(launched)})")
+
+
 mode = sys.argv[1] if len(sys.argv) > 1 else "reservoir"
 {"reservoir": reservoir, "fifo": lambda: each_sample_once("fifo"), "firo": lambda: each_sample_once("firo"),
- "ranks2": ranks2, "validation": validation, "bad-validation": bad_validation, "breed": breed}[mode]()
+ "ranks2": ranks2, "validation": validation, "bad-validation": bad_validation, "breed": breed,
+ "torchscript": torchscript, "torchscript-ranks2": torchscript_ranks2, "bad-model": bad_model}[mode]()
