@@ -80,7 +80,7 @@ check(shell_json("resume")["paused"] is False, "resume")
 
 r = shell("-c", "status", token="0" * 32)
 check(r.returncode != 0 and "wrong token" in (r.stdout + r.stderr), "a wrong token is refused")
-r = shell("-c", "stats")
+r = shell("-c", "frobnicate")
 check(r.returncode != 0 and "help" in (r.stdout + r.stderr).lower(), "an unknown command gets help")
 bad_kill = shell("--json", "-c", "kill 9999")
 check(bad_kill.returncode != 0 and "no job 9999" in bad_kill.stdout, "killing an unknown job is an error")

@@ -137,8 +137,8 @@ line = study.stdout.readline()
 check("refused a command with a wrong token" in line, f"the study logs the refusal: {line.strip()!r}")
 
 # --- unknown command ---
-rc, so, se = shell(out, "-c", "stats")
-check(rc == 1 and "unknown command 'stats'; try: help" in se and "set job_limit N" in so,
+rc, so, se = shell(out, "-c", "frobnicate")
+check(rc == 1 and "unknown command 'frobnicate'; try: help" in se and "set job_limit N" in so,
       "an unknown command: error and help, exit 1")
 rc, so, se = shell(out, "-c", "help")
 check(rc == 0 and "jobs [STATE]" in so, "help prints the commands")
