@@ -377,7 +377,14 @@ int main(int argc, char** argv) {
   try {
     if (token.empty()) throw std::runtime_error("no token");
     monitor_http = start_monitor(monitor::make_live_source(sys, launcher), study, output, token);
-    spdlog::info("dashboard: {}", monitor_http->url(monitor_url_host(study.launcher.monitor_host), token));
+    // The URL carries the token, which is all the HTTP port asks for: the
+    // terminal gets it, launcher.log (not owner-only) gets the address only.
+    const std::string url = monitor_http->url(monitor_url_host(study.launcher.monitor_host), token);
+    spdlog::logger terminal("melissa-run", console), log_file("melissa-run", file);
+    terminal.set_pattern("[%H:%M:%S.%e] [launcher] [%l] %v");
+    log_file.set_pattern("[%H:%M:%S.%e] [launcher] [%l] %v");
+    terminal.info("dashboard: {}", url);
+    log_file.info("dashboard: {} (the token is in {}/monitor.json)", url.substr(0, url.find('?')), output);
   } catch (const std::exception& e) {
     spdlog::warn("no monitor ({}); the study runs without its dashboard", e.what());
   }

@@ -250,8 +250,14 @@ def test_ports():
         check(time.time() - t_end < 30, f"it ended {time.time() - t_end:.1f} s after the idle connection")
         check(sims["completed"] == 4 and sims["failed"] == 0,
               f"every simulation completed ({sims})")
-        check("ticket" not in json.dumps(summary) and token not in output,
-              "no ticket or token in the summary or the output")
+        # The one place the token may appear: the dashboard's URL on the
+        # user's terminal (the monitor's cookie link); never in launcher.log.
+        terminal = "\n".join(line for line in output.splitlines() if "dashboard: http" not in line)
+        launcher_log = open(os.path.join(out, "launcher.log")).read()
+        check("ticket" not in json.dumps(summary) and token not in terminal and token not in launcher_log,
+              "no ticket or token in the summary, launcher.log or the output (but the dashboard URL)")
+        check("dashboard: http" in launcher_log and "monitor.json" in launcher_log,
+              "launcher.log names the dashboard's address and where its token is")
         idle2.close()
 
 
