@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <algorithm>
 #include <cstdlib>
+#include <optional>
 
 #include "error.hpp"
 
@@ -161,7 +162,22 @@ void server_link::send_slice(std::uint32_t field_id, std::uint32_t time_step, st
   }
 }
 
-void server_link::send_end() { conn_.send(control_header(wire::frame_type::end), nullptr); }
+void server_link::send_end() {
+  // A server that refused a step sends an error frame and closes: its reason,
+  // not the broken pipe of the next write, is what the client must report.
+  while (auto f = conn_.poll()) handle_unsolicited(*f, "melissa_finalize", MELISSA_ERR_IO);
+  try {
+    conn_.send(control_header(wire::frame_type::end), nullptr);
+  } catch (const client_error&) {
+    std::optional<wire::frame_reader::frame> pending;
+    try {
+      pending = conn_.poll();  // the error frame may have arrived just before the close
+    } catch (const client_error&) {
+    }
+    if (pending) handle_unsolicited(*pending, "melissa_finalize", MELISSA_ERR_IO);
+    throw;
+  }
+}
 
 void server_link::wait_end() {
   while (true) {

@@ -273,7 +273,8 @@ def test_retried(behaviour, expect_in_output):
             if name.endswith(".err"):
                 job_errors += open(os.path.join(work, "out", "jobs", name)).read()
         check(expect_in_output in out + job_errors,
-              f"{behaviour}: the client was told '{expect_in_output}'")
+              f"{behaviour}: the client was told '{expect_in_output}'"
+              + ("" if expect_in_output in out + job_errors else f"\n--- output:\n{out[-1500:]}\n--- jobs' stderr:\n{job_errors[-1500:]}"))
         attempts = sorted((j["sim_id"], j["attempt"], j["state"]) for j in summary["jobs"] if j["kind"] == "client")
         check([a for a in attempts if a[1] == 2 and a[2] == "completed"] and len(attempts) == 4,
               f"{behaviour}: two attempts per simulation, the second completed ({attempts})")
