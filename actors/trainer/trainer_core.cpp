@@ -525,12 +525,6 @@ void trainer_core::stage(const training_batch& batch) {
   if (s.staged.size() > 2) s.staged.erase(s.staged.begin());
 }
 
-bool trainer_core::staged(const training_batch& batch) const {
-  for (const auto& b : impl_->staged)
-    if (b.batch == &batch && b.rows == batch.inputs.data()) return true;
-  return false;
-}
-
 step_result trainer_core::step(const training_batch* batch) {
   impl& s = *impl_;
   if (batch && batch->size == 0) batch = nullptr;

@@ -174,8 +174,6 @@ class trainer_core {
   // reads the batch itself); on the CPU generic path the rows are wrapped.
   // Throws std::invalid_argument as step() does for a mismatched batch.
   void stage(const training_batch& batch);
-  // Whether stage(batch) started a copy that no step used yet.
-  bool staged(const training_batch& batch) const;
   // MSE in the field's own units over `set` (no gradient, in chunks).
   double evaluate(const training_batch& set) const;
   // Predictions in the field's own units, size x output_dim row-major.
