@@ -66,6 +66,11 @@ class rank_checkpoints {
   bool at_step_boundary(std::uint64_t batch, double now, bool end,
                         const std::function<rank_snapshot()>& snapshot);
 
+  // Whether at_step_boundary(batch, now, false, ...) would find a checkpoint
+  // due (it may still refuse it while the writer is busy). The trainer asks
+  // it at a boundary where a prefetched batch is drawn but not trained.
+  bool due(std::uint64_t batch, double now) const { return !schedule_.due(batch, now).empty(); }
+
   void wait_idle() const { writer_.wait_idle(); }
 
   // Where the buffer hands its snapshot (reservoir_settings::at_batch_request).

@@ -29,6 +29,11 @@ struct trainer_state {
   // the old request's answer (an error, or nothing) is ignored.
   std::uint64_t batch_request = 0;  // the current request's number
   bool awaiting_batch = false;
+  // Prefetch (settings.prefetch, resolved when the core exists): the batch
+  // that arrived and was staged, waiting for the next one (or `last`) to
+  // arrive before its step.
+  bool prefetch = false;
+  training_batch_ptr held;
   std::unique_ptr<trainer_core> core;
   std::unique_ptr<metrics_writer> metrics;  // rank 0 only
   bool buffer_exhausted = false;  // this rank's buffer said `last`; others may go on
@@ -120,7 +125,21 @@ void run_step(trainer_ptr self, const training_batch* batch) {
   const auto batches = st.figures.batches();
   if (batches > 0 && batches % st.settings.validation_every == 0) validate(self);
   if (st.figures.window_batches() >= st.settings.metrics_every) close_window(self);
-  if (st.settings.at_step_boundary) st.settings.at_step_boundary(*st.core, false);
+  if (st.settings.at_step_boundary) {
+    if (st.held) {
+      // A batch drawn ahead is here: the buffer's cut would not match the
+      // trainer's counter. When a checkpoint is due, train it now, without
+      // drawing the next, and checkpoint at that step's boundary.
+      const auto& due = st.settings.checkpoint_due;
+      if (!due || due(st.core->batches())) {
+        const auto drained = std::move(st.held);
+        st.held = nullptr;
+        return run_step(self, drained.get());
+      }
+    } else {
+      st.settings.at_step_boundary(*st.core, false);
+    }
+  }
   self->send(self, next_atom::value);
 }
 
@@ -134,8 +153,17 @@ void next_step(trainer_ptr self) {
     auto group = st.settings.join_group ? st.settings.join_group() : nullptr;
     st.core = std::make_unique<trainer_core>(st.settings.core, std::move(group));
     st.figures.start(clock_type::now());
+    st.prefetch = st.settings.prefetch.value_or(st.core->model().device.rfind("cuda", 0) == 0);
+    if (st.prefetch) spdlog::info("trainer: prefetching one batch ahead of each step");
   }
-  if (st.buffer_exhausted) return run_step(self, nullptr);
+  if (st.buffer_exhausted) {
+    if (st.held) {  // cannot happen (`last` trains it), kept for safety
+      const auto held = std::move(st.held);
+      st.held = nullptr;
+      return run_step(self, held.get());
+    }
+    return run_step(self, nullptr);
+  }
   request_batch(self);
 }
 
@@ -154,9 +182,23 @@ void request_batch(trainer_ptr self) {
             st.figures.buffer(batch->buffer_population, batch->buffer_unseen);
             if (batch->last) {
               st.buffer_exhausted = true;
+              if (st.held) {  // the batch drawn ahead is trained first
+                const auto held = std::move(st.held);
+                st.held = nullptr;
+                return run_step(self, held.get());
+              }
               return run_step(self, nullptr);
             }
-            run_step(self, batch.get());
+            if (!st.prefetch) return run_step(self, batch.get());
+            // Its copy starts now and overlaps the step of the held batch.
+            st.core->stage(*batch);
+            if (!st.held) {
+              st.held = batch;  // the first one (or after a drain): draw the next
+              return request_batch(self);
+            }
+            const auto current = std::move(st.held);
+            st.held = batch;
+            run_step(self, current.get());
           },
           [self, number](const caf::error& err) {
             auto& st = self->state;

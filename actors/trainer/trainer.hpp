@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <caf/actor.hpp>
@@ -42,6 +43,21 @@ struct trainer_actor_settings {
   // when training ends (training_ended), on the trainer's thread, with the
   // core to snapshot; it checkpoints when one is due. Null: no checkpoints.
   std::function<void(const trainer_core&, bool training_ended)> at_step_boundary;
+  // Whether a checkpoint is due after `batches` batches (rank_checkpoints::due).
+  // With prefetch, a batch drawn ahead is in the trainer at a step boundary:
+  // at_step_boundary is only called at a boundary without one, and when this
+  // says a checkpoint is due the trainer first trains the batch it holds,
+  // without drawing the next (the buffer's cut at the next request then
+  // matches the trainer's counter). Null with at_step_boundary set: the
+  // trainer drains before every boundary (prefetch without its overlap).
+  std::function<bool(std::uint64_t batches)> checkpoint_due;
+  // Prefetch (docs/training.md, "Device path"): the next batch is requested
+  // right after a step and, once it arrives, staged on the device
+  // (trainer_core::stage) before the step of the batch the trainer holds, so
+  // its copy overlaps that step. Batches are trained in the order drawn.
+  // Unset ("auto"): on when the model trains on a CUDA device. true forces it
+  // (the tests, on the CPU), false never.
+  std::optional<bool> prefetch;
   // The checkpoints' figures (JSON) for the summary's "checkpoints".
   std::function<std::string()> checkpoint_figures;
 };

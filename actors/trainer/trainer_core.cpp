@@ -260,6 +260,14 @@ struct trainer_core::impl {
   std::int64_t parameter_count;
   chunk_pool pool;  // the fused pass's threads (settings.threads, the caller included)
   batch_stager stager;
+  // Batches whose copy to the device started ahead of their step (stage()),
+  // oldest first, at most two (the stager's slots).
+  struct staged_batch {
+    const training_batch* batch;
+    const float* rows;  // batch->inputs.data() then: a batch since replaced at the same address differs
+    staged_rows copy;
+  };
+  std::vector<staged_batch> staged;
   // [gradients | tail]: the one tensor a step all-reduces, on the device.
   at::Tensor reduce_buffer;
   at::Tensor gradients;
@@ -429,12 +437,34 @@ struct trainer_core::impl {
     return state;
   }
 
+  // Starts `batch`'s copy; a batch staged earlier in the slot it takes is dropped.
+  staged_rows start_copy(const training_batch& batch) {
+    auto copy = stager.start(batch.inputs, batch.targets, batch.size, batch.input_dim,
+                             batch.output_dim);
+    if (copy.slot >= 0)
+      staged.erase(std::remove_if(staged.begin(), staged.end(),
+                                  [&](const staged_batch& b) { return b.copy.slot == copy.slot; }),
+                   staged.end());
+    return copy;
+  }
+
+  // The batch's rows on the device: those stage() started, else copied now.
+  std::pair<at::Tensor, at::Tensor> rows_of(const training_batch& batch) {
+    for (auto it = staged.begin(); it != staged.end(); ++it) {
+      if (it->batch == &batch && it->rows == batch.inputs.data()) {
+        const staged_rows copy = it->copy;
+        staged.erase(it);
+        return stager.ready(copy);
+      }
+    }
+    return stager.ready(start_copy(batch));
+  }
+
   // The generic pass for this rank's batch; fills the tail and `result`.
   void generic_pass(const training_batch& batch, double mean, double std, bool running,
                     bool bootstrapped, float* tail, step_result& result) {
     const std::int64_t rows = batch.size;
-    auto [inputs, targets] =
-        stager.stage(batch.inputs, batch.targets, rows, batch.input_dim, batch.output_dim);
+    auto [inputs, targets] = rows_of(batch);
     gradients.zero_();
     auto pass = generic->train_pass(inputs, targets, mean, std, mean);
     // One copy back per step: the per-sample errors and the target sums.
@@ -485,6 +515,15 @@ trainer_core::trainer_core(trainer_settings settings, std::shared_ptr<gradient_g
 }
 
 trainer_core::~trainer_core() = default;
+
+void trainer_core::stage(const training_batch& batch) {
+  impl& s = *impl_;
+  if (!s.generic || batch.size == 0) return;  // the fused CPU pass reads the batch itself
+  check_batch(batch, s.settings.model);
+  auto copy = s.start_copy(batch);
+  s.staged.push_back({&batch, batch.inputs.data(), std::move(copy)});
+  if (s.staged.size() > 2) s.staged.erase(s.staged.begin());
+}
 
 step_result trainer_core::step(const training_batch* batch) {
   impl& s = *impl_;

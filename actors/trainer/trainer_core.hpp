@@ -165,6 +165,15 @@ class trainer_core {
   // std::invalid_argument when the batch's dimensions do not match the model,
   // before any collective (the other ranks then time out in theirs).
   step_result step(const training_batch* batch);
+  // Starts moving `batch`'s rows to the device now (the device path: pinned
+  // host rows, an asynchronous copy on a side stream), so that the copy
+  // overlaps the step that runs next; the later step(&batch) uses them. The
+  // batch must stay alive and unchanged until that step; at most two batches
+  // are staged ahead (a third drops the oldest, which is then copied again
+  // at its step). Not collective. On the fused CPU path: nothing (the pass
+  // reads the batch itself); on the CPU generic path the rows are wrapped.
+  // Throws std::invalid_argument as step() does for a mismatched batch.
+  void stage(const training_batch& batch);
   // MSE in the field's own units over `set` (no gradient, in chunks).
   double evaluate(const training_batch& set) const;
   // Predictions in the field's own units, size x output_dim row-major.

@@ -168,6 +168,9 @@ void add_checkpoints(trainer_actor_settings& trainer, reservoir_settings& buffer
       return snap;
     });
   };
+  trainer.checkpoint_due = [keeper, now](std::uint64_t batches) {
+    return keeper->due(batches, now());
+  };
   trainer.checkpoint_figures = [keeper] { return keeper->figures().dump(); };
   if (c.buffer)
     buffer.at_batch_request = [handoff = keeper->handoff()](const training_buffer& b) {

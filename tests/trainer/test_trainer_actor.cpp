@@ -7,6 +7,9 @@
 
 #include <chrono>
 #include <cstring>
+#include <functional>
+#include <optional>
+#include <set>
 #include <thread>
 
 #include <caf/all.hpp>
@@ -209,6 +212,221 @@ TEST_CASE("a restarted buffer and steering: the trainer draws from the new buffe
   }
   CHECK(seen >= 1);
   CHECK(lookup(self, sup, "trainer") == trainer);
+
+  self->send_exit(sup, caf::exit_reason::user_shutdown);
+}
+
+// ---- Prefetch (trainer_actor_settings::prefetch, forced on the CPU here) ----
+//
+// With prefetch the trainer holds one batch drawn ahead: the next is requested
+// right after a step, staged when it arrives, and the held one is trained
+// then. These tests check that this changes nothing in what is trained: the
+// same batches in the same order, every sample once, the `last` batch and a
+// buffer restart with a batch held and a request in flight.
+
+namespace {
+
+// A stand-in for Breed that records, in order, the (sim, step) pairs of every
+// batch's losses; steering_atom answers them as JSON [[sim, step], ...] per batch.
+struct recorded_batches {
+  nlohmann::json batches = nlohmann::json::array();
+};
+steering_actor::behavior_type recording_steering(
+    steering_actor::stateful_pointer<recorded_batches> self) {
+  return {
+      [self](losses_atom, const std::vector<std::uint32_t>& sims,
+             const std::vector<std::uint32_t>& steps, const std::vector<float>&, double, double) {
+        nlohmann::json batch = nlohmann::json::array();
+        for (std::size_t i = 0; i < sims.size(); ++i) batch.push_back({sims[i], steps[i]});
+        self->state.batches.push_back(batch);
+      },
+      [](sim_done_atom, std::uint32_t, std::uint32_t) {},
+      [](resample_atom, std::uint32_t, std::uint32_t, std::uint32_t) {},
+      [self](steering_atom) { return self->state.batches.dump(); },
+      [](owner_atom, const simulation_owner_actor&) {},
+  };
+}
+
+struct fifo_run {
+  nlohmann::json summary;
+  nlohmann::json batches;  // the recording steering's
+  int boundaries = 0;      // at_step_boundary calls (training_ended excluded)
+  std::vector<std::uint64_t> boundary_batches;
+};
+
+// A FIFO buffer filled with `sims` x 8 steps, production over, before the
+// trainer starts: its draws are then the same whatever the timing (FIFO,
+// batches of 4 in store order), so two runs train the same batches.
+fifo_run run_fifo(std::optional<bool> prefetch, bool generic_path, std::uint32_t sims,
+                  std::function<bool(std::uint64_t)> checkpoint_due = nullptr) {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+  const auto buffer = spawn_reservoir(sys, buffer_settings_());
+  for (std::uint32_t sim = 1; sim <= sims; ++sim)
+    store(self, caf::actor_cast<caf::actor>(buffer), sim, 8);
+  self->send(buffer, production_over_atom::value);
+  auto ts = trainer_settings_();
+  ts.prefetch = prefetch;
+  ts.core.generic_path = generic_path;
+  const auto steering = sys.spawn(recording_steering);
+  ts.steering = steering;
+  fifo_run run;
+  auto boundaries = std::make_shared<std::vector<std::uint64_t>>();
+  if (checkpoint_due) {
+    ts.at_step_boundary = [boundaries](const trainer_core& core, bool ended) {
+      if (!ended) boundaries->push_back(core.batches());
+    };
+    ts.checkpoint_due = checkpoint_due;
+  }
+  const auto trainer = spawn_trainer(sys, ts, buffer);
+  self->request(trainer, 120s, await_training_atom::value)
+      .receive([&](const std::string& s) { run.summary = nlohmann::json::parse(s); },
+               [](const caf::error& e) { FAIL("await_training: " << caf::to_string(e)); });
+  // The losses message of the last step may still be on its way.
+  for (int i = 0; i < 500; ++i) {
+    self->request(steering, 10s, steering_atom::value)
+        .receive([&](const std::string& s) { run.batches = nlohmann::json::parse(s); },
+                 [](const caf::error& e) { FAIL("steering: " << caf::to_string(e)); });
+    if (run.batches.size() >= run.summary["batches"].get<std::size_t>()) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  run.boundary_batches = *boundaries;
+  run.boundaries = static_cast<int>(boundaries->size());
+  self->send_exit(trainer, caf::exit_reason::user_shutdown);
+  self->send_exit(buffer, caf::exit_reason::user_shutdown);
+  self->send_exit(steering, caf::exit_reason::user_shutdown);
+  return run;
+}
+
+}  // namespace
+
+TEST_CASE("prefetch: the same batches in the same order and the same final weights") {
+  for (const bool generic : {false, true}) {
+    CAPTURE(generic);
+    const auto plain = run_fifo(false, generic, 5);
+    const auto ahead = run_fifo(true, generic, 5);
+    // 5 sims x 8 steps = 40 samples = 10 batches of 4; `last` ends both runs.
+    CHECK(plain.summary["batches"] == 10);
+    CHECK(plain.summary["samples_seen"] == 40);
+    CHECK(ahead.summary["batches"] == 10);
+    CHECK(ahead.summary["samples_seen"] == 40);
+    CHECK(ahead.summary["steps"] == 10);
+    REQUIRE(plain.batches.size() == 10);
+    CHECK(ahead.batches == plain.batches);
+    // Every (sim, step) exactly once.
+    std::set<std::pair<int, int>> seen;
+    for (const auto& b : ahead.batches)
+      for (const auto& s : b) seen.insert({s[0].get<int>(), s[1].get<int>()});
+    CHECK(seen.size() == 40);
+    // Same batches, same order, same arithmetic: bit-identical weights.
+    CHECK(ahead.summary["weights_checksum"] == plain.summary["weights_checksum"]);
+  }
+  // "auto" on the CPU: no prefetch, the same run again.
+  const auto automatic = run_fifo(std::nullopt, false, 5);
+  CHECK(automatic.summary["weights_checksum"] == run_fifo(false, false, 5).summary["weights_checksum"]);
+}
+
+TEST_CASE("prefetch: a due checkpoint drains the held batch first; the boundary hook never "
+          "sees a batch drawn ahead") {
+  // Due after every 3rd batch (3, 6, 9) as the keeper's every_batches would be.
+  auto due = [](std::uint64_t batches) { return batches % 3 == 0; };
+  const auto plain = run_fifo(false, false, 5, due);
+  const auto ahead = run_fifo(true, false, 5, due);
+  // Without prefetch the hook runs at every boundary.
+  CHECK(plain.boundary_batches == std::vector<std::uint64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10});
+  // With it, only where nothing is held. Step 3's boundary holds batch 4 and
+  // finds a checkpoint due: batch 4 is trained at once (no draw), the hook
+  // runs at 4; the trainer then refills (5 held, 6 asked for) and so on.
+  CHECK(ahead.boundary_batches == std::vector<std::uint64_t>{4, 7, 10});
+  CHECK(ahead.summary["batches"] == 10);
+  CHECK(ahead.batches == plain.batches);
+  CHECK(ahead.summary["weights_checksum"] == plain.summary["weights_checksum"]);
+}
+
+TEST_CASE("prefetch: a buffer restart with a batch held and a request in flight loses and "
+          "repeats nothing") {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+  const auto rs = buffer_settings_();
+  auto ts = trainer_settings_();
+  ts.prefetch = true;
+  std::vector<child_spec> tree;
+  tree.push_back({"sink", restart_policy::permanent,
+                  [rs](caf::actor_system& s, const child_lookup&) {
+                    return caf::actor_cast<caf::actor>(spawn_reservoir(s, rs));
+                  },
+                  {}});
+  tree.push_back({"steering", restart_policy::permanent,
+                  [](caf::actor_system& s, const child_lookup&) {
+                    return caf::actor_cast<caf::actor>(s.spawn(recording_steering));
+                  },
+                  {}});
+  tree.push_back({"trainer", restart_policy::permanent,
+                  [ts](caf::actor_system& s, const child_lookup& find) {
+                    auto settings = ts;
+                    settings.steering = caf::actor_cast<steering_actor>(find("steering"));
+                    const trainer_actor t =
+                        spawn_trainer(s, settings, caf::actor_cast<reservoir_actor>(find("sink")));
+                    return caf::actor_cast<caf::actor>(t);
+                  },
+                  {"sink", "steering"}});
+  auto sup = spawn_supervisor(sys, "test", std::move(tree));
+  const auto trainer = lookup(self, sup, "trainer");
+  const auto old_sink = lookup(self, sup, "sink");
+  REQUIRE(trainer);
+  auto trainer_batches = [&] {
+    return ask_json(self, trainer, train_atom::value)["batches"].get<std::uint64_t>();
+  };
+  auto drawn = [&](const caf::actor& sink) {
+    return ask_json(self, sink, buffer_atom::value)["batches"].get<std::uint64_t>();
+  };
+
+  // Three batches drawn: two trained, the third held, the fourth asked for.
+  store(self, old_sink, 1, 3 * batch);
+  REQUIRE(wait_until(trainer_batches, 2) == 2);
+  REQUIRE(wait_until([&] { return drawn(old_sink); }, 3) == 3);
+  std::this_thread::sleep_for(200ms);
+  CHECK(trainer_batches() == 2);  // the third waits for the next batch
+
+  // The buffer dies with the request for the fourth in it.
+  caf::anon_send_exit(old_sink, caf::exit_reason::kill);
+  const auto new_sink = wait_for_new(self, sup, "sink", old_sink);
+  REQUIRE(new_sink != old_sink);
+  store(self, new_sink, 2, 2 * batch);
+  // Both new batches drawn once each (one request re-sent, not two); the
+  // held third trained when the first of them arrived.
+  CHECK(wait_until([&] { return drawn(new_sink); }, 2) == 2);
+  CHECK(wait_until(trainer_batches, 4) == 4);
+  // The end of the buffer with the fifth held: it is trained, then training ends.
+  self->send(caf::actor_cast<reservoir_actor>(new_sink), production_over_atom::value);
+  nlohmann::json summary;
+  self->request(caf::actor_cast<trainer_actor>(trainer), 120s, await_training_atom::value)
+      .receive([&](const std::string& s) { summary = nlohmann::json::parse(s); },
+               [](const caf::error& e) { FAIL("await_training: " << caf::to_string(e)); });
+  CHECK(summary["batches"] == 5);
+  CHECK(summary["samples_seen"] == 5 * batch);
+  CHECK(drawn(new_sink) == 2);
+  CHECK(lookup(self, sup, "trainer") == trainer);
+  // Sim 1's 12 steps then sim 2's 8, each once, in store order (FIFO).
+  nlohmann::json order;
+  const auto steering = caf::actor_cast<steering_actor>(lookup(self, sup, "steering"));
+  for (int i = 0; i < 500; ++i) {
+    self->request(steering, 10s, steering_atom::value)
+        .receive([&](const std::string& s) { order = nlohmann::json::parse(s); },
+                 [](const caf::error& e) { FAIL("steering: " << caf::to_string(e)); });
+    if (order.size() >= 5) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  REQUIRE(order.size() == 5);
+  std::vector<std::pair<int, int>> flat;
+  for (const auto& b : order)
+    for (const auto& s : b) flat.emplace_back(s[0].get<int>(), s[1].get<int>());
+  std::vector<std::pair<int, int>> expected;
+  for (int t = 0; t < 12; ++t) expected.emplace_back(1, t);
+  for (int t = 0; t < 8; ++t) expected.emplace_back(2, t);
+  CHECK(flat == expected);
 
   self->send_exit(sup, caf::exit_reason::user_shutdown);
 }
