@@ -210,5 +210,28 @@ def recv_all_until_closed(sock, timeout=10):
         data += chunk
 
 
+
+def skip_without_torch(work, study):
+    """Exit 77 (meson's skip) when melissa-server cannot train, i.e. was built
+    without LibTorch: it says so at once; otherwise stop the probe server."""
+    probe_out = os.path.join(work, "probe")
+    os.makedirs(probe_out, exist_ok=True)
+    addr = os.path.join(probe_out, "server.addr")
+    probe = start([SERVER, "--config", study, "--output", probe_out, "--address-file", addr],
+                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 30
+    while not os.path.exists(addr) and probe.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    if probe.poll() is not None and not os.path.exists(addr):
+        text = probe.stdout.read()
+        if "needs a server built with LibTorch" in text or "training is unavailable" in text:
+            print(f"SKIP: melissa-server cannot train here: {text.strip()}", flush=True)
+            sys.exit(77)
+        fail(f"melissa-server --config (sink = train) exited {probe.returncode}: {text}")
+    if not os.path.exists(addr):
+        fail("melissa-server --config (sink = train) neither started nor refused within 30 s")
+    os.killpg(probe.pid, signal.SIGKILL)
+    probe.wait()
+
 def tmpdir(name):
     return tempfile.mkdtemp(prefix=f"melissa-{name}-")

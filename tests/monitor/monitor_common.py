@@ -5,14 +5,13 @@ monitor's address from monitor.json, and HTTP calls with or without the token.
 import json
 import os
 import stat
-import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from melissa_testing import HEAT, RUN, SERVER, check, fail, start, tmpdir, write_study  # noqa: E402,F401
+from melissa_testing import HEAT, RUN, SERVER, check, fail, skip_without_torch, start, tmpdir, write_study  # noqa: E402,F401
 
 
 def slow_first_attempt_client(work, grid, steps):
@@ -24,26 +23,6 @@ def slow_first_attempt_client(work, grid, steps):
                 f'exec {HEAT} --grid {grid} --steps {steps} "$@"\n')
     os.chmod(path, 0o755)
     return path
-
-
-def skip_without_torch(work, study):
-    """Exit 77 when melissa-server cannot train (built without LibTorch)."""
-    probe_out = os.path.join(work, "probe")
-    os.makedirs(probe_out, exist_ok=True)
-    addr = os.path.join(probe_out, "server.addr")
-    probe = start([SERVER, "--config", study, "--output", probe_out, "--address-file", addr],
-                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 30
-    while not os.path.exists(addr) and probe.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    if probe.poll() is not None and not os.path.exists(addr):
-        text = probe.stdout.read()
-        if "LibTorch" in text or "training is unavailable" in text:
-            print(f"SKIP: melissa-server cannot train here: {text.strip()}", flush=True)
-            sys.exit(77)
-        fail(f"melissa-server --config exited {probe.returncode}: {text}")
-    os.killpg(probe.pid, 9)
-    probe.wait()
 
 
 def wait_for_file(path, proc, seconds=60):

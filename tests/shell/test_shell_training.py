@@ -16,7 +16,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from melissa_testing import HEAT, RUN, SERVER, SHELL, check, fail, start, tmpdir, write_study  # noqa: E402
+from melissa_testing import HEAT, RUN, SHELL, check, fail, skip_without_torch, start, tmpdir, write_study  # noqa: E402
 
 STEPS = 200
 
@@ -74,24 +74,7 @@ except subprocess.TimeoutExpired:
     fail("the study without training did not end on SIGTERM")
 
 # --- is training built in? melissa-server says so at once when it is not ---
-probe_out = os.path.join(work, "probe")
-os.makedirs(probe_out)
-addr = os.path.join(probe_out, "server.addr")
-probe = start([SERVER, "--config", study, "--output", probe_out, "--address-file", addr],
-              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-deadline = time.time() + 30
-while not os.path.exists(addr) and probe.poll() is None and time.time() < deadline:
-    time.sleep(0.05)
-if probe.poll() is not None and not os.path.exists(addr):
-    text = probe.stdout.read()
-    if "needs a server built with LibTorch" in text or "training is unavailable" in text:
-        print(f"SKIP: melissa-server cannot train here: {text.strip()}", flush=True)
-        sys.exit(77)
-    fail(f"melissa-server --config (sink = train) exited {probe.returncode}: {text}")
-if not os.path.exists(addr):
-    fail("melissa-server --config (sink = train) neither started nor refused within 30 s")
-os.killpg(probe.pid, signal.SIGKILL)
-probe.wait()
+skip_without_torch(work, study)
 
 
 def shell(*args, timeout=30):
