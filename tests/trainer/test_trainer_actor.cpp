@@ -133,15 +133,11 @@ std::uint64_t wait_until(Get get, std::uint64_t want, int tries = 2000) {
   return now;
 }
 
-}  // namespace
-
-TEST_CASE("a restarted buffer and steering: the trainer draws from the new buffer and "
-          "reports losses to the new steering") {
-  caf::actor_system_config cfg;
-  caf::actor_system sys{cfg};
-  caf::scoped_actor self{sys};
-  const auto rs = buffer_settings_();
-  const auto ts = trainer_settings_();
+// The server's tree for one rank under a supervisor: the buffer ("sink"), a
+// stand-in steering spawned from `steering_fn`, and the trainer wired to both.
+template <class SteeringFn>
+supervisor_actor spawn_training_tree(caf::actor_system& sys, const reservoir_settings& rs,
+                                     const trainer_actor_settings& ts, SteeringFn steering_fn) {
   std::vector<child_spec> tree;
   tree.push_back({"sink", restart_policy::permanent,
                   [rs](caf::actor_system& s, const child_lookup&) {
@@ -149,8 +145,8 @@ TEST_CASE("a restarted buffer and steering: the trainer draws from the new buffe
                   },
                   {}});
   tree.push_back({"steering", restart_policy::permanent,
-                  [](caf::actor_system& s, const child_lookup&) {
-                    return caf::actor_cast<caf::actor>(s.spawn(counting_steering));
+                  [steering_fn](caf::actor_system& s, const child_lookup&) {
+                    return caf::actor_cast<caf::actor>(s.spawn(steering_fn));
                   },
                   {}});
   tree.push_back({"trainer", restart_policy::permanent,
@@ -162,7 +158,19 @@ TEST_CASE("a restarted buffer and steering: the trainer draws from the new buffe
                     return caf::actor_cast<caf::actor>(t);
                   },
                   {"sink", "steering"}});
-  auto sup = spawn_supervisor(sys, "test", std::move(tree));
+  return spawn_supervisor(sys, "test", std::move(tree));
+}
+
+}  // namespace
+
+TEST_CASE("a restarted buffer and steering: the trainer draws from the new buffer and "
+          "reports losses to the new steering") {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+  const auto rs = buffer_settings_();
+  const auto ts = trainer_settings_();
+  auto sup = spawn_training_tree(sys, rs, ts, counting_steering);
 
   const auto trainer = lookup(self, sup, "trainer");
   const auto old_sink = lookup(self, sup, "sink");
@@ -352,27 +360,7 @@ TEST_CASE("prefetch: a buffer restart with a batch held and a request in flight 
   const auto rs = buffer_settings_();
   auto ts = trainer_settings_();
   ts.prefetch = true;
-  std::vector<child_spec> tree;
-  tree.push_back({"sink", restart_policy::permanent,
-                  [rs](caf::actor_system& s, const child_lookup&) {
-                    return caf::actor_cast<caf::actor>(spawn_reservoir(s, rs));
-                  },
-                  {}});
-  tree.push_back({"steering", restart_policy::permanent,
-                  [](caf::actor_system& s, const child_lookup&) {
-                    return caf::actor_cast<caf::actor>(s.spawn(recording_steering));
-                  },
-                  {}});
-  tree.push_back({"trainer", restart_policy::permanent,
-                  [ts](caf::actor_system& s, const child_lookup& find) {
-                    auto settings = ts;
-                    settings.steering = caf::actor_cast<steering_actor>(find("steering"));
-                    const trainer_actor t =
-                        spawn_trainer(s, settings, caf::actor_cast<reservoir_actor>(find("sink")));
-                    return caf::actor_cast<caf::actor>(t);
-                  },
-                  {"sink", "steering"}});
-  auto sup = spawn_supervisor(sys, "test", std::move(tree));
+  auto sup = spawn_training_tree(sys, rs, ts, recording_steering);
   const auto trainer = lookup(self, sup, "trainer");
   const auto old_sink = lookup(self, sup, "sink");
   REQUIRE(trainer);
