@@ -146,6 +146,11 @@ CAF_BEGIN_TYPE_ID_BLOCK(melissa, caf::first_custom_type_id)
   CAF_ADD_ATOM(melissa, melissa, ticket_atom, "ticket")
   CAF_ADD_ATOM(melissa, melissa, revoke_atom, "revoke")
   CAF_ADD_ATOM(melissa, melissa, complete_atom, "complete")
+  // checkpoints (issue 11, docs/checkpoints.md): launcher -> rank 0's
+  // coordinator, take one now (reason); a restored server's rank 0 -> the
+  // launcher, which checkpoint it restored and which simulations it holds complete
+  CAF_ADD_ATOM(melissa, melissa, checkpoint_atom, "checkpoint")
+  CAF_ADD_ATOM(melissa, melissa, restored_atom, "restored")
 CAF_END_TYPE_ID_BLOCK(melissa)
 
 // Process-local types: never serialized (the wire protocol is ours, in wire.hpp).
@@ -280,7 +285,11 @@ using server_rank_actor = caf::typed_actor<
     caf::replies_to<buffer_atom>::with<std::string>,
     caf::replies_to<steering_atom>::with<std::string>,
     // The statistics sink's report (statistics mode; JSON, {"error": ...} otherwise).
-    caf::replies_to<statistics_atom>::with<std::string>>;
+    caf::replies_to<statistics_atom>::with<std::string>,
+    // Rank 0 only: take a checkpoint of every rank now (reason: "shell",
+    // "interrupt", ...), answer once it is committed: JSON {"path", "batch"},
+    // or {"error": why} (no training, checkpoints off, not rank 0, failed).
+    caf::replies_to<checkpoint_atom, std::string>::with<std::string>>;
 
 }  // namespace melissa
 
@@ -316,7 +325,11 @@ using launcher_server_actor = caf::typed_actor<
     caf::reacts_to<rank_finished_atom, std::uint32_t, std::string>,
     // rank, why: the rank cannot go on (its sink cannot write: disk full, I/O
     // error). The study stops with this message; no simulation is blamed.
-    caf::reacts_to<sink_failed_atom, std::uint32_t, std::string>>;
+    caf::reacts_to<sink_failed_atom, std::uint32_t, std::string>,
+    // Rank 0 of a server started with --restore: the checkpoint directory it
+    // restored, that checkpoint's batch, and the simulations complete in it
+    // (never to be rerun). Sent after every rank registered, before any run_sim.
+    caf::reacts_to<restored_atom, std::string, std::uint64_t, std::vector<std::uint32_t>>>;
 
 using launcher_actor = launcher_query_actor::extend_with<launcher_server_actor>;
 

@@ -421,6 +421,10 @@ coordinator_actor::behavior_type coordinator_fn(coordinator_ptr self, coordinato
                          R"json({"error": "this study does not steer (no [breed] section)"})json",
                          R"({"error": "the steering actor did not answer"})");
       },
+      [](checkpoint_atom, const std::string&) {
+        // Not built yet (issue 11): the keeper's on-demand trigger.
+        return std::string(R"({"error": "on-demand checkpoints are not built yet"})");
+      },
       [self](sim_failed_atom, std::uint32_t sim) {
         self->state.failed.insert(sim);
         self->state.table.mark_failed(sim);

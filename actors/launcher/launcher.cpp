@@ -565,6 +565,12 @@ launcher_impl_actor::behavior_type launcher_fn(launcher_ptr self, launcher_setti
           if (!link.summary) return;
         if (st.ranks.size() == st.settings.study.server.ranks) all_ranks_finished(self);
       },
+      [](restored_atom, const std::string& path, std::uint64_t batch,
+         const std::vector<std::uint32_t>& complete) {
+        // Not built yet (issue 11): the launcher's side of a server restart.
+        spdlog::info("the server restored {} (batch {}, {} simulations complete)", path, batch,
+                     complete.size());
+      },
       [self](sink_failed_atom, std::uint32_t rank, const std::string& why) {
         stop_everything(self, study_failed, "server rank " + std::to_string(rank) + ": " + why);
       },

@@ -63,6 +63,7 @@ launcher_server_actor::behavior_type fake_launcher(std::shared_ptr<heard> h) {
       [](progress_atom, std::uint32_t, std::uint64_t, std::uint64_t, std::uint64_t) {},
       [](rank_finished_atom, std::uint32_t, const std::string&) {},
       [](sink_failed_atom, std::uint32_t, const std::string&) {},
+      [](restored_atom, const std::string&, std::uint64_t, const std::vector<std::uint32_t>&) {},
   };
 }
 
