@@ -192,7 +192,10 @@ void watch_sessions(coordinator_ptr self, const std::vector<sim_activity>& activ
       if (a.open) st.table.mark_submitted(a.sim_id);  // it has a job: Breed may no longer change it
       if (a.complete) st.table.mark_complete(a.sim_id);
     }
-    if (a.open && st.reported_open.insert(key).second)
+    // An entry exists only for a session the aggregator admitted: a short
+    // client may have opened and closed it between two ticks (a.open false),
+    // and it did connect all the same.
+    if (st.reported_open.insert(key).second)
       self->send(st.launcher, opened_atom::value, a.sim_id, a.attempt);
     if (a.complete && st.reported_complete.insert(a.sim_id).second)
       self->send(st.launcher, complete_atom::value, st.settings.rank, a.sim_id);

@@ -8,12 +8,21 @@ namespace {
 
 struct backend_state {
   std::shared_ptr<scheduler::backend> backend;
+  caf::actor watcher;  // who polled last: told when a job may have changed
   static inline const char* name = "scheduler_backend";
 };
 
 backend_actor::behavior_type backend_fn(backend_actor::stateful_pointer<backend_state> self,
                                         std::shared_ptr<scheduler::backend> backend) {
   self->state.backend = std::move(backend);
+  // The backend's thread only enqueues a message here (the backend object is
+  // touched by this actor's thread alone); a weak address, so that the
+  // backend, which outlives a restarted actor, does not keep this one alive
+  // (a notice to an actor that is gone is dropped). A restarted actor
+  // replaces the listener.
+  self->state.backend->set_change_listener([addr = self->address()] {
+    if (auto me = caf::actor_cast<caf::actor>(addr)) caf::anon_send(me, job_changed_atom::value);
+  });
   return {
       [self](submit_job_atom, const scheduler::job_request& request) -> caf::result<std::string> {
         try {
@@ -24,6 +33,8 @@ backend_actor::behavior_type backend_fn(backend_actor::stateful_pointer<backend_
       },
       [self](poll_atom, const std::vector<std::string>& ids)
           -> caf::result<std::vector<scheduler::job_status>> {
+        if (auto sender = caf::actor_cast<caf::actor>(self->current_sender()))
+          self->state.watcher = std::move(sender);
         try {
           return self->state.backend->poll(ids);
         } catch (const std::exception& e) {
@@ -38,6 +49,9 @@ backend_actor::behavior_type backend_fn(backend_actor::stateful_pointer<backend_
           spdlog::warn("cancelling job {} failed: {}", id, e.what());
           return false;
         }
+      },
+      [self](job_changed_atom) {
+        if (self->state.watcher) caf::anon_send(self->state.watcher, job_changed_atom::value);
       },
   };
 }
