@@ -151,9 +151,6 @@ CAF_BEGIN_TYPE_ID_BLOCK(melissa, caf::first_custom_type_id)
   // launcher, which checkpoint it restored and which simulations it holds complete
   CAF_ADD_ATOM(melissa, melissa, checkpoint_atom, "checkpoint")
   CAF_ADD_ATOM(melissa, melissa, restored_atom, "restored")
-  // a job may have ended (a local process exited): backend's thread -> the
-  // backend actor -> the launcher, which polls at once (issue 16)
-  CAF_ADD_ATOM(melissa, melissa, job_changed_atom, "jobChanged")
 CAF_END_TYPE_ID_BLOCK(melissa)
 
 // Process-local types: never serialized (the wire protocol is ours, in wire.hpp).
@@ -464,10 +461,7 @@ using coordinator_actor = server_rank_actor::extend_with<restart_listener_actor>
 using backend_actor = caf::typed_actor<
     caf::replies_to<submit_job_atom, scheduler::job_request>::with<std::string>,
     caf::replies_to<poll_atom, std::vector<std::string>>::with<std::vector<scheduler::job_status>>,
-    caf::replies_to<cancel_atom, std::string>::with<bool>,
-    // from the backend's own thread: a job may have changed; the actor tells
-    // whoever polled it last (the launcher), which polls at once
-    caf::reacts_to<job_changed_atom>>;
+    caf::replies_to<cancel_atom, std::string>::with<bool>>;
 
 // Who hears that the study ended: melissa-run's scoped actor,
 // (study_finished_atom, exit code, message).
@@ -479,9 +473,7 @@ using study_listener_actor =
 // (interrupt_atom, exit code, why) to interrupt it, and the backend's restart.
 using launcher_impl_actor = launcher_actor::extend_with<restart_listener_actor>::extend<
     caf::reacts_to<port_atom, std::uint16_t>, caf::reacts_to<tick_atom>,
-    caf::reacts_to<interrupt_atom, std::int32_t, std::string>,
-    // the backend actor: a job may have changed state, poll now
-    caf::reacts_to<job_changed_atom>>;
+    caf::reacts_to<interrupt_atom, std::int32_t, std::string>>;
 
 // Types that cross the middleman besides CAF's own: both melissa-run and
 // melissa-server call this on their actor_system_config.

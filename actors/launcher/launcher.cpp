@@ -332,7 +332,7 @@ void cancel_all_jobs(launcher_ptr self) {
 
 void advance(launcher_ptr self);
 
-// One poll of every active job. A change notice (job_changed_atom) that
+// One poll of every active job. A change notice (a tick from the backend) that
 // arrives while a poll is in flight asks for another right after it: the
 // job's end may have come after the backend answered.
 void poll_jobs(launcher_ptr self) {
@@ -501,6 +501,11 @@ launcher_impl_actor::behavior_type launcher_fn(launcher_ptr self, launcher_setti
       [self](tick_atom) {
         auto& st = self->state;
         if (st.phases.done()) return;
+        // A tick from elsewhere is the backend's notice that a job may have
+        // ended (a local process exited): poll now, so that its slot is
+        // refilled at once rather than at the next poll_interval. Only the
+        // launcher's own ticks re-arm the timer.
+        if (self->current_sender() != self->ctrl()) return poll_jobs(self);
         const bool ending = st.phases.ending();
         const double interval =
             ending ? std::min(st.settings.poll_interval, 1.0) : st.settings.poll_interval;
@@ -510,11 +515,6 @@ launcher_impl_actor::behavior_type launcher_fn(launcher_ptr self, launcher_setti
         if (!st.phases.done())
           self->delayed_send(self, std::chrono::milliseconds(static_cast<long>(tick_s * 1000) + 1),
                              tick_atom::value);
-      },
-      // The local backend saw a job's process exit: poll now, so that its
-      // slot is refilled at once rather than at the next poll_interval.
-      [self](job_changed_atom) {
-        if (!self->state.phases.done()) poll_jobs(self);
       },
       // --- from the server ---
       [self](register_atom, std::uint32_t rank, const std::string& address,

@@ -1,27 +1,35 @@
 #include "actors/scheduler_backend/scheduler_backend.hpp"
 
+#include <mutex>
+
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
 namespace melissa {
 namespace {
 
+// Who polled last (the launcher): the backend's thread tells it at once
+// that a job may have changed. Shared with that thread, hence the lock.
+struct change_watcher {
+  std::mutex mutex;
+  caf::actor poller;
+};
+
 struct backend_state {
   std::shared_ptr<scheduler::backend> backend;
-  caf::actor watcher;  // who polled last: told when a job may have changed
+  std::shared_ptr<change_watcher> watcher = std::make_shared<change_watcher>();
   static inline const char* name = "scheduler_backend";
 };
 
 backend_actor::behavior_type backend_fn(backend_actor::stateful_pointer<backend_state> self,
                                         std::shared_ptr<scheduler::backend> backend) {
   self->state.backend = std::move(backend);
-  // The backend's thread only enqueues a message here (the backend object is
-  // touched by this actor's thread alone); a weak address, so that the
-  // backend, which outlives a restarted actor, does not keep this one alive
-  // (a notice to an actor that is gone is dropped). A restarted actor
-  // replaces the listener.
-  self->state.backend->set_change_listener([addr = self->address()] {
-    if (auto me = caf::actor_cast<caf::actor>(addr)) caf::anon_send(me, job_changed_atom::value);
+  // The notice is a tick_atom sent anonymously: the launcher polls at once
+  // on a tick that does not come from its own timer (launcher.cpp). A
+  // restarted actor replaces the listener (the backend object outlives it).
+  self->state.backend->set_change_listener([w = self->state.watcher] {
+    std::lock_guard lock(w->mutex);
+    if (w->poller) caf::anon_send(w->poller, tick_atom::value);
   });
   return {
       [self](submit_job_atom, const scheduler::job_request& request) -> caf::result<std::string> {
@@ -33,8 +41,10 @@ backend_actor::behavior_type backend_fn(backend_actor::stateful_pointer<backend_
       },
       [self](poll_atom, const std::vector<std::string>& ids)
           -> caf::result<std::vector<scheduler::job_status>> {
-        if (auto sender = caf::actor_cast<caf::actor>(self->current_sender()))
-          self->state.watcher = std::move(sender);
+        if (auto sender = caf::actor_cast<caf::actor>(self->current_sender())) {
+          std::lock_guard lock(self->state.watcher->mutex);
+          self->state.watcher->poller = std::move(sender);
+        }
         try {
           return self->state.backend->poll(ids);
         } catch (const std::exception& e) {
@@ -49,9 +59,6 @@ backend_actor::behavior_type backend_fn(backend_actor::stateful_pointer<backend_
           spdlog::warn("cancelling job {} failed: {}", id, e.what());
           return false;
         }
-      },
-      [self](job_changed_atom) {
-        if (self->state.watcher) caf::anon_send(self->state.watcher, job_changed_atom::value);
       },
   };
 }
