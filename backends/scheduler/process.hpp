@@ -46,10 +46,10 @@ struct spawn_request {
 // Starts the process in a new session (setsid), so its pid is also its
 // process group id and a signal to -pid reaches everything it starts (MPI
 // ranks, grandchildren), and a terminal's signals do not. The logs are opened
-// (truncated, parent directories created) before the fork, so their errors
-// are thrown here. Returns once the program is executing: an exec failure
-// comes back through a close-on-exec pipe and is thrown as backend_error.
-// Safe in a multithreaded process: only async-signal-safe calls after fork.
+// (truncated, parent directories created) before the spawn, so their errors
+// are thrown here. Returns once the program is executing: posix_spawn
+// (CLONE_VFORK) returns an exec failure, thrown as backend_error. Nothing of
+// this process's open above stderr reaches the job (closefrom 3).
 pid_t spawn_in_session(const spawn_request& request);
 
 // Sends `sig` to the process group `sid` and to every process of the session
