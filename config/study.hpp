@@ -86,6 +86,9 @@ struct launcher_config {
   bool schedule_in_schedule = false;    // Slurm only: clients as steps of one allocation
   std::uint32_t allocation_nodes = 1;   // nodes of that allocation, >= 1
   std::string allocation_time = "01:00:00";  // its time limit, "[D-]H:MM:SS"
+  // Slurm only: waiting simulations submitted together as one job array
+  // (sbatch --array) of at most this many tasks; 0 or 1: one sbatch each.
+  std::uint32_t slurm_array_size = 0;
   job_placement server_job;
   job_placement client_job;
 };
@@ -147,6 +150,9 @@ constexpr double max_poll_interval = 60;
 // Ranks of one simulation: a study value no backend places beyond this (the
 // local backend has a smaller bound of its own, see backends/scheduler/).
 constexpr std::uint32_t max_client_ranks = 1u << 20;
+// Tasks of one Slurm job array: Slurm's default MaxArraySize is 1001 (task
+// ids 0..1000), and a larger array buys nothing once sbatch calls are rare.
+constexpr std::uint32_t max_slurm_array_size = 1000;
 
 // What each sampler supports, from GSL's own tables (defined in design.cpp):
 // Sobol 40 parameters and 2^30 - 1 points, (reverse) Halton 1229 parameters

@@ -174,6 +174,7 @@ launcher_config read_launcher(table_reader t) {
   l.schedule_in_schedule = t.boolean("schedule_in_schedule", l.schedule_in_schedule);
   l.allocation_nodes = t.integer<std::uint32_t>("allocation_nodes", l.allocation_nodes, {1, {}});
   l.allocation_time = t.string("allocation_time", l.allocation_time, check_duration);
+  l.slurm_array_size = t.integer<std::uint32_t>("slurm_array_size", l.slurm_array_size, {0, max_slurm_array_size});
   l.server_job = read_job_placement(t.table("server_job", false), "server.ranks");
   l.client_job = read_job_placement(t.table("client_job", false), "client.ranks");
   t.finish();
@@ -181,6 +182,13 @@ launcher_config read_launcher(table_reader t) {
   if (l.schedule_in_schedule && l.backend != launcher_backend::slurm)
     t.fail_key("schedule_in_schedule", std::string("true requires launcher.backend = \"slurm\", got \"") +
                                            to_string(l.backend) + "\"");
+  // Job arrays are a Slurm notion; steps of one allocation are not submitted at all.
+  if (l.slurm_array_size > 1 && l.backend != launcher_backend::slurm)
+    t.fail_key("slurm_array_size", "> 1 requires launcher.backend = \"slurm\", got \"" +
+                                       std::string(to_string(l.backend)) + "\"");
+  if (l.slurm_array_size > 1 && l.schedule_in_schedule)
+    t.fail_key("slurm_array_size", "> 1 cannot be combined with schedule_in_schedule = true "
+                                   "(clients are job steps, not jobs)");
   return l;
 }
 

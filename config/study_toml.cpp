@@ -56,7 +56,8 @@ void write_launcher(std::ostream& out, const launcher_config& l) {
       << "monitor_port = " << l.monitor_port << "\n"
       << "schedule_in_schedule = " << (l.schedule_in_schedule ? "true" : "false") << "\n"
       << "allocation_nodes = " << l.allocation_nodes << "\n"
-      << "allocation_time = " << quoted(l.allocation_time) << "\n";
+      << "allocation_time = " << quoted(l.allocation_time) << "\n"
+      << "slurm_array_size = " << l.slurm_array_size << "\n";
   out << "\n";
   write_job_placement(out, "[launcher.server_job]", l.server_job);
   out << "\n";

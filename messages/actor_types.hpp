@@ -151,6 +151,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(melissa, caf::first_custom_type_id)
   // launcher, which checkpoint it restored and which simulations it holds complete
   CAF_ADD_ATOM(melissa, melissa, checkpoint_atom, "checkpoint")
   CAF_ADD_ATOM(melissa, melissa, restored_atom, "restored")
+  // launcher -> scheduler backend: submit many jobs at once (Slurm job arrays)
+  CAF_ADD_ATOM(melissa, melissa, submit_jobs_atom, "submitJobs")
 CAF_END_TYPE_ID_BLOCK(melissa)
 
 // Process-local types: never serialized (the wire protocol is ours, in wire.hpp).
@@ -346,6 +348,7 @@ struct job_status;
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(melissa::scheduler::job_request)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<melissa::scheduler::job_status>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<melissa::scheduler::job_request>)
 
 namespace melissa {
 
@@ -460,6 +463,10 @@ using coordinator_actor = server_rank_actor::extend_with<restart_listener_actor>
 // id, or an error whose context holds the user message.
 using backend_actor = caf::typed_actor<
     caf::replies_to<submit_job_atom, scheduler::job_request>::with<std::string>,
+    // submit many: one id or one error text per request, in order (errors[i]
+    // empty when ids[i] is set)
+    caf::replies_to<submit_jobs_atom, std::vector<scheduler::job_request>>::with<
+        std::vector<std::string>, std::vector<std::string>>,
     caf::replies_to<poll_atom, std::vector<std::string>>::with<std::vector<scheduler::job_status>>,
     caf::replies_to<cancel_atom, std::string>::with<bool>>;
 

@@ -239,8 +239,29 @@ scheduler::job_request client_request(const launcher_state& st, const job_row& r
   return req;
 }
 
+// The backend's answer for one client job: its id, or why it failed.
+void client_submitted(launcher_ptr self, std::uint32_t job, const std::string& id) {
+  auto& st = self->state;
+  // A local job runs from its submission on (see launcher_core::submitted).
+  st.core->submitted(job, id, st.now(),
+                     st.settings.study.launcher.backend == config::launcher_backend::local);
+  // Submitted while the study was being stopped: cancel it too.
+  if (st.phases.stopping()) cancel_job(self, *st.core->table().find(job));
+}
+
+void client_submit_failed(launcher_ptr self, std::uint32_t job, const std::string& text) {
+  auto& st = self->state;
+  st.core->submit_failed(job, text, st.now());
+  stop_everything(self, study_failed, "cannot submit a simulation: " + text);
+}
+
 void submit_clients(launcher_ptr self) {
   auto& st = self->state;
+  // Slurm job arrays: every submission of this round in one request, which
+  // the backend groups into `sbatch --array` calls.
+  const bool arrays = st.settings.study.launcher.slurm_array_size > 1;
+  std::vector<std::uint32_t> batch_jobs;
+  std::vector<scheduler::job_request> batch;
   for (auto job : st.core->next_submissions(st.now())) {
     const auto& row = *st.core->table().find(job);
     // The server admits the session of this attempt only with this ticket.
@@ -249,23 +270,32 @@ void submit_clients(launcher_ptr self) {
     const auto& ticket = st.tickets[job] = security::random_hex(16);
     for (const auto& [rank, link] : st.ranks)
       caf::anon_send(link.coordinator, ticket_atom::value, row.sim_id, row.attempt, ticket);
+    if (arrays) {
+      batch_jobs.push_back(job);
+      batch.push_back(client_request(st, row));
+      continue;
+    }
     self->request(st.backend, caf::infinite, submit_job_atom::value, client_request(st, row))
-        .then(
-            [self, job](const std::string& id) {
-              auto& st = self->state;
-              // A local job runs from its submission on (see launcher_core::submitted).
-              st.core->submitted(job, id, st.now(),
-                                 st.settings.study.launcher.backend == config::launcher_backend::local);
-              // Submitted while the study was being stopped: cancel it too.
-              if (st.phases.stopping()) cancel_job(self, *st.core->table().find(job));
-            },
-            [self, job](const caf::error& err) {
-              auto& st = self->state;
-              const auto text = backend_error_text(self->system(), err);
-              st.core->submit_failed(job, text, st.now());
-              stop_everything(self, study_failed, "cannot submit a simulation: " + text);
-            });
+        .then([self, job](const std::string& id) { client_submitted(self, job, id); },
+              [self, job](const caf::error& err) {
+                client_submit_failed(self, job, backend_error_text(self->system(), err));
+              });
   }
+  if (batch.empty()) return;
+  self->request(st.backend, caf::infinite, submit_jobs_atom::value, std::move(batch))
+      .then(
+          [self, batch_jobs](const std::vector<std::string>& ids, const std::vector<std::string>& errors) {
+            for (std::size_t i = 0; i < batch_jobs.size(); ++i) {
+              if (i < ids.size() && !ids[i].empty())
+                client_submitted(self, batch_jobs[i], ids[i]);
+              else
+                client_submit_failed(self, batch_jobs[i], i < errors.size() ? errors[i] : "no reply");
+            }
+          },
+          [self, batch_jobs](const caf::error& err) {
+            const auto text = backend_error_text(self->system(), err);
+            for (auto job : batch_jobs) client_submit_failed(self, job, text);
+          });
 }
 
 void on_status(launcher_ptr self, const scheduler::job_status& status) {

@@ -39,6 +39,15 @@ backend_actor::behavior_type backend_fn(backend_actor::stateful_pointer<backend_
           return caf::make_error(caf::sec::runtime_error, std::string(e.what()));
         }
       },
+      [self](submit_jobs_atom, const std::vector<scheduler::job_request>& requests)
+          -> caf::result<std::vector<std::string>, std::vector<std::string>> {
+        std::vector<std::string> ids, errors;
+        for (auto& o : self->state.backend->submit_many(requests)) {
+          ids.push_back(std::move(o.id));
+          errors.push_back(std::move(o.error));
+        }
+        return caf::result<std::vector<std::string>, std::vector<std::string>>(std::move(ids), std::move(errors));
+      },
       [self](poll_atom, const std::vector<std::string>& ids)
           -> caf::result<std::vector<scheduler::job_status>> {
         if (auto sender = caf::actor_cast<caf::actor>(self->current_sender())) {

@@ -41,6 +41,19 @@ bool is_final(job_state s) {
   return s == job_state::completed || s == job_state::failed || s == job_state::cancelled;
 }
 
+std::vector<submit_outcome> backend::submit_many(const std::vector<job_request>& requests) {
+  std::vector<submit_outcome> out;
+  out.reserve(requests.size());
+  for (const auto& r : requests) {
+    try {
+      out.push_back({submit(r), {}});
+    } catch (const std::exception& e) {
+      out.push_back({{}, e.what()});
+    }
+  }
+  return out;
+}
+
 namespace detail {
 
 std::string shell_quote(const std::string& word) {

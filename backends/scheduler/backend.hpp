@@ -66,12 +66,21 @@ struct backend_error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// One request's outcome in backend::submit_many: its id, or why it failed.
+struct submit_outcome {
+  std::string id;                      // empty when error is set
+  std::string error;
+};
+
 class backend {
  public:
   virtual ~backend() = default;
   virtual const char* name() const = 0;
   // Submits a job; returns its id. Throws backend_error.
   virtual std::string submit(const job_request& request) = 0;
+  // Submits many jobs; one outcome per request, in order, never throws.
+  // The default calls submit() for each; Slurm may group them into job arrays.
+  virtual std::vector<submit_outcome> submit_many(const std::vector<job_request>& requests);
   // The state of many jobs at once: ONE scheduler command per call (squeue /
   // sacct / oarstat), never one per job. Unknown ids are reported failed.
   virtual std::vector<job_status> poll(const std::vector<std::string>& ids) = 0;

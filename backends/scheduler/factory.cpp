@@ -43,6 +43,7 @@ std::unique_ptr<backend> make_backend(const config::study_config& study, command
       o.allocation_exclusive = false;
       o.allocation.extra.push_back("--ntasks=" + std::to_string(l.job_limit * study.client.ranks));
       o.allocation_log = study.study.output_dir + "/slurm-allocation-%j.log";
+      o.array_size = l.slurm_array_size;
       return std::make_unique<slurm_backend>(std::move(runner), o);
     }
     case config::launcher_backend::oar:

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <tuple>
 
 #include "backends/scheduler/script.hpp"
 
@@ -148,10 +149,85 @@ std::vector<std::string> step_command(const std::string& allocation_id, const jo
   return out;
 }
 
+namespace {
+
+bool same_placement(const job_request& a, const job_request& b) {
+  const job_settings& x = a.settings;
+  const job_settings& y = b.settings;
+  return a.kind == b.kind && a.workdir == b.workdir &&
+         std::tie(x.partition, x.account, x.time_limit, x.nodes, x.tasks, x.gres, x.extra) ==
+             std::tie(y.partition, y.account, y.time_limit, y.nodes, y.tasks, y.gres, y.extra);
+}
+
+}  // namespace
+
+std::vector<std::vector<std::size_t>> array_groups(const std::vector<job_request>& requests,
+                                                    std::size_t array_size) {
+  if (array_size < 1) array_size = 1;
+  std::vector<std::vector<std::size_t>> groups;
+  std::vector<std::size_t> open;  // groups that still take tasks
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    auto g = std::find_if(open.begin(), open.end(), [&](std::size_t k) {
+      return same_placement(requests[groups[k].front()], requests[i]);
+    });
+    if (g == open.end()) {
+      groups.push_back({i});
+      if (array_size > 1) open.push_back(groups.size() - 1);
+      continue;
+    }
+    groups[*g].push_back(i);
+    if (groups[*g].size() == array_size) open.erase(g);
+  }
+  return groups;
+}
+
+std::string array_script(const std::vector<const job_request*>& requests,
+                         const std::vector<std::string>& sbatch_argv, const std::string& script_path) {
+  std::string out = "#!/bin/bash\n";
+  out += "# Melissa job array of " + std::to_string(requests.size()) + " " +
+         (requests.empty() ? "client" : to_string(requests.front()->kind)) + " jobs\n";
+  out += "# submitted with: " + detail::shell_command(sbatch_argv) + "\n";
+  out += "case \"$SLURM_ARRAY_TASK_ID\" in\n";
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    const job_request& r = *requests[i];
+    out += std::to_string(i) + ")\n";
+    out += "  # " + r.name + "\n";
+    for (const auto& [name, value] : r.env) out += "  export " + name + "=" + detail::shell_quote(value) + "\n";
+    if (!r.secret_env.empty())
+      out += "  . " + detail::shell_quote(script_path + "." + std::to_string(i) + ".env") + " || exit 1\n";
+    if (!r.workdir.empty()) out += "  cd " + detail::shell_quote(r.workdir) + " || exit 1\n";
+    // Each task has logs of its own: sbatch's --output is the array's.
+    if (!r.stdout_path.empty()) out += "  exec >" + detail::shell_quote(r.stdout_path) + " || exit 1\n";
+    if (!r.stderr_path.empty()) out += "  exec 2>" + detail::shell_quote(r.stderr_path) + " || exit 1\n";
+    out += "  exec ";
+    if (r.settings.tasks > 1) out += "srun --ntasks=" + std::to_string(r.settings.tasks) + " ";
+    out += detail::shell_command(r.argv) + "\n  ;;\n";
+  }
+  out += "*)\n  echo \"melissa: no task $SLURM_ARRAY_TASK_ID in this array\" >&2\n  exit 1\n  ;;\nesac\n";
+  return out;
+}
+
+std::vector<std::string> array_sbatch_command(const job_request& first, std::size_t tasks,
+                                              const std::string& log, const std::string& script_path) {
+  job_request placed = first;
+  placed.name = first.name + "-array";
+  placed.stdout_path = log;
+  placed.stderr_path = log;
+  auto out = sbatch_command(placed, script_path);
+  out.pop_back();  // the script, appended again last
+  out.push_back("--array=0-" + std::to_string(tasks == 0 ? 0 : tasks - 1));
+  // The tasks share the array's log: they must not truncate one another's lines.
+  out.push_back("--open-mode=append");
+  out.push_back(script_path);
+  return out;
+}
+
 std::vector<std::string> squeue_command(const std::vector<std::string>& ids) {
   // -t all: with -j alone squeue still hides finished jobs (Slurm 22.05),
   // which it keeps for MinJobAge seconds and shows with their end state.
-  return {"squeue", "-h", "-t", "all", "-o", "%i|%T", "-j", join(ids, ',')};
+  // -r: one line per array task ("123_4"); without it pending tasks of an
+  // array share one line "123_[4-7]" and would read NOT_FOUND.
+  return {"squeue", "-h", "-r", "-t", "all", "-o", "%i|%T", "-j", join(ids, ',')};
 }
 
 std::vector<std::string> sacct_command(const std::vector<std::string>& ids) {
@@ -251,6 +327,57 @@ std::string slurm_backend::submit_job(const job_request& request) {
   const std::string id = slurm::parse_sbatch_id(r.out);
   if (id.empty()) throw backend_error(what + ": sbatch printed no job id: " + r.out);
   return id;
+}
+
+std::vector<submit_outcome> slurm_backend::submit_many(const std::vector<job_request>& requests) {
+  if (options_.array_size <= 1 || options_.schedule_in_schedule) return backend::submit_many(requests);
+  std::vector<submit_outcome> out(requests.size());
+  std::vector<job_request> valid;
+  std::vector<std::size_t> index;  // valid[k] is requests[index[k]]
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    try {
+      detail::check_request(requests[i]);
+      valid.push_back(requests[i]);
+      index.push_back(i);
+    } catch (const std::exception& e) {
+      out[i].error = e.what();
+    }
+  }
+  for (const auto& group : slurm::array_groups(valid, options_.array_size)) {
+    try {
+      if (group.size() == 1) {
+        out[index[group[0]]].id = submit_job(valid[group[0]]);
+        continue;
+      }
+      std::vector<const job_request*> tasks;
+      for (const auto k : group) tasks.push_back(&valid[k]);
+      const auto ids = submit_array(tasks);
+      for (std::size_t t = 0; t < group.size(); ++t) out[index[group[t]]].id = ids[t];
+    } catch (const std::exception& e) {
+      for (const auto k : group) out[index[k]].error = e.what();
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> slurm_backend::submit_array(const std::vector<const job_request*>& requests) {
+  const job_request& first = *requests.front();
+  const std::string what = std::to_string(requests.size()) + " " + to_string(first.kind) +
+                           " jobs from '" + first.name + "' (job array)";
+  const std::string script_path = script_path_of(first) + "-array";
+  const std::string dir = std::filesystem::path(script_path).parent_path().string();
+  const std::string log = (dir.empty() ? std::string(".") : dir) + "/slurm-array-%A.log";
+  const auto argv = slurm::array_sbatch_command(first, requests.size(), log, script_path);
+  for (std::size_t i = 0; i < requests.size(); ++i)
+    detail::write_secret_env(script_path + "." + std::to_string(i), *requests[i], what);
+  detail::write_script(script_path, slurm::array_script(requests, argv, script_path), what);
+  const command_result r = run_(argv, {});
+  if (r.exit_code != 0) throw backend_error(what + ": " + detail::command_failure(argv, r));
+  const std::string id = slurm::parse_sbatch_id(r.out);
+  if (id.empty()) throw backend_error(what + ": sbatch printed no job id: " + r.out);
+  std::vector<std::string> ids;
+  for (std::size_t i = 0; i < requests.size(); ++i) ids.push_back(id + "_" + std::to_string(i));
+  return ids;
 }
 
 void slurm_backend::submit_allocation() {

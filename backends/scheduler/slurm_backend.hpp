@@ -36,6 +36,10 @@ struct slurm_options {
   std::string allocation_log = "/dev/null";    // sbatch --output/--error of the allocation
   // SIGTERM → SIGKILL delay for a step's srun (see local_options::kill_grace).
   std::chrono::milliseconds kill_grace{3000};
+  // submit_many: requests of the same kind and placement go together as one
+  // job array (`sbatch --array=0-<n-1>`) of at most this many tasks; 0 or 1:
+  // one sbatch per job. Not combined with schedule_in_schedule (steps).
+  std::uint32_t array_size = 0;
 };
 
 // Jobs of their own: a batch script is written to `<stdout_path>.sbatch`
@@ -74,6 +78,9 @@ class slurm_backend final : public backend {
 
   const char* name() const override { return "slurm"; }
   std::string submit(const job_request& request) override;
+  // With options.array_size > 1: one sbatch --array per group of
+  // slurm::array_groups; the tasks' ids are "<array id>_<task>".
+  std::vector<submit_outcome> submit_many(const std::vector<job_request>& requests) override;
   std::vector<job_status> poll(const std::vector<std::string>& ids) override;
   // scancel <id>; a step: SIGTERM to its srun's session (srun forwards
   // it to the step's tasks and ends the step), SIGKILL after kill_grace.
@@ -94,6 +101,7 @@ class slurm_backend final : public backend {
   };
   bool is_step(const std::string& id) const;
   std::string submit_job(const job_request& request);
+  std::vector<std::string> submit_array(const std::vector<const job_request*>& requests);
   std::string submit_step(const job_request& request);
   void submit_allocation();
   void launch_step(const queued_step& step);
@@ -132,6 +140,21 @@ std::vector<std::string> allocation_command(const slurm_options& options);
 // --ntasks=<tasks> --exact --chdir=<workdir> <extra...> <argv...>`; its
 // output goes to the step's logs through srun's own stdout/stderr.
 std::vector<std::string> step_command(const std::string& allocation_id, const job_request& request);
+// Job arrays. Requests that may share one array: same kind, workdir and
+// job_settings (sbatch options are the array's, not a task's). Indices into
+// `requests`, in order, groups of at most `array_size` (>= 1).
+std::vector<std::vector<std::size_t>> array_groups(const std::vector<job_request>& requests,
+                                                    std::size_t array_size);
+// The array's script: `case "$SLURM_ARRAY_TASK_ID"` selects task i's
+// exports, secret env file (`<script_path>.<i>.env`), logs (redirected by the
+// script: each task has its own paths) and command line.
+std::string array_script(const std::vector<const job_request*>& requests,
+                         const std::vector<std::string>& sbatch_argv, const std::string& script_path);
+// sbatch of an array of `tasks` tasks placed as `first`: --array=0-<tasks-1>,
+// Slurm's own output to `log` (%A_%a: one file per task, errors before the
+// script runs), script path last.
+std::vector<std::string> array_sbatch_command(const job_request& first, std::size_t tasks,
+                                              const std::string& log, const std::string& script_path);
 std::vector<std::string> squeue_command(const std::vector<std::string>& ids);
 std::vector<std::string> sacct_command(const std::vector<std::string>& ids);
 

@@ -227,7 +227,7 @@ TEST_CASE("slurm: one squeue and at most one sacct per poll of 50 jobs") {
   REQUIRE(fake.count("squeue") == 1);
   REQUIRE(fake.count("sacct") == 1);
   CHECK(fake.calls[0] == slurm::squeue_command(ids));
-  CHECK(fake.calls[0] == std::vector<std::string>{"squeue", "-h", "-t", "all", "-o", "%i|%T", "-j",
+  CHECK(fake.calls[0] == std::vector<std::string>{"squeue", "-h", "-r", "-t", "all", "-o", "%i|%T", "-j",
                                                   job_list(fake.calls[0])});
   CHECK(split_ids(job_list(fake.calls[0])) == ids);
   const std::vector<std::string> gone(ids.begin() + 40, ids.end());

@@ -208,6 +208,52 @@ TEST_CASE("jobs: 2 tasks, exit 0, exit 3, a 1-minute time limit, a cancelled one
             << run_command({"squeue", "-h", "-t", "all", "-o", "%i|%T", "-j", list}).out;
 }
 
+TEST_CASE("job arrays: 4 jobs in one sbatch --array, own logs and env, exit 3, one task cancelled") {
+  std::cout << "-- job arrays: 4 jobs in one sbatch --array, own logs and env, exit 3, one task cancelled" << std::endl;
+  counting_runner counter;
+  slurm_options o;
+  o.array_size = 4;
+  slurm_backend b(counter.runner(), o);
+  std::vector<job_request> requests;
+  for (int i = 0; i < 3; ++i) {
+    auto r = shell_job("arr" + std::to_string(i), "echo task $MELISSA_I $SECRET; exit $MELISSA_EXIT", dir);
+    r.env["MELISSA_I"] = std::to_string(i);
+    r.env["MELISSA_EXIT"] = i == 1 ? "3" : "0";
+    r.secret_env["SECRET"] = "s" + std::to_string(i);
+    requests.push_back(r);
+  }
+  requests.push_back(shell_job("arr3", "sleep 100", dir));
+  counter.calls.clear();
+  const auto outcomes = b.submit_many(requests);
+  CHECK(counter.calls["sbatch"] == 1);
+  REQUIRE(outcomes.size() == 4);
+  std::vector<std::string> ids;
+  for (const auto& o : outcomes) {
+    CHECK(o.error == "");
+    ids.push_back(o.id);
+  }
+  const std::string array = ids[0].substr(0, ids[0].find('_'));
+  for (std::size_t i = 0; i < ids.size(); ++i) CHECK(ids[i] == array + "_" + std::to_string(i));
+  bool cancel_sent = false;
+  const auto start = clock_type::now();
+  const auto last = wait_all(b, counter, ids, 120s, [&](const std::map<std::string, job_status>& now) {
+    // Cancelled while pending or running: scancel <array>_3 ends that task only.
+    if (!cancel_sent && (now.at(ids[3]).state == job_state::running || seconds_since(start) > 20)) {
+      b.cancel(ids[3]);
+      cancel_sent = true;
+    }
+  });
+  for (const auto& id : ids)
+    std::cout << "   " << id << ": " << to_string(last.at(id).state) << " (" << last.at(id).raw_state << ")" << std::endl;
+  CHECK(last.at(ids[0]).state == job_state::completed);
+  CHECK(last.at(ids[1]).state == job_state::failed);
+  CHECK(last.at(ids[1]).exit_code == 3);
+  CHECK(last.at(ids[2]).state == job_state::completed);
+  CHECK(last.at(ids[3]).state == job_state::cancelled);
+  CHECK(read_file(dir + "/arr0.out") == "task 0 s0\n");
+  CHECK(read_file(dir + "/arr2.out") == "task 2 s2\n");
+}
+
 int main(int argc, char** argv) {
   if (::geteuid() != 0) {
     std::cout << "skipped: starting Slurm needs root\n";

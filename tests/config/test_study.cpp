@@ -267,7 +267,7 @@ TEST_CASE("to_toml writes every default explicitly") {
                           "backend = \"local\"", "job_limit = 4", "max_retries = 2",
                           "client_timeout = 300.0", "server_timeout = 60.0", "poll_interval = 1.0",
                           "shell_host = \"127.0.0.1\"", "shell_port = 0", "monitor_host = \"127.0.0.1\"", "monitor_port = 0", "schedule_in_schedule = false",
-                          "allocation_nodes = 1", "allocation_time = \"01:00:00\"",
+                          "allocation_nodes = 1", "allocation_time = \"01:00:00\"", "slurm_array_size = 0",
                           "[launcher.server_job]\npartition = \"\"\naccount = \"\"\ntime = \"\"\nnodes = 1\n"
                           "gres = \"\"\nextra = []\n",
                           "[launcher.client_job]\n", "host = \"127.0.0.1\"",
@@ -301,6 +301,9 @@ TEST_CASE("equality notices every field") {
   CHECK(c != base);
   c = base;
   c.launcher.schedule_in_schedule = false;
+  CHECK(c != base);
+  c = base;
+  c.launcher.slurm_array_size = 7;
   CHECK(c != base);
   c = base;
   c.launcher.allocation_time = "01:00:00";
@@ -371,7 +374,7 @@ TEST_CASE("errors: unknown keys") {
         "s.toml:16:1: launcher.zzz: unknown key; [launcher] has backend, job_limit, max_retries, "
         "client_timeout, server_timeout, poll_interval, shell_host, shell_port, monitor_host, monitor_port, "
         "schedule_in_schedule, "
-        "allocation_nodes, allocation_time, server_job, client_job");
+        "allocation_nodes, allocation_time, slurm_array_size, server_job, client_job");
   CHECK(error_of(minimal_plus("[launcher.client_job]\nqueue = \"x\"\n")) ==
         "s.toml:16:1: launcher.client_job.queue: unknown key; [launcher.client_job] has partition, "
         "account, time, nodes, gres, extra");
@@ -501,6 +504,21 @@ TEST_CASE("errors: values out of range") {
         "got \"oar\"");
   CHECK(error_of(minimal_plus("[launcher]\nbackend = \"slurm\"\nschedule_in_schedule = true\n")) ==
         "no error");
+  // Job arrays: Slurm only, not with job steps, 0 .. 1000 tasks.
+  CHECK(error_of(minimal_plus("[launcher]\nslurm_array_size = 8\n")) ==
+        "s.toml:16:20: launcher.slurm_array_size: > 1 requires launcher.backend = \"slurm\", got \"local\"");
+  CHECK(error_of(minimal_plus("[launcher]\nbackend = \"slurm\"\nschedule_in_schedule = true\nslurm_array_size = 8\n")) ==
+        "s.toml:18:20: launcher.slurm_array_size: > 1 cannot be combined with schedule_in_schedule = true "
+        "(clients are job steps, not jobs)");
+  CHECK(error_of(minimal_plus("[launcher]\nbackend = \"slurm\"\nslurm_array_size = 1001\n")).find(
+            "s.toml:17:20: launcher.slurm_array_size: ") == 0);
+  CHECK(error_of(minimal_plus("[launcher]\nbackend = \"slurm\"\nslurm_array_size = -1\n")).find(
+            "s.toml:17:20: launcher.slurm_array_size: ") == 0);
+  CHECK(error_of(minimal_plus("[launcher]\nbackend = \"slurm\"\nslurm_array_size = \"8\"\n")).find(
+            "s.toml:17:20: launcher.slurm_array_size: expected an integer") == 0);
+  CHECK(error_of(minimal_plus("[launcher]\nslurm_array_size = 1\n")) == "no error");  // 0 and 1: off
+  CHECK(parse_study(minimal_plus("[launcher]\nbackend = \"slurm\"\nslurm_array_size = 1000\n"), "s.toml")
+            .launcher.slurm_array_size == 1000);
   CHECK(error_of("[study]\nname = \"x\"\nseed = 9223372036854775808\n").find(
             "s.toml:3:") == 0);  // beyond TOML's integers: a syntax error, still located
   CHECK(error_of("[study]\nname = \"x\"\n[client]\ncommand = [\"s\"]\n"
