@@ -538,3 +538,130 @@ TEST_CASE("slurm: secret variables reach the job from an owner-only file, never 
   REQUIRE(::stat((script_path + ".env").c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0600);
 }
+
+TEST_CASE("slurm arrays: grouping by placement, at most array_size each, in order") {
+  temp_dir dir;
+  std::vector<job_request> r;
+  for (int i = 0; i < 7; ++i) r.push_back(simple_request("c" + std::to_string(i), dir));
+  r[2].settings.tasks = 2;   // another placement: an array of its own
+  r[5].kind = job_kind::server;
+  using groups = std::vector<std::vector<std::size_t>>;
+  CHECK(slurm::array_groups(r, 3) == groups{{0, 1, 3}, {2}, {4, 6}, {5}});
+  CHECK(slurm::array_groups(r, 1) == groups{{0}, {1}, {2}, {3}, {4}, {5}, {6}});
+  CHECK(slurm::array_groups(r, 0) == groups{{0}, {1}, {2}, {3}, {4}, {5}, {6}});
+  CHECK(slurm::array_groups({}, 4).empty());
+  r[6].workdir = "/elsewhere";
+  CHECK(slurm::array_groups(r, 100) == groups{{0, 1, 3, 4}, {2}, {5}, {6}});
+}
+
+TEST_CASE("slurm arrays: one sbatch --array, a script that picks each task's env, logs and command") {
+  temp_dir dir;
+  fake_runner fake;
+  fake.answer = [](const std::vector<std::string>&) { return ok("777\n"); };
+  slurm_options o;
+  o.array_size = 2;
+  slurm_backend b(fake.runner(), o);
+  std::vector<job_request> r;
+  for (int i = 0; i < 3; ++i) {
+    r.push_back(simple_request("sim" + std::to_string(i), dir));
+    r.back().argv.push_back("p" + std::to_string(i));
+    r.back().env["MELISSA_SIM_ID"] = std::to_string(i);
+    r.back().secret_env["MELISSA_TICKET"] = "t" + std::to_string(i);
+  }
+  const auto out = b.submit_many(r);
+  REQUIRE(out.size() == 3);
+  // 2 in one array, the third alone: a plain sbatch, a plain id.
+  CHECK(out[0].id == "777_0");
+  CHECK(out[1].id == "777_1");
+  CHECK(out[2].id == "777");
+  for (const auto& x : out) CHECK(x.error == "");
+  REQUIRE(fake.count("sbatch") == 2);
+  const std::string script_path = dir / "sim0.out.sbatch-array";
+  const std::vector<std::string> expected = {
+      "sbatch", "--parsable", "--job-name=sim0-array", "--output=" + dir / "slurm-array-%A.log",
+      "--error=" + dir / "slurm-array-%A.log", "--export=ALL", "--nodes=1", "--ntasks=1", "--array=0-1",
+      "--open-mode=append", script_path};
+  CHECK(fake.calls[0] == expected);
+  CHECK(slurm::array_sbatch_command(r[0], 2, dir / "slurm-array-%A.log", script_path) == expected);
+  std::string submitted;
+  for (const auto& w : expected) submitted += (submitted.empty() ? "" : " ") + ("'" + w + "'");
+  CHECK(read_file(script_path) ==
+        "#!/bin/bash\n"
+        "# Melissa job array of 2 client jobs\n"
+        "# submitted with: " + submitted + "\n"
+        "case \"$SLURM_ARRAY_TASK_ID\" in\n"
+        "0)\n"
+        "  # sim0\n"
+        "  export MELISSA_SIM_ID='0'\n"
+        "  . '" + script_path + ".0.env' || exit 1\n"
+        "  exec >'" + dir / "sim0.out" + "' || exit 1\n"
+        "  exec 2>'" + dir / "sim0.err" + "' || exit 1\n"
+        "  exec 'solver' 'p0'\n"
+        "  ;;\n"
+        "1)\n"
+        "  # sim1\n"
+        "  export MELISSA_SIM_ID='1'\n"
+        "  . '" + script_path + ".1.env' || exit 1\n"
+        "  exec >'" + dir / "sim1.out" + "' || exit 1\n"
+        "  exec 2>'" + dir / "sim1.err" + "' || exit 1\n"
+        "  exec 'solver' 'p1'\n"
+        "  ;;\n"
+        "*)\n"
+        "  echo \"melissa: no task $SLURM_ARRAY_TASK_ID in this array\" >&2\n"
+        "  exit 1\n"
+        "  ;;\n"
+        "esac\n");
+  // Secrets per task, owner-only, never in the script.
+  CHECK(read_file(script_path + ".1.env") == "export MELISSA_TICKET='t1'\n");
+  CHECK((std::filesystem::status(script_path + ".1.env").permissions() & std::filesystem::perms::group_read) ==
+        std::filesystem::perms::none);
+  CHECK(read_file(script_path).find("t1") == std::string::npos);
+
+  // The tasks are polled (squeue -r: one line per task) and cancelled one by one.
+  fake.calls.clear();
+  fake.answer = [](const std::vector<std::string>& argv) {
+    if (argv[0] == "squeue") return ok("777_0|RUNNING\n777_1|PENDING\n");
+    return command_result{};
+  };
+  const auto st = b.poll({"777_0", "777_1"});
+  CHECK(fake.calls.at(0) == slurm::squeue_command({"777_0", "777_1"}));
+  CHECK(st.at(0).state == job_state::running);
+  CHECK(st.at(1).state == job_state::pending);
+  b.cancel("777_1");
+  CHECK(fake.calls.back() == std::vector<std::string>{"scancel", "777_1"});
+}
+
+TEST_CASE("slurm arrays: a refused array fails its tasks only; bad requests fail alone; off: one sbatch each") {
+  temp_dir dir;
+  fake_runner fake;
+  int n = 0;
+  fake.answer = [&](const std::vector<std::string>&) {
+    return ++n == 1 ? command_result{1, "", "sbatch: error: Batch job submission failed: Invalid partition"}
+                    : ok("12\n");
+  };
+  slurm_options o;
+  o.array_size = 8;
+  slurm_backend b(fake.runner(), o);
+  std::vector<job_request> r;
+  for (int i = 0; i < 3; ++i) r.push_back(simple_request("s" + std::to_string(i), dir));
+  r[1].argv.clear();                 // refused before any sbatch
+  r.push_back(simple_request("srv", dir));
+  r.back().kind = job_kind::server;  // an sbatch of its own
+  const auto out = b.submit_many(r);
+  REQUIRE(out.size() == 4);
+  CHECK(out[0].id == "");
+  CHECK(out[0].error.find("Invalid partition") != std::string::npos);
+  CHECK(out[0].error.find("(job array)") != std::string::npos);
+  CHECK(out[2].error == out[0].error);
+  CHECK(out[1].error == "client job 's1': the command is empty");
+  CHECK(out[3].id == "12");
+  CHECK(fake.count("sbatch") == 2);
+
+  fake.calls.clear();
+  n = 1;
+  slurm_backend off(fake.runner(), slurm_options{});
+  const auto plain = off.submit_many({simple_request("a", dir), simple_request("b", dir)});
+  CHECK(fake.count("sbatch") == 2);
+  CHECK(plain.at(0).id == "12");
+  CHECK(plain.at(1).id == "12");
+}
