@@ -5,6 +5,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -525,7 +526,11 @@ ingest_io::ingest_io(settings s, accept_handler on_accept)
     for (auto& r : readers_)
       if (r->parked_any.load()) r->wake();
   });
-  for (auto& r : readers_) r->thread = std::thread([p = r.get()] { p->run(); });
+  for (auto& r : readers_)
+    r->thread = std::thread([p = r.get()] {
+      ::pthread_setname_np(::pthread_self(), "melissa.reader");  // for top and perf
+      p->run();
+    });
 }
 
 ingest_io::~ingest_io() { stop(); }

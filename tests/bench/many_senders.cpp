@@ -6,8 +6,11 @@
 // thousand connections do.
 //   many_senders HOST:PORT CONNECTIONS VALUES STEPS [FIRST_SIM]
 // VALUES float32 per step, STEPS steps per connection. Raises its own
-// file-descriptor limit. Prints the seconds from the first step sent to the
-// last `end` received; exits 1 if any session failed (the reason on stderr).
+// file-descriptor limit. Every session is opened (welcome, field_ok) before
+// any step is sent, so that the transfer runs with all connections live.
+// Prints two numbers: the seconds from the first step sent to the last `end`
+// received, and the seconds the handshakes took; exits 1 if any session
+// failed (the reason on stderr).
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -79,6 +82,7 @@ int main(int argc, char** argv) {
   for (std::uint64_t i = 0; i < values; ++i) data[i] = static_cast<float>(i);
   const std::uint64_t step_bytes = values * 4;
 
+  const auto opened_at = clock_type::now();  // connect, hello, welcome, field, field_ok
   const int ep = ::epoll_create1(0);
   std::vector<session> sessions(static_cast<std::size_t>(connections));
   sockaddr_in a{};
@@ -105,7 +109,8 @@ int main(int argc, char** argv) {
   }
 
   auto start = clock_type::now();
-  bool started = false;
+  bool started = false;  // every session is streaming
+  int streaming = 0;
   int finished = 0;
   std::vector<epoll_event> events(1024);
   std::vector<std::uint8_t> buf(1 << 16);
@@ -113,6 +118,7 @@ int main(int argc, char** argv) {
   // Writes what it can of the session's pending output; false on a fatal error.
   auto pump = [&](session& s) {
     for (;;) {
+      if (s.state == session::streaming && !started) return;
       if (s.state == session::streaming && !s.step_open) {
         if (s.next_step >= steps) {
           wire::frame_header h;
@@ -124,10 +130,6 @@ int main(int argc, char** argv) {
           s.out_sent = 0;
           s.state = session::ending;
         } else if (s.in_flight == 0 || s.in_flight + step_bytes <= s.window) {
-          if (!started) {
-            started = true;
-            start = clock_type::now();
-          }
           wire::frame_header h;
           h.type = wire::frame_type::step;
           h.data_type = wire::dtype::f32;
@@ -189,6 +191,12 @@ int main(int argc, char** argv) {
       s.state = session::field_ok;
     } else if (s.state == session::field_ok && f.header.type == t::field_ok) {
       s.state = session::streaming;
+      if (++streaming == connections) {
+        started = true;
+        start = clock_type::now();
+        for (auto& other : sessions)
+          if (&other != &s) pump(other);
+      }
     } else if (f.header.type == t::credit) {
       s.in_flight -= std::min<std::uint64_t>(f.header.count, s.in_flight);
     } else if (s.state == session::ending && f.header.type == t::end) {
@@ -219,6 +227,7 @@ int main(int argc, char** argv) {
       if (s.state != session::done) pump(s);
     }
   }
-  std::printf("%.6f\n", std::chrono::duration<double>(clock_type::now() - start).count());
+  std::printf("%.6f %.6f\n", std::chrono::duration<double>(clock_type::now() - start).count(),
+              std::chrono::duration<double>(start - opened_at).count());
   return 0;
 }
