@@ -145,7 +145,10 @@ struct reader_thread {
   // Reads what the socket has for this connection, a bounded number of times.
   void readable(const std::shared_ptr<ingest_connection>& c) {
     using st = ingest_connection::state;
-    for (int round = 0; round < rounds_per_event; ++round) {
+    // A whole header already read (it came with the last payload) is handled
+    // even past the bound: no socket event would come back for it.
+    auto header_in = [&] { return c->state_ == st::header && c->head_have_ == wire::header_size; };
+    for (int round = 0; round < rounds_per_event || header_in(); ++round) {
       if (closing(c)) return;
       switch (c->state_) {
         case st::parked: return;

@@ -199,6 +199,32 @@ TEST_CASE("ingest_io: steps arrive whole and in order, however the bytes are cut
   CHECK(s.rec.wait_for("lost", 1) == 1);
 }
 
+TEST_CASE("ingest_io: an end that arrives with the last payload is not left unread") {
+  // The reader reads a bounded number of times per socket event; a header
+  // read with the last payload must still be handled, whatever the count.
+  server s(0, 10);
+  wire::frame_header end;
+  end.type = frame_type::end;
+  end.data_type = wire::dtype::none;
+  end.attempt = 1;
+  for (std::uint32_t steps = 28; steps <= 36; ++steps) {
+    const int fd = open_session(s, steps, 10);
+    std::vector<std::uint8_t> stream;
+    for (std::uint32_t t = 0; t < steps; ++t) {
+      auto f = step_frame(steps, t, 10);
+      stream.insert(stream.end(), f.begin(), f.end());
+    }
+    end.sim_id = steps;
+    auto e = wire::encode_frame(end, nullptr);
+    stream.insert(stream.end(), e.begin(), e.end());
+    send_all(fd, stream);
+    CHECK_MESSAGE(s.rec.wait_for("end", 1) == 1, steps, " steps then end");
+    CHECK(s.rec.take("step").size() == steps);
+    s.rec.take("end");
+    ::close(fd);
+  }
+}
+
 TEST_CASE("ingest_io: a malformed header closes only its connection, with the reason") {
   server s(0);
   const int good = open_session(s, 1);
