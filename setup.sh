@@ -28,6 +28,7 @@ TEST_PACKAGES=(
   oar-server oar-server-pgsql oar-node oar-user oar-user-pgsql postgresql openssh-server
   # the monitor's tests (tests/monitor): a real browser, TensorBoard's schema through protoc
   chromium chromium-driver python3-selenium protobuf-compiler python3-protobuf python3-crcmod
+  linux-perf  # profiles of the benchmarks (tests/bench/ingest --perf-dir)
 )
 
 install_packages() {

@@ -100,11 +100,14 @@ struct server_config {
   std::uint16_t port = 0;               // 0: any free port
   std::uint32_t max_frame_mb = 256;     // MiB, 1 .. 4095 (the frame length prefix is u32)
   std::uint32_t window_mb = 64;         // MiB of credit per client connection, 1 .. 65536
+  std::uint32_t budget_mb = 1024;       // MiB of step payloads held by a rank, all clients together; 0: no limit
+  std::uint32_t io_threads = 2;         // threads reading client sockets, 1 .. 64
   sink_kind sink = sink_kind::count;
   std::string dataset_dir;              // default "<output_dir>/dataset"
 
   std::uint64_t max_frame_bytes() const { return std::uint64_t{max_frame_mb} << 20; }
   std::uint64_t window_bytes() const { return std::uint64_t{window_mb} << 20; }
+  std::uint64_t budget_bytes() const { return std::uint64_t{budget_mb} << 20; }
 };
 
 // [client]

@@ -22,8 +22,8 @@ bool operator==(const launcher_config& a, const launcher_config& b) {
                   b.allocation_nodes, b.allocation_time, b.slurm_array_size, b.server_job, b.client_job);
 }
 bool operator==(const server_config& a, const server_config& b) {
-  return std::tie(a.ranks, a.host, a.port, a.max_frame_mb, a.window_mb, a.sink, a.dataset_dir) ==
-         std::tie(b.ranks, b.host, b.port, b.max_frame_mb, b.window_mb, b.sink, b.dataset_dir);
+  return std::tie(a.ranks, a.host, a.port, a.max_frame_mb, a.window_mb, a.budget_mb, a.io_threads, a.sink, a.dataset_dir) ==
+         std::tie(b.ranks, b.host, b.port, b.max_frame_mb, b.window_mb, b.budget_mb, b.io_threads, b.sink, b.dataset_dir);
 }
 bool operator==(const client_config& a, const client_config& b) {
   return std::tie(a.command, a.ranks, a.env, a.steps) == std::tie(b.command, b.ranks, b.env, b.steps);

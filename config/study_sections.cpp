@@ -200,6 +200,8 @@ server_config read_server(table_reader t, const study_section& study) {
   // The frame length prefix is a u32: 4095 MiB plus a header still fits.
   s.max_frame_mb = t.integer<std::uint32_t>("max_frame_mb", s.max_frame_mb, {1, 4095});
   s.window_mb = t.integer<std::uint32_t>("window_mb", s.window_mb, {1, {}});
+  s.budget_mb = t.integer<std::uint32_t>("budget_mb", s.budget_mb, {0, {}});
+  s.io_threads = t.integer<std::uint32_t>("io_threads", s.io_threads, {1, 64});
   s.sink = t.choice("sink", s.sink, sinks);
   s.dataset_dir = t.string("dataset_dir", study.output_dir + "/dataset", check_not_empty);
   t.finish();

@@ -71,6 +71,8 @@ void write_server(std::ostream& out, const server_config& s) {
       << "port = " << s.port << "\n"
       << "max_frame_mb = " << s.max_frame_mb << "\n"
       << "window_mb = " << s.window_mb << "\n"
+      << "budget_mb = " << s.budget_mb << "\n"
+      << "io_threads = " << s.io_threads << "\n"
       << "sink = " << quoted(to_string(s.sink)) << "\n"
       << "dataset_dir = " << quoted(s.dataset_dir) << "\n";
 }

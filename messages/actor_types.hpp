@@ -436,7 +436,7 @@ using trainer_actor = restart_listener_actor::extend<
     caf::replies_to<await_training_atom>::with<std::string>>;
 
 // A typed view of the client acceptor (actors/client_acceptor: an untyped
-// broker, cast once by spawn_client_acceptor): its bound port, and the
+// actor, cast once by spawn_client_acceptor): its bound port, and the
 // aggregator's restart, which it passes on to its live proxies.
 using acceptor_actor = restart_listener_actor::extend<
     caf::replies_to<port_atom>::with<std::uint16_t>>;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -35,13 +36,16 @@ class buffer_pool : public std::enable_shared_from_this<buffer_pool> {
     return std::vector<char>(n);
   }
 
-  // Shares `v` read-only; it comes back to the pool when the last owner drops it.
-  std::shared_ptr<const std::vector<char>> share(std::vector<char>&& v) {
+  // Shares `v` read-only; it comes back to the pool when the last owner drops
+  // it, and `after` (if set) runs then (ingest_io returns its budget).
+  std::shared_ptr<const std::vector<char>> share(std::vector<char>&& v,
+                                                 std::function<void()> after = {}) {
     auto* raw = new std::vector<char>(std::move(v));
     return std::shared_ptr<const std::vector<char>>(
-        raw, [pool = shared_from_this()](const std::vector<char>* p) {
+        raw, [pool = shared_from_this(), after = std::move(after)](const std::vector<char>* p) {
           pool->give_back(std::move(*const_cast<std::vector<char>*>(p)));
           delete p;
+          if (after) after();
         });
   }
 

@@ -1,65 +1,72 @@
 #include "actors/client_proxy/client_proxy.hpp"
 
 #include <caf/all.hpp>
-#include <caf/io/all.hpp>
 #include <spdlog/spdlog.h>
 
 namespace melissa {
 namespace {
 
-using proxy_ptr = caf::io::stateful_broker<client_proxy_state>*;
+using proxy_ptr = caf::stateful_actor<client_proxy_state>*;
 
-void send_bytes(proxy_ptr self, caf::io::connection_handle hdl, const std::vector<std::uint8_t>& b) {
-  if (b.empty()) return;
-  self->write(hdl, b.size(), b.data());
-  self->flush(hdl);
+bool opened(proxy_ptr self) {
+  return self->state.conn->with_session([](client_session& s) { return s.opened(); });
 }
 
-void expect_header(proxy_ptr self, caf::io::connection_handle hdl) {
-  self->state.reading_payload = false;
-  self->state.reading_extension = false;
-  self->configure_read(hdl, caf::io::receive_policy::exactly(wire::header_size));
+std::string describe(proxy_ptr self) {
+  return self->state.conn->with_session([](client_session& s) { return s.describe(); });
 }
 
-// Closes the connection for a reason the client caused; other clients go on.
-void reject(proxy_ptr self, caf::io::connection_handle hdl, const std::string& reason,
-            const std::vector<std::uint8_t>& error_frame) {
+// Closes the connection for a reason found here (handshake timeout, refused
+// admission, a failed store); other clients go on.
+void reject(proxy_ptr self, const std::string& reason) {
   auto& st = self->state;
-  spdlog::warn("closing connection from {} ({}): {}", st.peer,
-               st.session ? st.session->describe() : "no session", reason);
-  send_bytes(self, hdl, error_frame);
-  if (st.session && st.session->opened())
-    self->send(st.aggregator, closed_atom::value, st.session->sim_id(), st.session->attempt(),
-               session_end::rejected);
+  std::uint32_t sim = 0, attempt = 0;
+  bool was_open = false;
+  std::vector<std::uint8_t> frame;
+  std::string who;
+  st.conn->with_session([&](client_session& s) {
+    sim = s.sim_id();
+    attempt = s.attempt();
+    was_open = s.opened();
+    who = s.opened() ? s.describe() : "no session";
+    frame = s.error_frame(reason);
+    return 0;
+  });
+  spdlog::warn("closing connection from {} ({}): {}", st.conn->peer(), who, reason);
+  st.conn->send(frame);
+  if (was_open) self->send(st.aggregator, closed_atom::value, sim, attempt, session_end::rejected);
   st.closing = true;
-  self->close(hdl);
+  st.conn->close();
   self->quit();
 }
 
 // Called whenever an acknowledgement arrives: once the client has asked to
 // end and nothing is in flight, the session is reported done and `end` sent.
-void maybe_finish(proxy_ptr self, caf::io::connection_handle hdl) {
+void maybe_finish(proxy_ptr self) {
   auto& st = self->state;
   if (!st.end_requested || st.outstanding > 0 || st.closing) return;
   st.closing = true;
-  self->request(st.aggregator, caf::infinite, closed_atom::value, st.session->sim_id(),
-                st.session->attempt(), session_end::clean)
+  const auto [sim, attempt] = st.conn->with_session(
+      [](client_session& s) { return std::make_pair(s.sim_id(), s.attempt()); });
+  self->request(st.aggregator, caf::infinite, closed_atom::value, sim, attempt, session_end::clean)
       .then(
-          [self, hdl](const std::string& incomplete) {
+          [self](const std::string& incomplete) {
+            auto& conn = *self->state.conn;
             if (incomplete.empty()) {
-              send_bytes(self, hdl, client_session::end_frame());
+              conn.send(client_session::end_frame());
             } else {
               // The client ends with an error: its launcher retries it.
               spdlog::warn("{}", incomplete);
-              send_bytes(self, hdl, self->state.session->error_frame(incomplete));
+              conn.send(conn.with_session(
+                  [&](client_session& s) { return s.error_frame(incomplete); }));
             }
-            self->close(hdl);
+            conn.close();
             self->quit();
           },
-          [self, hdl](const caf::error& err) {
-            spdlog::error("aggregator failed to close the session of {}: {}",
-                          self->state.session->describe(), self->system().render(err));
-            self->close(hdl);
+          [self](const caf::error& err) {
+            spdlog::error("aggregator failed to close the session of {}: {}", describe(self),
+                          self->system().render(err));
+            self->state.conn->close();
             self->quit();
           });
 }
@@ -68,163 +75,142 @@ void maybe_finish(proxy_ptr self, caf::io::connection_handle hdl) {
 // The launcher's ticket notice travels on another connection and may arrive
 // after the client's hello: an unknown session is asked again until the
 // handshake deadline.
-void ask_admission(proxy_ptr self, caf::io::connection_handle hdl) {
+void ask_admission(proxy_ptr self) {
   auto& st = self->state;
-  self->request(st.aggregator, caf::infinite, opened_atom::value, st.session->sim_id(),
-                st.session->attempt(), st.session->ticket())
+  std::uint32_t sim = 0, attempt = 0;
+  std::string ticket;
+  st.conn->with_session([&](client_session& s) {
+    sim = s.sim_id();
+    attempt = s.attempt();
+    ticket = s.ticket();
+    return 0;
+  });
+  self->request(st.aggregator, caf::infinite, opened_atom::value, sim, attempt, ticket)
       .then(
-          [self, hdl](const session_admission& answer) {
+          [self](const session_admission& answer) {
             auto& st = self->state;
             if (st.closing) return;
             if (answer.accepted) {
-              send_bytes(self, hdl, st.session->admit());
-              spdlog::info("session opened: {} from {}", st.session->describe(), st.peer);
+              st.conn->send(st.conn->with_session([](client_session& s) { return s.admit(); }));
+              spdlog::info("session opened: {} from {}", describe(self), st.conn->peer());
               return;
             }
             if (answer.retry && std::chrono::steady_clock::now() < st.admission_deadline) {
               self->delayed_send(self, std::chrono::milliseconds(100), opened_atom::value);
               return;
             }
-            reject(self, hdl, "session refused: " + answer.reason,
-                   st.session->error_frame("session refused: " + answer.reason));
+            reject(self, "session refused: " + answer.reason);
           },
-          [self, hdl](const caf::error& err) {
-            const auto reason = "server could not open the session: " + self->system().render(err);
-            reject(self, hdl, reason, self->state.session->error_frame(reason));
+          [self](const caf::error& err) {
+            reject(self, "server could not open the session: " + self->system().render(err));
           });
 }
 
-void handle_frame(proxy_ptr self, caf::io::connection_handle hdl, std::vector<char>& payload) {
-  auto& st = self->state;
-  const auto& h = st.pending;
-  auto act = st.session->on_frame(h, reinterpret_cast<const std::uint8_t*>(payload.data()),
-                                  payload.size());
-  if (!act.error.empty()) return reject(self, hdl, act.error, act.reply);
-  send_bytes(self, hdl, act.reply);
-  if (act.check_ticket) return ask_admission(self, hdl);
-  if (act.end_requested) {
-    st.end_requested = true;
-    maybe_finish(self, hdl);
+class proxy_listener final : public connection_listener {
+ public:
+  proxy_listener(const caf::actor& proxy, std::string peer)
+      : proxy_(caf::actor_cast<caf::weak_actor_ptr>(proxy)), peer_(std::move(peer)) {}
+
+  void hello() override { tell(opened_atom::value); }
+  void step(const wire::frame_header& h, std::shared_ptr<const std::vector<char>> payload) override {
+    step_sample s;
+    s.sim_id = h.sim_id;
+    s.attempt = h.attempt;
+    s.time_step = h.time_step;
+    s.field_id = h.field_id;
+    s.data_type = h.data_type;
+    s.count = h.count;
+    s.offset = h.type == wire::frame_type::slice ? h.offset : 0;
+    s.payload = std::move(payload);  // the pooled buffer it was read into: shared, not copied
+    tell(std::move(s));
   }
-  if (!act.forward_step) return;
-  step_sample s;
-  s.sim_id = h.sim_id;
-  s.attempt = h.attempt;
-  s.time_step = h.time_step;
-  s.field_id = h.field_id;
-  s.data_type = h.data_type;
-  s.count = h.count;
-  s.offset = h.type == wire::frame_type::slice ? h.offset : 0;
-  // The payload was read into a pooled buffer: share it, do not copy it.
-  s.payload = st.buffers->share(std::move(payload));
-  const auto bytes = s.bytes();
-  ++st.outstanding;
-  self->request(st.aggregator, caf::infinite, std::move(s))
-      .then(
-          [self, hdl, bytes](step_outcome) {
-            auto& st = self->state;
-            --st.outstanding;
-            if (st.closing) return;
-            send_bytes(self, hdl, st.session->acknowledge(bytes));
-            maybe_finish(self, hdl);
-          },
-          [self, hdl](const caf::error& err) {
-            auto& st = self->state;
-            --st.outstanding;
-            if (st.closing) return;
-            const auto reason = "server could not store a step: " + self->system().render(err);
-            reject(self, hdl, reason,
-                   wire::encode_text_frame(wire::frame_type::error, 0, 0, 0, reason));
-          });
-}
+  void end() override { tell(closed_atom::value, session_end::clean); }
+  void rejected(const std::string& reason, const std::string& who, bool was_opened) override {
+    spdlog::warn("closing connection from {} ({}): {}", peer_, was_opened ? who : "no session",
+                 reason);
+    tell(closed_atom::value, session_end::rejected);
+  }
+  void lost() override { tell(closed_atom::value, session_end::lost); }
+
+ private:
+  template <class... Ts>
+  void tell(Ts&&... xs) {
+    if (auto a = caf::actor_cast<caf::actor>(proxy_)) caf::anon_send(a, std::forward<Ts>(xs)...);
+  }
+  caf::weak_actor_ptr proxy_;
+  std::string peer_;
+};
 
 }  // namespace
 
-caf::behavior client_proxy(proxy_ptr self, caf::io::connection_handle hdl, proxy_settings settings,
-                           aggregator_actor aggregator) {
+std::unique_ptr<connection_listener> make_proxy_listener(const caf::actor& proxy, std::string peer) {
+  return std::make_unique<proxy_listener>(proxy, std::move(peer));
+}
+
+caf::behavior client_proxy(proxy_ptr self, std::shared_ptr<ingest_connection> conn,
+                           std::chrono::milliseconds handshake_timeout, aggregator_actor aggregator) {
   auto& st = self->state;
-  st.session = std::make_unique<client_session>(std::move(settings.session));
-  st.max_frame_bytes = settings.max_frame_bytes;
-  // Idle buffers kept: at most what the credit window lets be in flight.
-  st.buffers = buffer_pool::make(settings.session.window_bytes);
+  st.conn = std::move(conn);
   st.aggregator = std::move(aggregator);
-  st.peer = self->remote_addr(hdl) + ":" + std::to_string(self->remote_port(hdl));
-  st.admission_deadline = std::chrono::steady_clock::now() + settings.handshake_timeout;
-  self->delayed_send(self, settings.handshake_timeout, timeout_atom::value);
-  expect_header(self, hdl);
+  st.admission_deadline = std::chrono::steady_clock::now() + handshake_timeout;
+  // However the proxy ends (a shutdown too), its socket closes.
+  self->attach_functor([c = st.conn](const caf::error&) { c->close(); });
+  self->delayed_send(self, handshake_timeout, timeout_atom::value);
   return {
-      [self, hdl](timeout_atom) {
-        auto& st = self->state;
-        if (st.closing || st.session->opened()) return;
-        const auto why = "no session opened within the handshake timeout";
-        reject(self, hdl, why, st.session->error_frame(why));
+      [self](timeout_atom) {
+        if (self->state.closing || opened(self)) return;
+        reject(self, "no session opened within the handshake timeout");
       },
-      [self, hdl](opened_atom) {  // asking again for admission (see ask_admission)
-        if (!self->state.closing) ask_admission(self, hdl);
+      [self](opened_atom) {  // a hello was read, or asking again (see ask_admission)
+        if (!self->state.closing) ask_admission(self);
       },
-      [self](caf::io::new_data_msg& msg) {
+      [self](step_sample& s) {
         auto& st = self->state;
         if (st.closing) return;
-        if (st.reading_extension) {
-          // A slice's offset: checked against the field before its payload is read.
-          st.reading_extension = false;
-          auto why = wire::decode_extension(reinterpret_cast<const std::uint8_t*>(msg.buf.data()),
-                                            st.pending);
-          if (why.empty()) why = st.session->admit_extension(st.pending);
-          if (!why.empty()) return reject(self, msg.handle, why, st.session->error_frame(why));
-          const auto payload = st.pending.payload_bytes();
-          st.reading_payload = true;
-          auto buffer = st.buffers->take(payload);
-          msg.buf.swap(buffer);
-          st.header_buffer = std::move(buffer);
-          self->configure_read(msg.handle, caf::io::receive_policy::exactly(payload));
-          return;
-        }
-        if (!st.reading_payload) {
-          auto decoded = wire::decode_header(reinterpret_cast<const std::uint8_t*>(msg.buf.data()),
-                                             st.max_frame_bytes);
-          if (!decoded.header)
-            return reject(self, msg.handle, decoded.error,
-                          wire::encode_text_frame(wire::frame_type::error, 0, 0, 0, decoded.error));
-          // Refused from its header alone: no buffer is taken for its payload.
-          if (const auto why = st.session->admit_header(*decoded.header); !why.empty())
-            return reject(self, msg.handle, why, st.session->error_frame(why));
-          st.pending = *decoded.header;
-          if (wire::extension_size(st.pending.type) > 0) {
-            st.reading_extension = true;
-            self->configure_read(msg.handle, caf::io::receive_policy::exactly(
-                                                 wire::extension_size(st.pending.type)));
-            return;
-          }
-          const auto payload = st.pending.payload_bytes();
-          if (payload > 0) {
-            // CAF reads into whatever buffer the handler leaves in msg.buf: give
-            // it a pooled one of the exact size (no allocation, no zero fill).
-            st.reading_payload = true;
-            auto buffer = st.buffers->take(payload);
-            msg.buf.swap(buffer);
-            st.header_buffer = std::move(buffer);
-            self->configure_read(msg.handle, caf::io::receive_policy::exactly(payload));
-            return;
-          }
-          std::vector<char> none;
-          handle_frame(self, msg.handle, none);
-        } else {
-          std::vector<char> payload = std::move(msg.buf);
-          msg.buf = std::move(st.header_buffer);  // read the next header into it
-          handle_frame(self, msg.handle, payload);
-        }
-        if (!self->state.closing) expect_header(self, msg.handle);
+        const auto bytes = s.bytes();
+        ++st.outstanding;
+        self->request(st.aggregator, caf::infinite, std::move(s))
+            .then(
+                [self, bytes](step_outcome) {
+                  auto& st = self->state;
+                  --st.outstanding;
+                  if (st.closing) return;
+                  st.conn->send(
+                      st.conn->with_session([&](client_session& s) { return s.acknowledge(bytes); }));
+                  maybe_finish(self);
+                },
+                [self](const caf::error& err) {
+                  auto& st = self->state;
+                  --st.outstanding;
+                  if (st.closing) return;
+                  reject(self, "server could not store a step: " + self->system().render(err));
+                });
       },
-      [self](const caf::io::connection_closed_msg&) {
+      [self](closed_atom, session_end how) {
         auto& st = self->state;
-        if (!st.closing && st.session->opened()) {
-          spdlog::info("connection of {} from {} lost before end", st.session->describe(), st.peer);
-          self->send(st.aggregator, closed_atom::value, st.session->sim_id(),
-                     st.session->attempt(), session_end::lost);
+        if (how == session_end::clean) {
+          st.end_requested = true;
+          return maybe_finish(self);
         }
-        // Keep running while acknowledgements of a clean end are pending.
-        if (!st.closing) self->quit();
+        if (st.closing) return;
+        if (how == session_end::rejected) {
+          // The reader thread logged the reason, sent the error frame and closes.
+          const auto [sim, attempt, was_open] = st.conn->with_session([](client_session& s) {
+            return std::make_tuple(s.sim_id(), s.attempt(), s.opened());
+          });
+          if (was_open)
+            self->send(st.aggregator, closed_atom::value, sim, attempt, session_end::rejected);
+          st.closing = true;
+          return self->quit();
+        }
+        // Lost before end.
+        if (opened(self)) {
+          spdlog::info("connection of {} from {} lost before end", describe(self), st.conn->peer());
+          const auto [sim, attempt] = st.conn->with_session(
+              [](client_session& s) { return std::make_pair(s.sim_id(), s.attempt()); });
+          self->send(st.aggregator, closed_atom::value, sim, attempt, session_end::lost);
+        }
+        self->quit();
       },
       [self](restarted_atom, const std::string& name, caf::actor fresh) {
         if (name == "aggregator") self->state.aggregator = caf::actor_cast<aggregator_actor>(fresh);

@@ -1,17 +1,22 @@
-// One client connection on the server: a CAF broker that reads frames (header,
-// then payload, each with an exact receive policy), lets client_session check
-// them, hands steps to the aggregator and returns credit as they are stored.
-// A protocol violation closes this connection only, with a logged reason.
+// One client connection on the server: an actor that carries out what the
+// connection's reader thread (ingest_io) found in its frames. It asks the
+// aggregator to admit the session (ticket), hands each step to it, sends
+// credit back as steps are stored, and reports how the session ended. The
+// frames themselves are read and checked (client_session) on the reader
+// thread, off the actor scheduler; a protocol violation closes this
+// connection only, with a logged reason.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 
-#include <caf/io/broker.hpp>
-#include <caf/io/connection_handle.hpp>
+#include <caf/actor.hpp>
+#include <caf/stateful_actor.hpp>
 
 #include "actors/client_proxy/buffer_pool.hpp"
 #include "actors/client_proxy/client_session.hpp"
+#include "actors/client_proxy/ingest_io.hpp"
 #include "messages/actor_types.hpp"
 
 namespace melissa {
@@ -25,29 +30,24 @@ struct proxy_settings {
   std::chrono::milliseconds handshake_timeout{10000};
 };
 
-struct client_proxy_state;
-
-// Spawned by the client acceptor with `fork` for each accepted connection.
-caf::behavior client_proxy(caf::io::stateful_broker<client_proxy_state>* self,
-                           caf::io::connection_handle hdl, proxy_settings settings,
-                           aggregator_actor aggregator);
-
 struct client_proxy_state {
-  explicit client_proxy_state(caf::io::stateful_broker<client_proxy_state>*) {}
-  std::unique_ptr<client_session> session;
-  std::string peer;                 // "address:port" for logs
-  wire::frame_header pending;       // header whose payload is being read
-  bool reading_payload = false;
-  bool reading_extension = false;   // a slice's 8-byte offset, between header and payload
+  explicit client_proxy_state(caf::event_based_actor*) {}
+  std::shared_ptr<ingest_connection> conn;
   std::uint64_t outstanding = 0;    // steps handed to the aggregator, not yet acknowledged
   bool end_requested = false;
   std::chrono::steady_clock::time_point admission_deadline;  // accepted + handshake_timeout
   bool closing = false;
-  std::uint64_t max_frame_bytes = 0;
-  std::shared_ptr<buffer_pool> buffers;  // payload buffers, recycled
-  std::vector<char> header_buffer;       // parked while a payload is read
   aggregator_actor aggregator;
   static inline const char* name = "client_proxy";
 };
+
+// Spawned by the client acceptor for each accepted connection, before the
+// connection is read.
+caf::behavior client_proxy(caf::stateful_actor<client_proxy_state>* self,
+                           std::shared_ptr<ingest_connection> conn,
+                           std::chrono::milliseconds handshake_timeout, aggregator_actor aggregator);
+
+// What the connection's reader thread tells the proxy (as messages).
+std::unique_ptr<connection_listener> make_proxy_listener(const caf::actor& proxy, std::string peer);
 
 }  // namespace melissa

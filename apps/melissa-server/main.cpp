@@ -226,6 +226,8 @@ int main(int argc, char** argv) {
   acceptor_settings net;
   net.host = opt.host ? *opt.host : study.server.host;
   net.port = opt.port ? *opt.port : study.server.port;
+  net.io_threads = study.server.io_threads;
+  net.budget_bytes = study.server.budget_bytes();
   net.proxy.max_frame_bytes = study.server.max_frame_bytes();
   net.proxy.session.rank = rank;
   net.proxy.session.ranks = ranks;

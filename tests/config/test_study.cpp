@@ -365,7 +365,7 @@ TEST_CASE("errors: unknown keys") {
         "s.toml:17:1: server.prot: unknown key (did you mean \"port\"?)");
   CHECK(error_of(minimal_plus("[server]\nfoo = 1\n")) ==
         "s.toml:16:1: server.foo: unknown key; [server] has ranks, host, port, max_frame_mb, "
-        "window_mb, sink, dataset_dir");
+        "window_mb, budget_mb, io_threads, sink, dataset_dir");
   // In an entry of an array of tables (here: the [[fields]] table of `minimal`).
   CHECK(error_of(minimal_plus("unit = \"K\"\n")) ==
         "s.toml:15:1: fields[0].unit: unknown key; [fields] has name, size");
@@ -393,7 +393,7 @@ TEST_CASE("errors: unknown keys") {
   // Nested tables inside a section are unknown keys too.
   CHECK(error_of(minimal_plus("[server.tls]\ncert = \"c\"\n")) ==
         "s.toml:15:9: server.tls: unknown key; [server] has ranks, host, port, max_frame_mb, "
-        "window_mb, sink, dataset_dir");
+        "window_mb, budget_mb, io_threads, sink, dataset_dir");
 }
 
 TEST_CASE("errors: unknown sections") {
