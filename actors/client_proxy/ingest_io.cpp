@@ -18,6 +18,8 @@
 #include <stdexcept>
 #include <unordered_map>
 
+#include <spdlog/spdlog.h>
+
 namespace melissa {
 
 // ---- budget -------------------------------------------------------------
@@ -509,6 +511,7 @@ ingest_io::ingest_io(settings s, accept_handler on_accept)
   port_ = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
                                             : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
 
+  spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   for (unsigned i = 0; i < settings_.threads; ++i) {
     auto r = std::make_unique<reader_thread>();
     r->io = this;
@@ -544,7 +547,20 @@ void ingest_io::accept_all() {
     socklen_t len = sizeof peer;
     const int fd = ::accept4(listener_, reinterpret_cast<sockaddr*>(&peer), &len,
                              SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return;  // EAGAIN, or out of descriptors: the next event retries
+    if (fd < 0) {
+      if ((errno != EMFILE && errno != ENFILE) || spare_fd_ < 0) return;  // EAGAIN: all taken
+      ::close(spare_fd_);
+      const int refused = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (refused >= 0) ::close(refused);
+      spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+      const auto n = ++refused_for_descriptors_;
+      if (n == 1 || n % 100 == 0)
+        spdlog::error("client port: out of file descriptors, closed {} connection{} at once "
+                      "(raise the limit: ulimit -n)",
+                      n, n == 1 ? "" : "s");
+      if (refused < 0) return;
+      continue;
+    }
     const int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     char host[NI_MAXHOST] = "?";
@@ -594,6 +610,8 @@ void ingest_io::stop() {
   readers_.clear();
   if (listener_ >= 0) ::close(listener_);
   listener_ = -1;
+  if (spare_fd_ >= 0) ::close(spare_fd_);
+  spare_fd_ = -1;
 }
 
 }  // namespace melissa

@@ -161,6 +161,8 @@ class ingest_io {
   void stop();
   const ingest_budget& budget() const { return *budget_; }
   std::uint64_t accepted() const { return accepted_.load(); }
+  // Connections closed at once because the process was out of descriptors.
+  std::uint64_t refused_for_descriptors() const { return refused_for_descriptors_.load(); }
 
  private:
   friend struct reader_thread;
@@ -174,6 +176,11 @@ class ingest_io {
   std::shared_ptr<buffer_pool> pool_;
   std::vector<std::unique_ptr<reader_thread>> readers_;
   std::atomic<std::uint64_t> accepted_{0};
+  std::atomic<std::uint64_t> refused_for_descriptors_{0};
+  // One descriptor held in reserve: out of descriptors (EMFILE, ENFILE), a
+  // pending connection keeps the listening socket readable and thread 0
+  // would spin on it; closing the spare lets it accept that one and close it.
+  int spare_fd_ = -1;
   std::atomic<bool> stopped_{false};
 };
 

@@ -4,6 +4,8 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -285,5 +287,39 @@ TEST_CASE("ingest_io: stop() closes every connection") {
   s.io->stop();
   char c;
   CHECK(::recv(fd, &c, 1, 0) <= 0);
+  ::close(fd);
+}
+
+TEST_CASE("ingest_io: out of descriptors, a connection is closed at once and later ones get in") {
+  server s(0);
+  // Client sockets made while descriptors remain; then the limit is lowered
+  // to what is open, so the server's accept fails with EMFILE.
+  std::vector<int> socks;
+  for (int i = 0; i < 3; ++i) socks.push_back(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  const int lowest_free = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  REQUIRE(lowest_free >= 0);
+  ::close(lowest_free);
+  rlimit old{};
+  REQUIRE(::getrlimit(RLIMIT_NOFILE, &old) == 0);
+  rlimit low = old;
+  low.rlim_cur = static_cast<rlim_t>(lowest_free);  // no new descriptor from here
+  REQUIRE(::setrlimit(RLIMIT_NOFILE, &low) == 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(s.io->port());
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(socks[0], reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  timeval tv{5, 0};
+  ::setsockopt(socks[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  char c;
+  // Without the spare descriptor the connection would wait in the backlog
+  // (and the reader thread spin): the read would time out (-1) instead of 0.
+  CHECK(::recv(socks[0], &c, 1, 0) == 0);
+  CHECK(s.io->refused_for_descriptors() >= 1);
+  REQUIRE(::setrlimit(RLIMIT_NOFILE, &old) == 0);
+  for (int fd : socks) ::close(fd);
+  // Descriptors back: a session opens as usual.
+  const int fd = open_session(s, 9);
+  CHECK(s.rec.wait_for("hello", 1) >= 1);
   ::close(fd);
 }
