@@ -118,6 +118,12 @@ std::vector<std::string> sbatch_command(const job_request& request, const std::s
   out.push_back("--ntasks=" + std::to_string(s.tasks));
   placement_options(out, s);
   if (!s.time_limit.empty()) out.push_back("--time=" + s.time_limit);
+  // The server gets SIGTERM this long before a time-limit kill (B: the batch
+  // shell, which exec'ed the server or srun, and srun forwards it to the
+  // ranks): it checkpoints and exits 75, and the launcher restarts it from
+  // that checkpoint (docs/checkpoints.md). Slurm may signal up to 60 s early.
+  if (request.kind == job_kind::server)
+    out.push_back("--signal=B:TERM@" + std::to_string(server_term_grace_s));
   out.insert(out.end(), s.extra.begin(), s.extra.end());
   out.push_back(script_path);
   return out;
