@@ -493,7 +493,7 @@ void server_lost(launcher_ptr self, const std::string& why) {
   auto& st = self->state;
   if (!st.phases.server_lost(st.now())) return;
   st.lost_why = why;
-  if (!why.empty()) spdlog::error("{}: restarting the server once its job has ended", why);
+  if (!why.empty()) spdlog::error("{}: ending the server job", why);
   for (auto job : st.core->server_restarted()) {
     const auto& row = *st.core->table().find(job);
     st.core->end_by_launcher(job, "the server restarted");
@@ -520,13 +520,14 @@ void restart_server(launcher_ptr self, const checkpoint::server_end& end) {
   in.given_up = st.core->failed_simulations();
   const auto plan = checkpoint::plan_server_restart(in);
   for (const auto& line : plan.skipped) spdlog::warn("skipping checkpoint {}", line);
-  const auto reason = plan.reason + (st.lost_why.empty() ? "" : "; " + st.lost_why);
+  const auto lost = st.lost_why;
+  const auto reason = plan.reason + (lost.empty() ? "" : "; " + lost);
   st.lost_why.clear();
   if (plan.action != checkpoint::restart_action::from_checkpoint &&
       plan.action != checkpoint::restart_action::from_scratch) {
     stop_everything(self, study_failed,
                     plan.message.empty() ? "the server ended (" + reason + ") before the study ended"
-                                         : plan.message + (reason == plan.reason ? "" : " (" + reason + ")"));
+                                         : plan.message + (lost.empty() ? "" : " (" + lost + ")"));
     return;
   }
   server_restart_record rec;

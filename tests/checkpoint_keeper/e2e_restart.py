@@ -15,8 +15,12 @@ end to end: real melissa-run, local backend, a small heat training study.
                  what was complete; a second --resume says it finished (exit 0)
   kill-launcher  SIGKILL of melissa-run: the server checkpoints and stops by
                  itself; --resume completes the study
+  scratch        a study that does not train (count sink, no checkpoint): a
+                 SIGKILLed server restarts from scratch, every simulation
+                 runs again as its next attempt, the new server stores every
+                 step once, exit 0
 
-    e2e_restart.py kill-server|kill-server-ranks2|corrupt|ctrl-c|kill-launcher
+    e2e_restart.py kill-server|kill-server-ranks2|corrupt|ctrl-c|kill-launcher|scratch
 """
 import json
 import os
@@ -232,7 +236,62 @@ def resume_after(how):
     print(f"resume took {time.time() - started:.1f} s")
 
 
+def scratch():
+    work = tmpdir("restart-scratch")
+    sims, steps = 6, 300
+    study = write_study(
+        work,
+        study={"name": "restart-scratch", "seed": 5},
+        launcher={"job_limit": 2, "poll_interval": 0.2},
+        server={"sink": "count", "port": None},
+        client={"command": [HEAT, "--grid", "32", "--steps", str(steps)], "ranks": None, "steps": steps},
+        parameters={"bounds": None, "count": sims},
+        fields=[{"name": "temperature", "size": 32 * 32}])
+    out = os.path.join(work, "out")
+    p = run([RUN, study])
+    jobs = os.path.join(out, "jobs")
+    # The server (job 1) and at least two clients started.
+    wait_for(lambda: os.path.isdir(jobs) and len([n for n in os.listdir(jobs) if n.endswith(".out")]) >= 3
+             or p.poll() is not None, 60, "clients to start")
+    pids = server_pids(out)
+    check(p.poll() is None and len(pids) == 1, f"the study runs with one server process ({pids})")
+    os.kill(pids[0], signal.SIGKILL)
+    rc, text = finish(p)
+    if rc != 0:
+        print(text[-4000:])
+    check(rc == 0, f"melissa-run exits 0 after restarting the server (got {rc})")
+    summary = json.load(open(os.path.join(out, "summary.json")))
+    print("restarts:", json.dumps(summary["restarts"]))
+    check(summary["server_restarts"] == 1, f"server_restarts = 1 ({summary['server_restarts']})")
+    restart = summary["restarts"][0]
+    check(restart["action"] == "from_scratch" and restart["checkpoint"] == "",
+          "restarted from scratch (nothing trained, no checkpoint)")
+    check("signal 9" in restart["reason"] or "lost the connection" in restart["reason"],
+          f"the reason says how the server ended ({restart['reason']})")
+    log = open(os.path.join(out, "launcher.log")).read()
+    check("restart 1 of at most 3 from scratch" in log, "the log says the server restarts from scratch")
+    servers = [j for j in summary["jobs"] if j["kind"] == "server"]
+    check(len(servers) == 2 and servers[1]["state"] == "completed", "two server jobs, the second completed")
+    clients = [j for j in summary["jobs"] if j["kind"] == "client"]
+    before = {j["sim_id"] for j in clients if 0 <= j["submitted_at"] < restart["time"]}
+    for sim in before:
+        attempts = sorted(j["attempt"] for j in clients if j["sim_id"] == sim)
+        check(attempts[-1] >= 2, f"simulation {sim}, started before the restart, ran again as attempt "
+                                 f"{attempts[-1]} ({attempts})")
+    check(any(j.get("reason") == "the server restarted" for j in clients),
+          "the running clients were cancelled by the restart")
+    check(summary["simulations"]["completed"] == sims and summary["simulations"]["failed"] == 0,
+          f"all {sims} simulations completed ({summary['simulations']})")
+    rank0 = json.load(open(os.path.join(out, "server-summary.rank0.json")))
+    check(rank0["steps_stored"] == sims * steps, f"the new server stored every step once ({rank0['steps_stored']})")
+
+
 mode = sys.argv[1] if len(sys.argv) > 1 else "kill-server"
+if mode != "scratch":
+    usage = subprocess.run([SERVER, "--help"], capture_output=True, text=True)
+    if "--restore" not in usage.stdout + usage.stderr:
+        print("SKIP: this melissa-server has no --restore (the server's side of issue 11)")
+        sys.exit(77)
 if mode == "kill-server":
     kill_server()
 elif mode == "kill-server-ranks2":
@@ -241,6 +300,8 @@ elif mode == "corrupt":
     kill_server(corrupt=True)
 elif mode in ("ctrl-c", "kill-launcher"):
     resume_after(mode)
+elif mode == "scratch":
+    scratch()
 else:
     fail("unknown mode " + mode)
 print("PASS")
