@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "backends/scheduler/script.hpp"
+#include "config/study.hpp"
 
 namespace melissa::scheduler {
 namespace slurm {
@@ -105,6 +106,12 @@ std::string batch_script(const job_request& request, const std::vector<std::stri
   return out + detail::shell_command(request.argv) + "\n";
 }
 
+int server_term_grace(const std::string& time_limit) {
+  const auto limit = time_limit.empty() ? 0 : config::duration_seconds(time_limit);
+  if (limit <= 0) return server_term_grace_s;  // the partition's limit: unknown here
+  return static_cast<int>(std::min<std::int64_t>(server_term_grace_s, limit / 2));
+}
+
 std::vector<std::string> sbatch_command(const job_request& request, const std::string& script_path) {
   const job_settings& s = request.settings;
   std::vector<std::string> out = {"sbatch", "--parsable", "--job-name=" + request.name};
@@ -123,7 +130,7 @@ std::vector<std::string> sbatch_command(const job_request& request, const std::s
   // ranks): it checkpoints and exits 75, and the launcher restarts it from
   // that checkpoint (docs/checkpoints.md). Slurm may signal up to 60 s early.
   if (request.kind == job_kind::server)
-    out.push_back("--signal=B:TERM@" + std::to_string(server_term_grace_s));
+    out.push_back("--signal=B:TERM@" + std::to_string(server_term_grace(s.time_limit)));
   out.insert(out.end(), s.extra.begin(), s.extra.end());
   out.push_back(script_path);
   return out;

@@ -126,6 +126,11 @@ TEST_CASE("slurm: a server job asks for SIGTERM before its time limit, a client 
   r.kind = job_kind::client;
   const auto client = slurm::sbatch_command(r, "s.sbatch");
   CHECK(std::find(client.begin(), client.end(), "--signal=B:TERM@120") == client.end());
+  // Half a short time limit; 120 s without one (the partition's, unknown here).
+  CHECK(slurm::server_term_grace("0:03:00") == 90);
+  CHECK(slurm::server_term_grace("0:01:00") == 30);
+  CHECK(slurm::server_term_grace("1-00:00:00") == 120);
+  CHECK(slurm::server_term_grace("") == 120);
 }
 
 TEST_CASE("slurm: sbatch output and errors") {
