@@ -78,6 +78,14 @@ def server_pids(out):
     return [int(p) for p in text.split()]
 
 
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def wait_for(cond, timeout, what):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -214,9 +222,7 @@ def resume_after(how):
         p.wait()
         # The server notices the launcher is gone, lets its clients finish,
         # checkpoints and stops by itself.
-        wait_for(lambda: not any(os.path.exists(f"/proc/{pid}") and
-                                 open(f"/proc/{pid}/stat").read().split()[2] != "Z" for pid in pids),
-                 90, "the server to stop by itself")
+        wait_for(lambda: not any(alive(pid) for pid in pids), 90, "the server to stop by itself")
     wait_for(lambda: not server_pids(out), 30, "no server process left")
     chosen = checkpoints(out)[-1]
     complete = complete_in(chosen)
