@@ -371,10 +371,17 @@ void cancel_all_jobs(launcher_ptr self) {
   for (const auto& [id, row] : self->state.core->table().rows()) cancel_job(self, row);
 }
 
+// How long a lost server's job may take to end by itself before it is cancelled.
+constexpr double server_cancel_delay_s = 5;
+
 // The study's phase decides (study_phases); this carries it out.
 void advance(launcher_ptr self) {
   auto& st = self->state;
   const double now = st.now();
+  if (st.phases.restarting() && st.lost_at >= 0 && now - st.lost_at > server_cancel_delay_s) {
+    st.lost_at = -1;
+    if (const auto* row = st.core->table().find(st.server_job)) cancel_job(self, *row);
+  }
   if (st.phases.watching_clients()) {
     for (const auto& [job, what] : st.core->unconfirmed_exits(now)) {
       const auto& row = *st.core->table().find(job);
@@ -499,7 +506,10 @@ void server_lost(launcher_ptr self, const std::string& why) {
     st.core->end_by_launcher(job, "the server restarted");
     cancel_job(self, row);
   }
-  if (const auto* row = st.core->table().find(st.server_job)) cancel_job(self, *row);
+  // A rank that closed its connection may be ending by itself (SIGTERM before
+  // a time limit: it checkpoints, then exits 75): its job is cancelled only
+  // if it is still there server_cancel_delay_s later (advance()).
+  st.lost_at = st.now();
 }
 
 // The old server job has ended: carry out plan_server_restart.
@@ -523,6 +533,7 @@ void restart_server(launcher_ptr self, const checkpoint::server_end& end) {
   const auto lost = st.lost_why;
   const auto reason = plan.reason + (lost.empty() ? "" : "; " + lost);
   st.lost_why.clear();
+  st.lost_at = -1;
   if (plan.action != checkpoint::restart_action::from_checkpoint &&
       plan.action != checkpoint::restart_action::from_scratch) {
     stop_everything(self, study_failed,

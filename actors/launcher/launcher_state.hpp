@@ -63,6 +63,7 @@ struct launcher_state {
   std::vector<server_restart_record> restarts;
   std::string restore_from;       // --restore of the next server start ("": from scratch)
   std::string lost_why;           // a lost rank began the restart: why
+  double lost_at = -1;            // when; the server job is cancelled 5 s later if still there
   std::uint64_t batches_seen = 0; // rank 0's batch counter, last seen (0: not trained yet)
   double last_train_ask = -1e9;   // when rank 0 was last asked for it
   bool checkpointing = false;     // an interrupt waits for rank 0's checkpoint

@@ -27,7 +27,7 @@ struct study_deadlines {
   double server_timeout = 60;   // launcher.server_timeout: every rank registered by then
   double stop_grace = 15;       // stopping: jobs cancelled, wait this long for them to end
   double finishing_grace = 30;  // finishing: jobs may end on their own for this long
-  double restart_grace = 15;    // restarting: the old server job may take this long to end
+  double restart_grace = 20;    // restarting: the old server job may take this long to end
 };
 
 class study_phases {
