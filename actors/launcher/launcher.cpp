@@ -708,8 +708,8 @@ launcher_impl_actor::behavior_type launcher_fn(launcher_ptr self, launcher_setti
                                  "the server asked for simulation " + std::to_string(sim) +
                                      " with bad parameters: " + why);
         if (st.core->request(sim, parameters) == launcher_core::request_outcome::resubmitted)
-          spdlog::info("simulation {} is not complete in what the server restored: resubmitting it",
-                       sim);
+          spdlog::info("the restarted server asks for simulation {} (not complete in what it "
+                       "restored): resubmitting it as its next attempt", sim);
       },
       [self](submissions_atom) {
         auto& st = self->state;

@@ -20,7 +20,13 @@ end to end: real melissa-run, local backend, a small heat training study.
                  runs again as its next attempt, the new server stores every
                  step once, exit 0
 
-    e2e_restart.py kill-server|kill-server-ranks2|corrupt|ctrl-c|kill-launcher|scratch
+  slurm-timeout  real one-node Slurm (tests/slurm/start-slurm.sh; skipped, 77,
+                 where it cannot start): the server job has a 1-minute time
+                 limit, so Slurm sends it SIGTERM (--signal) mid-study; it
+                 checkpoints and stops, the launcher restarts it from that
+                 checkpoint and the study completes, every step inserted once
+
+    e2e_restart.py kill-server|kill-server-ranks2|corrupt|ctrl-c|kill-launcher|scratch|slurm-timeout
 """
 import json
 import os
@@ -292,6 +298,44 @@ def scratch():
     check(rank0["steps_stored"] == sims * steps, f"the new server stored every step once ({rank0['steps_stored']})")
 
 
+def slurm_timeout():
+    started = subprocess.run(["bash", os.path.join(SOURCE, "tests", "slurm", "start-slurm.sh")],
+                             capture_output=True, text=True)
+    if started.returncode == 77:
+        print("SKIP: " + started.stderr.strip())
+        sys.exit(77)
+    check(started.returncode == 0, f"Slurm starts ({started.stderr.strip()})")
+    work = tmpdir("restart-slurm")
+    vdir = os.path.join(work, "validation")
+    make_validation_set(vdir)
+    sims, steps = 12, 4000
+    study = write_study(
+        work,
+        study={"name": "restart-slurm", "seed": 5},
+        launcher={"backend": "slurm", "job_limit": 2, "poll_interval": 0.5, "server_timeout": 120,
+                  "max_server_restarts": 4, "server_job": {"time": "0:01:00"}},
+        server={"sink": "train", "port": None},
+        client={"command": [HEAT, "--grid", str(GRID), "--steps", str(steps)], "ranks": None, "steps": steps},
+        parameters={"bounds": None, "count": sims},
+        fields=[{"name": "temperature", "size": GRID * GRID}],
+        buffer={"policy": "fifo", "capacity": 200, "threshold": 10},
+        training={"time_steps": steps, "hidden": [16], "batch_size": 16, "metrics_every": 50,
+                  "validation_every": 200, "output": "constant", "output_mean": 300, "output_std": 100,
+                  "validation_dir": vdir},
+        checkpoint={"every_batches": 0, "every_seconds": 5, "keep": 100})
+    out = os.path.join(work, "out")
+    rc, text = finish(run([RUN, study]), timeout=400)
+    print(text[-4000:])
+    check(rc == 0, f"the study completes through the server's time limits (exit {rc})")
+    summary = json.load(open(os.path.join(out, "summary.json")))
+    print("restarts:", json.dumps(summary["restarts"]))
+    check(summary["server_restarts"] >= 1, f"the server was restarted ({summary['server_restarts']})")
+    first = summary["restarts"][0]
+    check(first["action"] == "from_checkpoint", f"from its checkpoint ({first})")
+    check(first["time"] < 75, f"before its time limit ran out: Slurm's SIGTERM ({first['time']:.0f} s)")
+    check(inserts(out, 1) == sims * steps, f"every step inserted once ({inserts(out, 1)} of {sims * steps})")
+
+
 mode = sys.argv[1] if len(sys.argv) > 1 else "kill-server"
 if mode != "scratch":
     usage = subprocess.run([SERVER, "--help"], capture_output=True, text=True)
@@ -308,6 +352,8 @@ elif mode in ("ctrl-c", "kill-launcher"):
     resume_after(mode)
 elif mode == "scratch":
     scratch()
+elif mode == "slurm-timeout":
+    slurm_timeout()
 else:
     fail("unknown mode " + mode)
 print("PASS")
