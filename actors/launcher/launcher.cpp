@@ -820,6 +820,7 @@ launcher_impl_actor::behavior_type launcher_fn(launcher_ptr self, launcher_setti
       [self](buffer_atom) { return ask_buffer(self); },
       [self](statistics_atom) { return ask_statistics(self); },
       [self](steering_atom) { return ask_steering(self); },
+      [self](checkpoint_atom, const std::string& reason) { return ask_checkpoint(self, reason); },
   };
 }
 
