@@ -243,6 +243,9 @@ def resume_after(how):
         wait_for(lambda: not any(alive(pid) for pid in pids), 90, "the server to stop by itself")
     wait_for(lambda: not server_pids(out), 30, "no server process left")
     chosen = checkpoints(out)[-1]
+    reason = json.load(open(os.path.join(chosen, "manifest.json")))["reason"]
+    if how == "kill-launcher":
+        check(reason == "launcher_lost", f"the server's last checkpoint says the launcher was lost ({reason})")
     complete = complete_in(chosen)
     print("resuming from", os.path.basename(chosen), "with complete", sorted(complete))
     started = time.time()
