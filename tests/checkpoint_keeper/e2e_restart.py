@@ -348,6 +348,8 @@ def slurm_timeout():
     first = summary["restarts"][0]
     check(first["action"] == "from_checkpoint", f"from its checkpoint ({first})")
     check(first["time"] < 75, f"before its time limit ran out: Slurm's SIGTERM ({first['time']:.0f} s)")
+    print("the checkpoint restarted from was taken for:",
+          json.load(open(os.path.join(first["checkpoint"], "manifest.json")))["reason"])
     check(inserts(out, 1) == sims * steps, f"every step inserted once ({inserts(out, 1)} of {sims * steps})")
 
 
