@@ -76,6 +76,7 @@ struct launcher_config {
   launcher_backend backend = launcher_backend::local;
   std::uint32_t job_limit = 4;          // simulations running at once, >= 1
   std::uint32_t max_retries = 2;        // restarts of a failed simulation, >= 0
+  std::uint32_t max_server_restarts = 3;  // restarts of a failed server (from a checkpoint), >= 0
   double client_timeout = 300;          // seconds, > 0
   double server_timeout = 60;           // seconds, > 0
   double poll_interval = 1;             // seconds between two polls of the backend, (0, max_poll_interval]

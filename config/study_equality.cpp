@@ -14,10 +14,10 @@ bool operator==(const job_placement& a, const job_placement& b) {
          std::tie(b.partition, b.account, b.time, b.nodes, b.gres, b.extra);
 }
 bool operator==(const launcher_config& a, const launcher_config& b) {
-  return std::tie(a.backend, a.job_limit, a.max_retries, a.client_timeout, a.server_timeout,
+  return std::tie(a.backend, a.job_limit, a.max_retries, a.max_server_restarts, a.client_timeout, a.server_timeout,
                   a.poll_interval, a.shell_host, a.shell_port, a.monitor_host, a.monitor_port, a.schedule_in_schedule,
                   a.allocation_nodes, a.allocation_time, a.slurm_array_size, a.server_job, a.client_job) ==
-         std::tie(b.backend, b.job_limit, b.max_retries, b.client_timeout, b.server_timeout,
+         std::tie(b.backend, b.job_limit, b.max_retries, b.max_server_restarts, b.client_timeout, b.server_timeout,
                   b.poll_interval, b.shell_host, b.shell_port, b.monitor_host, b.monitor_port, b.schedule_in_schedule,
                   b.allocation_nodes, b.allocation_time, b.slurm_array_size, b.server_job, b.client_job);
 }

@@ -161,6 +161,8 @@ launcher_config read_launcher(table_reader t) {
   l.backend = t.choice("backend", l.backend, backends);
   l.job_limit = t.integer<std::uint32_t>("job_limit", l.job_limit, {1, {}});
   l.max_retries = t.integer<std::uint32_t>("max_retries", l.max_retries, {0, {}});
+  l.max_server_restarts =
+      t.integer<std::uint32_t>("max_server_restarts", l.max_server_restarts, {0, {}});
   l.client_timeout = t.positive_number("client_timeout", l.client_timeout);
   l.server_timeout = t.positive_number("server_timeout", l.server_timeout);
   l.poll_interval = t.positive_number("poll_interval", l.poll_interval);

@@ -47,6 +47,7 @@ void write_launcher(std::ostream& out, const launcher_config& l) {
       << "backend = " << quoted(to_string(l.backend)) << "\n"
       << "job_limit = " << l.job_limit << "\n"
       << "max_retries = " << l.max_retries << "\n"
+      << "max_server_restarts = " << l.max_server_restarts << "\n"
       << "client_timeout = " << format_number(l.client_timeout) << "\n"
       << "server_timeout = " << format_number(l.server_timeout) << "\n"
       << "poll_interval = " << format_number(l.poll_interval) << "\n"

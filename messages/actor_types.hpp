@@ -260,7 +260,10 @@ using launcher_query_actor = caf::typed_actor<
     // Breed steering, from rank 0: {"ok": true, "steering": {...}}.
     caf::replies_to<steering_atom>::with<std::string>,
     // Statistics mode, from every rank's statistics sink: {"ok": true, "ranks": [...]}.
-    caf::replies_to<statistics_atom>::with<std::string>>;
+    caf::replies_to<statistics_atom>::with<std::string>,
+    // A checkpoint now (reason "shell"), from rank 0: {"ok": true, "message",
+    // "path", "batch"} once written (docs/checkpoints.md).
+    caf::replies_to<checkpoint_atom, std::string>::with<std::string>>;
 
 // The published shell endpoint: (shell_atom, token, command line) -> JSON text.
 using shell_endpoint_actor =
@@ -386,7 +389,10 @@ using reservoir_actor = sink_actor::extend<
     caf::replies_to<buffer_atom>::with<std::string>,
     // Rank 0's coordinator: Breed changed the parameters of a simulation not
     // yet submitted; its steps are encoded with these.
-    caf::reacts_to<set_params_atom, std::uint32_t, std::vector<double>>>;
+    caf::reacts_to<set_params_atom, std::uint32_t, std::vector<double>>,
+    // The trainer took a checkpoint while its batch request waits here: the
+    // buffer's cut now (reservoir_settings::at_batch_request).
+    caf::reacts_to<checkpoint_atom>>;
 
 // What Breed's steering uses of rank 0's coordinator, the owner of the
 // simulation table (actors/coordinator/simulation_table.hpp) and the only
@@ -433,7 +439,12 @@ using trainer_actor = restart_listener_actor::extend<
     // Live status JSON: batches, samples, losses, throughput, waiting, learning rate.
     caf::replies_to<train_atom>::with<std::string>,
     // Answered once training has ended (at once if it has): the training summary JSON.
-    caf::replies_to<await_training_atom>::with<std::string>>;
+    caf::replies_to<await_training_atom>::with<std::string>,
+    // A checkpoint now (reason), taken at the next step boundary; answered
+    // once written: JSON {"path", "batch"} or {"error": why}.
+    caf::replies_to<checkpoint_atom, std::string>::with<std::string>,
+    // Internal: looks whether the checkpoints asked for are written.
+    caf::reacts_to<tick_atom>>;
 
 // A typed view of the client acceptor (actors/client_acceptor: an untyped
 // actor, cast once by spawn_client_acceptor): its bound port, and the

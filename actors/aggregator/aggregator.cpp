@@ -44,6 +44,17 @@ aggregator_actor::behavior_type aggregator_fn(aggregator_actor::stateful_pointer
                                              sink_actor sink, aggregator_settings settings) {
   self->state.sink = std::move(sink);
   self->state.settings = settings;
+  if (auto& r = self->state.settings.restored; r && !r->taken.exchange(true)) {
+    auto& st = self->state;
+    st.log = r->log;
+    for (const auto& [sim, record] : st.log.simulations()) {
+      if (!record.done) continue;
+      auto& a = st.activity[sim];
+      a.attempt = record.attempts.empty() ? 0 : *record.attempts.rbegin();
+    }
+    spdlog::info("aggregator: restored the received steps of {} simulations ({} done, {} steps)",
+                 st.log.simulations().size(), st.log.done_count(), st.log.total_stored());
+  }
   if (settings.slices) {
     std::vector<wire::cell_range> shares;
     for (auto size : settings.field_sizes)

@@ -5,14 +5,24 @@
 // what paces the credit returned to the client.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include <caf/actor_system.hpp>
 
+#include "actors/aggregator/step_log.hpp"
 #include "messages/actor_types.hpp"
 
 namespace melissa {
+
+// A checkpoint's received steps (--restore), taken by the first aggregator
+// spawned only: one restarted by its supervisor starts empty, as without restore.
+struct restored_steps {
+  step_log log;
+  std::atomic<bool> taken{false};
+};
 
 struct aggregator_settings {
   // Under a launcher: a session opens only with the ticket the launcher
@@ -34,6 +44,10 @@ struct aggregator_settings {
   // size of field f.
   bool slices = false;
   std::vector<std::uint64_t> field_sizes;
+  // --restore: the log starts as the checkpoint's (a resent step in it is
+  // dropped as a duplicate) and its done simulations count as ended
+  // (activity_atom reports them complete, with no session).
+  std::shared_ptr<restored_steps> restored;
 };
 
 // Handles (restarted_atom, "sink", handle) when its sink is restarted.

@@ -10,26 +10,37 @@
 
 namespace melissa::checkpoint {
 
-std::future<buffer_snapshot> buffer_handoff::request() {
+std::future<buffer_cut> buffer_handoff::request() {
   std::lock_guard<std::mutex> lock(mutex_);
   armed_.emplace();
   return armed_->get_future();
 }
 
-void buffer_handoff::offer(const training_buffer& buffer) {
+void buffer_handoff::offer(const std::function<buffer_snapshot()>& snapshot,
+                           const step_log& received, bool production_over) {
   std::lock_guard<std::mutex> lock(mutex_);
+  if (production_over) final_ = received;
   if (!armed_) return;
   try {
-    armed_->set_value(buffer.snapshot());
+    buffer_cut cut;
+    if (with_samples_ && snapshot) cut.buffer = snapshot();
+    cut.received = received;
+    armed_->set_value(std::move(cut));
   } catch (...) {
     armed_->set_exception(std::current_exception());
   }
   armed_.reset();
 }
 
+std::optional<step_log> buffer_handoff::final_received() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return final_;
+}
+
 rank_checkpoints::rank_checkpoints(rank_checkpoint_settings settings, double now)
     : settings_(std::move(settings)),
-      schedule_(settings_.every_batches, settings_.every_seconds, 0, now),
+      handoff_(std::make_shared<buffer_handoff>(settings_.buffer)),
+      schedule_(settings_.every_batches, settings_.every_seconds, settings_.start_batch, now),
       figures_({{"dir", settings_.dir},
                 {"taken", 0},
                 {"written", 0},
@@ -44,8 +55,13 @@ rank_checkpoints::rank_checkpoints(rank_checkpoint_settings settings, double now
               [this](const write_result& r) { written(r); }) {}
 
 bool rank_checkpoints::at_step_boundary(std::uint64_t batch, double now, bool end,
-                                        const std::function<rank_snapshot()>& snapshot) {
-  std::string reason = schedule_.due(batch, now);
+                                        const std::function<rank_snapshot()>& snapshot,
+                                        const std::string& asked,
+                                        std::function<void(const write_result&)> on_written) {
+  // After a checkpoint the server stops on, none follows: a newer one would
+  // prune the one reported (the trainer goes on until the process ends).
+  if (stopped_ && asked.empty()) return false;
+  std::string reason = asked.empty() ? schedule_.due(batch, now) : asked;
   if (end) {
     if (any_taken_ && last_taken_batch_ == batch) return false;  // nothing new since
     reason = "end_of_training";
@@ -61,6 +77,7 @@ bool rank_checkpoints::at_step_boundary(std::uint64_t batch, double now, bool en
   try {
     const auto t0 = std::chrono::steady_clock::now();
     auto snap = snapshot();
+    if (settings_.table) snap.table = settings_.table();
     const double pause =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     checkpoint_job job;
@@ -68,15 +85,28 @@ bool rank_checkpoints::at_step_boundary(std::uint64_t batch, double now, bool en
     job.header.batch = batch;
     job.header.reason = reason;
     job.header.ranks = settings_.ranks;
-    job.parts = rank_parts(std::move(snap));
-    if (settings_.buffer && !end) {
-      const std::string path = "rank-" + std::to_string(settings_.rank) + "/buffer.bin";
-      auto future = std::make_shared<std::future<buffer_snapshot>>(handoff_->request());
-      job.parts.push_back([path, future](staging& s) {
+    if (end) {
+      // The buffer is drained; its final received steps (production is over).
+      if (auto final = handoff_->final_received()) snap.received = std::move(*final);
+      job.parts = rank_parts(std::move(snap));
+    } else {
+      // The received steps (and rank 0's table, checked against them) come
+      // with the buffer's cut, at the trainer's next batch request.
+      auto table = std::move(snap.table);
+      snap.table.reset();
+      snap.with_received = false;
+      job.parts = rank_parts(std::move(snap));
+      auto future = std::make_shared<std::future<buffer_cut>>(handoff_->request());
+      job.parts.push_back([rank = settings_.rank, future, table = std::move(table)](staging& s) {
         if (future->wait_for(std::chrono::seconds(120)) != std::future_status::ready)
           throw std::runtime_error("the training buffer did not hand its snapshot over in 120 s");
-        const auto buffer = future->get();
-        s.add(path, write_buffer_file(buffer, s.prepare(path)));
+        auto cut = future->get();
+        rank_snapshot part;
+        part.rank = rank;
+        part.buffer = std::move(cut.buffer);
+        part.received = std::move(cut.received);
+        part.table = table;
+        for (auto& write : rank_parts(std::move(part))) write(s);
       });
     }
     {
@@ -88,9 +118,14 @@ bool rank_checkpoints::at_step_boundary(std::uint64_t batch, double now, bool en
       p["last"] = pause;
     }
     schedule_.taken(batch, now);
+    if (reason == "sigterm" || reason == "launcher_lost") stopped_ = true;
     any_taken_ = true;
     last_taken_batch_ = batch;
     spdlog::info("checkpoint at batch {} ({}): the trainer paused {:.3f} s", batch, reason, pause);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      on_written_ = std::move(on_written);
+    }
     writer_.submit(std::move(job));  // not busy: accepted
     if (end) writer_.wait_idle();
     return true;
@@ -104,6 +139,10 @@ bool rank_checkpoints::at_step_boundary(std::uint64_t batch, double now, bool en
 
 void rank_checkpoints::written(const write_result& r) {
   std::lock_guard<std::mutex> lock(mutex_);
+  if (on_written_) {
+    on_written_(r);
+    on_written_ = nullptr;
+  }
   if (!r.ok) {
     spdlog::error("checkpoint at batch {} failed: {}", r.batch, r.error);
     figures_["failed"] = figures_["failed"].get<std::uint64_t>() + 1;

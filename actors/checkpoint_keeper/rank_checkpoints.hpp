@@ -11,6 +11,7 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -18,6 +19,7 @@
 #include "actors/checkpoint_keeper/checkpoint_schedule.hpp"
 #include "actors/checkpoint_keeper/checkpoint_writer.hpp"
 #include "actors/checkpoint_keeper/rank_parts.hpp"
+#include "actors/coordinator/simulation_table.hpp"
 
 namespace melissa::checkpoint {
 
@@ -30,9 +32,23 @@ struct rank_checkpoint_settings {
   std::uint32_t rank = 0;
   std::uint32_t ranks = 1;
   bool buffer = true;  // [checkpoint] buffer: the training buffer's part
+  std::uint64_t start_batch = 0;  // a restored rank: the checkpoint's batch
+  // Rank 0: the simulation table as the coordinator last published it
+  // (none: no table on this rank). Called on the trainer's thread when a
+  // checkpoint is taken, so before the buffer's cut: a simulation complete
+  // in it has all its steps in the cut.
+  std::function<std::optional<simulation_table_snapshot>()> table;
 };
 
-// How the training buffer's snapshot reaches the keeper at the same step
+// What the training buffer hands over at the cut: its samples (with
+// [checkpoint] buffer) and the steps it has received, all taken at the same
+// moment, so that a step in `received` is in `buffer`.
+struct buffer_cut {
+  std::optional<buffer_snapshot> buffer;
+  step_log received;
+};
+
+// How the training buffer's cut reaches the keeper at the same step
 // boundary as the trainer's: the trainer arms it when it takes its own
 // snapshot, and the buffer (on its actor's thread) fills it when the
 // trainer's next batch request arrives, before it draws from the buffer, so
@@ -40,14 +56,22 @@ struct rank_checkpoint_settings {
 // thread; one request at a time.
 class buffer_handoff {
  public:
-  // The future the buffer's snapshot arrives in.
-  std::future<buffer_snapshot> request();
-  // Called by the buffer at each batch request: snapshots it when armed.
-  void offer(const training_buffer& buffer);
+  // with_samples: [checkpoint] buffer (else only the received steps).
+  explicit buffer_handoff(bool with_samples = true) : with_samples_(with_samples) {}
+  // The future the buffer's cut arrives in.
+  std::future<buffer_cut> request();
+  // Called by the buffer at each batch request (reservoir_settings::
+  // at_batch_request): cuts it when armed. When production is over it also
+  // keeps the final received steps (final_received) for the end checkpoint.
+  void offer(const std::function<buffer_snapshot()>& snapshot, const step_log& received,
+             bool production_over);
+  std::optional<step_log> final_received() const;
 
  private:
-  std::mutex mutex_;
-  std::optional<std::promise<buffer_snapshot>> armed_;
+  bool with_samples_;
+  mutable std::mutex mutex_;
+  std::optional<std::promise<buffer_cut>> armed_;
+  std::optional<step_log> final_;
 };
 
 class rank_checkpoints {
@@ -60,11 +84,19 @@ class rank_checkpoints {
   // `snapshot` is called on the caller's thread: its time is the trainer's
   // pause. With settings.buffer, except at the end (the buffer is drained
   // then), the buffer's part is written once the buffer has handed its
-  // snapshot over (handoff()), within 120 s, else the checkpoint is abandoned. Returns whether a checkpoint was handed to the writer. At the end
+  // snapshot over (handoff()), within 120 s, else the checkpoint is
+  // abandoned; so is the received-steps part (and rank 0's simulation
+  // table), with or without the buffer's samples. `reason` overrides the
+  // schedule's (an on-demand checkpoint: taken when the writer is free even
+  // if none is due); `on_written` then hears its result, from the writer's
+  // thread. After one with reason "sigterm" or "launcher_lost" (the server
+  // stops on it) no scheduled or end-of-training checkpoint is taken. Returns whether a checkpoint was handed to the writer. At the end
   // it waits until the writer is done. Never throws: a failure is logged
   // and counted.
   bool at_step_boundary(std::uint64_t batch, double now, bool end,
-                        const std::function<rank_snapshot()>& snapshot);
+                        const std::function<rank_snapshot()>& snapshot,
+                        const std::string& reason = {},
+                        std::function<void(const write_result&)> on_written = {});
 
   // Whether at_step_boundary(batch, now, false, ...) would find a checkpoint
   // due (it may still refuse it while the writer is busy). The trainer asks
@@ -85,12 +117,14 @@ class rank_checkpoints {
   void written(const write_result& result);
 
   rank_checkpoint_settings settings_;
-  std::shared_ptr<buffer_handoff> handoff_ = std::make_shared<buffer_handoff>();
+  std::shared_ptr<buffer_handoff> handoff_;
   checkpoint_schedule schedule_;
   bool any_taken_ = false;
+  bool stopped_ = false;  // a "sigterm" / "launcher_lost" checkpoint was taken: no more
   std::uint64_t last_taken_batch_ = 0;
   mutable std::mutex mutex_;  // the figures: the writer's thread reports results
   nlohmann::json figures_;
+  std::function<void(const write_result&)> on_written_;  // of the job being written
   checkpoint_writer writer_;  // last: its thread stops before the rest goes
 };
 

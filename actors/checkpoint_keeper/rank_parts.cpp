@@ -24,11 +24,26 @@ std::vector<checkpoint_part> rank_parts(rank_snapshot snapshot) {
                         staging& s) {
       s.add(prefix + "buffer.bin", write_buffer_file(*buffer, s.prepare(prefix + "buffer.bin")));
     });
-  parts.push_back([prefix, text = step_log_to_json(snapshot.received)](staging& s) {
-    file_writer out(s.prepare(prefix + "received_steps.json"));
-    out.write(text.data(), text.size());
-    s.add(prefix + "received_steps.json", out.close());
-  });
+  if (snapshot.with_received)
+    parts.push_back([prefix, text = step_log_to_json(snapshot.received)](staging& s) {
+      file_writer out(s.prepare(prefix + "received_steps.json"));
+      out.write(text.data(), text.size());
+      s.add(prefix + "received_steps.json", out.close());
+    });
+  if (snapshot.table) {
+    auto table = std::move(*snapshot.table);
+    const auto& sims = snapshot.received.simulations();
+    for (std::size_t sim = 0; sim < table.states.size(); ++sim) {
+      if (table.states[sim] != sim_state::complete) continue;
+      const auto it = sims.find(static_cast<std::uint32_t>(sim));
+      if (it == sims.end() || !it->second.done) table.states[sim] = sim_state::submitted;
+    }
+    parts.push_back([text = simulation_table_to_json(table)](staging& s) {
+      file_writer out(s.prepare("study/simulation_table.json"));
+      out.write(text.data(), text.size());
+      s.add("study/simulation_table.json", out.close());
+    });
+  }
   return parts;
 }
 
@@ -36,8 +51,11 @@ restored_rank read_rank_part(const std::string& dir, std::uint32_t rank) {
   const std::string base = dir + "/rank-" + std::to_string(rank);
   restored_rank out;
   if (fs::exists(base + "/trainer/trainer_state.pt")) out.trainer_dir = base + "/trainer";
-  if (fs::exists(base + "/buffer.bin"))
-    out.buffer = restore_training_buffer(read_buffer_file(base + "/buffer.bin"));
+  if (fs::exists(base + "/buffer.bin")) {
+    auto snapshot = read_buffer_file(base + "/buffer.bin");
+    out.pending = std::move(snapshot.pending);
+    out.buffer = restore_training_buffer(snapshot);
+  }
   const std::string steps = base + "/received_steps.json";
   std::ifstream in(steps, std::ios::binary);
   if (!in) throw std::runtime_error(steps + " cannot be read");

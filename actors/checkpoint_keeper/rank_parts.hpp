@@ -17,6 +17,7 @@
 
 #include "actors/aggregator/step_log.hpp"
 #include "actors/checkpoint_keeper/checkpoint_writer.hpp"
+#include "actors/coordinator/simulation_table.hpp"
 #include "actors/reservoir/training_buffer.hpp"
 #include "actors/trainer/trainer_core.hpp"
 
@@ -27,6 +28,11 @@ struct rank_snapshot {
   trainer_snapshot trainer;               // empty: no trainer on this server (count / dataset sink)
   std::optional<buffer_snapshot> buffer;  // none: no buffer, or [checkpoint] buffer = false
   step_log received;
+  bool with_received = true;              // false: another part writes received_steps.json
+  // Rank 0: study/simulation_table.json. A simulation complete in it but
+  // not done in `received` is written as submitted (it is rerun): the
+  // received steps decide what a restart may skip.
+  std::optional<simulation_table_snapshot> table;
 };
 
 // The parts that write `snapshot` (it is moved into them: the caller keeps
@@ -36,6 +42,7 @@ std::vector<checkpoint_part> rank_parts(rank_snapshot snapshot);
 struct restored_rank {
   std::string trainer_dir;                  // "" when the checkpoint has no trainer part
   std::unique_ptr<training_buffer> buffer;  // null when it has no buffer part
+  std::vector<training_sample> pending;     // the buffer's stores that waited for room
   step_log received;
 };
 

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <csignal>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <system_error>
 #include <sstream>
 
 #include "actors/checkpoint_keeper/checkpoint_directory.hpp"
@@ -76,7 +78,9 @@ restart_plan plan_server_restart(const restart_inputs& in) {
   }
 
   std::optional<chosen_checkpoint> chosen;
-  try {
+  std::error_code missing;
+  // No directory, no checkpoint (and none is created: checkpoint_directory would).
+  if (std::filesystem::exists(in.checkpoint_dir, missing)) try {
     checkpoint_directory dir(in.checkpoint_dir);
     for (const auto& c : dir.list()) {
       auto v = verify_checkpoint(c.path);

@@ -47,6 +47,8 @@ struct coordinator_state {
   // launcher hears of it through this actor alone.
   bool owns_table = false;
   simulation_table table;
+  bool launcher_lost = false;
+  nlohmann::json stopped;  // a stop with a checkpoint: {"reason", "checkpoint"}
   static inline const char* name = "coordinator";
 };
 
@@ -106,6 +108,7 @@ caf::result<std::string> make_summary(coordinator_ptr self) {
                       summary["training"] = nlohmann::json::parse(st.training_summary);
                     if (!st.steering_summary.empty())
                       summary["steering"] = nlohmann::json::parse(st.steering_summary, nullptr, false);
+                    if (!st.stopped.is_null()) summary["stopped"] = st.stopped;
                     auto text = summary.dump(2);
                     if (!st.settings.summary_path.empty()) {
                       // A full disk must not leave a truncated summary, nor
@@ -124,6 +127,12 @@ caf::result<std::string> make_summary(coordinator_ptr self) {
 }
 
 void report_end(coordinator_ptr self);
+
+// The checkpoints' copy of the table (rank 0 under a launcher).
+void publish_table(coordinator_ptr self) {
+  auto& st = self->state;
+  if (st.owns_table && st.settings.publish_table) st.settings.publish_table(st.table.snapshot());
+}
 
 // Breed's provenance: where each resampled simulation's parameters came from.
 void write_provenance(const std::string& path, const std::string& status) {
@@ -190,11 +199,13 @@ void report_end(coordinator_ptr self) {
 // silent for longer than the client timeout (it kills and restarts those).
 void watch_sessions(coordinator_ptr self, const std::vector<sim_activity>& activity) {
   auto& st = self->state;
+  bool changed = false;
   for (const auto& a : activity) {
     const auto key = std::make_pair(a.sim_id, a.attempt);
     if (st.owns_table) {
-      if (a.open) st.table.mark_submitted(a.sim_id);  // it has a job: Breed may no longer change it
-      if (a.complete) st.table.mark_complete(a.sim_id);
+      // Submitted: it has a job, Breed may no longer change it.
+      if (a.open) changed = st.table.mark_submitted(a.sim_id) || changed;
+      if (a.complete) changed = st.table.mark_complete(a.sim_id) || changed;
     }
     // An entry exists only for a session the aggregator admitted: a short
     // client may have opened and closed it between two ticks (a.open false),
@@ -209,6 +220,29 @@ void watch_sessions(coordinator_ptr self, const std::vector<sim_activity>& activ
       self->send(st.launcher, timeout_atom::value, a.sim_id, a.attempt);
     }
   }
+  if (changed) publish_table(self);
+}
+
+// The launcher is gone and the running simulations have ended: the study is
+// not over, so training is not drained; a checkpoint is taken and this rank
+// stops (melissa-server exits 75, docs/checkpoints.md).
+void stop_with_checkpoint(coordinator_ptr self) {
+  auto& st = self->state;
+  st.finished = true;
+  spdlog::warn("rank {}: the launcher is gone; checkpointing, then stopping", st.settings.rank);
+  self->request(st.trainer, std::chrono::minutes(10), checkpoint_atom::value,
+                std::string("launcher_lost"))
+      .then(
+          [self](const std::string& answer) {
+            auto j = nlohmann::json::parse(answer, nullptr, false);
+            self->state.stopped = {{"reason", "launcher_lost"}, {"checkpoint", j}};
+            report_end(self);
+          },
+          [self](const caf::error& err) {
+            self->state.stopped = {{"reason", "launcher_lost"},
+                                   {"checkpoint", {{"error", self->system().render(err)}}}};
+            report_end(self);
+          });
 }
 
 void tick(coordinator_ptr self) {
@@ -237,6 +271,9 @@ void tick(coordinator_ptr self) {
               const bool done = (expected > 0 && ended >= expected) || (st.stopping && quiet);
               if (done || clock_type::now() - st.last_progress >= st.settings.progress_interval)
                 log_progress(self, now);
+              const bool all_ended = expected > 0 && ended >= expected;
+              if (done && st.launcher_lost && !all_ended && st.trainer)
+                return stop_with_checkpoint(self);
               if (done) return finish(self);
               self->delayed_send(self, st.settings.poll_interval, tick_atom::value);
             });
@@ -278,6 +315,7 @@ caf::result<std::uint32_t, std::uint32_t, std::uint32_t> ask_submissions(coordin
           [self, rp](std::uint32_t highest, std::uint32_t job_limit) mutable {
             auto& table = self->state.table;
             table.mark_submitted_through(highest);
+            publish_table(self);
             rp.deliver(highest, job_limit, table.size());
           },
           [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
@@ -321,6 +359,7 @@ caf::result<std::vector<std::uint32_t>> change_parameters(coordinator_ptr self,
             if (!wanted->empty())
               spdlog::warn("{} simulations were submitted before their new parameters arrived",
                            wanted->size());
+            publish_table(self);
             rp.deliver(changed);
           },
           [rp](const caf::error&) mutable { rp.deliver(std::vector<std::uint32_t>{}); });
@@ -343,7 +382,13 @@ coordinator_actor::behavior_type coordinator_fn(coordinator_ptr self, coordinato
   st.launcher = std::move(launcher);
   if (st.launcher && st.settings.rank == 0) {
     st.owns_table = true;
-    st.table = simulation_table(st.settings.design);
+    st.table = st.settings.restored_table
+                   ? simulation_table::restore(*st.settings.restored_table)
+                   : simulation_table(st.settings.design);
+    for (auto sim : st.settings.restored_complete) st.reported_complete.insert(sim);
+    for (std::uint32_t sim = 0; sim < st.table.size(); ++sim)
+      if (st.table.state(sim) == sim_state::failed) st.failed.insert(sim);
+    publish_table(self);
     introduce_to_steering(self);
   }
   if (st.launcher) {
@@ -352,6 +397,7 @@ coordinator_actor::behavior_type coordinator_fn(coordinator_ptr self, coordinato
     self->set_down_handler([self](const caf::down_msg&) {
       spdlog::warn("lost the launcher; finishing the running simulations, then stopping");
       self->state.stopping = true;
+      self->state.launcher_lost = true;
       self->state.quiet_since = clock_type::now();
     });
     self->request(acceptor, std::chrono::seconds(30), port_atom::value)
@@ -428,13 +474,25 @@ coordinator_actor::behavior_type coordinator_fn(coordinator_ptr self, coordinato
                          R"json({"error": "this study does not steer (no [breed] section)"})json",
                          R"({"error": "the steering actor did not answer"})");
       },
-      [](checkpoint_atom, const std::string&) {
-        // Not built yet (issue 11): the keeper's on-demand trigger.
-        return std::string(R"({"error": "on-demand checkpoints are not built yet"})");
+      [self](checkpoint_atom, std::string& reason) -> caf::result<std::string> {
+        // The trainer takes it at its next step boundary (docs/checkpoints.md).
+        auto& st = self->state;
+        if (!st.trainer)
+          return std::string(
+              R"json({"error": "this study does not train (server.sink is not \"train\"): it has no checkpoints"})json");
+        auto rp = self->make_response_promise<std::string>();
+        self->request(st.trainer, std::chrono::minutes(10), checkpoint_atom::value, std::move(reason))
+            .then([rp](const std::string& answer) mutable { rp.deliver(answer); },
+                  [self, rp](const caf::error& err) mutable {
+                    rp.deliver(nlohmann::json{{"error", "the trainer did not answer: " +
+                                                            self->system().render(err)}}
+                                   .dump());
+                  });
+        return rp;
       },
       [self](sim_failed_atom, std::uint32_t sim) {
         self->state.failed.insert(sim);
-        self->state.table.mark_failed(sim);
+        if (self->state.table.mark_failed(sim)) publish_table(self);
       },
       [self](ticket_atom, std::uint32_t sim, std::uint32_t attempt, std::string& ticket) {
         self->send(self->state.aggregator, ticket_atom::value, sim, attempt, std::move(ticket));
@@ -463,12 +521,22 @@ void register_with_launcher(coordinator_ptr self, std::uint16_t port) {
                 return self->quit(caf::sec::runtime_error);
               }
               // Rank 0 owns the simulation table: it asks for every simulation
-              // still pending (all of them, unless restored from a snapshot).
-              if (st.owns_table)
-                for (std::uint32_t sim = 0; sim < st.table.size(); ++sim)
-                  if (st.table.state(sim) == sim_state::pending)
-                    self->send(st.launcher, run_sim_atom::value, sim,
-                               config::format_parameters(st.table.parameters(sim)));
+              // still pending (all of them on a fresh start). Restored from a
+              // checkpoint: it says which one and what is complete, then asks
+              // for every simulation neither complete nor failed (the launcher
+              // resubmits those it knew, with attempt + 1).
+              if (!st.owns_table) return;
+              const bool restored = !st.settings.restored_dir.empty();
+              if (restored)
+                self->send(st.launcher, restored_atom::value, st.settings.restored_dir,
+                           st.settings.restored_batch, st.settings.restored_complete);
+              for (std::uint32_t sim = 0; sim < st.table.size(); ++sim) {
+                const auto state = st.table.state(sim);
+                if (state == sim_state::pending ||
+                    (restored && state == sim_state::submitted))
+                  self->send(st.launcher, run_sim_atom::value, sim,
+                             config::format_parameters(st.table.parameters(sim)));
+              }
             },
             [self](const caf::error& err) {
               spdlog::error("cannot register with the launcher: {}", self->system().render(err));

@@ -9,12 +9,15 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 
+#include "actors/coordinator/simulation_table.hpp"
 #include "messages/actor_types.hpp"
 
 namespace melissa {
@@ -33,6 +36,18 @@ struct coordinator_settings {
   std::string host;
   std::vector<std::vector<double>> design;
   double client_timeout = 300;
+  // --restore (rank 0 under a launcher): the checkpoint restored, its batch,
+  // its simulation table (the design when it has none) and the simulations
+  // complete in it. Once registered, rank 0 sends (restored_atom, dir, batch,
+  // complete) to the launcher, then run_sim for every simulation neither
+  // complete nor failed in the table: complete ones are never rerun.
+  std::string restored_dir;
+  std::uint64_t restored_batch = 0;
+  std::optional<simulation_table_snapshot> restored_table;
+  std::vector<std::uint32_t> restored_complete;
+  // Rank 0 under a launcher: called with the table each time it changes (the
+  // checkpoints' copy, read by the trainer's thread).
+  std::function<void(const simulation_table_snapshot&)> publish_table;
 };
 
 // coordinator_actor (messages/actor_types.hpp): (report_atom) -> the summary

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/checkpoint_keeper/restart_plan.hpp"
 #include "actors/launcher/launcher_core.hpp"
 #include "actors/launcher/launcher_queries.hpp"
 #include "actors/launcher/launcher_state.hpp"
@@ -97,6 +98,14 @@ void write_summary(launcher_ptr self) {
   summary["exit_code"] = st.exit_code;
   summary["message"] = st.message;
   summary["failed_simulations"] = st.core->failed_simulations();
+  summary["server_restarts"] = st.restarts.size();
+  json restarts = json::array();
+  for (const auto& r : st.restarts)
+    restarts.push_back({{"time", r.time}, {"reason", r.reason}, {"action", r.action},
+                        {"checkpoint", r.checkpoint}, {"batch", r.batch}, {"skipped", r.skipped}});
+  summary["restarts"] = restarts;
+  if (!st.settings.restore.empty())
+    summary["resumed_from"] = {{"checkpoint", st.settings.restore}, {"batch", st.settings.restore_batch}};
   // The launcher's own CPU time (its threads, not the jobs): for the throughput benchmark.
   rusage self_usage{};
   getrusage(RUSAGE_SELF, &self_usage);
@@ -298,15 +307,37 @@ void submit_clients(launcher_ptr self) {
           });
 }
 
+void server_lost(launcher_ptr self, const std::string& why);
+void restart_server(launcher_ptr self, const checkpoint::server_end& end);
+
+// A server that fails before its first start completed (a startup error: a
+// bad validation set, a port in use) fails the study: restarting it would
+// fail the same way. Once it ran, or after a restart, it is restarted.
+bool may_restart(const launcher_state& st) {
+  return !st.phases.before_running() || !st.restarts.empty();
+}
+
 void on_status(launcher_ptr self, const scheduler::job_status& status) {
   auto& st = self->state;
   auto* row = st.core->table().find_backend(status.id);
   if (!row) return;
+  if (row->kind == job_kind::server && row->id != st.server_job) {
+    st.core->update(row->id, status, st.now());  // a server replaced by a restart
+    return;
+  }
   if (row->id == st.server_job) {
     const bool was_final = scheduler::is_final(row->state);
     st.core->update(row->id, status, st.now());
     if (was_final || !scheduler::is_final(status.state)) return;
+    const checkpoint::server_end end{status.raw_state, status.exit_code, status.signal};
+    if (st.phases.restarting()) return restart_server(self, end);
     if (!st.phases.server_end_fails()) return;
+    if (checkpoint::ended_abnormally(end) && may_restart(st)) {
+      if (const auto more = stderr_tail(job_log(st, row->id, "err")); !more.empty())
+        spdlog::error("the server job {}{}", status.raw_state, more);
+      server_lost(self, "");
+      return restart_server(self, end);
+    }
     // The server's reason (a bad validation set, a port in use) is in its
     // stderr: quote it here rather than only point at the file.
     const auto err = job_log(st, row->id, "err");
@@ -356,6 +387,18 @@ void on_status(launcher_ptr self, const scheduler::job_status& status) {
   }
 }
 
+// Rank 0's batch counter, every few seconds while the study runs: whether a
+// server lost without a valid checkpoint may restart from scratch (nothing
+// trained yet) or the study must fail (plan_server_restart).
+void watch_training(launcher_ptr self) {
+  auto& st = self->state;
+  st.batches_seen = std::max(st.batches_seen, st.tail.figures.batches);
+  if (st.settings.study.server.sink != config::sink_kind::train) return;
+  if (st.now() - st.last_train_ask < 5) return;
+  st.last_train_ask = st.now();
+  refresh_tail_figures(self);
+}
+
 void cancel_all_jobs(launcher_ptr self) {
   for (const auto& [id, row] : self->state.core->table().rows()) cancel_job(self, row);
 }
@@ -389,11 +432,17 @@ void poll_jobs(launcher_ptr self) {
             spdlog::warn("polling the scheduler failed: {}", backend_error_text(self->system(), err));
           });
 }
+// How long a lost server's job may take to end by itself before it is cancelled.
+constexpr double server_cancel_delay_s = 5;
 
 // The study's phase decides (study_phases); this carries it out.
 void advance(launcher_ptr self) {
   auto& st = self->state;
   const double now = st.now();
+  if (st.phases.restarting() && st.lost_at >= 0 && now - st.lost_at > server_cancel_delay_s) {
+    st.lost_at = -1;
+    if (const auto* row = st.core->table().find(st.server_job)) cancel_job(self, *row);
+  }
   if (st.phases.watching_clients()) {
     for (const auto& [job, what] : st.core->unconfirmed_exits(now)) {
       const auto& row = *st.core->table().find(job);
@@ -416,6 +465,7 @@ void advance(launcher_ptr self) {
       cancel_job(self, row);
     }
     if (st.phases.submitting()) submit_clients(self);
+    watch_training(self);
     print_progress(self);
     return;
   }
@@ -436,6 +486,14 @@ void advance(launcher_ptr self) {
     case study_phases::action::finish:
       finish(self);
       break;
+    case study_phases::action::restart_server: {
+      // The old server job did not end when cancelled: start the new one anyway.
+      const auto* row = st.core->table().find(st.server_job);
+      restart_server(self, {row ? row->raw_state + ", its job did not end when cancelled"
+                                : "its job did not end when cancelled",
+                            {}, {}});
+      break;
+    }
   }
 }
 
@@ -460,6 +518,7 @@ void all_ranks_finished(launcher_ptr self) {
 
 void start_server(launcher_ptr self) {
   auto& st = self->state;
+  const bool restore = !st.restore_from.empty();
   const auto& study = st.settings.study;
   auto& row = st.core->table().add(job_kind::server, 0, 1, "");
   st.server_job = row.id;
@@ -469,13 +528,18 @@ void start_server(launcher_ptr self) {
   req.argv = {st.settings.server_program, "--config", st.settings.resolved_study, "--output",
               st.settings.output_dir, "--launcher",
               st.settings.launcher_host + ":" + std::to_string(st.port)};
+  if (restore) {
+    req.argv.push_back("--restore");
+    req.argv.push_back(st.restore_from);
+  }
   req.workdir = st.settings.output_dir;
   req.stdout_path = job_log(st, row.id, "out");
   req.stderr_path = job_log(st, row.id, "err");
   req.settings = scheduler::job_settings_for(study, job_kind::server);
-  st.phases.starting_server();
-  spdlog::info("starting the server ({} rank{}), logs in {}", study.server.ranks,
-               study.server.ranks > 1 ? "s" : "", req.stdout_path);
+  st.phases.starting_server(st.now());
+  spdlog::info("starting the server ({} rank{}{}), logs in {}", study.server.ranks,
+               study.server.ranks > 1 ? "s" : "", restore ? ", restoring " + st.restore_from : "",
+               req.stdout_path);
   self->request(st.backend, caf::infinite, submit_job_atom::value, req)
       .then(
           [self](const std::string& id) {
@@ -486,6 +550,121 @@ void start_server(launcher_ptr self) {
           [self](const caf::error& err) {
             stop_everything(self, study_failed,
                             "cannot start the server: " + backend_error_text(self->system(), err));
+          });
+}
+
+// The server is lost (its job ended abnormally, or a rank disconnected):
+// no submission, every running simulation is cancelled (its steps after the
+// checkpoint are gone) and the server job too; restart_server() follows once
+// that job has ended.
+void server_lost(launcher_ptr self, const std::string& why) {
+  auto& st = self->state;
+  if (!st.phases.server_lost(st.now())) return;
+  st.lost_why = why;
+  if (!why.empty()) spdlog::error("{}: ending the server job", why);
+  for (auto job : st.core->server_restarted()) {
+    const auto& row = *st.core->table().find(job);
+    st.core->end_by_launcher(job, "the server restarted");
+    cancel_job(self, row);
+  }
+  // A rank that closed its connection may be ending by itself (SIGTERM before
+  // a time limit: it checkpoints, then exits 75): its job is cancelled only
+  // if it is still there server_cancel_delay_s later (advance()).
+  st.lost_at = st.now();
+}
+
+// The old server job has ended: carry out plan_server_restart.
+void restart_server(launcher_ptr self, const checkpoint::server_end& end) {
+  auto& st = self->state;
+  const auto& study = st.settings.study;
+  checkpoint::restart_inputs in;
+  in.end = end;
+  if (!st.lost_why.empty() && !checkpoint::ended_abnormally(in.end)) {
+    in.end.exit_code.reset();  // a rank was lost, whatever the job's exit says
+    in.end.raw_state = "lost rank";
+  }
+  in.restarts_so_far = static_cast<std::uint32_t>(st.restarts.size());
+  in.max_restarts = study.launcher.max_server_restarts;
+  in.checkpoint_dir = study.checkpoint.dir;
+  in.batches_trained = st.batches_seen;
+  in.simulations = config::simulation_count(study);
+  in.given_up = st.core->failed_simulations();
+  const auto plan = checkpoint::plan_server_restart(in);
+  for (const auto& line : plan.skipped) spdlog::warn("skipping checkpoint {}", line);
+  const auto lost = st.lost_why;
+  const auto reason = plan.reason + (lost.empty() ? "" : "; " + lost);
+  st.lost_why.clear();
+  st.lost_at = -1;
+  if (plan.action != checkpoint::restart_action::from_checkpoint &&
+      plan.action != checkpoint::restart_action::from_scratch) {
+    stop_everything(self, study_failed,
+                    plan.message.empty() ? "the server ended (" + reason + ") before the study ended"
+                                         : plan.message + (lost.empty() ? "" : " (" + lost + ")"));
+    return;
+  }
+  server_restart_record rec;
+  rec.time = st.now();
+  rec.reason = reason;
+  rec.action = checkpoint::to_string(plan.action);
+  rec.checkpoint = plan.checkpoint;
+  rec.batch = plan.batch;
+  rec.skipped = plan.skipped;
+  st.restarts.push_back(rec);
+  if (plan.action == checkpoint::restart_action::from_checkpoint)
+    spdlog::warn("the server ended ({}): restart {} of at most {} from {} (batch {}); {} "
+                 "simulation{} complete there are not rerun",
+                 reason, st.restarts.size(), in.max_restarts, plan.checkpoint, plan.batch,
+                 plan.complete.size(), plan.complete.size() == 1 ? "" : "s");
+  else
+    spdlog::warn("the server ended ({}) before any training and with no valid checkpoint: "
+                 "restart {} of at most {} from scratch, every simulation runs again",
+                 reason, st.restarts.size(), in.max_restarts);
+  st.core->restored(plan.complete);
+  st.ranks.clear();
+  st.tail = {};
+  st.restore_from = plan.checkpoint;
+  start_server(self);
+}
+
+// Ctrl-C (or SIGTERM) of melissa-run: no new simulation; rank 0 checkpoints
+// every rank (bounded wait), then every job is cancelled. A second signal
+// stops at once.
+constexpr auto interrupt_checkpoint_wait = std::chrono::seconds(60);
+
+void interrupt(launcher_ptr self, std::int32_t exit_code, const std::string& why) {
+  auto& st = self->state;
+  const auto rank0 = st.ranks.find(0);
+  const bool can_checkpoint = st.phases.watching_clients() && rank0 != st.ranks.end() &&
+                              rank0->second.coordinator && !rank0->second.summary &&
+                              st.settings.study.server.sink == config::sink_kind::train;
+  if (st.checkpointing || !can_checkpoint) {
+    if (st.checkpointing) spdlog::warn("{} again: stopping without waiting for the checkpoint", why);
+    return stop_everything(self, exit_code, why);
+  }
+  st.checkpointing = true;
+  st.core->pause();
+  spdlog::warn("{}: no new simulation; asking the server for a checkpoint (waiting at most {} s)",
+               why, interrupt_checkpoint_wait.count());
+  self->request(rank0->second.coordinator, interrupt_checkpoint_wait, checkpoint_atom::value,
+                std::string("interrupt"))
+      .then(
+          [self, exit_code, why](const std::string& text) {
+            self->state.checkpointing = false;
+            const auto reply = json::parse(text, nullptr, false);
+            if (reply.is_object() && reply.contains("path"))
+              spdlog::info("checkpoint {} written (batch {}); resume with melissa-run --resume {}",
+                           reply["path"].get<std::string>(), reply.value("batch", 0ULL),
+                           self->state.settings.output_dir);
+            else
+              spdlog::warn("the server took no checkpoint: {}; stopping anyway",
+                           reply.is_object() ? reply.value("error", text) : text);
+            stop_everything(self, exit_code, why);
+          },
+          [self, exit_code, why](const caf::error& err) {
+            self->state.checkpointing = false;
+            spdlog::warn("no checkpoint from the server ({}); stopping anyway",
+                         self->system().render(err));
+            stop_everything(self, exit_code, why);
           });
 }
 
@@ -503,19 +682,30 @@ launcher_impl_actor::behavior_type launcher_fn(launcher_ptr self, launcher_setti
   limits.server_ranks = study.server.ranks;
   limits.group_size = config::group_size(study);
   st.core = std::make_unique<launcher_core>(limits);
+  if (!st.settings.restore.empty()) {  // --resume
+    st.restore_from = st.settings.restore;
+    st.batches_seen = st.settings.restore_batch;
+    st.core->restored(st.settings.restore_complete);
+  }
   study_deadlines deadlines;
   deadlines.server_timeout = study.launcher.server_timeout;
   st.phases = study_phases(deadlines);
 
-  // A server rank that disappears (crash, node failure) ends the study.
+  // A server rank that disappears (crash, node failure): the server is
+  // restarted once its job has ended (or failed, past max_server_restarts).
   self->set_down_handler([self](const caf::down_msg& msg) {
     auto& st = self->state;
     for (const auto& [rank, link] : st.ranks)
       if (link.coordinator.address() == msg.source && !link.summary &&
-          st.phases.losing_a_rank_fails())
-        stop_everything(self, study_failed,
-                        "lost the connection to server rank " + std::to_string(rank) + " (" +
-                            self->system().render(msg.reason) + ")");
+          st.phases.losing_a_rank_fails()) {
+        const auto why = "lost the connection to server rank " + std::to_string(rank) + " (" +
+                         self->system().render(msg.reason) + ")";
+        if (may_restart(st))
+          server_lost(self, why);
+        else
+          stop_everything(self, study_failed, why);
+        return;
+      }
   });
 
   return {
@@ -567,7 +757,9 @@ launcher_impl_actor::behavior_type launcher_fn(launcher_ptr self, launcher_setti
           return stop_everything(self, study_failed,
                                  "the server asked for simulation " + std::to_string(sim) +
                                      " with bad parameters: " + why);
-        st.core->request(sim, parameters);
+        if (st.core->request(sim, parameters) == launcher_core::request_outcome::resubmitted)
+          spdlog::info("the restarted server asks for simulation {} (not complete in what it "
+                       "restored): resubmitting it as its next attempt", sim);
       },
       [self](submissions_atom) {
         auto& st = self->state;
@@ -616,11 +808,14 @@ launcher_impl_actor::behavior_type launcher_fn(launcher_ptr self, launcher_setti
           if (!link.summary) return;
         if (st.ranks.size() == st.settings.study.server.ranks) all_ranks_finished(self);
       },
-      [](restored_atom, const std::string& path, std::uint64_t batch,
-         const std::vector<std::uint32_t>& complete) {
-        // Not built yet (issue 11): the launcher's side of a server restart.
-        spdlog::info("the server restored {} (batch {}, {} simulations complete)", path, batch,
-                     complete.size());
+      // The server restored a checkpoint: its complete simulations are never rerun.
+      [self](restored_atom, const std::string& path, std::uint64_t batch,
+             const std::vector<std::uint32_t>& complete) {
+        auto& st = self->state;
+        st.core->restored(complete);
+        st.batches_seen = std::max(st.batches_seen, batch);
+        spdlog::info("the server restored {} (batch {}): {} simulation{} complete, never rerun",
+                     path, batch, complete.size(), complete.size() == 1 ? "" : "s");
       },
       [self](sink_failed_atom, std::uint32_t rank, const std::string& why) {
         stop_everything(self, study_failed, "server rank " + std::to_string(rank) + ": " + why);
@@ -633,7 +828,7 @@ launcher_impl_actor::behavior_type launcher_fn(launcher_ptr self, launcher_setti
       },
       // --- interrupt from melissa-run (signal) ---
       [self](interrupt_atom, std::int32_t exit_code, const std::string& why) {
-        stop_everything(self, exit_code, why);
+        interrupt(self, exit_code, why);
       },
       // --- melissa-shell ---
       [self](status_atom) { return status_json(self->state).dump(); },
@@ -675,6 +870,7 @@ launcher_impl_actor::behavior_type launcher_fn(launcher_ptr self, launcher_setti
       [self](buffer_atom) { return ask_buffer(self); },
       [self](statistics_atom) { return ask_statistics(self); },
       [self](steering_atom) { return ask_steering(self); },
+      [self](checkpoint_atom, const std::string& reason) { return ask_checkpoint(self, reason); },
   };
 }
 

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
@@ -28,6 +29,11 @@ struct launcher_settings {
   std::string launcher_host;     // how server ranks reach the launcher
   double poll_interval = 0.5;    // seconds between scheduler polls
   bool tty = false;              // live progress line instead of periodic log lines
+  // melissa-run --resume: the checkpoint the server restores (--restore),
+  // its batch, and the simulations complete in it (never rerun).
+  std::string restore;
+  std::uint64_t restore_batch = 0;
+  std::vector<std::uint32_t> restore_complete;
 };
 
 // launcher_impl_actor (messages/actor_types.hpp): the published interface

@@ -12,10 +12,48 @@ namespace melissa {
 using scheduler::job_kind;
 using scheduler::job_state;
 
-void launcher_core::request(std::uint32_t sim, std::string parameters) {
-  if (parameters_.count(sim)) return;  // asked twice (a reconnecting server): once is enough
-  parameters_[sim] = std::move(parameters);
-  queue_.emplace_back(sim, 1);
+launcher_core::request_outcome launcher_core::request(std::uint32_t sim, std::string parameters) {
+  const bool asked_by_this_server = requested_in_.count(sim) && requested_in_[sim] == generation_;
+  requested_in_[sim] = generation_;
+  if (!parameters_.count(sim)) {
+    parameters_[sim] = std::move(parameters);
+    queue_.emplace_back(sim, 1);
+    return request_outcome::queued;
+  }
+  // Asked twice by the same server (a reconnecting rank): once is enough.
+  if (asked_by_this_server || completed_.count(sim) || failed_.count(sim)) return request_outcome::ignored;
+  for (const auto& entry : queue_)
+    if (entry.first == sim) return request_outcome::ignored;  // waiting for a slot already
+  const auto* latest = table_.latest_of(sim);
+  if (!latest) return request_outcome::ignored;  // never submitted: not in the queue either
+  // Running attempts were superseded and cancelled by server_restarted();
+  // this one sends every step again, to the restored server.
+  if (!scheduler::is_final(latest->state)) superseded_.insert(latest->id);
+  queue_.emplace_back(sim, latest->attempt + 1);
+  return request_outcome::resubmitted;
+}
+
+std::vector<std::uint32_t> launcher_core::server_restarted() {
+  ++generation_;
+  std::vector<std::uint32_t> cancel;
+  for (const auto& [id, row] : table_.rows()) {
+    if (row.kind != job_kind::client || scheduler::is_final(row.state)) continue;
+    superseded_.insert(id);
+    cancel.push_back(id);
+  }
+  return cancel;
+}
+
+void launcher_core::restored(const std::vector<std::uint32_t>& complete) {
+  completed_ = {complete.begin(), complete.end()};
+  // Complete in the checkpoint but never asked of this launcher (--resume):
+  // known, so that the counts add up and a request for it is ignored.
+  for (auto sim : complete) parameters_.emplace(sim, std::string());
+  for (auto sim : complete) failed_.erase(sim);
+  // Confirmations came from the lost server; its successor confirms again.
+  for (auto it = confirmed_by_.begin(); it != confirmed_by_.end();)
+    it = completed_.count(it->first) ? std::next(it) : confirmed_by_.erase(it);
+  awaiting_confirmation_.clear();
 }
 
 bool launcher_core::change_parameters(std::uint32_t sim, std::string parameters) {
@@ -118,6 +156,13 @@ launcher_core::outcome launcher_core::update(std::uint32_t job, const scheduler:
   row->ended_at = now;
   if (row->started_at < 0) row->started_at = now;
   if (row->kind != job_kind::client) return outcome::none;
+  // Cancelled by a server restart: its simulation is resubmitted as the
+  // restored server asks for it, not retried here.
+  if (superseded_.count(job)) {
+    if (!completed) row->state = job_state::cancelled;
+    if (row->reason.empty()) row->reason = "the server restarted";
+    return outcome::none;
+  }
   // The server already holds all of it: however this job ends, nothing to redo.
   if (completed_.count(row->sim_id)) return outcome::none;
   if (completed) {

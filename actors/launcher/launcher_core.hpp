@@ -39,7 +39,26 @@ class launcher_core {
   explicit launcher_core(launcher_limits limits) : limits_(limits) {}
 
   // The server asks for simulation `sim` with these parameters (command-line text).
-  void request(std::uint32_t sim, std::string parameters);
+  // Once per server: asked twice by the same server, once is enough. Asked
+  // again by a restarted server (server_restarted), a simulation that is not
+  // complete, not given up and not waiting for a slot is resubmitted as its
+  // next attempt (the restarted server lost its steps after the checkpoint).
+  enum class request_outcome { queued, resubmitted, ignored };
+  request_outcome request(std::uint32_t sim, std::string parameters);
+
+  // The server is lost and will be restarted (issue 11): every client job
+  // not yet ended is superseded (its end is neither a retry nor a failure)
+  // and returned, to be cancelled: its steps after the checkpoint are gone.
+  // Simulations waiting for a slot keep their place; the new server's
+  // requests do the rest.
+  std::vector<std::uint32_t> server_restarted();
+  // The simulations complete are exactly `complete`: those of the checkpoint
+  // the new server restores (plan_server_restart, then the server's own
+  // restored_atom), none from scratch. The others' confirmations are
+  // forgotten (their steps were lost with the server).
+  void restored(const std::vector<std::uint32_t>& complete);
+  // How many times the server was restarted.
+  std::uint32_t server_generation() const { return generation_; }
   // Steering: new parameters for a requested simulation that has never been
   // submitted. False (nothing changes) once it has a job.
   bool change_parameters(std::uint32_t sim, std::string parameters);
@@ -122,6 +141,9 @@ class launcher_core {
   std::map<std::uint32_t, std::set<std::uint32_t>> confirmed_by_;  // sim -> ranks
   std::map<std::uint32_t, double> awaiting_confirmation_;           // job -> when it exited 0
   std::set<std::uint32_t> started_;  // simulations that got a job (their parameters are fixed)
+  std::uint32_t generation_ = 0;     // server restarts so far
+  std::map<std::uint32_t, std::uint32_t> requested_in_;  // sim -> generation that last asked
+  std::set<std::uint32_t> superseded_;  // client jobs cancelled by a server restart
   std::uint32_t highest_submitted_ = 0;
   std::uint32_t retries_ = 0;
   bool paused_ = false;

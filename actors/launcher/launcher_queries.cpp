@@ -299,4 +299,41 @@ reply_promise ask_steering(launcher_ptr self) {
   return rp;
 }
 
+// A checkpoint now: rank 0's coordinator has its trainer take it at the next
+// step boundary and answers once it is written (a large buffer may take
+// longer than rank_query_timeout: the answer then says so, and the
+// checkpoint is still written).
+reply_promise ask_checkpoint(launcher_ptr self, const std::string& reason) {
+  auto rp = self->make_response_promise<std::string>();
+  const auto it = self->state.ranks.find(0);
+  if (it == self->state.ranks.end() || !it->second.coordinator) {
+    rp.deliver(error_reply("server rank 0 is not up yet"));
+    return rp;
+  }
+  self->request(it->second.coordinator, rank_query_timeout, checkpoint_atom::value, reason)
+      .then(
+          [rp](const std::string& text) mutable {
+            auto j = rank_object(text);
+            if (!j.contains("path") || !j["path"].is_string()) {
+              const auto why = j.contains("error") ? j["error"] : json(text);
+              rp.deliver(error_reply(why.is_string() ? why.get<std::string>() : why.dump()));
+              return;
+            }
+            const auto batch = j.value("batch", std::uint64_t{0});
+            rp.deliver(ok({{"message", "checkpoint written: " + j["path"].get<std::string>() +
+                                           " (batch " + std::to_string(batch) + ")"},
+                           {"path", j["path"]},
+                           {"batch", batch}})
+                           .dump());
+          },
+          [self, rp](const caf::error& err) mutable {
+            rp.deliver(error_reply(err == caf::sec::request_timeout
+                                       ? "rank 0 did not answer within " +
+                                             std::to_string(rank_query_timeout.count()) +
+                                             " s; the checkpoint may still be written (see train)"
+                                       : rank_error_text(self->system(), err, 0)));
+          });
+  return rp;
+}
+
 }  // namespace melissa::launcher_detail

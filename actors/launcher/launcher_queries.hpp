@@ -68,5 +68,7 @@ void refresh_tail_figures(launcher_ptr self);
 reply_promise ask_statistics(launcher_ptr self);
 // `steering`: rank 0's ({"ok": true, "steering": {...}}).
 reply_promise ask_steering(launcher_ptr self);
+// `checkpoint`: rank 0 takes one now ({"ok": true, "message", "path", "batch"}).
+reply_promise ask_checkpoint(launcher_ptr self, const std::string& reason);
 
 }  // namespace melissa::launcher_detail

@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "actors/launcher/launcher.hpp"
 #include "actors/launcher/launcher_core.hpp"
@@ -24,6 +25,16 @@ struct rank_link {
   server_rank_actor coordinator;
   std::uint64_t steps = 0, duplicates = 0, bytes = 0;
   std::optional<std::string> summary;  // set when the rank finished
+};
+
+// One restart of the server (summary.json's "restarts").
+struct server_restart_record {
+  double time = 0;            // seconds since the study started
+  std::string reason;         // how the server ended ("signal 9 (SIGKILL)", ...)
+  std::string action;         // "from_checkpoint" or "from_scratch"
+  std::string checkpoint;     // its directory ("" from scratch)
+  std::uint64_t batch = 0;    // its batch
+  std::vector<std::string> skipped;  // newer checkpoints skipped, with why
 };
 
 struct launcher_state {
@@ -49,6 +60,14 @@ struct launcher_state {
   std::uint64_t last_steps = 0;   // steps at that time
   double steps_per_s = 0;
   training_tail tail;             // rank 0's figures once every simulation has ended
+  // Server restarts (issue 11, docs/checkpoints.md).
+  std::vector<server_restart_record> restarts;
+  std::string restore_from;       // --restore of the next server start ("": from scratch)
+  std::string lost_why;           // a lost rank began the restart: why
+  double lost_at = -1;            // when; the server job is cancelled 5 s later if still there
+  std::uint64_t batches_seen = 0; // rank 0's batch counter, last seen (0: not trained yet)
+  double last_train_ask = -1e9;   // when rank 0 was last asked for it
+  bool checkpointing = false;     // an interrupt waits for rank 0's checkpoint
   static inline const char* name = "launcher";
 
   double now() const { return std::chrono::duration<double>(clock_type::now() - started).count(); }

@@ -11,13 +11,22 @@ const char* to_string(study_phase p) {
     case study_phase::finishing: return "finishing";
     case study_phase::stopping: return "stopping";
     case study_phase::done: return "done";
+    case study_phase::restarting: return "restarting";
   }
   return "?";
 }
 
 bool study_phases::all_ranks_registered() {
   if (phase_ != study_phase::starting) return false;
-  phase_ = study_phase::running;
+  phase_ = was_draining_ ? study_phase::draining : study_phase::running;
+  return true;
+}
+
+bool study_phases::server_lost(double now) {
+  if (!server_end_fails()) return false;
+  if (phase_ == study_phase::draining) was_draining_ = true;
+  phase_ = study_phase::restarting;
+  deadline_ = now + deadlines_.restart_grace;
   return true;
 }
 
@@ -42,7 +51,9 @@ bool study_phases::finish() {
 study_phases::action study_phases::on_tick(double now, bool jobs_active) {
   switch (phase_) {
     case study_phase::starting:
-      return now > deadlines_.server_timeout ? action::server_timed_out : action::none;
+      return now > deadline_ ? action::server_timed_out : action::none;
+    case study_phase::restarting:
+      return now > deadline_ ? action::restart_server : action::none;
     case study_phase::finishing:
       // The server has every step it expected; wait for its process and for
       // client jobs still winding down, then cancel what is left.

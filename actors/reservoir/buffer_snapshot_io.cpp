@@ -10,7 +10,7 @@ namespace melissa {
 namespace {
 
 constexpr char magic[16] = {'M', 'E', 'L', 'I', 'S', 'S', 'A', '-', 'B', 'U', 'F', 'F', 'E', 'R', 0, 0};
-constexpr std::uint32_t format_version = 1;
+constexpr std::uint32_t format_version = 2;  // 2: pending stores
 constexpr char end_marker[4] = {'E', 'N', 'D', '!'};
 // A sane bound on the random state's text (mt19937_64: ~6 KB).
 constexpr std::uint64_t max_rng_state = 1 << 20;
@@ -59,6 +59,15 @@ void write_buffer_snapshot(const buffer_snapshot& s, const byte_sink& sink) {
     if (sample.input.size() != s.input_dim || !sample.target || sample.target->size() != s.output_dim)
       throw std::invalid_argument("training buffer checkpoint: a sample's row lengths differ");
     std::uint32_t head[3] = {sample.sim_id, sample.time_step, stored.times_drawn};
+    sink(head, sizeof head);
+    sink(sample.input.data(), sample.input.size() * sizeof(float));
+    sink(sample.target->data(), sample.target->size() * sizeof(float));
+  }
+  put<std::uint64_t>(sink, s.pending.size());
+  for (const auto& sample : s.pending) {
+    if (sample.input.size() != s.input_dim || !sample.target || sample.target->size() != s.output_dim)
+      throw std::invalid_argument("training buffer checkpoint: a pending sample's row lengths differ");
+    std::uint32_t head[2] = {sample.sim_id, sample.time_step};
     sink(head, sizeof head);
     sink(sample.input.data(), sample.input.size() * sizeof(float));
     sink(sample.target->data(), sample.target->size() * sizeof(float));
@@ -118,6 +127,25 @@ buffer_snapshot read_buffer_snapshot(const byte_source& source) {
     source(target->data(), s.output_dim * sizeof(float));
     stored.sample.target = std::move(target);
     s.samples.push_back(std::move(stored));
+  }
+  // Pending stores wait for room: fewer than the producers could send, and
+  // never more than a buffer's worth is a sane bound here.
+  const auto pending = get<std::uint64_t>(source);
+  if (pending > s.settings.capacity + (std::uint64_t{1} << 20))
+    bad(std::to_string(pending) + " pending stores");
+  s.pending.reserve(pending);
+  for (std::uint64_t i = 0; i < pending; ++i) {
+    std::uint32_t head[2];
+    source(head, sizeof head);
+    training_sample sample;
+    sample.sim_id = head[0];
+    sample.time_step = head[1];
+    sample.input.resize(s.input_dim);
+    source(sample.input.data(), s.input_dim * sizeof(float));
+    auto target = std::make_shared<std::vector<float>>(s.output_dim);
+    source(target->data(), s.output_dim * sizeof(float));
+    sample.target = std::move(target);
+    s.pending.push_back(std::move(sample));
   }
   char end[sizeof end_marker];
   source(end, sizeof end);

@@ -2,12 +2,13 @@
 // and back. Binary, host byte order and float layout (a checkpoint is read
 // back on the same kind of machine), versioned:
 //
-//   "MELISSA-BUFFER\0\0"  u32 version (1)
+//   "MELISSA-BUFFER\0\0"  u32 version (2)
 //   u8 policy  u64 capacity threshold seed  u8 production_over
 //   u32 input_dim output_dim  u64 inserts evictions batches samples_drawn unseen
 //   u64 n + n x u64 retired histogram     u64 n + n bytes of random state
 //   u64 samples, then per sample: u32 sim time_step times_drawn,
 //                                 input_dim f32, output_dim f32
+//   u64 pending, then per pending store: u32 sim time_step, input_dim f32, output_dim f32
 //   "END!" u64 samples
 //
 // Plain C++, no CAF; the bytes go through callables so that the same code

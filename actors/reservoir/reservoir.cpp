@@ -19,6 +19,7 @@ namespace {
 struct pending_store {
   training_sample sample;
   caf::typed_response_promise<bool> promise;
+  bool restored = false;  // queued again from a checkpoint: nobody waits for the reply
 };
 
 struct pending_batch {
@@ -39,7 +40,26 @@ struct reservoir_state {
   // Distinct time steps of the training field received per running
   // simulation (for on_sim_done: Breed's population needs them all seen).
   std::map<std::uint32_t, std::set<std::uint32_t>> steps_received;
+  // Every step this buffer took (stored, pending, or another field's): the
+  // received-steps part of a checkpoint, cut with the buffer.
+  step_log received;
   static inline const char* name = "reservoir";
+
+  void reply(pending_store& p, std::optional<std::string> refused) {
+    if (refused) {
+      received.forget(p.sample.sim_id, settings.field_id, p.sample.time_step);
+      if (!p.restored) p.promise.deliver(caf::make_error(caf::sec::invalid_argument, *refused));
+    } else if (!p.restored) {
+      p.promise.deliver(true);
+    }
+  }
+
+  // The buffer as a checkpoint holds it: its snapshot plus the stores waiting for room.
+  buffer_snapshot snapshot() const {
+    auto snap = buffer->snapshot();
+    for (const auto& p : stores) snap.pending.push_back(p.sample);
+    return snap;
+  }
 
   // Completes whatever the buffer now allows: waiting stores first (they may
   // make a batch possible), then waiting batch requests (whose draws may make
@@ -48,10 +68,8 @@ struct reservoir_state {
     for (bool progress = true; progress;) {
       progress = false;
       while (!stores.empty() && buffer->can_put()) {
-        if (auto why = put(std::move(stores.front().sample)))
-          stores.front().promise.deliver(caf::make_error(caf::sec::invalid_argument, *why));
-        else
-          stores.front().promise.deliver(true);
+        auto why = put(std::move(stores.front().sample));
+        reply(stores.front(), std::move(why));
         stores.pop_front();
         progress = true;
       }
@@ -114,6 +132,15 @@ reservoir_actor::behavior_type reservoir_fn(reservoir_actor::stateful_pointer<re
                                             reservoir_settings settings) {
   self->state.buffer = std::move(buffer);
   self->state.settings = std::move(settings);
+  if (auto& r = self->state.settings.restored; r && !r->taken.exchange(true)) {
+    auto& st = self->state;
+    st.received = r->received;
+    if (r->buffer) st.buffer = std::move(r->buffer);
+    for (auto& sample : r->pending) st.stores.push_back({std::move(sample), {}, true});
+    r->pending.clear();
+    spdlog::info("reservoir: restored {} samples, {} pending stores, {} simulations' received steps",
+                 st.buffer->population(), st.stores.size(), st.received.simulations().size());
+  }
   // The assembler runs on this actor's thread only.
   self->state.assembler.emplace(self->state.settings.encoder, [self](std::uint32_t sim) {
     auto& st = self->state;
@@ -130,6 +157,8 @@ reservoir_actor::behavior_type reservoir_fn(reservoir_actor::stateful_pointer<re
         auto& st = self->state;
         if (s.field_id != st.settings.field_id) {
           ++st.ignored_steps;
+          st.received.note_attempt(s.sim_id, s.attempt);
+          st.received.insert(s.sim_id, s.field_id, s.time_step);
           return true;
         }
         // The step's size and dtype were checked where it entered
@@ -143,10 +172,15 @@ reservoir_actor::behavior_type reservoir_fn(reservoir_actor::stateful_pointer<re
         }
         if (st.stores.empty() && st.buffer->can_put()) {
           if (auto why = st.put(std::move(sample))) return reject(s, *why);
+          st.received.note_attempt(s.sim_id, s.attempt);
+          st.received.insert(s.sim_id, s.field_id, s.time_step);
           st.pump();  // a waiting batch request may now be answered
           return true;
         }
         // Backpressure: the reply (and so the client's credit) waits for room.
+        // The step is received: a checkpoint holds it among the pending stores.
+        st.received.note_attempt(s.sim_id, s.attempt);
+        st.received.insert(s.sim_id, s.field_id, s.time_step);
         auto rp = self->make_response_promise<bool>();
         st.stores.push_back({std::move(sample), rp});
         return rp;
@@ -154,6 +188,7 @@ reservoir_actor::behavior_type reservoir_fn(reservoir_actor::stateful_pointer<re
       [self](sim_done_atom, std::uint32_t sim) {
         self->state.assembler->forget(sim);
         auto& st = self->state;
+        st.received.mark_done(sim);
         if (st.settings.on_sim_done) {
           auto it = st.steps_received.find(sim);
           const auto steps = it == st.steps_received.end() ? 0u : static_cast<std::uint32_t>(it->second.size());
@@ -165,18 +200,31 @@ reservoir_actor::behavior_type reservoir_fn(reservoir_actor::stateful_pointer<re
       [self](report_atom) { return self->state.report(); },
       [self](batch_atom, std::uint32_t size) -> caf::result<training_batch_ptr> {
         if (size == 0) return caf::make_error(caf::sec::invalid_argument, "batch size 0");
-        if (self->state.settings.at_batch_request)
-          self->state.settings.at_batch_request(*self->state.buffer);
+        auto& st = self->state;
+        if (st.settings.at_batch_request)
+          st.settings.at_batch_request([&st] { return st.snapshot(); }, st.received, false);
         auto rp = self->make_response_promise<training_batch_ptr>();
         self->state.batches.push_back({size, rp});
         self->state.pump();  // answers at once if a batch can be drawn
         return rp;
       },
       [self](production_over_atom) {
-        self->state.buffer->end_production();
-        self->state.pump();
+        auto& st = self->state;
+        st.buffer->end_production();
+        st.pump();
+        // No step comes any more: the end-of-training checkpoint's received steps.
+        if (st.settings.at_batch_request)
+          st.settings.at_batch_request([&st] { return st.snapshot(); }, st.received, true);
       },
       [self](buffer_atom) { return self->state.report(); },
+      [self](checkpoint_atom) {
+        // The trainer's request is here (it was sent first): nothing drawn
+        // for it yet, unless it was answered already (the cut is then one
+        // batch ahead of the trainer's counter).
+        auto& st = self->state;
+        if (st.settings.at_batch_request)
+          st.settings.at_batch_request([&st] { return st.snapshot(); }, st.received, false);
+      },
       [self](set_params_atom, std::uint32_t sim, std::vector<double>& values) {
         self->state.changed_parameters[sim] = std::move(values);
       },

@@ -16,13 +16,17 @@
 // them against the study where the step enters the server.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <caf/actor_system.hpp>
 
+#include "actors/aggregator/step_log.hpp"
 #include "actors/reservoir/training_buffer.hpp"
 #include "messages/actor_types.hpp"
 #include "messages/sample_encoding.hpp"
@@ -31,6 +35,14 @@ namespace melissa {
 
 // reservoir_actor (sink_actor plus batch_atom and buffer_atom) is in
 // messages/actor_types.hpp.
+
+// What a restored rank's buffer starts from (reservoir_settings::restored).
+struct restored_buffer {
+  std::unique_ptr<training_buffer> buffer;  // null: the checkpoint holds no buffer part
+  std::vector<training_sample> pending;     // stores that waited for room, in arrival order
+  step_log received;
+  std::atomic<bool> taken{false};
+};
 
 struct reservoir_settings {
   buffer_settings buffer;
@@ -50,9 +62,23 @@ struct reservoir_settings {
   std::function<void(std::uint32_t sim, std::uint32_t steps)> on_sim_done;
   // Called on the buffer's thread when a batch request arrives, before
   // anything is drawn for it (may be empty): the checkpoint keeper takes the
-  // buffer's snapshot there, at the trainer's step boundary.
-  std::function<void(const training_buffer&)> at_batch_request;
+  // buffer's cut there, at the trainer's step boundary. The cut is the
+  // buffer's snapshot with the stores it holds pending (snapshot, called
+  // only if wanted: it copies the samples' inputs) and the steps the buffer
+  // has received (`received`: every step stored, pending or acknowledged as
+  // another field's, so a step in it is in the snapshot: the received-steps
+  // part of a checkpoint). Also called once when production is over
+  // (production_over: the end-of-training checkpoint's received steps).
+  std::function<void(const std::function<buffer_snapshot()>& snapshot, const step_log& received,
+                     bool production_over)>
+      at_batch_request;
+  // A checkpoint's part to start from (--restore): the buffer is the
+  // restored one (its pending stores queued again, with no one waiting for
+  // their reply) and its received steps that log. Taken by the first spawn only
+  // (a buffer restarted by its supervisor starts empty, as without restore).
+  std::shared_ptr<restored_buffer> restored;
 };
+
 
 // Throws std::invalid_argument for invalid buffer settings (capacity 0).
 reservoir_actor spawn_reservoir(caf::actor_system& sys, reservoir_settings settings);

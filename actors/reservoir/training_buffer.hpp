@@ -195,6 +195,11 @@ struct buffer_snapshot {
   std::uint64_t samples_drawn = 0;
   std::vector<std::uint64_t> retired_histogram;  // draw counts of samples gone
   std::string rng_state;                         // std::mt19937_64 as operator<< writes it
+  // Stores the buffer's owner held waiting for room (full buffer), in
+  // arrival order: not in the buffer yet, but received. training_buffer
+  // leaves it empty and restore_training_buffer ignores it; the reservoir
+  // actor fills it and queues them again when restored.
+  std::vector<training_sample> pending;
 };
 
 // A buffer equal to the one snapshotted: same samples in the same order,

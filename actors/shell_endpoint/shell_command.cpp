@@ -181,6 +181,7 @@ std::string to_string(command_kind kind) {
     case command_kind::steering: return "steering";
     case command_kind::stats: return "stats";
     case command_kind::help: return "help";
+    case command_kind::checkpoint: return "checkpoint";
   }
   return "?";
 }
@@ -201,6 +202,7 @@ parse_result parse_command(std::string_view line) {
   if (word == "buffer") return no_arguments(command_kind::buffer, words);
   if (word == "steering") return no_arguments(command_kind::steering, words);
   if (word == "stats") return no_arguments(command_kind::stats, words);
+  if (word == "checkpoint") return no_arguments(command_kind::checkpoint, words);
   if (word == "help" || word == "?") {
     // "help kill" is a natural thing to type: answer with the whole help.
     shell_command cmd;
@@ -231,6 +233,8 @@ const std::string& help_text() {
       "                         simulations, last resampling\n"
       "  stats                  statistics mode, per server rank: simulations and groups\n"
       "                         folded in, widest Sobol confidence interval now\n"
+      "  checkpoint             take a checkpoint of the server now (training studies);\n"
+      "                         answers with its directory and batch once it is written\n"
       "  help                   this text\n"
       "  quit, exit             leave the shell (the study goes on)\n";
   return text;

@@ -13,7 +13,7 @@
 namespace melissa::shell {
 
 enum class command_kind {
-  status, jobs, job, kill, pause, resume, set, stop, train, buffer, steering, stats, help };
+  status, jobs, job, kill, pause, resume, set, stop, train, buffer, steering, stats, help, checkpoint };
 
 // `train --watch` refreshes this often unless told (seconds), within these bounds.
 inline constexpr double default_watch_interval_s = 2.0;

@@ -108,6 +108,9 @@ shell_endpoint_actor::behavior_type shell_endpoint_fn(endpoint_pointer self,
             return ask_launcher(self, "steering", steering_atom::value);
           case shell::command_kind::stats:
             return ask_launcher(self, "stats", statistics_atom::value);
+          case shell::command_kind::checkpoint:
+            spdlog::info("shell endpoint: checkpoint");
+            return ask_launcher(self, "checkpoint", checkpoint_atom::value, std::string("shell"));
         }
         return answer_now(self, error_json("unhandled command"));
       },

@@ -42,6 +42,15 @@ struct trainer_state {
   std::vector<caf::typed_response_promise<std::string>> waiting_for_end;
   // Windows, validations, metrics rows, the status and summary figures.
   training_figures figures{{1, true}};
+  // On-demand checkpoints: asked (taken at the next step boundary), then
+  // being written (answered once their future is ready: tick_atom polls).
+  struct asked_checkpoint {
+    std::string reason;
+    caf::typed_response_promise<std::string> promise;
+  };
+  std::vector<asked_checkpoint> asked;
+  std::vector<std::pair<std::shared_future<std::string>, caf::typed_response_promise<std::string>>>
+      writing;
 
   static inline const char* name = "trainer";
 };
@@ -67,6 +76,28 @@ nlohmann::json status_json(const trainer_state& st, nlohmann::json figures) {
   return figures;
 }
 
+// The newest checkpoint written, as checkpoint_atom answers it.
+std::string last_checkpoint(const trainer_state& st) {
+  const auto f = nlohmann::json::parse(st.settings.checkpoint_figures ? st.settings.checkpoint_figures()
+                                                                      : std::string("{}"));
+  if (f.value("last_path", nlohmann::json()).is_string())
+    return nlohmann::json{{"path", f["last_path"]}, {"batch", f["last_batch"]}}.dump();
+  return R"({"error": "training has ended without a checkpoint"})";
+}
+
+// At a step boundary: the checkpoints asked for are taken now (all at
+// once: one checkpoint answers them all), unless the writer is busy.
+void take_asked(trainer_ptr self) {
+  auto& st = self->state;
+  if (st.asked.empty() || !st.settings.checkpoint_now) return;
+  auto future = st.settings.checkpoint_now(*st.core, st.asked.front().reason);
+  if (!future) return;
+  const auto shared = future->share();
+  for (auto& a : st.asked) st.writing.emplace_back(shared, a.promise);
+  st.asked.clear();
+  self->delayed_send(self, std::chrono::milliseconds(50), tick_atom::value);
+}
+
 void validate(trainer_ptr self) {
   auto& st = self->state;
   if (!st.settings.validation || st.settings.rank != 0) return;
@@ -89,6 +120,11 @@ void finish(trainer_ptr self) {
     close_window(self);
   }
   if (st.settings.at_step_boundary) st.settings.at_step_boundary(*st.core, true);
+  // The writer is idle now: every on-demand checkpoint is answered.
+  for (auto& [future, promise] : st.writing) promise.deliver(future.get());
+  st.writing.clear();
+  for (auto& a : st.asked) a.promise.deliver(last_checkpoint(st));
+  st.asked.clear();
   auto summary = status_json(st, st.figures.summary(clock_type::now()));
   summary["weights_checksum"] = st.core->weights_checksum();
   if (st.settings.checkpoint_figures)
@@ -131,12 +167,13 @@ void run_step(trainer_ptr self, const training_batch* batch) {
       // trainer's counter. When a checkpoint is due, train it now, without
       // drawing the next, and checkpoint at that step's boundary.
       const auto& due = st.settings.checkpoint_due;
-      if (!due || due(st.core->batches())) {
+      if (!due || due(st.core->batches()) || !st.asked.empty()) {
         const auto drained = std::move(st.held);
         st.held = nullptr;
         return run_step(self, drained.get());
       }
     } else {
+      take_asked(self);
       st.settings.at_step_boundary(*st.core, false);
     }
   }
@@ -152,6 +189,11 @@ void next_step(trainer_ptr self) {
     // Joining the group blocks until every rank is there: fine on this thread.
     auto group = st.settings.join_group ? st.settings.join_group() : nullptr;
     st.core = std::make_unique<trainer_core>(st.settings.core, std::move(group));
+    if (!st.settings.restore_dir.empty()) {
+      st.core->load(st.settings.restore_dir);
+      spdlog::info("trainer: restored from {} at batch {}", st.settings.restore_dir,
+                   st.core->batches());
+    }
     st.figures.start(clock_type::now());
     st.prefetch = st.settings.prefetch.value_or(st.core->model().device.rfind("cuda", 0) == 0);
     if (st.prefetch) spdlog::info("trainer: prefetching one batch ahead of each step");
@@ -252,6 +294,35 @@ trainer_actor::behavior_type trainer_fn(trainer_ptr self, trainer_actor_settings
             }
           }
         }
+      },
+      [self](checkpoint_atom, std::string& reason) -> caf::result<std::string> {
+        auto& st = self->state;
+        if (!st.settings.checkpoint_now)
+          return std::string(R"json({"error": "checkpoints are off ([checkpoint] every_batches = 0 and every_seconds = 0)"})json");
+        if (st.done) return last_checkpoint(st);
+        auto rp = self->make_response_promise<std::string>();
+        st.asked.push_back({std::move(reason), rp});
+        // Waiting for a batch (the buffer may stay empty for long): between
+        // two steps now, so take it at once; the buffer cuts when this
+        // message reaches it, after the request it already holds.
+        if (st.core && st.awaiting_batch && !st.held) {
+          take_asked(self);
+          if (st.asked.empty()) self->send(st.reservoir, checkpoint_atom::value);
+        }
+        return rp;
+      },
+      [self](tick_atom) {
+        auto& st = self->state;
+        auto& w = st.writing;
+        for (auto it = w.begin(); it != w.end();) {
+          if (it->first.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+            ++it;
+            continue;
+          }
+          it->second.deliver(it->first.get());
+          it = w.erase(it);
+        }
+        if (!w.empty()) self->delayed_send(self, std::chrono::milliseconds(100), tick_atom::value);
       },
       [self](await_training_atom) -> caf::result<std::string> {
         auto& st = self->state;

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -60,6 +61,16 @@ struct trainer_actor_settings {
   std::optional<bool> prefetch;
   // The checkpoints' figures (JSON) for the summary's "checkpoints".
   std::function<std::string()> checkpoint_figures;
+  // An on-demand checkpoint (checkpoint_atom: melissa-shell, SIGTERM, a lost
+  // launcher), taken with `reason` at this step boundary: the future gets
+  // the answer JSON ({"path", "batch"} or {"error"}) once it is written;
+  // none when the writer is still busy (asked again at the next boundary).
+  // Null: checkpoints are off.
+  std::function<std::optional<std::future<std::string>>(const trainer_core&, const std::string& reason)>
+      checkpoint_now;
+  // --restore: the checkpoint's rank-R/trainer directory; the core loads it
+  // (trainer_core::load) before the first step. Empty: a fresh start.
+  std::string restore_dir;
 };
 
 // Training starts at once: the first batch comes when the buffer allows it.

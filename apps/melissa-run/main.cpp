@@ -5,6 +5,7 @@
 // simulations that failed for good (3) or was interrupted (128 + signal).
 //
 //   melissa-run STUDY.toml [--output DIR] [--dry-run]
+//   melissa-run --resume DIR           (a stopped study, from its newest checkpoint)
 //   melissa-run --monitor-only DIR     (the dashboard of a finished study)
 #include <fcntl.h>
 #include <sys/file.h>
@@ -23,10 +24,12 @@
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 #include <caf/openssl/all.hpp>
+#include <nlohmann/json.hpp>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "actors/checkpoint_keeper/restart_plan.hpp"
 #include "actors/launcher/launcher.hpp"
 #include "actors/monitor/archive_source.hpp"
 #include "actors/monitor/live_source.hpp"
@@ -58,16 +61,28 @@ static_assert(!converts_to_v<server_rank_actor, restart_listener_actor>);
 namespace {
 
 std::atomic<int> stop_signal{0};
-extern "C" void on_signal(int sig) { stop_signal = sig; }
+std::atomic<int> signal_count{0};  // a second Ctrl-C stops without waiting for the checkpoint
+extern "C" void on_signal(int sig) {
+  stop_signal = sig;
+  ++signal_count;
+}
 
 const char* usage =
     "usage: melissa-run STUDY.toml [--output DIR] [--dry-run]\n"
+    "       melissa-run --resume DIR\n"
     "       melissa-run --monitor-only DIR\n"
     "Runs the study: starts the server, then the simulations it asks for.\n"
     "  --output DIR  output directory (default: study.output_dir)\n"
     "  --dry-run     check the study and print what would run, run nothing\n"
+    "  --resume DIR  resume the stopped study in DIR (Ctrl-C, a killed launcher,\n"
+    "                an ended allocation) with DIR/study.resolved.toml from its\n"
+    "                newest valid checkpoint: complete simulations are not rerun,\n"
+    "                training goes on from the checkpoint's batch; a study that\n"
+    "                already finished says so and exits 0\n"
     "  --monitor-only DIR  serve the dashboard of the finished study in DIR\n"
     "                (from its summary.json) until Ctrl-C\n"
+    "Ctrl-C: no new simulation, the server checkpoints (at most 60 s; a second\n"
+    "Ctrl-C does not wait), every job is cancelled; then --resume goes on.\n"
     "Exit status: 0 succeeded, 1 failed, 2 bad study file or arguments,\n"
     "3 some simulations failed for good, 128+N interrupted by signal N.\n";
 
@@ -186,6 +201,33 @@ int serve_finished_study(const std::string& dir) {
   return 0;
 }
 
+// --resume: whether the study in `output` already ran to its end (its
+// summary.json says exit code 0 or 3: every simulation completed or failed
+// for good, and the server finished), and if so the summary's message.
+std::optional<std::string> finished_study(const std::string& output) {
+  std::ifstream in(output + "/summary.json");
+  if (!in) return std::nullopt;
+  const auto summary = nlohmann::json::parse(in, nullptr, false);
+  if (!summary.is_object() || !summary.contains("exit_code") || !summary["exit_code"].is_number_integer())
+    return std::nullopt;
+  const int code = summary["exit_code"].get<int>();
+  if (code != melissa::study_succeeded && code != melissa::study_incomplete) return std::nullopt;
+  return summary.value("message", std::string("finished"));
+}
+
+// --resume: the previous runs' job logs are kept under jobs.<k> (the
+// resumed run numbers its jobs from 1 again).
+void keep_previous_job_logs(const std::string& output) {
+  const auto jobs = output + "/jobs";
+  if (!fs::exists(jobs)) return;
+  for (int k = 1;; ++k) {
+    const auto kept = jobs + "." + std::to_string(k);
+    if (fs::exists(kept)) continue;
+    fs::rename(jobs, kept);
+    return;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -194,7 +236,7 @@ int main(int argc, char** argv) {
   // served once the launcher runs (the loop at the end), not a silent kill.
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
-  std::string study_path, output;
+  std::string study_path, output, resume_dir;
   bool dry_run = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -205,6 +247,10 @@ int main(int argc, char** argv) {
       if (i + 1 >= argc) usage_error("--monitor-only needs the study's output directory");
       if (argc != 3) usage_error("--monitor-only DIR takes no other argument");
       return serve_finished_study(argv[i + 1]);
+    } else if (a == "--resume") {
+      if (i + 1 >= argc) usage_error("--resume needs the study's output directory");
+      if (argc != 3) usage_error("--resume DIR takes no other argument");
+      resume_dir = argv[++i];
     } else if (a == "--dry-run") {
       dry_run = true;
     } else if (a == "-h" || a == "--help") {
@@ -216,6 +262,21 @@ int main(int argc, char** argv) {
       study_path = a;
     } else {
       usage_error("one study file only ('" + study_path + "', then '" + a + "')");
+    }
+  }
+  if (!resume_dir.empty()) {
+    // The study as it ran: its resolved file holds absolute paths already.
+    output = fs::absolute(resume_dir).lexically_normal().string();
+    study_path = output + "/study.resolved.toml";
+    if (!fs::exists(study_path)) {
+      std::cerr << "melissa-run: " << output << " holds no study.resolved.toml: not the output "
+                << "directory of a study\n";
+      return study_config_error;
+    }
+    if (const auto done = finished_study(output)) {
+      std::cout << "melissa-run: the study in " << output << " already finished (" << *done
+                << "; see summary.json): nothing to resume\n";
+      return study_succeeded;
     }
   }
   if (study_path.empty()) usage_error("no study file");
@@ -257,6 +318,30 @@ int main(int argc, char** argv) {
   settings.poll_interval = study.launcher.poll_interval;
   settings.tty = ::isatty(STDERR_FILENO) != 0;
 
+  // --resume: the newest checkpoint that verifies and holds the simulation
+  // table (the choice a server restart makes: plan_server_restart).
+  checkpoint::restart_plan resume_plan;
+  if (!resume_dir.empty()) {
+    checkpoint::restart_inputs in;
+    in.end.raw_state = "resumed";
+    in.max_restarts = 1;
+    in.checkpoint_dir = study.checkpoint.dir;
+    in.batches_trained = 1;  // never "from scratch": that is running the study again
+    resume_plan = checkpoint::plan_server_restart(in);
+    for (const auto& line : resume_plan.skipped)
+      std::cerr << "melissa-run: skipping checkpoint " << line << "\n";
+    if (resume_plan.action != checkpoint::restart_action::from_checkpoint) {
+      std::cerr << "melissa-run: " << study.checkpoint.dir << " holds no valid checkpoint"
+                << (resume_plan.skipped.empty() ? "" : " (" + std::to_string(resume_plan.skipped.size()) + " skipped)")
+                << ": nothing to resume from; run the study again (melissa-run "
+                << study_path << ")\n";
+      return study_failed;
+    }
+    settings.restore = resume_plan.checkpoint;
+    settings.restore_batch = resume_plan.batch;
+    settings.restore_complete = resume_plan.complete;
+  }
+
   if (dry_run) {
     std::cout << config::to_toml(study) << "\n# server: " << settings.server_program << " --config "
               << settings.resolved_study << " --output " << output << " (" << study.server.ranks
@@ -276,10 +361,15 @@ int main(int argc, char** argv) {
   std::shared_ptr<scheduler::backend> backend;
   output_lock lock;
   try {
-    fs::create_directories(output + "/jobs");
+    fs::create_directories(output);
     // Before anything in the directory is written: two studies must not interleave there.
     lock = lock_output_dir(output);
-    write_file_atomically(settings.resolved_study, config::to_toml(study));
+    if (resume_dir.empty()) {
+      write_file_atomically(settings.resolved_study, config::to_toml(study));
+    } else {
+      keep_previous_job_logs(output);
+    }
+    fs::create_directories(output + "/jobs");
     backend = scheduler::make_backend(study);
   } catch (const std::exception& e) {
     std::cerr << "melissa-run: " << e.what() << "\n";
@@ -288,7 +378,9 @@ int main(int argc, char** argv) {
 
   // Logs: the terminal and <output>/launcher.log.
   auto console = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
-  auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(output + "/launcher.log", true);
+  // A resumed study appends to its log.
+  auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(output + "/launcher.log",
+                                                                  resume_dir.empty());
   auto logger = std::make_shared<spdlog::logger>("melissa-run", spdlog::sinks_init_list{console, file});
   logger->set_pattern("[%H:%M:%S.%e] [launcher] [%l] %v");
   spdlog::set_default_logger(logger);
@@ -354,6 +446,12 @@ int main(int argc, char** argv) {
   }
   spdlog::info("study '{}' in {} (backend {}, launcher port {})", study.study.name, output,
                config::to_string(study.launcher.backend), *port);
+  if (!resume_dir.empty()) {
+    for (const auto& line : resume_plan.skipped) spdlog::warn("skipping checkpoint {}", line);
+    spdlog::info("resuming from {} (batch {}): {} simulation{} complete there are not rerun",
+                 resume_plan.checkpoint, resume_plan.batch, resume_plan.complete.size(),
+                 resume_plan.complete.size() == 1 ? "" : "s");
+  }
   self->send(launcher, port_atom::value, *port);
 
   // melissa-shell attaches here: loopback by default, a token in a 0600 file.
@@ -390,7 +488,8 @@ int main(int argc, char** argv) {
   }
 
   int exit_code = study_failed;
-  bool running = true, interrupted = false;
+  bool running = true;
+  int signals_sent = 0;
   while (running) {
     self->receive(
         [&](study_finished_atom, std::int32_t code, const std::string&) {
@@ -402,8 +501,9 @@ int main(int argc, char** argv) {
           running = false;
         },
         caf::after(std::chrono::milliseconds(100)) >> [&] {
-          if (stop_signal == 0 || interrupted) return;
-          interrupted = true;
+          // Each new signal: the first asks for a checkpoint, a second stops at once.
+          if (signal_count == signals_sent || signals_sent >= 2) return;
+          signals_sent = signal_count;
           // The launcher's exit code is the process's: 128 + signal.
           self->send(launcher, interrupt_atom::value, static_cast<std::int32_t>(128 + stop_signal),
                      std::string("interrupted by ") + (stop_signal == SIGINT ? "SIGINT" : "SIGTERM"));

@@ -5,6 +5,12 @@
 //                  [--host H] [--port P] [--address-file F] [--sink count|dataset|train]
 //                  [--expect-sims N] [--sink-delay-ms MS] [--window-kb KB] [--print-design]
 //                  [--print-config] [--no-checksum] [--launcher HOST:PORT]
+//                  [--restore CHECKPOINT_DIR]
+//
+// --restore: start from a checkpoint (docs/checkpoints.md) the launcher
+// chose: it is verified again (exit 2 when it does not verify); every part
+// of this rank is restored, and rank 0 tells the launcher which simulations
+// are complete in it and asks for the others only.
 //
 // --launcher: started by melissa-run; this rank registers with it, rank 0
 // asks it to run the simulations of the design, and the rank reports
@@ -19,6 +25,7 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <unistd.h>
@@ -26,9 +33,11 @@
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 #include <caf/openssl/remote_actor.hpp>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "actors/aggregator/aggregator.hpp"
+#include "actors/checkpoint_keeper/server_restore.hpp"
 #include "actors/client_acceptor/client_acceptor.hpp"
 #include "actors/coordinator/coordinator.hpp"
 #include "actors/counting_sink/counting_sink.hpp"
@@ -73,6 +82,7 @@ struct options {
   unsigned sink_delay_ms = 0;
   std::optional<std::uint64_t> window_kb;
   std::string launcher;  // host:port of melissa-run, when it started this server
+  std::string restore;   // --restore: the checkpoint directory to start from
   bool print_design = false;
   bool print_config = false;
   bool checksums = true;
@@ -83,12 +93,14 @@ const char* usage =
     "                      [--host H] [--port P] [--address-file FILE] [--sink count|dataset|train]\n"
     "                      [--expect-sims N] [--sink-delay-ms MS] [--window-kb KB]\n"
     "                      [--print-design] [--print-config] [--no-checksum]\n"
-    "                      [--launcher HOST:PORT]\n"
+    "                      [--launcher HOST:PORT] [--restore CHECKPOINT_DIR]\n"
     "Receives the time steps of the study's simulations; exits 0 once the expected\n"
     "simulations (default: parameters.count) have all ended, writing\n"
     "DIR/server-summary.rank<R>.json. --print-design prints the parameters of every\n"
     "simulation as CSV and exits; --print-config prints the resolved study (TOML).\n"
-    "--no-checksum: the count sink only counts (benchmarks of the transport alone).\n";
+    "--no-checksum: the count sink only counts (benchmarks of the transport alone).\n"
+    "--restore: start from that checkpoint (server.sink = \"train\"); exit 2 if it does not\n"
+    "verify. Exit codes: 0 done, 1 failed, 2 bad input, 75 checkpointed and stopped.\n";
 
 [[noreturn]] void usage_error(const std::string& msg) {
   std::cerr << "melissa-server: " << msg << "\n" << usage;
@@ -128,6 +140,7 @@ options parse_options(int argc, char** argv) {
     else if (a == "--print-config") o.print_config = true;
     else if (a == "--no-checksum") o.checksums = false;
     else if (a == "--launcher") o.launcher = value();
+    else if (a == "--restore") o.restore = value();
     else if (a == "-h" || a == "--help") {
       std::cout << usage;
       std::exit(0);
@@ -177,6 +190,23 @@ std::string advertised_host(const std::string& bind_host) {
   return name;
 }
 
+// How long SIGTERM waits for its checkpoint (the trainer takes it at its
+// next step boundary; Slurm's --signal grace is longer).
+constexpr int sigterm_checkpoint_s = 120;
+
+// The exit status of a server that stopped with a checkpoint: 75 once it is
+// committed, 1 (a visible failure) when it could not be written.
+int checkpoint_status(const nlohmann::json& answer, std::uint32_t rank) {
+  if (answer.is_object() && answer.contains("path")) {
+    spdlog::warn("rank {}: checkpoint {} (batch {}) written; stopping (exit 75)", rank,
+                 answer["path"].get<std::string>(), answer.value("batch", std::uint64_t{0}));
+    return 75;
+  }
+  spdlog::error("rank {}: stopping without a checkpoint: {}", rank,
+                answer.is_object() ? answer.value("error", answer.dump()) : std::string("unreadable answer"));
+  return 1;
+}
+
 void print_design(const melissa::config::study_config& study) {
   std::cout << "sim_id";
   for (const auto& n : study.parameters.names) std::cout << "," << n;
@@ -223,6 +253,25 @@ int main(int argc, char** argv) {
   std::filesystem::create_directories(output);
   spdlog::set_pattern("[%H:%M:%S.%e] [server " + std::to_string(rank) + "] [%l] %v");
 
+  // --restore: everything this rank needs from the checkpoint, read before
+  // anything starts (the trainer's and the buffer's parts: the training children).
+  std::optional<checkpoint::server_restore> restored;
+  if (!opt.restore.empty()) {
+    if (!training) {
+      std::cerr << "melissa-server: --restore needs server.sink = \"train\" (only a training "
+                   "server writes checkpoints)\n";
+      return 2;
+    }
+    try {
+      restored = checkpoint::read_server_restore(opt.restore, rank, ranks);
+    } catch (const std::exception& e) {
+      std::cerr << "melissa-server: cannot restore: " << e.what() << "\n";
+      return 2;
+    }
+    spdlog::info("restoring {} (batch {}): {} simulations complete in it", restored->dir,
+                 restored->batch, restored->complete.size());
+  }
+
   acceptor_settings net;
   net.host = opt.host ? *opt.host : study.server.host;
   net.port = opt.port ? *opt.port : study.server.port;
@@ -243,6 +292,10 @@ int main(int argc, char** argv) {
   ingest.fields = static_cast<std::uint32_t>(study.fields.size());
   ingest.rank = rank;
   ingest.ranks = ranks;
+  if (restored) {
+    ingest.restored = std::make_shared<restored_steps>();
+    ingest.restored->log = restored->received;
+  }
   // Statistics mode: every client rank sends slices; this rank assembles its share.
   const bool statistics = study.study.mode == config::study_mode::statistics;
   ingest.slices = statistics;
@@ -310,6 +363,24 @@ int main(int argc, char** argv) {
   progress.expected_simulations = expected;
   progress.summary_path = output + "/server-summary.rank" + std::to_string(rank) + ".json";
   progress.provenance_path = output + "/breed-provenance.csv";
+  if (restored) {
+    progress.restored_dir = restored->dir;
+    progress.restored_batch = restored->batch;
+    progress.restored_table = restored->table;
+    progress.restored_complete = restored->complete;
+  }
+  // Rank 0 under a launcher: the coordinator publishes its simulation table
+  // here, the checkpoints read it (from the trainer's thread).
+  struct table_copy {
+    std::mutex mutex;
+    std::optional<simulation_table_snapshot> latest;
+  };
+  auto table = std::make_shared<table_copy>();
+  if (rank == 0 && !opt.launcher.empty())
+    progress.publish_table = [table](const simulation_table_snapshot& t) {
+      std::lock_guard<std::mutex> lock(table->mutex);
+      table->latest = t;
+    };
 
   const auto dataset_dir = study.server.dataset_dir;
   const auto delay = std::chrono::milliseconds(opt.sink_delay_ms);
@@ -328,6 +399,15 @@ int main(int argc, char** argv) {
     where.host = advertised_host(net.host);
     where.run_token = run_token(opt.launcher);
     where.launcher = launcher;
+    if (restored) {
+      where.restore_dir = restored->dir;
+      where.restored_batch = restored->batch;
+    }
+    if (progress.publish_table)
+      where.table = [table]() -> std::optional<simulation_table_snapshot> {
+        std::lock_guard<std::mutex> lock(table->mutex);
+        return table->latest;
+      };
     try {
       add_training_children(tree, study, design, where);
     } catch (const std::exception& e) {
@@ -431,9 +511,15 @@ int main(int argc, char** argv) {
           self->send(launcher, sink_failed_atom::value, rank, why);
           if (!give_up_at) give_up_at = std::chrono::steady_clock::now() + std::chrono::seconds(30);
         },
-        [&](rank_finished_atom, const std::string&) {
-          spdlog::info("all {} simulations ended; summary in {}", expected, progress.summary_path);
+        [&](rank_finished_atom, const std::string& summary) {
           running = false;
+          // Stopped with a checkpoint (the launcher is gone): 75, or 1 without one.
+          const auto j = nlohmann::json::parse(summary, nullptr, false);
+          if (j.is_object() && j.contains("stopped")) {
+            status = checkpoint_status(j["stopped"].value("checkpoint", nlohmann::json()), rank);
+            return;
+          }
+          spdlog::info("all {} simulations ended; summary in {}", expected, progress.summary_path);
         },
         [&](const caf::down_msg& msg) {
           spdlog::error("the server's supervision tree failed: {}", sys.render(msg.reason));
@@ -448,10 +534,25 @@ int main(int argc, char** argv) {
           self->request(root, std::chrono::seconds(5), lookup_atom::value, std::string("coordinator"))
               .receive([&](const caf::actor& a) { coordinator = caf::actor_cast<coordinator_actor>(a); },
                        [&](const caf::error&) {});
+          status = 128 + stop_signal;
+          // SIGTERM (Slurm's notice before a time limit) to a training
+          // server: checkpoint first (bounded), then exit 75; 1 without one.
+          if (coordinator && training && stop_signal == SIGTERM && rank == 0) {
+            spdlog::warn("SIGTERM: taking a checkpoint (at most {} s)", sigterm_checkpoint_s);
+            nlohmann::json answer = {{"error", "no answer within " +
+                                                   std::to_string(sigterm_checkpoint_s) + " s"}};
+            self->request(coordinator, std::chrono::seconds(sigterm_checkpoint_s), checkpoint_atom::value,
+                          std::string("sigterm"))
+                .receive(
+                    [&](const std::string& text) {
+                      answer = nlohmann::json::parse(text, nullptr, false);
+                    },
+                    [&](const caf::error&) {});
+            status = checkpoint_status(answer, rank);
+          }
           if (coordinator)
             self->request(coordinator, std::chrono::seconds(10), report_atom::value)
                 .receive([&](const std::string&) {}, [&](const caf::error&) {});
-          status = 128 + stop_signal;
           running = false;
         });
   }

@@ -4,15 +4,18 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
 
 #include <caf/all.hpp>
 
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "actors/checkpoint_keeper/rank_checkpoints.hpp"
+#include "actors/checkpoint_keeper/rank_parts.hpp"
 #include "actors/reservoir/reservoir.hpp"
 #include "actors/steering/steering.hpp"
 #include "actors/trainer/study_settings.hpp"
@@ -134,15 +137,21 @@ steering_settings steering_settings_of(const config::study_config& study,
 }
 
 // [checkpoint]: this rank's trainer checkpoints itself between two steps
-// (docs/checkpoints.md). Not yet with several ranks (their cut and commit
-// need rank 0's coordination); the trainer's and the buffer's parts, not
-// yet the received steps (the aggregator's log).
+// (docs/checkpoints.md): the trainer's part, then at the trainer's next
+// batch request the buffer's cut (its samples, the steps it received) and
+// on rank 0 the simulation table. Not yet with several ranks (their cut and
+// commit need rank 0's coordination).
 void add_checkpoints(trainer_actor_settings& trainer, reservoir_settings& buffer,
                      const config::study_config& study, const training_rank& where) {
   const auto& c = study.checkpoint;
   if (c.every_batches == 0 && c.every_seconds <= 0) return;
   if (where.ranks > 1) {
     spdlog::warn("[checkpoint]: checkpoints with server.ranks > 1 are not written yet");
+    trainer.checkpoint_now = [](const trainer_core&, const std::string&) {
+      std::promise<std::string> refused;
+      refused.set_value(R"({"error": "checkpoints with server.ranks > 1 are not written yet"})");
+      return std::optional<std::future<std::string>>(refused.get_future());
+    };
     return;
   }
   checkpoint::rank_checkpoint_settings s;
@@ -154,6 +163,8 @@ void add_checkpoints(trainer_actor_settings& trainer, reservoir_settings& buffer
   s.rank = where.rank;
   s.ranks = where.ranks;
   s.buffer = c.buffer;
+  s.start_batch = where.restored_batch;
+  s.table = where.table;
   const auto now = [] {
     return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
   };
@@ -168,14 +179,35 @@ void add_checkpoints(trainer_actor_settings& trainer, reservoir_settings& buffer
       return snap;
     });
   };
+  trainer.checkpoint_now = [keeper, now, rank](const trainer_core& core, const std::string& reason)
+      -> std::optional<std::future<std::string>> {
+    auto answer = std::make_shared<std::promise<std::string>>();
+    auto future = answer->get_future();
+    const bool taken = keeper->at_step_boundary(
+        core.batches(), now(), false,
+        [&] {
+          checkpoint::rank_snapshot snap;
+          snap.rank = rank;
+          snap.trainer = core.snapshot();
+          return snap;
+        },
+        reason,
+        [answer](const checkpoint::write_result& r) {
+          answer->set_value(r.ok ? nlohmann::json{{"path", r.path}, {"batch", r.batch}}.dump()
+                                 : nlohmann::json{{"error", r.error}}.dump());
+        });
+    if (!taken) return std::nullopt;
+    return future;
+  };
   trainer.checkpoint_due = [keeper, now](std::uint64_t batches) {
     return keeper->due(batches, now());
   };
   trainer.checkpoint_figures = [keeper] { return keeper->figures().dump(); };
-  if (c.buffer)
-    buffer.at_batch_request = [handoff = keeper->handoff()](const training_buffer& b) {
-      handoff->offer(b);
-    };
+  buffer.at_batch_request = [handoff = keeper->handoff()](
+                                const std::function<buffer_snapshot()>& snapshot,
+                                const step_log& received, bool production_over) {
+    handoff->offer(snapshot, received, production_over);
+  };
 }
 
 }  // namespace
@@ -227,6 +259,20 @@ void add_training_children(std::vector<child_spec>& tree, const config::study_co
   if (!t.validation_dir.empty() && where.rank == 0) {
     trainer.validation = load_dataset(t.validation_dir, t.field, buffer.encoder);
     spdlog::info("validation set: {} samples from {}", trainer.validation->size, t.validation_dir);
+  }
+
+  if (!where.restore_dir.empty()) {
+    // Verified by main; a part that cannot be read stops this rank (exit 2).
+    auto part = checkpoint::read_rank_part(where.restore_dir, where.rank);
+    if (part.trainer_dir.empty())
+      throw std::runtime_error(where.restore_dir + " holds no trainer part for rank " +
+                               std::to_string(where.rank));
+    trainer.restore_dir = part.trainer_dir;
+    auto restored = std::make_shared<restored_buffer>();
+    restored->buffer = std::move(part.buffer);
+    restored->pending = std::move(part.pending);
+    restored->received = std::move(part.received);
+    buffer.restored = std::move(restored);
   }
 
   add_checkpoints(trainer, buffer, study, where);

@@ -4,9 +4,12 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "actors/coordinator/simulation_table.hpp"
 #include "actors/supervisor/supervisor.hpp"
 #include "config/design.hpp"
 #include "config/study.hpp"
@@ -21,6 +24,13 @@ struct training_rank {
   std::string host;          // this rank's host (rank 0 hosts the c10d store there)
   std::string run_token;     // unique per study run: names the c10d rendezvous file
   launcher_server_actor launcher;  // invalid for a standalone server (Breed then changes nothing)
+  // --restore: the verified checkpoint this rank starts from (its trainer
+  // and buffer parts), and that checkpoint's batch. Empty: a fresh start.
+  std::string restore_dir;
+  std::uint64_t restored_batch = 0;
+  // Rank 0 under a launcher: the simulation table as the coordinator last
+  // published it, for the checkpoints (empty elsewhere).
+  std::function<std::optional<simulation_table_snapshot>()> table;
 };
 
 // Whether this build can train (LibTorch was found).

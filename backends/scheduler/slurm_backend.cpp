@@ -10,6 +10,7 @@
 #include <tuple>
 
 #include "backends/scheduler/script.hpp"
+#include "config/study.hpp"
 
 namespace melissa::scheduler {
 namespace slurm {
@@ -106,6 +107,12 @@ std::string batch_script(const job_request& request, const std::vector<std::stri
   return out + detail::shell_command(request.argv) + "\n";
 }
 
+int server_term_grace(const std::string& time_limit) {
+  const auto limit = time_limit.empty() ? 0 : config::duration_seconds(time_limit);
+  if (limit <= 0) return server_term_grace_s;  // the partition's limit: unknown here
+  return static_cast<int>(std::min<std::int64_t>(server_term_grace_s, limit / 2));
+}
+
 std::vector<std::string> sbatch_command(const job_request& request, const std::string& script_path) {
   const job_settings& s = request.settings;
   std::vector<std::string> out = {"sbatch", "--parsable", "--job-name=" + request.name};
@@ -119,6 +126,12 @@ std::vector<std::string> sbatch_command(const job_request& request, const std::s
   out.push_back("--ntasks=" + std::to_string(s.tasks));
   placement_options(out, s);
   if (!s.time_limit.empty()) out.push_back("--time=" + s.time_limit);
+  // The server gets SIGTERM this long before a time-limit kill (B: the batch
+  // shell, which exec'ed the server or srun, and srun forwards it to the
+  // ranks): it checkpoints and exits 75, and the launcher restarts it from
+  // that checkpoint (docs/checkpoints.md). Slurm may signal up to 60 s early.
+  if (request.kind == job_kind::server)
+    out.push_back("--signal=B:TERM@" + std::to_string(server_term_grace(s.time_limit)));
   out.insert(out.end(), s.extra.begin(), s.extra.end());
   out.push_back(script_path);
   return out;

@@ -129,7 +129,13 @@ namespace slurm {
 // The batch script of a job of its own (see slurm_backend).
 std::string batch_script(const job_request& request, const std::vector<std::string>& sbatch_argv,
                          const std::string& script_path = "");
-// sbatch's argv, script path last.
+// Seconds before its time limit at which a server job gets SIGTERM
+// (sbatch --signal=B:TERM@N): time to write a checkpoint. 120, or half the
+// job's time limit when that is shorter (a server of a 1-minute job is not
+// stopped as soon as it starts).
+constexpr int server_term_grace_s = 120;
+int server_term_grace(const std::string& time_limit);
+// sbatch's argv, script path last (a server job asks for that SIGTERM).
 std::vector<std::string> sbatch_command(const job_request& request, const std::string& script_path);
 // The allocation of the schedule-in-schedule mode: a batch job that only
 // sleeps (`--wrap "exec sleep infinity"`) until scancel or its time limit.

@@ -6,6 +6,8 @@
 // `srun` on PATH that runs the step's command here).
 #include <doctest/doctest.h>
 
+#include <algorithm>
+
 #include <stdlib.h>
 #include <sys/stat.h>
 
@@ -109,6 +111,26 @@ TEST_CASE("slurm: a one-task job runs its program directly, defaults add no opti
                                          "--ntasks=1", "s.sbatch"});
   const std::string script = slurm::batch_script(r, argv);
   CHECK(script.substr(script.rfind('\n', script.size() - 2) + 1) == "exec 'solver'\n");
+}
+
+TEST_CASE("slurm: a server job asks for SIGTERM before its time limit, a client does not") {
+  temp_dir dir;
+  job_request r = simple_request("srv", dir);
+  r.kind = job_kind::server;
+  r.settings.time_limit = "00:30:00";
+  const auto argv = slurm::sbatch_command(r, "s.sbatch");
+  CHECK(argv == std::vector<std::string>{"sbatch", "--parsable", "--job-name=srv", "--output=" + dir / "srv.out",
+                                         "--error=" + dir / "srv.err", "--export=ALL", "--nodes=1",
+                                         "--ntasks=1", "--time=00:30:00", "--signal=B:TERM@120",
+                                         "s.sbatch"});
+  r.kind = job_kind::client;
+  const auto client = slurm::sbatch_command(r, "s.sbatch");
+  CHECK(std::find(client.begin(), client.end(), "--signal=B:TERM@120") == client.end());
+  // Half a short time limit; 120 s without one (the partition's, unknown here).
+  CHECK(slurm::server_term_grace("0:03:00") == 90);
+  CHECK(slurm::server_term_grace("0:01:00") == 30);
+  CHECK(slurm::server_term_grace("1-00:00:00") == 120);
+  CHECK(slurm::server_term_grace("") == 120);
 }
 
 TEST_CASE("slurm: sbatch output and errors") {

@@ -8,14 +8,18 @@ backend, a small training study):
              batch, the trainer's pause measured)
   no-buffer  buffer = false: the checkpoints verify and hold no buffer.bin
   off        every_batches = 0, every_seconds = 0: no checkpoint directory
+  launcher-lost  melissa-run is SIGKILLed while clients stream: the server
+             finishes the running simulations, checkpoints (launcher_lost,
+             it verifies), says so in its summary and exits 75
 
-    e2e_checkpoints.py periodic|no-buffer|off
+    e2e_checkpoints.py periodic|no-buffer|off|launcher-lost
 """
 import json
 import os
 import re
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from melissa_testing import *  # noqa: E402,F403
@@ -133,6 +137,61 @@ def no_buffer():
               f"{n} verifies and has the trainer's part but no buffer part (buffer = false)")
 
 
+def launcher_lost():
+    """melissa-run is killed (SIGKILL) while clients stream: the server lets
+    the running simulations finish, takes a checkpoint (reason
+    launcher_lost), says so in its summary and stops with exit 75."""
+    work = tmpdir("ckpt-lost")
+    grid, steps = 16, 300
+    study = write_study(
+        work,
+        study={"name": "ckpt-lost", "seed": 5},
+        launcher={"job_limit": 2, "client_timeout": 5},
+        server={"sink": "train", "port": None},
+        client={"command": [HEAT, "--grid", str(grid), "--steps", str(steps)], "ranks": None,
+                "steps": steps},
+        parameters={"bounds": None, "count": 8},
+        fields=[{"name": "temperature", "size": grid * grid}],
+        buffer={"policy": "fifo", "capacity": 400, "threshold": 10},
+        training={"time_steps": steps, "hidden": [16], "batch_size": BATCH, "metrics_every": 5,
+                  "validation_every": 1000, "output": "constant", "output_mean": 300, "output_std": 100},
+        # Only on-demand checkpoints: the one the lost launcher causes.
+        checkpoint={"every_batches": 1000000, "every_seconds": 0})
+    out = os.path.join(work, "out")
+    p = start([RUN, study], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = []
+    deadline = time.time() + 60
+    while time.time() < deadline and not server:
+        server = subprocess.run(["pgrep", "-f", "melissa-server --config " + out],
+                                capture_output=True, text=True).stdout.split()
+        time.sleep(0.2)
+    check(len(server) == 1, "one server process")
+    time.sleep(3)  # clients stream
+    p.kill()  # SIGKILL: the launcher cannot cancel anything
+    p.wait()
+    deadline = time.time() + 150
+    while os.path.exists(f"/proc/{server[0]}") and time.time() < deadline:
+        time.sleep(0.2)
+    check(not os.path.exists(f"/proc/{server[0]}"), "the server stopped on its own")
+    summary = json.load(open(os.path.join(out, "server-summary.rank0.json")))
+    stopped = summary.get("stopped", {})
+    print("stopped:", json.dumps(stopped))
+    check(stopped.get("reason") == "launcher_lost", "its summary says it stopped: launcher_lost")
+    path = stopped.get("checkpoint", {}).get("path", "")
+    check(os.path.isdir(path), f"with the checkpoint it wrote ({path})")
+    ok, _ = verify(path)
+    check(ok, "which verifies")
+    m = json.load(open(os.path.join(path, "manifest.json")))
+    check(m["reason"] == "launcher_lost", f"reason launcher_lost ({m['reason']})")
+    check(m["batch"] > 0, f"after some training (batch {m['batch']})")
+    done = [s for s in json.load(open(os.path.join(path, "rank-0", "received_steps.json")))["simulations"]
+            if s["done"]]
+    check(len(done) >= 1 and all(s["stored"] == steps for s in done),
+          f"the simulations done in it have every step ({[s['sim'] for s in done]})")
+    logs = subprocess.run(["grep", "-rl", "stopping (exit 75)", out], capture_output=True, text=True).stdout
+    check(logs.strip() != "", "the server's log says it exits 75")
+
+
 def off():
     work = tmpdir("ckpt-off")
     out, summary = run_study(work, {"every_batches": 0, "every_seconds": 0})
@@ -141,4 +200,4 @@ def off():
 
 
 check(os.path.exists(VERIFY), f"the verifier is built ({VERIFY})")
-{"periodic": periodic, "no-buffer": no_buffer, "off": off}[sys.argv[1] if len(sys.argv) > 1 else "periodic"]()
+{"periodic": periodic, "no-buffer": no_buffer, "off": off, "launcher-lost": launcher_lost}[sys.argv[1] if len(sys.argv) > 1 else "periodic"]()

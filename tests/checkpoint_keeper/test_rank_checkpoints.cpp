@@ -10,6 +10,7 @@
 #include "actors/checkpoint_keeper/checkpoint_manifest.hpp"
 #include "actors/checkpoint_keeper/rank_checkpoints.hpp"
 #include "actors/checkpoint_keeper/rank_parts.hpp"
+#include "actors/checkpoint_keeper/server_restore.hpp"
 #include "tests/lib/temp_dir.hpp"
 
 using namespace melissa;
@@ -34,21 +35,63 @@ std::unique_ptr<training_buffer> fifo_with(std::uint32_t n) {
 
 rank_snapshot no_trainer() { return rank_snapshot{}; }
 
+// What the buffer actor offers: its snapshot (with `pending` stores waiting
+// for room) and the steps it has received.
+void offer(buffer_handoff& h, const training_buffer& buffer, const step_log& received,
+           std::vector<training_sample> pending = {}, bool production_over = false) {
+  h.offer(
+      [&] {
+        auto snap = buffer.snapshot();
+        snap.pending = pending;
+        return snap;
+      },
+      received, production_over);
+}
+
+step_log received_of(std::uint32_t sim, std::uint32_t steps, bool done = false) {
+  step_log log;
+  for (std::uint32_t t = 0; t < steps; ++t) log.insert(sim, 0, t);
+  log.note_attempt(sim, 1);
+  if (done) log.mark_done(sim);
+  return log;
+}
+
 }  // namespace
 
-TEST_CASE("buffer_handoff: only an armed request takes the buffer's snapshot, once") {
+TEST_CASE("buffer_handoff: only an armed request takes the buffer's cut, once") {
   auto buffer = fifo_with(3);
+  auto received = received_of(1, 3);
   buffer_handoff handoff;
-  handoff.offer(*buffer);  // not armed: nothing happens
+  offer(handoff, *buffer, received);  // not armed: nothing happens
   auto future = handoff.request();
   CHECK(future.wait_for(std::chrono::seconds(0)) == std::future_status::timeout);
-  handoff.offer(*buffer);
+  offer(handoff, *buffer, received, {sample(1, 3)});  // one store waits for room
   buffer->put(sample(2, 0));  // after the cut: not in the snapshot
-  handoff.offer(*buffer);     // disarmed: the first offer's snapshot stays
+  received.insert(2, 0, 0);
+  offer(handoff, *buffer, received);  // disarmed: the first offer's cut stays
   REQUIRE(future.wait_for(std::chrono::seconds(0)) == std::future_status::ready);
-  const auto snap = future.get();
-  CHECK(snap.samples.size() == 3);
-  CHECK(snap.inserts == 3);
+  const auto cut = future.get();
+  REQUIRE(cut.buffer);
+  CHECK(cut.buffer->samples.size() == 3);
+  CHECK(cut.buffer->inserts == 3);
+  REQUIRE(cut.buffer->pending.size() == 1);
+  CHECK(cut.buffer->pending[0].time_step == 3);
+  CHECK(cut.received.total_stored() == 3);
+  CHECK_FALSE(cut.received.contains(2, 0, 0));
+  CHECK_FALSE(handoff.final_received());
+  offer(handoff, *buffer, received, {}, true);  // production over: the final log is kept
+  REQUIRE(handoff.final_received());
+  CHECK(handoff.final_received()->total_stored() == 4);
+}
+
+TEST_CASE("buffer_handoff: with buffer = false only the received steps are cut") {
+  auto buffer = fifo_with(2);
+  buffer_handoff handoff(false);
+  auto future = handoff.request();
+  offer(handoff, *buffer, received_of(1, 2));
+  const auto cut = future.get();
+  CHECK_FALSE(cut.buffer);
+  CHECK(cut.received.total_stored() == 2);
 }
 
 TEST_CASE("rank_checkpoints: every_batches, the end of training, keep, figures, buffer part") {
@@ -61,6 +104,16 @@ TEST_CASE("rank_checkpoints: every_batches, the end of training, keep, figures, 
   s.study = "unit";
   std::filesystem::create_directories(s.dir);
   auto buffer = fifo_with(5);
+  const auto received = received_of(1, 5, true);
+  // Rank 0's table as the coordinator published it: sim 1 complete (done in
+  // the cut: kept), sim 2 complete too (not in the cut: written submitted).
+  s.table = [] {
+    simulation_table_snapshot t;
+    t.parameters = {{0.0}, {1.0}, {2.0}};
+    t.states = {sim_state::pending, sim_state::complete, sim_state::complete};
+    t.changes = {0, 0, 0};
+    return std::optional<simulation_table_snapshot>(t);
+  };
   std::uint64_t taken = 0;
   {
     rank_checkpoints keeper(s, 0.0);
@@ -69,12 +122,14 @@ TEST_CASE("rank_checkpoints: every_batches, the end of training, keep, figures, 
       if (took) {
         ++taken;
         // The trainer's next batch request reaches the buffer: it hands over.
-        keeper.handoff()->offer(*buffer);
+        offer(*keeper.handoff(), *buffer, received, {sample(1, 5)});
         keeper.wait_idle();
       }
       CHECK(took == (batch % 3 == 0));
     }
-    // The end at batch 7: one more (no buffer part); again at 7: nothing new.
+    // The end at batch 7: one more (no buffer part, the final received
+    // steps); again at 7: nothing new.
+    offer(*keeper.handoff(), *buffer, received, {}, true);
     CHECK(keeper.at_step_boundary(7, 7.5, true, no_trainer));
     CHECK_FALSE(keeper.at_step_boundary(7, 7.6, true, no_trainer));
     const auto f = keeper.figures();
@@ -107,4 +162,41 @@ TEST_CASE("rank_checkpoints: every_batches, the end of training, keep, figures, 
   const auto restored = read_rank_part(listed[1].path, 0);
   REQUIRE(restored.buffer);
   CHECK(restored.buffer->stats().inserts == 5);
+  REQUIRE(restored.pending.size() == 1);  // the store that waited for room
+  CHECK(restored.pending[0].time_step == 5);
+  CHECK(restored.received.total_stored() == 5);
+  CHECK(restored.received.simulations().at(1).done);
+  CHECK(has(periodic.contents, "study/simulation_table.json"));
+  const auto at_end = read_rank_part(listed[0].path, 0);
+  CHECK(at_end.received.total_stored() == 5);  // the final received steps
+  const auto r = read_server_restore(listed[1].path, 0, 1);
+  CHECK(r.complete == std::vector<std::uint32_t>{1});
+  REQUIRE(r.table);
+  CHECK(r.table->states[2] == sim_state::submitted);
+}
+
+TEST_CASE("rank_checkpoints: an on-demand checkpoint is taken when none is due, and reported") {
+  melissa::testing::temp_dir dir("melissa-rank-checkpoints");
+  rank_checkpoint_settings s;
+  s.dir = dir / "ckpt";
+  s.every_batches = 1000;
+  s.every_seconds = 0;
+  s.study = "unit";
+  s.start_batch = 40;  // restored at batch 40: nothing due at 41
+  std::filesystem::create_directories(s.dir);
+  auto buffer = fifo_with(2);
+  rank_checkpoints keeper(s, 0.0);
+  CHECK_FALSE(keeper.due(41, 1.0));
+  std::promise<write_result> heard;
+  CHECK(keeper.at_step_boundary(41, 1.0, false, no_trainer, "shell",
+                                [&](const write_result& r) { heard.set_value(r); }));
+  offer(*keeper.handoff(), *buffer, received_of(1, 2));
+  auto result = heard.get_future();
+  REQUIRE(result.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+  const auto r = result.get();
+  CHECK(r.ok);
+  CHECK(r.batch == 41);
+  const auto v = verify_checkpoint(r.path);
+  REQUIRE(v.valid);
+  CHECK(v.contents.reason == "shell");
 }

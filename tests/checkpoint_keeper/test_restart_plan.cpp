@@ -135,3 +135,15 @@ TEST_CASE("max_server_restarts bounds the restarts") {
   CHECK(plan.message ==
         "the server ended (scheduler state TIMEOUT) after 3 restart(s); max_server_restarts = 3");
 }
+
+TEST_CASE("a checkpoint directory that does not exist: no checkpoint, and none is created") {
+  melissa::testing::temp_dir dir("restart-plan");
+  auto in = killed(dir.path + "/never-written");
+  in.batches_trained = 0;
+  auto plan = plan_server_restart(in);
+  CHECK(plan.action == restart_action::from_scratch);
+  CHECK(plan.skipped.empty());
+  CHECK_FALSE(fs::exists(dir.path + "/never-written"));
+  in.batches_trained = 7;
+  CHECK(plan_server_restart(in).action == restart_action::fail);
+}

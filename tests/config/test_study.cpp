@@ -128,6 +128,7 @@ TEST_CASE("a minimal study gets every default") {
   CHECK(c.launcher.backend == launcher_backend::local);
   CHECK(c.launcher.job_limit == 4);
   CHECK(c.launcher.max_retries == 2);
+  CHECK(c.launcher.max_server_restarts == 3);
   CHECK(c.launcher.client_timeout == 300.0);
   CHECK(c.launcher.server_timeout == 60.0);
   CHECK(c.launcher.poll_interval == 1.0);
@@ -264,7 +265,7 @@ TEST_CASE("to_toml escapes strings and keeps every bit of the numbers") {
 TEST_CASE("to_toml writes every default explicitly") {
   const std::string written = to_toml(parse_study(minimal, "s.toml"));
   for (const char* key : {"output_dir = \"studies/mini\"", "seed = 0", "mode = \"training\"",
-                          "backend = \"local\"", "job_limit = 4", "max_retries = 2",
+                          "backend = \"local\"", "job_limit = 4", "max_retries = 2", "max_server_restarts = 3",
                           "client_timeout = 300.0", "server_timeout = 60.0", "poll_interval = 1.0",
                           "shell_host = \"127.0.0.1\"", "shell_port = 0", "monitor_host = \"127.0.0.1\"", "monitor_port = 0", "schedule_in_schedule = false",
                           "allocation_nodes = 1", "allocation_time = \"01:00:00\"", "slurm_array_size = 0",
@@ -372,7 +373,7 @@ TEST_CASE("errors: unknown keys") {
   // Several unknown keys: the first one in the file is reported.
   CHECK(error_of(minimal_plus("[launcher]\nzzz = 1\naaa = 2\n")) ==
         "s.toml:16:1: launcher.zzz: unknown key; [launcher] has backend, job_limit, max_retries, "
-        "client_timeout, server_timeout, poll_interval, shell_host, shell_port, monitor_host, monitor_port, "
+        "max_server_restarts, client_timeout, server_timeout, poll_interval, shell_host, shell_port, monitor_host, monitor_port, "
         "schedule_in_schedule, "
         "allocation_nodes, allocation_time, slurm_array_size, server_job, client_job");
   CHECK(error_of(minimal_plus("[launcher.client_job]\nqueue = \"x\"\n")) ==
@@ -462,6 +463,10 @@ TEST_CASE("errors: values out of range") {
         "s.toml:16:9: server.ranks: must be >= 1, got 0");
   CHECK(error_of(minimal_plus("[launcher]\nmax_retries = -1\n")) ==
         "s.toml:16:15: launcher.max_retries: must be >= 0, got -1");
+  CHECK(error_of(minimal_plus("[launcher]\nmax_server_restarts = -2\n")) ==
+        "s.toml:16:23: launcher.max_server_restarts: must be >= 0, got -2");
+  CHECK(error_of(minimal_plus("[launcher]\nmax_server_restarts = \"3\"\n")) ==
+        "s.toml:16:23: launcher.max_server_restarts: expected an integer, got a string");
   CHECK(error_of(minimal_plus("[launcher]\njob_limit = 4294967296\n")) ==
         "s.toml:16:13: launcher.job_limit: must be <= 4294967295, got 4294967296");
   CHECK(error_of(minimal_plus("[launcher]\nserver_timeout = 0\n")) ==

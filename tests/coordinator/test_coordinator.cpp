@@ -5,6 +5,8 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <functional>
+#include <tuple>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -29,6 +31,10 @@ struct heard {
   std::vector<std::pair<std::uint32_t, std::vector<double>>> buffer_params;
   int owner_introductions = 0;
   std::uint32_t highest_submitted = 0;
+  // restored_atom: (dir, batch, complete), and how many run_sims came before it.
+  std::vector<std::tuple<std::string, std::uint64_t, std::vector<std::uint32_t>>> restored;
+  std::size_t run_sims_before_restored = 0;
+  std::vector<simulation_table_snapshot> published;  // publish_table
 };
 
 // The launcher: changes of simulations >= 1 hold; simulation 0 is submitted.
@@ -63,7 +69,12 @@ launcher_server_actor::behavior_type fake_launcher(std::shared_ptr<heard> h) {
       [](progress_atom, std::uint32_t, std::uint64_t, std::uint64_t, std::uint64_t) {},
       [](rank_finished_atom, std::uint32_t, const std::string&) {},
       [](sink_failed_atom, std::uint32_t, const std::string&) {},
-      [](restored_atom, const std::string&, std::uint64_t, const std::vector<std::uint32_t>&) {},
+      [h](restored_atom, const std::string& dir, std::uint64_t batch,
+          const std::vector<std::uint32_t>& complete) {
+        std::lock_guard<std::mutex> l(h->mutex);
+        h->run_sims_before_restored = h->run_sims.size();
+        h->restored.emplace_back(dir, batch, complete);
+      },
   };
 }
 
@@ -93,6 +104,7 @@ reservoir_actor::behavior_type fake_buffer(std::shared_ptr<heard> h) {
         std::lock_guard<std::mutex> l(h->mutex);
         h->buffer_params.emplace_back(sim, values);
       },
+      [](checkpoint_atom) {},
   };
 }
 
@@ -102,6 +114,10 @@ trainer_actor::behavior_type fake_trainer() {
       [](next_atom) {},
       [](train_atom) { return std::string("{}"); },
       [](await_training_atom) { return std::string("{}"); },
+      [](checkpoint_atom, const std::string& reason) {
+        return std::string(R"({"path": "/ckpt/)") + reason + R"(", "batch": 7})";
+      },
+      [](tick_atom) {},
   };
 }
 
@@ -147,11 +163,17 @@ struct rank0 {
   coordinator_actor coordinator;
   simulation_owner_actor owner;
 
-  explicit rank0(std::uint32_t rank = 0) {
+  explicit rank0(std::uint32_t rank = 0,
+                 std::function<void(coordinator_settings&)> tweak = {}) {
     coordinator_settings s;
     s.rank = rank;
     s.host = "127.0.0.1";
     s.design = {{1, 2}, {3, 4}, {5.5, 6}};
+    s.publish_table = [h = h](const simulation_table_snapshot& t) {
+      std::lock_guard<std::mutex> l(h->mutex);
+      h->published.push_back(t);
+    };
+    if (tweak) tweak(s);
     coordinator = spawn_coordinator(
         sys, s, sys.spawn(fake_aggregator), sys.spawn(fake_buffer, h),
         caf::actor_cast<rank_listener_actor>(self), sys.spawn(fake_acceptor),
@@ -257,4 +279,45 @@ TEST_CASE("coordinator: a rank other than 0 owns no table and refuses changes") 
   std::lock_guard<std::mutex> l(r.h->mutex);
   CHECK(r.h->set_params.empty());
   CHECK(r.h->run_sims.empty());
+}
+
+TEST_CASE("coordinator: restored, rank 0 says so, then asks only for what is not complete") {
+  // sim 0 complete, 1 submitted (running when the checkpoint was cut), 2 failed,
+  // 3 pending: 1 and 3 are asked for, after restored_atom.
+  rank0 r(0, [](coordinator_settings& s) {
+    s.design = {{1, 2}, {3, 4}, {5.5, 6}, {7, 8}};
+    s.restored_dir = "/out/checkpoints/ckpt-00000004-batch-60";
+    s.restored_batch = 60;
+    s.restored_complete = {0};
+    simulation_table_snapshot t;
+    t.parameters = {{1, 2}, {3, 4.25}, {5.5, 6}, {7, 8}};
+    t.states = {sim_state::complete, sim_state::submitted, sim_state::failed, sim_state::pending};
+    t.changes = {0, 1, 0, 0};
+    s.restored_table = t;
+  });
+  REQUIRE(eventually(r.h, [](heard& x) { return x.run_sims.size() == 2; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // nothing more comes
+  std::lock_guard<std::mutex> l(r.h->mutex);
+  REQUIRE(r.h->restored.size() == 1);
+  CHECK(std::get<0>(r.h->restored[0]) == "/out/checkpoints/ckpt-00000004-batch-60");
+  CHECK(std::get<1>(r.h->restored[0]) == 60);
+  CHECK(std::get<2>(r.h->restored[0]) == std::vector<std::uint32_t>{0});
+  CHECK(r.h->run_sims_before_restored == 0);
+  REQUIRE(r.h->run_sims.size() == 2);
+  // Breed's change of sim 1 is kept.
+  CHECK(r.h->run_sims[0] == std::make_pair(std::uint32_t{1}, std::string("3,4.25")));
+  CHECK(r.h->run_sims[1] == std::make_pair(std::uint32_t{3}, std::string("7,8")));
+  // The checkpoints' copy of the table is the restored one.
+  REQUIRE_FALSE(r.h->published.empty());
+  CHECK(r.h->published.front().states[0] == sim_state::complete);
+  CHECK(r.h->published.front().parameters[1] == std::vector<double>{3, 4.25});
+}
+
+TEST_CASE("coordinator: checkpoint_atom goes to the trainer and its answer comes back") {
+  rank0 r;
+  std::string answer;
+  r.self->request(caf::actor_cast<server_rank_actor>(r.coordinator), std::chrono::seconds(5),
+                  checkpoint_atom_v, std::string("shell"))
+      .receive([&](const std::string& a) { answer = a; }, [](const caf::error&) { FAIL("no answer"); });
+  CHECK(answer == R"({"path": "/ckpt/shell", "batch": 7})");
 }

@@ -6,8 +6,9 @@
   stop    SIGSTOP one client: detected within client_timeout, killed, restarted
   missing a client executable that does not exist: a clear error, exit 1
   ctrl-c  SIGINT in the middle: exit 130, no process of the study left
-  server  the server is killed: the study fails (exit 1) with a clear message
-          and no client is left
+  server  the server is killed with max_server_restarts = 0: the study fails
+          (exit 1) with a clear message and no client is left (restarts:
+          tests/checkpoint_keeper/e2e_restart.py)
   orphan  the launcher is killed: the server lets the running clients
           finish, writes its summary and stops on its own
 
@@ -28,7 +29,8 @@ from melissa_testing import *  # noqa: E402,F403
 RUN = os.path.join(BUILD, "apps", "melissa-run", "melissa-run")
 
 
-def study_file(work, sims, steps, grid=32, job_limit=3, client_timeout=300, command=None, marker=""):
+def study_file(work, sims, steps, grid=32, job_limit=3, client_timeout=300, command=None, marker="",
+               server_restarts=3):
     command = command or [HEAT, "--grid", str(grid), "--steps", str(steps)]
     path = os.path.join(work, "study.toml")
     with open(path, "w") as f:
@@ -40,6 +42,7 @@ seed = 3
 [launcher]
 job_limit = {job_limit}
 max_retries = 3
+max_server_restarts = {server_restarts}
 client_timeout = {client_timeout}
 poll_interval = 0.2
 
@@ -235,7 +238,8 @@ elif mode == "ctrl-c":
     summary = json.load(open(os.path.join(work, "out", "summary.json")))
     check(summary["exit_code"] == 130 and "interrupted" in summary["message"], "the summary says interrupted")
 elif mode in ("server", "orphan"):
-    study = study_file(work, sims=20, steps=600, grid=100, job_limit=2, marker=marker)
+    study = study_file(work, sims=20, steps=600, grid=100, job_limit=2, marker=marker,
+                       server_restarts=0 if mode == "server" else 3)
     p = run_study(study)
     deadline = time.time() + 60
     while not heat_pids(marker) and time.time() < deadline:
@@ -249,8 +253,8 @@ elif mode in ("server", "orphan"):
         rc, out = finish(p, timeout=60)
         print(out)
         check(rc == 1, f"melissa-run exits 1 (got {rc})")
-        check("server" in out and ("lost the connection" in out or "server job ended" in out),
-              "the message says the server is gone")
+        check("the server ended (" in out and "max_server_restarts = 0" in out,
+              "the message says the server is gone and is not restarted")
         time.sleep(0.5)
         check(not marked_pids(marker), "no client left")
     else:

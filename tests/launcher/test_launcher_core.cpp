@@ -366,4 +366,92 @@ TEST_CASE("a confirmed simulation drops its queued retry, whatever the queue's l
   const auto next = submit(core, 2);
   REQUIRE(next.size() == 1);
   CHECK(core.table().find(next[0])->sim_id == 1);
+TEST_CASE("a server restart cancels the running attempts without counting them as retries") {
+  launcher_core core({4, 2, 300});
+  for (std::uint32_t s = 0; s < 3; ++s) core.request(s, "p" + std::to_string(s));
+  auto jobs = submit(core);
+  REQUIRE(jobs.size() == 3);
+  for (auto j : jobs) core.update(j, status(job_state::running, "RUNNING"), 1);
+  // Simulation 0 completes, then the server dies; its checkpoint holds 0 only.
+  core.update(jobs[0], status(job_state::completed, "exited 0", 0), 2);
+  core.confirm(0, 0);
+  const auto cancel = core.server_restarted();
+  core.restored({0});
+  CHECK(cancel == std::vector<std::uint32_t>{jobs[1], jobs[2]});
+  CHECK(core.server_generation() == 1);
+  // Their end (the launcher's cancel) neither retries nor fails them.
+  CHECK(core.update(jobs[1], status(job_state::failed, "signal 15"), 3) == launcher_core::outcome::none);
+  CHECK(core.update(jobs[2], status(job_state::cancelled, "CANCELLED"), 3) == launcher_core::outcome::none);
+  CHECK(core.table().find(jobs[1])->state == job_state::cancelled);
+  CHECK(core.table().find(jobs[1])->reason == "the server restarted");
+  CHECK(core.count().retries == 0);
+  CHECK(core.count().failed == 0);
+  CHECK(submit(core).empty());  // nothing resubmitted until the new server asks
+}
+
+TEST_CASE("the restarted server's requests resubmit what is not complete, as attempt + 1") {
+  launcher_core core({4, 2, 300});
+  for (std::uint32_t s = 0; s < 4; ++s) core.request(s, "p" + std::to_string(s));
+  auto jobs = submit(core);
+  for (auto j : jobs) core.update(j, status(job_state::running, "RUNNING"), 1);
+  // 0 and 1 complete; the server checkpointed when only 0 was complete.
+  for (std::uint32_t s = 0; s < 2; ++s) {
+    core.update(jobs[s], status(job_state::completed, "exited 0", 0), 2);
+    core.confirm(s, 0);
+  }
+  CHECK(core.count().completed == 2);
+  core.server_restarted();
+  core.restored({0});
+  for (auto j : {jobs[2], jobs[3]}) core.update(j, status(job_state::cancelled, "CANCELLED"), 3);
+  CHECK(core.count().completed == 1);
+  // The restored server asks for 1, 2, 3 (not 0: complete in its checkpoint).
+  using ro = launcher_core::request_outcome;
+  CHECK(core.request(0, "p0") == ro::ignored);  // complete: never rerun
+  CHECK(core.request(1, "p1") == ro::resubmitted);
+  CHECK(core.request(2, "p2") == ro::resubmitted);
+  CHECK(core.request(3, "p3") == ro::resubmitted);
+  CHECK(core.request(3, "p3") == ro::ignored);  // twice by the same server: once
+  CHECK(core.request(4, "p4") == ro::queued);   // a new one: attempt 1
+  auto again = submit(core);
+  REQUIRE(again.size() == 4);
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> got;
+  for (auto j : again) got.emplace_back(core.table().find(j)->sim_id, core.table().find(j)->attempt);
+  CHECK(got == std::vector<std::pair<std::uint32_t, std::uint32_t>>{{1, 2}, {2, 2}, {3, 2}, {4, 1}});
+  CHECK(core.table().find(again[0])->parameters == "p1");
+  // A confirmation by the lost server does not count for the new one.
+  CHECK_FALSE(core.complete(1));
+  CHECK(core.confirm(1, 0) == launcher_core::outcome::completed);
+}
+
+TEST_CASE("the restored server's list of complete simulations replaces the launcher's") {
+  launcher_core core({4, 2, 300, 2});  // two ranks
+  for (std::uint32_t s = 0; s < 3; ++s) core.request(s, "");
+  auto jobs = submit(core);
+  core.confirm(2, 0);  // one rank of two: not complete
+  core.server_restarted();
+  core.restored({});  // from scratch
+  CHECK(core.count().completed == 0);
+  core.restored({0, 1});
+  CHECK(core.complete(0));
+  CHECK(core.complete(1));
+  CHECK_FALSE(core.complete(2));
+  CHECK(core.confirm(2, 1) == launcher_core::outcome::none);  // rank 0's old word is forgotten
+  CHECK(core.confirm(2, 0) == launcher_core::outcome::completed);
+}
+
+TEST_CASE("a simulation given up, or waiting for a slot, is not resubmitted by a restarted server") {
+  launcher_core core({1, 0, 300});  // max_retries 0: one failure gives up
+  core.request(0, "");
+  core.request(1, "");
+  auto jobs = submit(core);
+  CHECK(core.update(jobs[0], status(job_state::failed, "exited 1", 1), 1) == launcher_core::outcome::gave_up);
+  core.server_restarted();
+  core.restored({});
+  using ro = launcher_core::request_outcome;
+  CHECK(core.request(0, "") == ro::ignored);  // given up for good
+  CHECK(core.request(1, "") == ro::ignored);  // never started: still in the queue
+  auto next = submit(core);
+  REQUIRE(next.size() == 1);
+  CHECK(core.table().find(next[0])->sim_id == 1);
+  CHECK(core.table().find(next[0])->attempt == 1);
 }

@@ -148,8 +148,66 @@ TEST_CASE("a lost rank or server job fails the study until every rank finished")
   CHECK(s.losing_a_rank_fails());
   CHECK(s.server_end_fails());
   CHECK(s.stop(1));
-  CHECK(s.losing_a_rank_fails());  // stopping: the rank is reported, stop() does nothing
+  CHECK_FALSE(s.losing_a_rank_fails());  // stopping: the jobs are being cancelled anyway
   CHECK_FALSE(s.server_end_fails());
+}
+
+TEST_CASE("a lost server restarts: no submission until the new server's ranks registered") {
+  auto s = running_study(study_deadlines{20, 15, 30, 10});
+  CHECK(s.server_lost(100));
+  CHECK(s.phase() == study_phase::restarting);
+  CHECK(s.restarting());
+  CHECK_FALSE(s.submitting());
+  CHECK_FALSE(s.watching_clients());
+  CHECK(s.ending());  // the old server job is expected to end: poll faster
+  // A second loss (its other rank, its job's end) is the same restart.
+  CHECK_FALSE(s.server_lost(101));
+  CHECK_FALSE(s.server_end_fails());
+  CHECK(s.on_tick(110, true) == action::none);
+  // The old job never ends: the new server starts anyway.
+  CHECK(s.on_tick(110.01, true) == action::restart_server);
+  s.starting_server(111);
+  CHECK(s.phase() == study_phase::starting);
+  CHECK(s.server_end_fails());  // the new server dying is another restart
+  // server_timeout counts from the new server's start, not the study's.
+  CHECK(s.on_tick(131, true) == action::none);
+  CHECK(s.all_ranks_registered());
+  CHECK(s.phase() == study_phase::running);
+  CHECK(s.submitting());
+}
+
+TEST_CASE("a restarted server that never registers times out from its own start") {
+  auto s = running_study(study_deadlines{20, 15, 30, 10});
+  CHECK(s.server_lost(500));
+  s.starting_server(505);
+  CHECK(s.on_tick(525, true) == action::none);
+  CHECK(s.on_tick(525.01, true) == action::server_timed_out);
+}
+
+TEST_CASE("a drained study stays drained through a server restart") {
+  auto s = running_study();
+  s.stop_from_shell();
+  CHECK(s.server_lost(1));
+  s.starting_server(2);
+  CHECK(s.all_ranks_registered());
+  CHECK(s.phase() == study_phase::draining);
+  CHECK_FALSE(s.submitting());
+}
+
+TEST_CASE("a server lost once every rank finished, or while stopping, is not restarted") {
+  auto s = running_study();
+  s.ranks_finished(5);
+  CHECK_FALSE(s.server_lost(6));
+  CHECK(s.phase() == study_phase::finishing);
+  auto t = running_study();
+  CHECK(t.stop(1));
+  CHECK_FALSE(t.server_lost(2));
+  CHECK(t.phase() == study_phase::stopping);
+  // Stopping during a restart cancels it.
+  auto u = running_study();
+  CHECK(u.server_lost(1));
+  CHECK(u.stop(2));
+  CHECK(u.phase() == study_phase::stopping);
 }
 
 TEST_CASE("a study that is done stays done") {
@@ -173,6 +231,7 @@ TEST_CASE("the deadlines are the study's") {
 
 TEST_CASE("the phases are named as melissa-shell shows them") {
   CHECK(std::string(to_string(study_phase::idle)) == "idle");
+  CHECK(std::string(to_string(study_phase::restarting)) == "restarting");
   CHECK(std::string(to_string(study_phase::starting)) == "starting");
   CHECK(std::string(to_string(study_phase::running)) == "running");
   CHECK(std::string(to_string(study_phase::draining)) == "draining");

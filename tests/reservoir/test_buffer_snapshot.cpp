@@ -208,3 +208,25 @@ TEST_CASE("the snapshot shares the targets instead of copying them") {
   REQUIRE(snapshot.samples.size() == 1);
   CHECK(snapshot.samples[0].sample.target.get() == target);
 }
+
+TEST_CASE("stores pending while the buffer was full round-trip in arrival order") {
+  auto buffer = make_training_buffer({buffer_policy::fifo, 4, 1, 42});
+  for (std::uint32_t t = 0; t < 4; ++t) buffer->put(make_sample(6, t));
+  REQUIRE_FALSE(buffer->can_put());
+  auto snap = buffer->snapshot();
+  CHECK(snap.pending.empty());  // the buffer itself holds none: its owner adds them
+  snap.pending = {make_sample(7, 3), make_sample(7, 4)};
+  const auto back = from_bytes(to_bytes(snap));
+  REQUIRE(back.pending.size() == 2);
+  CHECK(back.pending[0].sim_id == 7);
+  CHECK(back.pending[0].time_step == 3);
+  CHECK(back.pending[1].time_step == 4);
+  CHECK(back.pending[1].input == snap.pending[1].input);
+  CHECK(*back.pending[1].target == *snap.pending[1].target);
+  CHECK(back.samples.size() == 4);
+  auto wrong = snap;
+  wrong.pending[0].input.push_back(1.0f);
+  CHECK_THROWS_WITH_AS(to_bytes(wrong),
+                       "training buffer checkpoint: a pending sample's row lengths differ",
+                       std::invalid_argument);
+}

@@ -179,6 +179,12 @@ launcher_query_actor::behavior_type stub_launcher(
                                {"groups_left_out", json::array()}}}}})
             .dump();
       },
+      [](checkpoint_atom, const std::string&) {
+        return ok({{"message", "checkpoint written: /out/checkpoints/ckpt-00000001-batch-40 (batch 40)"},
+                   {"path", "/out/checkpoints/ckpt-00000001-batch-40"},
+                   {"batch", 40}})
+            .dump();
+      },
       [](steering_atom) {
         return ok({{"steering",
                     {{"r", 0.5},

@@ -125,6 +125,8 @@ TEST_CASE("buffer and steering take no arguments") {
   CHECK(ok("buffer").kind == command_kind::buffer);
   CHECK(ok("Steering").kind == command_kind::steering);
   CHECK(ok("stats").kind == command_kind::stats);
+  CHECK(ok("Checkpoint").kind == command_kind::checkpoint);
+  CHECK(error("checkpoint now") == "checkpoint takes no arguments, got 'now'");
   CHECK(error("buffer 0") == "buffer takes no arguments, got '0'");
   CHECK(error("steering --watch") == "steering takes no arguments, got '--watch'");
 }
@@ -133,12 +135,13 @@ TEST_CASE("the help text names every command") {
   const auto& help = help_text();
   for (const char* word : {"status", "jobs", "job ID", "kill ID", "pause", "resume",
                            "set job_limit N", "stop", "train [--watch [S]]", "buffer",
-                           "steering", "help", "quit"})
+                           "steering", "checkpoint", "help", "quit"})
     CHECK_MESSAGE(help.find(word) != std::string::npos, word);
   for (auto kind : {command_kind::status, command_kind::jobs, command_kind::job,
                     command_kind::kill, command_kind::pause, command_kind::resume,
                     command_kind::set, command_kind::stop, command_kind::train,
-                    command_kind::buffer, command_kind::steering, command_kind::help})
+                    command_kind::buffer, command_kind::steering, command_kind::help,
+                    command_kind::checkpoint})
     CHECK(parse_command(to_string(kind) + (kind == command_kind::job || kind == command_kind::kill
                                                ? " 1"
                                                : kind == command_kind::set ? " job_limit 1" : ""))

@@ -33,6 +33,7 @@ launcher_query_actor::behavior_type recording_launcher(launcher_query_actor::poi
       [=](buffer_atom) { return reply("buffer"); },
       [=](steering_atom) { return reply("steering"); },
       [=](statistics_atom) { return reply("stats"); },
+      [=](checkpoint_atom, const std::string& reason) { return reply("checkpoint " + reason); },
   };
 }
 
@@ -62,6 +63,7 @@ launcher_query_actor::behavior_type silent_launcher(
       [no](buffer_atom) { return no(); },
       [no](steering_atom) { return no(); },
       [no](statistics_atom) { return no(); },
+      [no](checkpoint_atom, const std::string&) { return no(); },
   };
 }
 
@@ -109,7 +111,7 @@ TEST_CASE_FIXTURE(fixture, "each command reaches the launcher and its answer com
       {"resume", "resume"},           {"set job_limit 007", "set job_limit=7"},
       {"stop", "stop"},               {"train", "train"},
       {"TRAIN --watch 5", "train"},   {"buffer", "buffer"},
-      {"steering", "steering"}};
+      {"steering", "steering"},       {"checkpoint", "checkpoint shell"}};
   for (const auto& [line, expected] : cases) {
     INFO(line);
     const auto answer = ask("s3cret", line);

@@ -1,0 +1,381 @@
+"""A study survives the loss of its server and of its launcher (issue 11),
+end to end: real melissa-run, local backend, a small heat training study.
+
+  kill-server    SIGKILL the server after its first checkpoint while the
+                 clients stream: the study completes (exit 0), one server
+                 restart in summary.json (reason, checkpoint, batch), every
+                 step inserted into the buffer exactly once, no simulation
+                 complete in that checkpoint rerun, and the final validation
+                 loss within 25 % of the same study run without interruption
+  kill-server-ranks2  the same with server.ranks = 2
+  corrupt        the newest checkpoint is corrupted when the server is killed:
+                 the previous one is used and launcher.log says why
+  ctrl-c         SIGINT mid-study: the server checkpoints, melissa-run exits
+                 130; melissa-run --resume completes the study without rerunning
+                 what was complete; a second --resume says it finished (exit 0)
+  kill-launcher  SIGKILL of melissa-run: the server checkpoints and stops by
+                 itself; --resume completes the study
+  scratch        a study that does not train (count sink, no checkpoint): a
+                 SIGKILLed server restarts from scratch, every simulation
+                 runs again as its next attempt, the new server stores every
+                 step once, exit 0
+
+  slurm-timeout  real one-node Slurm (tests/slurm/start-slurm.sh; skipped, 77,
+                 where it cannot start): the server job has a 1-minute time
+                 limit, so Slurm sends it SIGTERM (--signal) mid-study; it
+                 checkpoints and stops, the launcher restarts it from that
+                 checkpoint and the study completes, every step inserted once
+
+    e2e_restart.py kill-server|kill-server-ranks2|corrupt|ctrl-c|kill-launcher|scratch|slurm-timeout
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from melissa_testing import *  # noqa: E402,F403
+
+SIMS, STEPS, GRID, BATCH, EVERY = 10, 40, 8, 4, 5
+
+
+def make_validation_set(dir):
+    for sim, params in enumerate([["150", "400", "250", "300", "450"], ["450", "120", "380", "200", "300"]]):
+        subprocess.run([HEAT, "--mode", "dataset", "--output", dir, "--sim-id", str(sim), "--grid", str(GRID),
+                        "--steps", str(STEPS)] + params, check=True, capture_output=True)
+
+
+def study_file(work, vdir, ranks=1):
+    return write_study(
+        work,
+        study={"name": "restart-e2e", "seed": 5},
+        launcher={"job_limit": 2, "poll_interval": 0.2, "max_server_restarts": 2},
+        server={"ranks": ranks, "sink": "train", "port": None},
+        client={"command": [HEAT, "--grid", str(GRID), "--steps", str(STEPS)], "ranks": None,
+                "steps": STEPS},
+        parameters={"bounds": None, "count": SIMS},
+        fields=[{"name": "temperature", "size": GRID * GRID}],
+        # FIFO: each sample once, so that inserts and batches are exact.
+        buffer={"policy": "fifo", "capacity": 50, "threshold": 10},
+        training={"time_steps": STEPS, "hidden": [16], "batch_size": BATCH, "metrics_every": 5,
+                  "validation_every": 10, "output": "constant", "output_mean": 300, "output_std": 100,
+                  "validation_dir": vdir},
+        # keep: the checkpoint a restart used is still there to be read.
+        checkpoint={"every_batches": EVERY, "every_seconds": 0, "keep": 100})
+
+
+def checkpoints(out):
+    root = os.path.join(out, "checkpoints")
+    if not os.path.isdir(root):
+        return []
+    return sorted(os.path.join(root, n) for n in os.listdir(root) if n.startswith("ckpt-"))
+
+
+def complete_in(ckpt):
+    table = json.load(open(os.path.join(ckpt, "study", "simulation_table.json")))
+    return {sim for sim, state in enumerate(table["states"]) if state == "complete"}
+
+
+def server_pids(out):
+    text = subprocess.run(["pgrep", "-f", "melissa-server --config " + out], capture_output=True,
+                          text=True).stdout
+    return [int(p) for p in text.split()]
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def wait_for(cond, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    fail(f"timed out waiting for {what}")
+
+
+def finish(p, timeout=150):
+    try:
+        out, _ = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, _ = p.communicate()
+        print(out[-4000:])
+        fail("melissa-run did not end in time")
+    return p.returncode, out
+
+
+def run(argv):
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def inserts(out, ranks):
+    return sum(json.load(open(os.path.join(out, f"server-summary.rank{r}.json")))["sink"]["inserts"]
+               for r in range(ranks))
+
+
+def final_validation_loss(out):
+    return json.load(open(os.path.join(out, "summary.json")))["training"]["validation_loss"]
+
+
+def baseline_loss(vdir, ranks):
+    work = tmpdir("restart-baseline")
+    study = study_file(work, vdir, ranks)
+    rc, text = finish(run([RUN, study]))
+    if rc != 0:
+        print(text[-3000:])
+    check(rc == 0, f"the uninterrupted study exits 0 (got {rc})")
+    return final_validation_loss(os.path.join(work, "out"))
+
+
+def no_complete_rerun(out, complete, since):
+    """No client job of a simulation in `complete` was submitted after `since`."""
+    summary = json.load(open(os.path.join(out, "summary.json")))
+    rerun = sorted({j["sim_id"] for j in summary["jobs"]
+                    if j["kind"] == "client" and j["sim_id"] in complete and j["submitted_at"] >= since})
+    check(not rerun, f"no simulation complete in the checkpoint was rerun ({sorted(complete)} complete, "
+                     f"rerun: {rerun})")
+
+
+def kill_server(ranks=1, corrupt=False):
+    work = tmpdir("restart-kill")
+    vdir = os.path.join(work, "validation")
+    make_validation_set(vdir)
+    study = study_file(work, vdir, ranks)
+    skip_without_torch(work, study)
+    out = os.path.join(work, "out")
+    p = run([RUN, study])
+    need = 2 if corrupt else 1
+
+    def ready():
+        # A checkpoint with a complete simulation (one that must not run again).
+        c = checkpoints(out)
+        if len(c) < need:
+            return False
+        try:
+            return bool(complete_in(c[-2] if corrupt else c[-1]))
+        except (OSError, ValueError):
+            return False
+    wait_for(lambda: ready() or p.poll() is not None, 90, f"{need} checkpoint(s), one with a complete simulation")
+    check(p.poll() is None, "the study is still running when its checkpoints appear")
+    pids = server_pids(out)
+    check(len(pids) >= 1, f"the server runs ({pids})")
+    # Frozen first: no checkpoint is written between choosing and killing.
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    present = checkpoints(out)
+    print("checkpoints when the server is killed:", [os.path.basename(c) for c in present])
+    victim = None
+    if corrupt:
+        victim = present[-1]
+        path = os.path.join(victim, "rank-0", "trainer", "trainer_state.pt")
+        data = bytearray(open(path, "rb").read())
+        data[len(data) // 2] ^= 0xFF
+        open(path, "wb").write(bytes(data))
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    rc, text = finish(p)
+    if rc != 0:
+        print(text[-5000:])
+    check(rc == 0, f"melissa-run exits 0 after the server restart (got {rc})")
+    summary = json.load(open(os.path.join(out, "summary.json")))
+    print("restarts:", json.dumps(summary.get("restarts")))
+    check(summary["server_restarts"] == 1, f"server_restarts = 1 ({summary.get('server_restarts')})")
+    restart = summary["restarts"][0]
+    check(restart["action"] == "from_checkpoint" and restart["checkpoint"] in present,
+          f"restarted from a checkpoint present at the kill ({restart['checkpoint']})")
+    check("signal 9" in restart["reason"] or "lost the connection" in restart["reason"],
+          f"the reason says how the server ended ({restart['reason']})")
+    check(restart["batch"] == int(restart["checkpoint"].rsplit("-", 1)[1]), "the restart names its batch")
+    log = open(os.path.join(out, "launcher.log")).read()
+    if corrupt:
+        check(restart["checkpoint"] == present[-2], f"the previous checkpoint is used ({present[-2]})")
+        check(any(s.startswith(victim) and "trainer_state.pt" in s for s in restart["skipped"]),
+              f"the summary says why the newest was skipped ({restart['skipped']})")
+        check(f"skipping checkpoint {victim}: " in log and "trainer_state.pt" in log,
+              "launcher.log says why the newest checkpoint was skipped")
+    else:
+        check(restart["checkpoint"] == present[-1], "the newest checkpoint is used")
+    total = inserts(out, ranks)
+    check(total == SIMS * STEPS, f"every step inserted into the buffer exactly once ({total} of {SIMS * STEPS})")
+    complete = complete_in(restart["checkpoint"])
+    check(complete, f"the checkpoint used has complete simulations ({sorted(complete)})")
+    no_complete_rerun(out, complete, restart["time"])
+    if corrupt:
+        return
+    loss = final_validation_loss(out)
+    base = baseline_loss(vdir, ranks)
+    print(f"final validation loss: interrupted {loss:.6g}, uninterrupted {base:.6g}")
+    check(abs(loss - base) <= 0.25 * base, f"within 25 % of the uninterrupted run ({loss:.6g} vs {base:.6g})")
+
+
+def resume_after(how):
+    work = tmpdir("restart-" + how)
+    vdir = os.path.join(work, "validation")
+    make_validation_set(vdir)
+    study = study_file(work, vdir)
+    skip_without_torch(work, study)
+    out = os.path.join(work, "out")
+    p = run([RUN, study])
+    wait_for(lambda: len(checkpoints(out)) >= 1 or p.poll() is not None, 90, "a first checkpoint")
+    check(p.poll() is None, "the study is still running")
+    pids = server_pids(out)
+    if how == "ctrl-c":
+        p.send_signal(signal.SIGINT)
+        rc, text = finish(p, timeout=90)
+        print(text[-3000:])
+        check(rc == 130, f"melissa-run exits 130 after Ctrl-C (got {rc})")
+        check("asking the server for a checkpoint" in text, "it asks the server for a checkpoint")
+        check("resume with melissa-run --resume" in text or "stopping anyway" in text,
+              "it says whether the checkpoint was written")
+    else:
+        p.kill()
+        p.wait()
+        # The server notices the launcher is gone, lets its clients finish,
+        # checkpoints and stops by itself.
+        wait_for(lambda: not any(alive(pid) for pid in pids), 90, "the server to stop by itself")
+    wait_for(lambda: not server_pids(out), 30, "no server process left")
+    chosen = checkpoints(out)[-1]
+    reason = json.load(open(os.path.join(chosen, "manifest.json")))["reason"]
+    if how == "kill-launcher":
+        check(reason == "launcher_lost", f"the server's last checkpoint says the launcher was lost ({reason})")
+    complete = complete_in(chosen)
+    print("resuming from", os.path.basename(chosen), "with complete", sorted(complete))
+    started = time.time()
+    rc, text = finish(run([RUN, "--resume", out]))
+    print(text[-3000:])
+    check(rc == 0, f"melissa-run --resume exits 0 (got {rc})")
+    summary = json.load(open(os.path.join(out, "summary.json")))
+    check(summary["resumed_from"]["checkpoint"] == chosen, f"resumed from the newest checkpoint ({chosen})")
+    check(summary["state"] == "done", "the resumed study is done")
+    no_complete_rerun(out, complete, 0)
+    check(os.path.isdir(os.path.join(out, "jobs.1")), "the first run's job logs are kept in jobs.1")
+    check(inserts(out, 1) == SIMS * STEPS, f"every step inserted exactly once ({inserts(out, 1)})")
+    rc, text = finish(run([RUN, "--resume", out]), timeout=30)
+    check(rc == 0 and "already finished" in text, f"a finished study says so and exits 0 ({rc}: {text.strip()})")
+    print(f"resume took {time.time() - started:.1f} s")
+
+
+def scratch():
+    work = tmpdir("restart-scratch")
+    sims, steps = 6, 300
+    study = write_study(
+        work,
+        study={"name": "restart-scratch", "seed": 5},
+        launcher={"job_limit": 2, "poll_interval": 0.2},
+        server={"sink": "count", "port": None},
+        client={"command": [HEAT, "--grid", "32", "--steps", str(steps)], "ranks": None, "steps": steps},
+        parameters={"bounds": None, "count": sims},
+        fields=[{"name": "temperature", "size": 32 * 32}])
+    out = os.path.join(work, "out")
+    p = run([RUN, study])
+    jobs = os.path.join(out, "jobs")
+    # The server (job 1) and at least two clients started.
+    wait_for(lambda: os.path.isdir(jobs) and len([n for n in os.listdir(jobs) if n.endswith(".out")]) >= 3
+             or p.poll() is not None, 60, "clients to start")
+    pids = server_pids(out)
+    check(p.poll() is None and len(pids) == 1, f"the study runs with one server process ({pids})")
+    os.kill(pids[0], signal.SIGKILL)
+    rc, text = finish(p)
+    if rc != 0:
+        print(text[-4000:])
+    check(rc == 0, f"melissa-run exits 0 after restarting the server (got {rc})")
+    summary = json.load(open(os.path.join(out, "summary.json")))
+    print("restarts:", json.dumps(summary["restarts"]))
+    check(summary["server_restarts"] == 1, f"server_restarts = 1 ({summary['server_restarts']})")
+    restart = summary["restarts"][0]
+    check(restart["action"] == "from_scratch" and restart["checkpoint"] == "",
+          "restarted from scratch (nothing trained, no checkpoint)")
+    check("signal 9" in restart["reason"] or "lost the connection" in restart["reason"],
+          f"the reason says how the server ended ({restart['reason']})")
+    log = open(os.path.join(out, "launcher.log")).read()
+    check("restart 1 of at most 3 from scratch" in log, "the log says the server restarts from scratch")
+    servers = [j for j in summary["jobs"] if j["kind"] == "server"]
+    check(len(servers) == 2 and servers[1]["state"] == "completed", "two server jobs, the second completed")
+    clients = [j for j in summary["jobs"] if j["kind"] == "client"]
+    before = {j["sim_id"] for j in clients if 0 <= j["submitted_at"] < restart["time"]}
+    for sim in before:
+        attempts = sorted(j["attempt"] for j in clients if j["sim_id"] == sim)
+        check(attempts[-1] >= 2, f"simulation {sim}, started before the restart, ran again as attempt "
+                                 f"{attempts[-1]} ({attempts})")
+    check(any(j.get("reason") == "the server restarted" for j in clients),
+          "the running clients were cancelled by the restart")
+    check(summary["simulations"]["completed"] == sims and summary["simulations"]["failed"] == 0,
+          f"all {sims} simulations completed ({summary['simulations']})")
+    rank0 = json.load(open(os.path.join(out, "server-summary.rank0.json")))
+    check(rank0["steps_stored"] == sims * steps, f"the new server stored every step once ({rank0['steps_stored']})")
+
+
+def slurm_timeout():
+    started = subprocess.run(["bash", os.path.join(SOURCE, "tests", "slurm", "start-slurm.sh")],
+                             capture_output=True, text=True)
+    if started.returncode == 77:
+        print("SKIP: " + started.stderr.strip())
+        sys.exit(77)
+    check(started.returncode == 0, f"Slurm starts ({started.stderr.strip()})")
+    work = tmpdir("restart-slurm")
+    vdir = os.path.join(work, "validation")
+    make_validation_set(vdir)
+    sims, steps = 12, 4000
+    study = write_study(
+        work,
+        study={"name": "restart-slurm", "seed": 5},
+        launcher={"backend": "slurm", "job_limit": 2, "poll_interval": 0.5, "server_timeout": 120,
+                  "max_server_restarts": 4, "server_job": {"time": "0:01:00"}},
+        server={"sink": "train", "port": None},
+        client={"command": [HEAT, "--grid", str(GRID), "--steps", str(steps)], "ranks": None, "steps": steps},
+        parameters={"bounds": None, "count": sims},
+        fields=[{"name": "temperature", "size": GRID * GRID}],
+        buffer={"policy": "fifo", "capacity": 200, "threshold": 10},
+        training={"time_steps": steps, "hidden": [16], "batch_size": 16, "metrics_every": 50,
+                  "validation_every": 200, "output": "constant", "output_mean": 300, "output_std": 100,
+                  "validation_dir": vdir},
+        checkpoint={"every_batches": 0, "every_seconds": 5, "keep": 100})
+    out = os.path.join(work, "out")
+    rc, text = finish(run([RUN, study]), timeout=400)
+    print(text[-4000:])
+    check(rc == 0, f"the study completes through the server's time limits (exit {rc})")
+    summary = json.load(open(os.path.join(out, "summary.json")))
+    print("restarts:", json.dumps(summary["restarts"]))
+    check(summary["server_restarts"] >= 1, f"the server was restarted ({summary['server_restarts']})")
+    first = summary["restarts"][0]
+    check(first["action"] == "from_checkpoint", f"from its checkpoint ({first})")
+    check(first["time"] < 75, f"before its time limit ran out: Slurm's SIGTERM ({first['time']:.0f} s)")
+    print("the checkpoint restarted from was taken for:",
+          json.load(open(os.path.join(first["checkpoint"], "manifest.json")))["reason"])
+    check(inserts(out, 1) == sims * steps, f"every step inserted once ({inserts(out, 1)} of {sims * steps})")
+
+
+mode = sys.argv[1] if len(sys.argv) > 1 else "kill-server"
+if mode != "scratch":
+    usage = subprocess.run([SERVER, "--help"], capture_output=True, text=True)
+    if "--restore" not in usage.stdout + usage.stderr:
+        print("SKIP: this melissa-server has no --restore (the server's side of issue 11)")
+        sys.exit(77)
+if mode == "kill-server":
+    kill_server()
+elif mode == "kill-server-ranks2":
+    # Written for when several ranks checkpoint; until then a two-rank
+    # training server writes no checkpoint and the restart fails the study.
+    print("SKIP: checkpoints with server.ranks > 1 are not built yet (docs/checkpoints.md, "
+          "\"Not built yet\"); this test runs once they are")
+    sys.exit(77)
+    kill_server(ranks=2)
+elif mode == "corrupt":
+    kill_server(corrupt=True)
+elif mode in ("ctrl-c", "kill-launcher"):
+    resume_after(mode)
+elif mode == "scratch":
+    scratch()
+elif mode == "slurm-timeout":
+    slurm_timeout()
+else:
+    fail("unknown mode " + mode)
+print("PASS")
