@@ -23,6 +23,7 @@ PACKAGES=(
 # and launcher tests start themselves (tests/slurm, tests/backends/oar).
 TEST_PACKAGES=(
   slurm-wlm munge
+  linux-perf  # tests/bench: --perf profiles of the hot paths (issue 16)
   python3-openturns  # tests/statistics: the OpenTURNS reference
   oar-server oar-server-pgsql oar-node oar-user oar-user-pgsql postgresql openssh-server
   # the monitor's tests (tests/monitor): a real browser, TensorBoard's schema through protoc

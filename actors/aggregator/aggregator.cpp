@@ -166,11 +166,18 @@ aggregator_actor::behavior_type aggregator_fn(aggregator_actor::stateful_pointer
         std::vector<sim_activity> out;
         const auto now = std::chrono::steady_clock::now();
         const auto& sims = self->state.log.simulations();
-        for (const auto& [sim, a] : self->state.activity) {
+        auto& activity = self->state.activity;
+        for (auto at = activity.begin(); at != activity.end();) {
+          const auto& [sim, a] = *at;
           const auto it = sims.find(sim);
+          const bool complete = it != sims.end() && it->second.done;
           out.push_back({sim, a.attempt, a.open > 0,
-                         std::chrono::duration<double>(now - a.last).count(),
-                         it != sims.end() && it->second.done});
+                         std::chrono::duration<double>(now - a.last).count(), complete});
+          // Reported complete with no session open: the coordinator keeps it
+          // from here on; dropping it keeps this list (sent every tick) as
+          // long as the live sessions, not the 100,000 of a study (issue 16).
+          // A later session of it comes back through touch().
+          at = complete && a.open == 0 ? activity.erase(at) : std::next(at);
         }
         return out;
       },

@@ -2,8 +2,25 @@
 
 namespace melissa {
 
-bool step_log::insert(std::uint32_t sim, std::uint32_t field, std::uint32_t step) {
+step_log::simulation& step_log::at(std::uint32_t sim) {
+  if (cache_.sim && cache_.id == sim) return *cache_.sim;
   auto& s = sims_[sim];
+  cache_.id = sim;
+  cache_.sim = &s;
+  return s;
+}
+
+const step_log::simulation* step_log::find(std::uint32_t sim) const {
+  if (cache_.sim && cache_.id == sim) return cache_.sim;
+  auto it = sims_.find(sim);
+  if (it == sims_.end()) return nullptr;
+  cache_.id = sim;
+  cache_.sim = const_cast<simulation*>(&it->second);
+  return &it->second;
+}
+
+bool step_log::insert(std::uint32_t sim, std::uint32_t field, std::uint32_t step) {
+  auto& s = at(sim);
   if (s.received.size() <= field) s.received.resize(field + 1);
   auto& bits = s.received[field];
   if (bits.size() <= step) bits.resize(step + 1, false);
@@ -19,22 +36,22 @@ bool step_log::insert(std::uint32_t sim, std::uint32_t field, std::uint32_t step
 }
 
 bool step_log::contains(std::uint32_t sim, std::uint32_t field, std::uint32_t step) const {
-  auto it = sims_.find(sim);
-  if (it == sims_.end() || it->second.received.size() <= field) return false;
-  const auto& bits = it->second.received[field];
+  const auto* s = find(sim);
+  if (!s || s->received.size() <= field) return false;
+  const auto& bits = s->received[field];
   return step < bits.size() && bits[step];
 }
 
 void step_log::forget(std::uint32_t sim, std::uint32_t field, std::uint32_t step) {
   if (!contains(sim, field, step)) return;
-  auto& s = sims_[sim];
+  auto& s = at(sim);
   s.received[field][step] = false;
   --s.stored;
   --total_stored_;
 }
 
 void step_log::note_attempt(std::uint32_t sim, std::uint32_t attempt) {
-  sims_[sim].attempts.insert(attempt);
+  at(sim).attempts.insert(attempt);
 }
 
 std::uint64_t step_log::missing_steps(std::uint32_t sim, std::uint32_t fields, std::uint32_t steps,
@@ -48,7 +65,7 @@ std::uint64_t step_log::missing_steps(std::uint32_t sim, std::uint32_t fields, s
 }
 
 bool step_log::mark_done(std::uint32_t sim) {
-  auto& s = sims_[sim];
+  auto& s = at(sim);
   if (s.done) return false;
   s.done = true;
   ++done_count_;

@@ -45,6 +45,23 @@ class step_log {
   std::uint32_t done_count() const { return done_count_; }
 
  private:
+  // The simulation looked up last: a client sends its steps in a row, and
+  // missing_steps asks about each, so most lookups skip the map (with
+  // 100,000 simulations a map walk per step was most of the cost, issue 16).
+  // Map nodes never move; a copy or move of the log starts with no cache.
+  struct sim_cache {
+    std::uint32_t id = 0;
+    simulation* sim = nullptr;
+    sim_cache() = default;
+    sim_cache(const sim_cache&) {}
+    sim_cache& operator=(const sim_cache&) {
+      sim = nullptr;
+      return *this;
+    }
+  };
+  simulation& at(std::uint32_t sim);
+  const simulation* find(std::uint32_t sim) const;
+  mutable sim_cache cache_;
   std::map<std::uint32_t, simulation> sims_;
   std::uint64_t total_stored_ = 0;
   std::uint64_t total_duplicates_ = 0;

@@ -30,6 +30,10 @@ struct coordinator_state {
   std::set<std::uint32_t> failed;  // simulations the launcher gave up on
   std::set<std::pair<std::uint32_t, std::uint32_t>> reported_open, reported_timeout;
   std::set<std::uint32_t> reported_complete;
+  // Simulations complete on this rank: the aggregator reports each closed,
+  // complete one once and then forgets it (its activity list stays as short
+  // as the open sessions, not the study), so the count is kept here.
+  std::set<std::uint32_t> complete;
   // Stop requested, or the launcher is gone: end once no session has been
   // open for a grace period (clients already started may still connect).
   bool stopping = false;
@@ -203,7 +207,10 @@ void watch_sessions(coordinator_ptr self, const std::vector<sim_activity>& activ
       if (a.open) changed = st.table.mark_submitted(a.sim_id) || changed;
       if (a.complete) changed = st.table.mark_complete(a.sim_id) || changed;
     }
-    if (a.open && st.reported_open.insert(key).second)
+    // An entry exists only for a session the aggregator admitted: a short
+    // client may have opened and closed it between two ticks (a.open false),
+    // and it did connect all the same.
+    if (st.reported_open.insert(key).second)
       self->send(st.launcher, opened_atom::value, a.sim_id, a.attempt);
     if (a.complete && st.reported_complete.insert(a.sim_id).second)
       self->send(st.launcher, complete_atom::value, st.settings.rank, a.sim_id);
@@ -255,10 +262,10 @@ void tick(coordinator_ptr self) {
               if (open > 0) st.quiet_since = clock_type::now();
               // Ended by id: complete on this rank, or given up by the launcher.
               const auto expected = st.settings.expected_simulations;
-              std::set<std::uint32_t> ended_ids = st.failed;
               for (const auto& a : activity)
-                if (a.complete) ended_ids.insert(a.sim_id);
-              const auto ended = ended_ids.size();
+                if (a.complete) st.complete.insert(a.sim_id);
+              auto ended = st.complete.size();
+              for (const auto sim : st.failed) ended += st.complete.count(sim) ? 0 : 1;
               const double grace = std::min(st.settings.client_timeout, 30.0);
               const bool quiet = open == 0 && seconds_since(st.quiet_since) >= grace;
               const bool done = (expected > 0 && ended >= expected) || (st.stopping && quiet);

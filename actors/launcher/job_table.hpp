@@ -7,7 +7,9 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "backends/scheduler/backend.hpp"
@@ -32,20 +34,41 @@ struct job_row {
   bool connected = false;                   // the server saw its session open
 };
 
+// Every lookup that an event makes (a job's status, a session that opened,
+// a simulation's latest attempt) goes through an index, and the jobs still
+// active are kept apart: with 100,000 jobs no event scans the table.
 class job_table {
  public:
   job_row& add(scheduler::job_kind kind, std::uint32_t sim_id, std::uint32_t attempt,
                std::string parameters);
   job_row* find(std::uint32_t id);
+  const job_row* find(std::uint32_t id) const;
   job_row* find_backend(const std::string& backend_id);
+  // Sets the row's backend id (once, when submitted) and indexes it.
+  void set_backend_id(std::uint32_t id, std::string backend_id);
   // The newest attempt of a simulation.
   job_row* latest_of(std::uint32_t sim_id);
+  // The client job of (sim, attempt), if any.
+  job_row* attempt_of(std::uint32_t sim_id, std::uint32_t attempt);
   const std::map<std::uint32_t, job_row>& rows() const { return rows_; }
-  // Jobs submitted to the scheduler and not yet ended.
+  // Jobs submitted to the scheduler and not yet ended, in job order.
   std::vector<std::string> active_backend_ids() const;
+  // Rows not final yet (pending or running), submitted or not: what the
+  // launcher's counts and timeouts look at.
+  std::vector<const job_row*> open_rows() const;
 
  private:
+  // Drops the rows that have become final from open_ (lazily: rows are
+  // changed through find()).
+  void prune() const;
   std::map<std::uint32_t, job_row> rows_;
+  std::unordered_map<std::string, std::uint32_t> by_backend_;
+  std::unordered_map<std::uint32_t, std::uint32_t> latest_;  // sim -> its newest client job
+  static std::uint64_t attempt_key(std::uint32_t sim, std::uint32_t attempt) {
+    return (std::uint64_t{sim} << 32) | attempt;
+  }
+  std::unordered_map<std::uint64_t, std::uint32_t> by_attempt_;  // (sim, attempt) -> job
+  mutable std::set<std::uint32_t> open_;                     // ids of rows not final
   std::uint32_t next_id_ = 1;
 };
 

@@ -253,7 +253,9 @@ void submit_clients(launcher_ptr self) {
         .then(
             [self, job](const std::string& id) {
               auto& st = self->state;
-              st.core->submitted(job, id, st.now());
+              // A local job runs from its submission on (see launcher_core::submitted).
+              st.core->submitted(job, id, st.now(),
+                                 st.settings.study.launcher.backend == config::launcher_backend::local);
               // Submitted while the study was being stopped: cancel it too.
               if (st.phases.stopping()) cancel_job(self, *st.core->table().find(job));
             },
@@ -326,6 +328,36 @@ void on_status(launcher_ptr self, const scheduler::job_status& status) {
 
 void cancel_all_jobs(launcher_ptr self) {
   for (const auto& [id, row] : self->state.core->table().rows()) cancel_job(self, row);
+}
+
+void advance(launcher_ptr self);
+
+// One poll of every active job. A change notice (a tick from the backend) that
+// arrives while a poll is in flight asks for another right after it: the
+// job's end may have come after the backend answered.
+void poll_jobs(launcher_ptr self) {
+  auto& st = self->state;
+  if (st.polling) {
+    st.poll_again = true;
+    return;
+  }
+  const auto ids = st.core->table().active_backend_ids();
+  if (ids.empty()) return;
+  st.polling = true;
+  st.poll_again = false;
+  st.last_poll = st.now();
+  self->request(st.backend, caf::infinite, poll_atom::value, ids)
+      .then(
+          [self](const std::vector<scheduler::job_status>& statuses) {
+            self->state.polling = false;
+            for (const auto& s : statuses) on_status(self, s);
+            advance(self);
+            if (self->state.poll_again && !self->state.phases.done()) poll_jobs(self);
+          },
+          [self](const caf::error& err) {
+            self->state.polling = false;
+            spdlog::warn("polling the scheduler failed: {}", backend_error_text(self->system(), err));
+          });
 }
 
 // The study's phase decides (study_phases); this carries it out.
@@ -469,26 +501,15 @@ launcher_impl_actor::behavior_type launcher_fn(launcher_ptr self, launcher_setti
       [self](tick_atom) {
         auto& st = self->state;
         if (st.phases.done()) return;
-        const auto ids = st.core->table().active_backend_ids();
+        // A tick from elsewhere is the backend's notice that a job may have
+        // ended (a local process exited): poll now, so that its slot is
+        // refilled at once rather than at the next poll_interval. Only the
+        // launcher's own ticks re-arm the timer.
+        if (self->current_sender() != self->ctrl()) return poll_jobs(self);
         const bool ending = st.phases.ending();
         const double interval =
             ending ? std::min(st.settings.poll_interval, 1.0) : st.settings.poll_interval;
-        if (!st.polling && !ids.empty() && st.now() - st.last_poll >= interval) {
-          st.polling = true;
-          st.last_poll = st.now();
-          self->request(st.backend, caf::infinite, poll_atom::value, ids)
-              .then(
-                  [self](const std::vector<scheduler::job_status>& statuses) {
-                    self->state.polling = false;
-                    for (const auto& s : statuses) on_status(self, s);
-                    advance(self);
-                  },
-                  [self](const caf::error& err) {
-                    self->state.polling = false;
-                    spdlog::warn("polling the scheduler failed: {}",
-                                 backend_error_text(self->system(), err));
-                  });
-        }
+        if (!st.polling && st.now() - st.last_poll >= interval) poll_jobs(self);
         advance(self);
         const double tick_s = std::min(st.settings.poll_interval, max_tick_s);
         if (!st.phases.done())

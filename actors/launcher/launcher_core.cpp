@@ -28,9 +28,8 @@ bool launcher_core::change_parameters(std::uint32_t sim, std::string parameters)
 std::vector<std::uint32_t> launcher_core::next_submissions(double) {
   std::vector<std::uint32_t> jobs;
   if (paused_ || fatal_error_) return jobs;
-  auto active = count().running;
-  for (const auto& [id, row] : table_.rows())
-    if (row.kind == job_kind::client && row.state == job_state::pending) ++active;
+  const auto c = count();
+  auto active = c.running + (c.pending - static_cast<std::uint32_t>(queue_.size()));
   auto submit = [&](std::uint32_t sim, std::uint32_t attempt) {
     jobs.push_back(table_.add(job_kind::client, sim, attempt, parameters_[sim]).id);
     started_.insert(sim);
@@ -51,6 +50,7 @@ std::vector<std::uint32_t> launcher_core::next_submissions(double) {
       continue;
     }
     queue_.pop_front();
+    if (attempt > 1 && --queued_retries_[sim] == 0) queued_retries_.erase(sim);
     submit(sim, attempt);
   }
   return jobs;
@@ -69,10 +69,18 @@ std::vector<std::size_t> launcher_core::group_at_front() const {
   return members;
 }
 
-void launcher_core::submitted(std::uint32_t job, std::string backend_id, double now) {
+void launcher_core::submitted(std::uint32_t job, std::string backend_id, double now,
+                              bool started) {
   if (auto* row = table_.find(job)) {
-    row->backend_id = std::move(backend_id);
+    table_.set_backend_id(job, std::move(backend_id));
     row->submitted_at = now;
+    // A local job runs once submit returns: its slot is taken and its start
+    // is now, whether or not a poll ever sees it running.
+    if (started && row->state == job_state::pending) {
+      row->state = job_state::running;
+      row->raw_state = "running";
+      row->started_at = now;
+    }
   }
 }
 
@@ -135,6 +143,7 @@ launcher_core::outcome launcher_core::retry_or_give_up(job_row& row) {
   if (row.attempt <= limits_.max_retries) {
     ++retries_;
     queue_.emplace_front(row.sim_id, row.attempt + 1);
+    ++queued_retries_[row.sim_id];
     return outcome::retry;
   }
   failed_.insert(row.sim_id);
@@ -153,11 +162,15 @@ launcher_core::outcome launcher_core::confirm(std::uint32_t sim, std::uint32_t r
     const auto* row = table_.find(it->first);
     it = row && row->sim_id == sim ? awaiting_confirmation_.erase(it) : std::next(it);
   }
-  const auto queued = queue_.size();
-  queue_.erase(std::remove_if(queue_.begin(), queue_.end(),
-                              [sim](const auto& entry) { return entry.first == sim; }),
-               queue_.end());
-  retries_ -= static_cast<std::uint32_t>(queued - queue_.size());  // never run: not retries
+  // Only a retry can be queued for a simulation that ran: the queue (maybe
+  // 100,000 first attempts long) is scanned only when this one has one.
+  if (queued_retries_.erase(sim) > 0) {
+    const auto queued = queue_.size();
+    queue_.erase(std::remove_if(queue_.begin(), queue_.end(),
+                                [sim](const auto& entry) { return entry.first == sim; }),
+                 queue_.end());
+    retries_ -= static_cast<std::uint32_t>(queued - queue_.size());  // never run: not retries
+  }
   return outcome::completed;
 }
 
@@ -181,17 +194,16 @@ std::vector<std::pair<std::uint32_t, launcher_core::outcome>> launcher_core::unc
 }
 
 void launcher_core::connected(std::uint32_t sim, std::uint32_t attempt) {
-  for (const auto& [id, row] : table_.rows())
-    if (row.kind == job_kind::client && row.sim_id == sim && row.attempt == attempt)
-      table_.find(id)->connected = true;
+  if (auto* row = table_.attempt_of(sim, attempt)) row->connected = true;
 }
 
 std::vector<std::uint32_t> launcher_core::silent_jobs(double now) const {
   std::vector<std::uint32_t> jobs;
-  for (const auto& [id, row] : table_.rows())
-    if (row.kind == job_kind::client && row.state == job_state::running && !row.connected &&
-        row.reason.empty() && row.started_at >= 0 && now - row.started_at > limits_.client_timeout)
-      jobs.push_back(id);
+  for (const auto* row : table_.open_rows())
+    if (row->kind == job_kind::client && row->state == job_state::running && !row->connected &&
+        row->reason.empty() && row->started_at >= 0 &&
+        now - row->started_at > limits_.client_timeout)
+      jobs.push_back(row->id);
   return jobs;
 }
 
@@ -205,10 +217,10 @@ launcher_core::counts launcher_core::count() const {
   c.completed = static_cast<std::uint32_t>(completed_.size());
   c.failed = static_cast<std::uint32_t>(failed_.size());
   c.retries = retries_;
-  for (const auto& [id, row] : table_.rows()) {
-    if (row.kind != job_kind::client) continue;
-    if (row.state == job_state::running) ++c.running;
-    if (row.state == job_state::pending) ++c.pending;
+  for (const auto* row : table_.open_rows()) {
+    if (row->kind != job_kind::client) continue;
+    if (row->state == job_state::running) ++c.running;
+    if (row->state == job_state::pending) ++c.pending;
   }
   c.pending += static_cast<std::uint32_t>(queue_.size());
   return c;

@@ -49,7 +49,10 @@ class launcher_core {
   // New client jobs to submit now (their rows are created, state pending);
   // the caller submits them and reports submitted() or submit_failed().
   std::vector<std::uint32_t> next_submissions(double now);
-  void submitted(std::uint32_t job, std::string backend_id, double now);
+  // `started`: the backend runs a job as soon as it is submitted (local), so
+  // it is running from now on (a poll may never see it running: a short job
+  // ends before).
+  void submitted(std::uint32_t job, std::string backend_id, double now, bool started = false);
   // The scheduler refused the job (e.g. missing executable): a user error
   // that retrying cannot fix, so it fails the study.
   void submit_failed(std::uint32_t job, const std::string& error, double now);
@@ -110,6 +113,7 @@ class launcher_core {
   job_table table_;
   std::map<std::uint32_t, std::string> parameters_;  // sim -> parameters
   std::deque<std::pair<std::uint32_t, std::uint32_t>> queue_;  // (sim, attempt) waiting for a slot
+  std::map<std::uint32_t, std::uint32_t> queued_retries_;      // sim -> its retries in queue_
   outcome retry_or_give_up(job_row& row);
   // The first attempts of the group of the queue's front, all requested:
   // their queue positions; empty while some member is not requested yet.

@@ -40,6 +40,7 @@ struct launcher_state {
   // and sent to every server rank, never written to a file or a log.
   std::map<std::uint32_t, std::string> tickets;
   bool polling = false;
+  bool poll_again = false;        // a job changed while a poll was in flight
   double last_poll = -1e9;        // when the last poll of the backend was sent
   int exit_code = study_succeeded;
   std::string message;

@@ -78,6 +78,12 @@ class backend {
   // Cancels a job and everything it started (process group, scancel, oardel).
   // Cancelling a finished job is not an error.
   virtual void cancel(const std::string& id) = 0;
+  // `listener` is called, from a thread of the backend's, as soon as a job
+  // may have changed state (a local process exited), so that the caller
+  // polls now instead of at its next interval; it must only wake the caller
+  // (it runs under the backend's lock). nullptr: nobody to tell. Backends
+  // that learn states only by asking a scheduler never call it.
+  virtual void set_change_listener(std::function<void()> listener) { (void)listener; }
 };
 
 // Runs an external command and returns its exit status and output: the Slurm

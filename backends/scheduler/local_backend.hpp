@@ -46,6 +46,10 @@ class local_backend final : public backend {
   // mpirun's ranks, which Open MPI puts in groups of their own), SIGKILL
   // after kill_grace.
   void cancel(const std::string& id) override;
+  // Told the moment a job's process exits (a pidfd per job, one thread).
+  void set_change_listener(std::function<void()> listener) override {
+    processes_.set_exit_listener(std::move(listener));
+  }
 
   // The most tasks (MPI ranks) one job may have here: 16 per online CPU, at
   // least 16. mpirun --oversubscribe starts any number, but far beyond the

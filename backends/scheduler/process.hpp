@@ -8,9 +8,14 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "backends/scheduler/backend.hpp"
@@ -41,10 +46,10 @@ struct spawn_request {
 // Starts the process in a new session (setsid), so its pid is also its
 // process group id and a signal to -pid reaches everything it starts (MPI
 // ranks, grandchildren), and a terminal's signals do not. The logs are opened
-// (truncated, parent directories created) before the fork, so their errors
-// are thrown here. Returns once the program is executing: an exec failure
-// comes back through a close-on-exec pipe and is thrown as backend_error.
-// Safe in a multithreaded process: only async-signal-safe calls after fork.
+// (truncated, parent directories created) before the spawn, so their errors
+// are thrown here. Returns once the program is executing: posix_spawn
+// (CLONE_VFORK) returns an exec failure, thrown as backend_error. Nothing of
+// this process's open above stderr reaches the job (closefrom 3).
 pid_t spawn_in_session(const spawn_request& request);
 
 // Sends `sig` to the process group `sid` and to every process of the session
@@ -52,6 +57,35 @@ pid_t spawn_in_session(const spawn_request& request);
 // in a group of its own inside mpirun's session. Only a process that made a
 // session of its own (a daemon) escapes. True when some process got it.
 bool signal_session(pid_t sid, int sig);
+
+// Tells, from a thread of its own, that a watched process has exited, so that
+// a job's end is known at once rather than at the next poll. Each process is
+// a pidfd (Linux >= 5.3) in one poll() set; the watcher never reaps (waitpid
+// stays with process_table, in the backend's thread), it only calls
+// `notify` once per wake-up in which some process ended. Where pidfd_open is
+// refused (an older kernel, seccomp) nothing is notified and polling alone
+// tells the ends, as before.
+class exit_watcher {
+ public:
+  exit_watcher();
+  ~exit_watcher();
+  exit_watcher(const exit_watcher&) = delete;
+  exit_watcher& operator=(const exit_watcher&) = delete;
+
+  // Called from the watcher's thread; replaces the previous one.
+  void set_notify(std::function<void()> notify);
+  // Watches `pid` (a child of this process) until it exits. False when pidfds
+  // are not available here.
+  bool watch(pid_t pid);
+  // The pids seen to exit since the last call (each once).
+  std::vector<pid_t> take_exited();
+
+  struct shared;  // with the thread: the pidfds to add, the exits seen, the listener
+
+ private:
+  std::shared_ptr<shared> shared_;
+  std::thread thread_;
+};
 
 // The processes started by spawn_in_session, followed with waitpid(WNOHANG),
 // never blocking. Cancelling sends SIGTERM to the job's session (see
@@ -82,8 +116,12 @@ class process_table {
   // failed "signal N"; a non-zero end after cancel() → cancelled.
   job_status status(const std::string& id);
   void cancel(const std::string& id);
-  // SIGKILL to the groups whose grace period is over.
+  // SIGKILL to the groups whose grace period is over (only those: no scan of
+  // every job).
   void finish_kills();
+  // `notify` is called from another thread as soon as a followed process
+  // exits (exit_watcher); the caller then polls.
+  void set_exit_listener(std::function<void()> notify) { watcher_.set_notify(std::move(notify)); }
 
  private:
   struct entry {
@@ -96,9 +134,12 @@ class process_table {
   };
   void reap(entry& e);
   void kill_if_due(entry& e, std::chrono::steady_clock::time_point now);
+  void kill_later(const std::string& id, entry& e, std::chrono::steady_clock::time_point now);
 
   std::chrono::milliseconds kill_grace_;
   std::map<std::string, entry> entries_;
+  std::set<std::string> killing_;  // ids with a SIGKILL pending (kill_at set)
+  exit_watcher watcher_;
 };
 
 // The job_status of a process that ended with waitpid status `wait_status`.

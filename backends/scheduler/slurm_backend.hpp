@@ -78,6 +78,11 @@ class slurm_backend final : public backend {
   // scancel <id>; a step: SIGTERM to its srun's session (srun forwards
   // it to the step's tasks and ends the step), SIGKILL after kill_grace.
   void cancel(const std::string& id) override;
+  // Schedule-in-schedule: told the moment a step's srun exits. The batch
+  // jobs are known only by polling.
+  void set_change_listener(std::function<void()> listener) override {
+    steps_.set_exit_listener(std::move(listener));
+  }
 
   // The allocation of the schedule-in-schedule mode ("" when none yet).
   const std::string& allocation_id() const { return allocation_id_; }

@@ -9,8 +9,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <filesystem>
 #include <thread>
 
@@ -416,4 +420,66 @@ TEST_CASE("state names") {
   CHECK(is_final(job_state::cancelled));
   CHECK_FALSE(is_final(job_state::pending));
   CHECK_FALSE(is_final(job_state::running));
+}
+
+// Issue 16: the launcher learns a job's end the moment its process exits,
+// not at its next poll.
+TEST_CASE("local: the change listener is told when a job's process exits, once per exit") {
+  temp_dir dir;
+  local_backend backend;
+  std::mutex m;
+  std::condition_variable cv;
+  int notices = 0;
+  backend.set_change_listener([&] {
+    std::lock_guard lock(m);
+    ++notices;
+    cv.notify_all();
+  });
+  const auto quick = backend.submit(shell_job("exit 0", dir, "quick"));
+  const auto slow = backend.submit(shell_job("exec sleep 30", dir, "slow"));
+  {
+    std::unique_lock lock(m);
+    // No poll has run: only the watcher can have said so (a generous bound:
+    // this is no timing test, it only must not hang).
+    REQUIRE(cv.wait_for(lock, 20s, [&] { return notices >= 1; }));
+  }
+  const auto states = backend.poll({quick, slow});
+  CHECK(states[0].state == job_state::completed);
+  CHECK(states[1].state == job_state::running);
+  {
+    std::lock_guard lock(m);
+    CHECK(notices == 1);  // the sleeping job has not ended: no second notice
+  }
+  backend.cancel(slow);
+  {
+    std::unique_lock lock(m);
+    REQUIRE(cv.wait_for(lock, 20s, [&] { return notices >= 2; }));
+  }
+  CHECK(backend.poll({slow})[0].state == job_state::cancelled);
+  backend.set_change_listener(nullptr);
+}
+
+TEST_CASE("exit_watcher: every watched pid is reported once, in any order") {
+  melissa::scheduler::detail::exit_watcher watcher;
+  std::atomic<int> notices{0};
+  watcher.set_notify([&] { ++notices; });
+  std::vector<pid_t> pids;
+  for (int i = 0; i < 5; ++i) {
+    const pid_t pid = ::fork();
+    if (pid == 0) ::_exit(i);
+    REQUIRE(pid > 0);
+    REQUIRE(watcher.watch(pid));
+    pids.push_back(pid);
+  }
+  std::vector<pid_t> seen;
+  for (int tries = 0; tries < 2000 && seen.size() < pids.size(); ++tries) {
+    for (auto p : watcher.take_exited()) seen.push_back(p);
+    std::this_thread::sleep_for(10ms);
+  }
+  std::sort(seen.begin(), seen.end());
+  std::sort(pids.begin(), pids.end());
+  CHECK(seen == pids);
+  CHECK(notices.load() >= 1);
+  CHECK(notices.load() <= 5);
+  for (auto p : pids) ::waitpid(p, nullptr, 0);  // the watcher never reaps
 }

@@ -300,3 +300,70 @@ TEST_CASE("a group larger than job_limit goes alone once nothing runs") {
   CHECK(first.size() == 3);
   CHECK(submit(core).empty());
 }
+
+// Issue 16: a local job is running from its submission on (a short one ends
+// before any poll could see it running), so started_at < ended_at and the
+// slot counts as running.
+TEST_CASE("a job started at submission is running, with started_at its submission time") {
+  launcher_core core({2, 2, 300});
+  core.request(0, "p0");
+  const auto jobs = core.next_submissions(1.0);
+  REQUIRE(jobs.size() == 1);
+  core.submitted(jobs[0], "4242", 1.5, true);
+  const auto* row = core.table().find(jobs[0]);
+  CHECK(row->state == job_state::running);
+  CHECK(row->started_at == 1.5);
+  CHECK(core.count().running == 1);
+  CHECK(core.count().pending == 0);
+  core.update(jobs[0], status(job_state::completed, "exited 0", 0), 1.75);
+  CHECK(row->started_at == 1.5);
+  CHECK(row->ended_at == 1.75);
+  // A batch job (not started at submission) stays pending until a poll says otherwise.
+  core.request(1, "p1");
+  const auto more = core.next_submissions(2.0);
+  REQUIRE(more.size() == 1);
+  core.submitted(more[0], "b1", 2.0);
+  CHECK(core.table().find(more[0])->state == job_state::pending);
+  CHECK(core.table().find(more[0])->started_at == -1);
+}
+
+TEST_CASE("job table: lookups by backend id, by attempt, latest attempt, active ids") {
+  job_table t;
+  auto& a1 = t.add(scheduler::job_kind::client, 7, 1, "p");
+  auto& b1 = t.add(scheduler::job_kind::client, 8, 1, "q");
+  const auto a1_id = a1.id, b1_id = b1.id;
+  t.set_backend_id(a1_id, "100");
+  t.set_backend_id(b1_id, "101");
+  CHECK(t.find_backend("100")->id == a1_id);
+  CHECK(t.find_backend("nope") == nullptr);
+  CHECK(t.active_backend_ids() == std::vector<std::string>{"100", "101"});
+  t.find(a1_id)->state = job_state::failed;
+  CHECK(t.active_backend_ids() == std::vector<std::string>{"101"});
+  CHECK(t.open_rows().size() == 1);
+  auto& a2 = t.add(scheduler::job_kind::client, 7, 2, "p");
+  CHECK(t.latest_of(7)->id == a2.id);
+  CHECK(t.attempt_of(7, 1)->id == a1_id);
+  CHECK(t.attempt_of(7, 2)->id == a2.id);
+  CHECK(t.attempt_of(7, 3) == nullptr);
+  CHECK(t.attempt_of(9, 1) == nullptr);
+  // A recycled pid names the newer job.
+  t.set_backend_id(a2.id, "100");
+  CHECK(t.find_backend("100")->id == a2.id);
+}
+
+TEST_CASE("a confirmed simulation drops its queued retry, whatever the queue's length") {
+  launcher_core core({1, 2, 300});
+  for (std::uint32_t s = 0; s < 1000; ++s) core.request(s, "p");
+  auto first = submit(core);
+  REQUIRE(first.size() == 1);
+  CHECK(core.update(first[0], status(job_state::failed, "exited 1", 1), 1) ==
+        launcher_core::outcome::retry);
+  CHECK(core.count().retries == 1);
+  CHECK(core.count().pending == 1000);  // the retry waits first in line
+  CHECK(core.confirm(0, 0) == launcher_core::outcome::completed);
+  CHECK(core.count().retries == 0);
+  CHECK(core.count().pending == 999);
+  const auto next = submit(core, 2);
+  REQUIRE(next.size() == 1);
+  CHECK(core.table().find(next[0])->sim_id == 1);
+}
