@@ -47,11 +47,6 @@ aggregator_actor::behavior_type aggregator_fn(aggregator_actor::stateful_pointer
   if (auto& r = self->state.settings.restored; r && !r->taken.exchange(true)) {
     auto& st = self->state;
     st.log = r->log;
-    for (const auto& [sim, record] : st.log.simulations()) {
-      if (!record.done) continue;
-      auto& a = st.activity[sim];
-      a.attempt = record.attempts.empty() ? 0 : *record.attempts.rbegin();
-    }
     spdlog::info("aggregator: restored the received steps of {} simulations ({} done, {} steps)",
                  st.log.simulations().size(), st.log.done_count(), st.log.total_stored());
   }

@@ -45,8 +45,8 @@ struct aggregator_settings {
   bool slices = false;
   std::vector<std::uint64_t> field_sizes;
   // --restore: the log starts as the checkpoint's (a resent step in it is
-  // dropped as a duplicate) and its done simulations count as ended
-  // (activity_atom reports them complete, with no session).
+  // dropped as a duplicate; the coordinator counts its done simulations as
+  // ended: coordinator_settings::restored_done).
   std::shared_ptr<restored_steps> restored;
 };
 

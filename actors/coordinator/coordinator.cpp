@@ -380,6 +380,7 @@ coordinator_actor::behavior_type coordinator_fn(coordinator_ptr self, coordinato
   st.sink = std::move(sink);
   st.listener = std::move(listener);
   st.launcher = std::move(launcher);
+  st.complete.insert(st.settings.restored_done.begin(), st.settings.restored_done.end());
   if (st.launcher && st.settings.rank == 0) {
     st.owns_table = true;
     st.table = st.settings.restored_table

@@ -45,6 +45,9 @@ struct coordinator_settings {
   std::uint64_t restored_batch = 0;
   std::optional<simulation_table_snapshot> restored_table;
   std::vector<std::uint32_t> restored_complete;
+  // --restore, every rank: the simulations done in this rank's restored
+  // received steps; they count as ended (never rerun, no session comes).
+  std::vector<std::uint32_t> restored_done;
   // Rank 0 under a launcher: called with the table each time it changes (the
   // checkpoints' copy, read by the trainer's thread).
   std::function<void(const simulation_table_snapshot&)> publish_table;

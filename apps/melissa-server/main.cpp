@@ -368,6 +368,8 @@ int main(int argc, char** argv) {
     progress.restored_batch = restored->batch;
     progress.restored_table = restored->table;
     progress.restored_complete = restored->complete;
+    for (const auto& [sim, record] : restored->received.simulations())
+      if (record.done) progress.restored_done.push_back(sim);
   }
   // Rank 0 under a launcher: the coordinator publishes its simulation table
   // here, the checkpoints read it (from the trainer's thread).

@@ -290,3 +290,111 @@ TEST_CASE("reservoir actor: on_sim_done gets the distinct steps of the training 
   CHECK(*heard == std::vector<std::pair<std::uint32_t, std::uint32_t>>{{4, 3}, {5, 1}, {6, 0}, {4, 0}});
   self->send_exit(res, caf::exit_reason::user_shutdown);
 }
+
+TEST_CASE("reservoir actor: the checkpoint cut holds every step received, pending stores included") {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+  auto rs = settings(buffer_policy::fifo, 2, 1);
+  struct cut {
+    std::mutex mutex;
+    std::vector<buffer_snapshot> buffers;
+    std::vector<step_log> logs;
+    std::vector<bool> over;
+  };
+  auto cuts = std::make_shared<cut>();
+  rs.at_batch_request = [cuts](const std::function<buffer_snapshot()>& snapshot, const step_log& received,
+                               bool production_over) {
+    std::lock_guard<std::mutex> lock(cuts->mutex);
+    cuts->buffers.push_back(snapshot());
+    cuts->logs.push_back(received);
+    cuts->over.push_back(production_over);
+  };
+  auto res = spawn_reservoir(sys, rs);
+  CHECK(store(self, res, make_step<float>(3, 0)));
+  CHECK(store(self, res, make_step<float>(3, 0, 7)));  // another field: received, not stored
+  CHECK(store(self, res, make_step<float>(3, 1)));
+  self->send(res, store_atom_v, make_step<float>(3, 2));  // full: pending
+  CHECK(silent_for(self, 200ms));
+  // The trainer's checkpoint while its request waits: the cut, now.
+  self->send(res, checkpoint_atom_v);
+  CHECK(buffer_json(self, res)["pending_stores"] == 1);  // after the cut (same mailbox order)
+  {
+    std::lock_guard<std::mutex> lock(cuts->mutex);
+    REQUIRE(cuts->buffers.size() == 1);
+    const auto& b = cuts->buffers[0];
+    CHECK(b.samples.size() == 2);
+    REQUIRE(b.pending.size() == 1);
+    CHECK(b.pending[0].time_step == 2);
+    const auto& log = cuts->logs[0];
+    CHECK(log.total_stored() == 4);  // steps 0, 1, 2 of the field and step 0 of field 7
+    CHECK(log.contains(3, target_field, 2));
+    CHECK(log.contains(3, 7, 0));
+    CHECK(log.simulations().at(3).attempts.count(0) == 1);
+    CHECK_FALSE(cuts->over[0]);
+  }
+  // A batch request cuts first, then draws (which releases the pending store).
+  auto b = batch(self, res, 2);
+  REQUIRE(b);
+  self->receive([](bool) {}, caf::after(5s) >> [] { FAIL("store not released"); });
+  self->request(res, caf::infinite, sim_done_atom_v, std::uint32_t{3})
+      .receive([](bool) {}, [](const caf::error& e) { FAIL(caf::to_string(e)); });
+  self->send(res, production_over_atom_v);
+  CHECK(buffer_json(self, res)["production_over"] == true);
+  {
+    std::lock_guard<std::mutex> lock(cuts->mutex);
+    REQUIRE(cuts->buffers.size() == 3);
+    CHECK(cuts->buffers[1].samples.size() == 2);  // before the draw
+    CHECK(cuts->buffers[1].pending.size() == 1);
+    CHECK(cuts->over[2]);  // production over: the final log
+    CHECK(cuts->logs[2].simulations().at(3).done);
+    CHECK(cuts->logs[2].total_stored() == 4);
+  }
+  self->send_exit(res, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("reservoir actor: restored, it starts from the checkpoint's buffer, pending stores and log") {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+  // The checkpointed buffer: FIFO of 2, full with steps 0 and 1 of sim 3,
+  // step 2 pending.
+  auto original = make_training_buffer({buffer_policy::fifo, 2, 1, 1});
+  std::vector<training_sample> samples;
+  for (std::uint32_t t = 0; t < 3; ++t) {
+    training_sample s;
+    s.sim_id = 3;
+    s.time_step = t;
+    s.input = {0.3f, 0.5f, 0.1f * t};
+    s.target = std::make_shared<const std::vector<float>>(field_size, 1.0f * t);
+    samples.push_back(s);
+  }
+  original->put(training_sample(samples[0]));
+  original->put(training_sample(samples[1]));
+  auto rs = settings(buffer_policy::reservoir, 50, 10);  // the checkpoint's settings win
+  rs.restored = std::make_shared<restored_buffer>();
+  rs.restored->buffer = restore_training_buffer(original->snapshot());
+  rs.restored->pending = {samples[2]};
+  for (std::uint32_t t = 0; t < 3; ++t) rs.restored->received.insert(3, target_field, t);
+  std::shared_ptr<step_log> seen = std::make_shared<step_log>();
+  rs.at_batch_request = [seen](const std::function<buffer_snapshot()>&, const step_log& received, bool) {
+    *seen = received;
+  };
+  auto res = spawn_reservoir(sys, rs);
+  auto j = buffer_json(self, res);
+  CHECK(j["policy"] == "fifo");
+  CHECK(j["population"] == 2);
+  CHECK(j["pending_stores"] == 1);
+  auto b = batch(self, res, 2);  // the draw lets the pending store in
+  REQUIRE(b);
+  CHECK(b->time_steps == std::vector<std::uint32_t>{0, 1});
+  CHECK(seen->total_stored() == 3);  // the restored log
+  j = buffer_json(self, res);
+  CHECK(j["population"] == 1);
+  CHECK(j["pending_stores"] == 0);
+  CHECK(j["inserts"] == 3);
+  b = batch(self, res, 1);
+  REQUIRE(b);
+  CHECK(b->time_steps == std::vector<std::uint32_t>{2});
+  self->send_exit(res, caf::exit_reason::user_shutdown);
+}
