@@ -110,6 +110,26 @@ metrics_writer::metrics_writer(const std::string& output_dir, std::vector<std::s
       throw std::runtime_error("metrics: " + csv_path_ + " has columns '" + existing +
                                "', this run writes '" + header + "'");
     write_header = false;
+    if (options.keep_through_step >= 0) {
+      // Rewritten through a temporary file and a rename: a crash here leaves
+      // the old rows or the kept ones, never a half-written file.
+      std::string kept = existing + "\n", line;
+      while (std::getline(in, line)) {
+        std::int64_t step = 0;
+        const auto [end, ec] = std::from_chars(line.data(), line.data() + line.size(), step);
+        if (ec == std::errc() && step > options.keep_through_step) continue;
+        if (!line.empty()) kept += line + "\n";
+      }
+      in.close();
+      const auto tmp = csv_path_ + ".tmp";
+      {
+        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+        out << kept;
+        if (!out.flush())
+          throw std::runtime_error("metrics: cannot write " + tmp + ": " + std::strerror(errno));
+      }
+      std::filesystem::rename(tmp, csv_path_);
+    }
   }
   csv_ = std::fopen(csv_path_.c_str(), options.append ? "ab" : "wb");
   if (!csv_) throw std::runtime_error("metrics: cannot create " + csv_path_ + ": " + std::strerror(errno));

@@ -27,6 +27,11 @@ struct metrics_options {
   // Keep an existing CSV (a run resumed from a checkpoint) and add rows to it;
   // its header must be the same columns. Otherwise the CSV is replaced.
   bool append = false;
+  // With append: rows with a larger step are dropped first. A server restored
+  // from a checkpoint at this batch trains those batches again; the rows the
+  // lost server wrote after its checkpoint would otherwise appear twice.
+  // Negative: keep every row.
+  std::int64_t keep_through_step = -1;
   bool tensorboard = true;  // also write a TensorBoard event file
 };
 

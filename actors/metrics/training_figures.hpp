@@ -62,6 +62,9 @@ class training_figures {
   void buffer(std::uint64_t population, std::uint64_t unseen);
   // This rank trained one batch of `samples` samples with this loss.
   void trained(std::uint64_t samples, double loss);
+  // A trainer restored from a checkpoint goes on counting from its batch
+  // (the metrics rows' step, the status and the summary).
+  void resume_at(std::uint64_t batches) { batches_ = batches; }
   // A validation ran: its loss, and the time it took (left out of throughputs).
   void validated(double loss, double seconds);
 

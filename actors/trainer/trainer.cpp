@@ -193,6 +193,17 @@ void next_step(trainer_ptr self) {
       st.core->load(st.settings.restore_dir);
       spdlog::info("trainer: restored from {} at batch {}", st.settings.restore_dir,
                    st.core->batches());
+      st.figures.resume_at(st.core->batches());
+    }
+    if (st.settings.rank == 0 && !st.settings.output_dir.empty()) {
+      // Restored: metrics.csv goes on from the checkpoint's batch, without
+      // the rows the lost server wrote after it (they are trained again).
+      metrics_options options;
+      if (!st.settings.restore_dir.empty()) {
+        options.append = true;
+        options.keep_through_step = static_cast<std::int64_t>(st.core->batches());
+      }
+      st.metrics = std::make_unique<metrics_writer>(st.settings.output_dir, st.figures.columns(), options);
     }
     st.figures.start(clock_type::now());
     st.prefetch = st.settings.prefetch.value_or(st.core->model().device.rfind("cuda", 0) == 0);
@@ -260,8 +271,6 @@ trainer_actor::behavior_type trainer_fn(trainer_ptr self, trainer_actor_settings
   st.settings = std::move(settings);
   st.reservoir = std::move(reservoir);
   st.figures = training_figures({st.settings.ranks, true});
-  if (st.settings.rank == 0 && !st.settings.output_dir.empty())
-    st.metrics = std::make_unique<metrics_writer>(st.settings.output_dir, st.figures.columns());
   self->send(self, next_atom::value);
   return {
       [self](next_atom) {

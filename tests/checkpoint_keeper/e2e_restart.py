@@ -121,6 +121,18 @@ def inserts(out, ranks):
                for r in range(ranks))
 
 
+def metrics_continue(out, batch):
+    """metrics.csv after a restore: the rows up to the checkpoint's batch kept,
+    none twice (the lost server's rows after it are dropped), steps increasing."""
+    with open(os.path.join(out, "metrics", "metrics.csv")) as f:
+        steps = [int(line.split(",", 1)[0]) for line in f.read().splitlines()[1:] if line]
+    print(f"metrics.csv steps around the checkpoint (batch {batch}):",
+          [s for s in steps if abs(s - batch) <= 15])
+    check(steps == sorted(set(steps)), f"metrics.csv steps increase, none twice ({steps})")
+    if batch >= 5:  # metrics_every = 5: rows before the checkpoint exist
+        check(any(s <= batch for s in steps), "metrics.csv keeps the rows before the checkpoint")
+
+
 def final_validation_loss(out):
     return json.load(open(os.path.join(out, "summary.json")))["training"]["validation_loss"]
 
@@ -208,6 +220,8 @@ def kill_server(ranks=1, corrupt=False):
     complete = complete_in(restart["checkpoint"])
     check(complete, f"the checkpoint used has complete simulations ({sorted(complete)})")
     no_complete_rerun(out, complete, restart["time"])
+    if ranks == 1:
+        metrics_continue(out, restart["batch"])
     if corrupt:
         return
     loss = final_validation_loss(out)
@@ -256,6 +270,7 @@ def resume_after(how):
     check(summary["resumed_from"]["checkpoint"] == chosen, f"resumed from the newest checkpoint ({chosen})")
     check(summary["state"] == "done", "the resumed study is done")
     no_complete_rerun(out, complete, 0)
+    metrics_continue(out, json.load(open(os.path.join(chosen, "manifest.json")))["batch"])
     check(os.path.isdir(os.path.join(out, "jobs.1")), "the first run's job logs are kept in jobs.1")
     check(inserts(out, 1) == SIMS * STEPS, f"every step inserted exactly once ({inserts(out, 1)})")
     rc, text = finish(run([RUN, "--resume", out]), timeout=30)

@@ -303,6 +303,23 @@ TEST_CASE("append keeps the rows of a resumed run; a different header is refused
   CHECK(read_all(tmp.path + "/metrics/metrics.csv") == "step,wall_time,lr\n");
 }
 
+TEST_CASE("a run restored at a checkpoint drops the rows written after it, then appends") {
+  temp_dir tmp;
+  {
+    melissa::metrics_writer w(tmp.path, {"loss"});
+    for (int step = 10; step <= 40; step += 10) w.record(step, 1.0 * step, {{"loss", 1.0}});
+  }
+  melissa::metrics_options restored;
+  restored.append = true;
+  restored.keep_through_step = 20;  // the checkpoint's batch: 30 and 40 are trained again
+  {
+    melissa::metrics_writer w(tmp.path, {"loss"}, restored);
+    w.record(30, 99.0, {{"loss", 0.5}});
+  }
+  CHECK(read_all(tmp.path + "/metrics/metrics.csv") ==
+        "step,wall_time,loss\n10,10.000,1\n20,20.000,1\n30,99.000,0.5\n");
+}
+
 TEST_CASE("records from several threads stay whole lines") {
   temp_dir tmp;
   {
