@@ -366,6 +366,8 @@ TEST_CASE("a confirmed simulation drops its queued retry, whatever the queue's l
   const auto next = submit(core, 2);
   REQUIRE(next.size() == 1);
   CHECK(core.table().find(next[0])->sim_id == 1);
+}
+
 TEST_CASE("a server restart cancels the running attempts without counting them as retries") {
   launcher_core core({4, 2, 300});
   for (std::uint32_t s = 0; s < 3; ++s) core.request(s, "p" + std::to_string(s));
