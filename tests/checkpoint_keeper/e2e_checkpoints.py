@@ -148,8 +148,10 @@ def launcher_lost():
         study={"name": "ckpt-lost", "seed": 5},
         launcher={"job_limit": 2, "client_timeout": 5},
         server={"sink": "train", "port": None},
-        client={"command": [HEAT, "--grid", str(grid), "--steps", str(steps)], "ranks": None,
-                "steps": steps},
+        # Each client waits 3 s before it starts: 4 waves of 2 outlast the
+        # launcher's kill 3 s after the server is up, however fast this machine is.
+        client={"command": ["sh", "-c", 'sleep 3; exec "$0" "$@"', HEAT, "--grid", str(grid),
+                            "--steps", str(steps)], "ranks": None, "steps": steps},
         parameters={"bounds": None, "count": 8},
         fields=[{"name": "temperature", "size": grid * grid}],
         buffer={"policy": "fifo", "capacity": 400, "threshold": 10},
@@ -166,7 +168,14 @@ def launcher_lost():
                                 capture_output=True, text=True).stdout.split()
         time.sleep(0.2)
     check(len(server) == 1, "one server process")
-    time.sleep(3)  # clients stream
+    # Registered with the launcher (a server still starting would only find
+    # its launcher gone), then the first clients run.
+    log = os.path.join(out, "launcher.log")
+    while time.time() < deadline + 60 and not (
+            os.path.exists(log) and "server rank 0 is up" in open(log).read()):
+        time.sleep(0.2)
+    check("server rank 0 is up" in open(log).read(), "the server registered")
+    time.sleep(3)
     p.kill()  # SIGKILL: the launcher cannot cancel anything
     p.wait()
     deadline = time.time() + 150

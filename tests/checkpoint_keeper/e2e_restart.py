@@ -338,14 +338,18 @@ def slurm_timeout():
     work = tmpdir("restart-slurm")
     vdir = os.path.join(work, "validation")
     make_validation_set(vdir)
-    sims, steps = 12, 4000
+    sims, steps = 6, 4000
     study = write_study(
         work,
         study={"name": "restart-slurm", "seed": 5},
         launcher={"backend": "slurm", "job_limit": 2, "poll_interval": 0.5, "server_timeout": 120,
                   "max_server_restarts": 4, "server_job": {"time": "0:01:00"}},
         server={"sink": "train", "port": None},
-        client={"command": [HEAT, "--grid", str(GRID), "--steps", str(steps)], "ranks": None, "steps": steps},
+        # Each client waits 12 s before it starts, so that the study outlasts
+        # the server's 1-minute limit (signalled 30 s in) however fast this machine is
+        # (3 waves of 2, each >= 12 s), and needs few restarts.
+        client={"command": ["sh", "-c", 'sleep 12; exec "$0" "$@"', HEAT, "--grid", str(GRID),
+                            "--steps", str(steps)], "ranks": None, "steps": steps},
         parameters={"bounds": None, "count": sims},
         fields=[{"name": "temperature", "size": GRID * GRID}],
         buffer={"policy": "fifo", "capacity": 200, "threshold": 10},
