@@ -381,6 +381,15 @@ statistics_config read_statistics(table_reader t, const study_config& c) {
   s.sobol = t.boolean("sobol", s.sobol);
   s.group_budget_mb = t.integer<std::uint32_t>("group_budget_mb", s.group_budget_mb, {1, 1 << 20});
   t.finish();
+  // The steps held for incomplete pick-freeze groups count against the
+  // rank's read budget: a group budget as large would let them take it all,
+  // and the partner steps they wait for could never be read (a stall).
+  if (s.sobol && c.server.budget_mb != 0 && s.group_budget_mb >= c.server.budget_mb)
+    t.fail_key("group_budget_mb", std::to_string(s.group_budget_mb) +
+                                      " MiB must be below server.budget_mb = " +
+                                      std::to_string(c.server.budget_mb) +
+                                      " MiB (held group steps count against it; the steps they "
+                                      "wait for must still be read)");
   // Each threshold and quantile names an output file (threshold_<value>.npy).
   auto check_distinct = [&](const char* key, const std::vector<double>& values) {
     for (std::size_t i = 0; i < values.size(); ++i)

@@ -639,6 +639,17 @@ TEST_CASE("errors: fields") {
                  "size = 1000000000\n") == "no error");
 }
 
+TEST_CASE("errors: the Sobol group budget must leave room in the server's read budget") {
+  const std::string study =
+      "[study]\nname = \"x\"\nmode = \"statistics\"\n[client]\ncommand = [\"s\"]\nsteps = 1\n"
+      "[parameters]\nnames = [\"a\", \"b\"]\ncount = 1\n[[fields]]\nname = \"v\"\nsize = 10\n"
+      "[server]\nbudget_mb = 100\n[statistics]\nsobol = true\n";
+  CHECK(error_of(study + "group_budget_mb = 100\n") ==
+        "s.toml:17:19: statistics.group_budget_mb: 100 MiB must be below server.budget_mb = 100 MiB "
+        "(held group steps count against it; the steps they wait for must still be read)");
+  CHECK(error_of(study + "group_budget_mb = 99\n") == "no error");
+}
+
 TEST_CASE("errors: the dataset sink needs a single server rank") {
   CHECK(error_of(minimal_plus("[server]\nsink = \"dataset\"\nranks = 2\n")) ==
         "s.toml:16:8: server.sink: \"dataset\" requires server.ranks = 1, got server.ranks = 2");
