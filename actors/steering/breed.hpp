@@ -207,6 +207,10 @@ class breed_steering {
   breed_status status() const;
   const std::vector<resampling_record>& history() const { return history_; }
   const std::map<std::uint32_t, provenance_entry>& provenance() const { return provenance_; }
+  // The launcher kept the old parameters of `sim` (it was submitted before
+  // the new ones arrived): it no longer counts as resampled, so that the
+  // provenance never claims parameters a simulation did not run.
+  void not_applied(std::uint32_t sim) { provenance_.erase(sim); }
   const breed_settings& settings() const { return settings_; }
 
  private:

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <memory>
+#include <set>
 #include <stdexcept>
 
 #include <caf/all.hpp>
@@ -109,13 +110,17 @@ steering_actor::behavior_type steering_fn(steering_actor::stateful_pointer<steer
       values.push_back(std::move(v));
     }
     const std::size_t asked = sims.size();
+    auto asked_sims = sims;
     self->request(self->state.owner, std::chrono::seconds(30), set_params_atom::value,
                   std::move(sims), std::move(values))
         .then(
-            [asked](const std::vector<std::uint32_t>& changed) {
+            [self, asked, asked_sims](const std::vector<std::uint32_t>& changed) {
               // The others were submitted meanwhile (the owner logs them).
-              if (changed.size() != asked)
-                spdlog::info("steering: {} of {} new parameter sets applied", changed.size(), asked);
+              if (changed.size() == asked) return;
+              spdlog::info("steering: {} of {} new parameter sets applied", changed.size(), asked);
+              const std::set<std::uint32_t> applied(changed.begin(), changed.end());
+              for (auto sim : asked_sims)
+                if (!applied.count(sim)) self->state.breed->not_applied(sim);
             },
             [asked](const caf::error&) {
               spdlog::warn("steering: no answer about the new parameters of {} simulations", asked);
