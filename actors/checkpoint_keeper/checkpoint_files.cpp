@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 #include <system_error>
 
@@ -116,6 +118,14 @@ file_digest digest_file(const std::string& path) {
   XXH3_freeState(state);
   ::close(fd);
   return digest;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(path + " cannot be read");
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
 }
 
 void sync_path(const std::string& path) {

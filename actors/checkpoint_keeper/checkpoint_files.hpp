@@ -52,6 +52,10 @@ class file_writer {
 // std::system_error naming the path when it cannot be read.
 file_digest digest_file(const std::string& path);
 
+// The whole content of a small file (a checkpoint's JSON parts); throws
+// std::runtime_error "<path> cannot be read".
+std::string read_text(const std::string& path);
+
 // fsync of an existing file or directory; throws std::system_error naming it.
 void sync_path(const std::string& path);
 

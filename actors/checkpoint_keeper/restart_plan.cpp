@@ -4,11 +4,10 @@
 #include <csignal>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <system_error>
-#include <sstream>
 
 #include "actors/checkpoint_keeper/checkpoint_directory.hpp"
+#include "actors/checkpoint_keeper/checkpoint_files.hpp"
 #include "actors/checkpoint_keeper/state_files.hpp"
 
 namespace melissa::checkpoint {
@@ -24,14 +23,6 @@ const char* signal_name(int signal) {
     case SIGBUS: return "SIGBUS";
     default: return nullptr;
   }
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(path + " cannot be read");
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 bool contains(const std::vector<std::uint32_t>& v, std::uint32_t x) {

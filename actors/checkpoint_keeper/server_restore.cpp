@@ -1,23 +1,14 @@
 #include "actors/checkpoint_keeper/server_restore.hpp"
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
 
+#include "actors/checkpoint_keeper/checkpoint_files.hpp"
 #include "actors/checkpoint_keeper/checkpoint_manifest.hpp"
 #include "actors/checkpoint_keeper/state_files.hpp"
 
 namespace melissa::checkpoint {
 namespace {
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(path + " cannot be read");
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 step_log read_received(const std::string& dir, std::uint32_t rank) {
   const auto path = dir + "/rank-" + std::to_string(rank) + "/received_steps.json";
