@@ -31,25 +31,14 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/launcher/launcher_core.hpp"
+#include "tests/bench/process_figures.hpp"
 
 using namespace melissa;
+using bench::cpu_s;
+using bench::rss_bytes;
 using scheduler::job_state;
 
 namespace {
-
-double cpu_s() {
-  timespec t{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-  return static_cast<double>(t.tv_sec) + t.tv_nsec * 1e-9;
-}
-
-// Resident memory now, in bytes (/proc/self/statm: pages).
-double rss_bytes() {
-  std::ifstream in("/proc/self/statm");
-  long size = 0, resident = 0;
-  in >> size >> resident;
-  return static_cast<double>(resident) * 4096.0;
-}
 
 struct figures {
   double cpu_s, summary_s, rss_bytes;

@@ -23,25 +23,11 @@
 
 #include "actors/aggregator/session_tickets.hpp"
 #include "actors/aggregator/step_log.hpp"
+#include "tests/bench/process_figures.hpp"
 
 using namespace melissa;
-
-namespace {
-
-double cpu_s() {
-  timespec t{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-  return static_cast<double>(t.tv_sec) + t.tv_nsec * 1e-9;
-}
-
-double rss_bytes() {
-  std::ifstream in("/proc/self/statm");
-  long size = 0, resident = 0;
-  in >> size >> resident;
-  return static_cast<double>(resident) * 4096.0;
-}
-
-}  // namespace
+using bench::cpu_s;
+using bench::rss_bytes;
 
 int main(int argc, char** argv) {
   const std::uint32_t max_sims = argc > 1 ? static_cast<std::uint32_t>(std::atoi(argv[1])) : 100000;
