@@ -74,7 +74,7 @@ checkpoint_directory::checkpoint_directory(std::string root) : root_(std::move(r
   fs::create_directories(root_);
 }
 
-staging checkpoint_directory::begin() const {
+std::uint64_t checkpoint_directory::next_sequence() const {
   std::uint64_t highest = 0;
   for (const auto& entry : fs::directory_iterator(root_)) {
     const auto name = entry.path().filename().string();
@@ -82,8 +82,12 @@ staging checkpoint_directory::begin() const {
     if (parse_checkpoint_name(name, sequence, batch) || parse_staging_name(name, sequence))
       highest = std::max(highest, sequence);
   }
+  return highest + 1;
+}
+
+staging checkpoint_directory::begin() const {
   staging s;
-  s.sequence = highest + 1;
+  s.sequence = next_sequence();
   s.path = root_ + "/" + staging_prefix + std::to_string(s.sequence);
   fs::create_directory(s.path);
   return s;

@@ -61,6 +61,9 @@ class checkpoint_directory {
   // A new, empty staging directory numbered after every checkpoint (and
   // staging directory) present.
   staging begin() const;
+  // The sequence begin() would give now (a shared staging directory of
+  // several ranks, rank_commit.hpp, gets its number when rank 0 commits it).
+  std::uint64_t next_sequence() const;
   // Completes `s` as described above; `header` gives everything but the
   // files and the sequence. Returns the final path. Throws std::system_error
   // / std::runtime_error naming the path on failure (the staging directory

@@ -4,6 +4,8 @@
 #include <exception>
 #include <filesystem>
 
+#include "actors/checkpoint_keeper/rank_commit.hpp"
+
 namespace melissa::checkpoint {
 
 checkpoint_writer::checkpoint_writer(std::string root, std::size_t keep, done_fn done)
@@ -66,6 +68,12 @@ write_result checkpoint_writer::write(checkpoint_job& job) {
   write_result result;
   result.batch = job.header.batch;
   try {
+    if (!job.shared_id.empty()) {
+      write_shared(job, result);
+      result.seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      return result;
+    }
     staging s = directory_.begin();
     for (auto& part : job.parts) part(s);
     for (const auto& f : s.files) result.bytes += f.digest.size;
@@ -81,6 +89,40 @@ write_result checkpoint_writer::write(checkpoint_job& job) {
   result.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
+}
+
+void checkpoint_writer::write_shared(checkpoint_job& job, write_result& result) {
+  const auto& root = directory_.root();
+  staging s = open_shared_staging(root, job.shared_id);
+  if (job.rank != 0) {
+    try {
+      for (auto& part : job.parts) part(s);
+    } catch (const std::exception& e) {
+      publish_part_failure(s, job.rank, e.what());  // rank 0 abandons it at once
+      throw;
+    }
+    for (const auto& f : s.files) result.bytes += f.digest.size;
+    publish_part(s, job.rank);
+    result.path = await_commit(root, job.shared_id, 2 * job.part_wait + std::chrono::minutes(1));
+    result.ok = true;
+    return;
+  }
+  try {
+    for (auto& part : job.parts) part(s);
+    gather_parts(s, job.header.ranks, job.part_wait);
+    for (const auto& f : s.files) result.bytes += f.digest.size;
+    if (job.header.wall_time == 0)
+      job.header.wall_time =
+          std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    s.sequence = directory_.next_sequence();
+    result.path = directory_.commit(std::move(s), job.header);
+  } catch (const std::exception& e) {
+    announce_commit(root, job.shared_id, false, e.what());
+    throw;
+  }
+  announce_commit(root, job.shared_id, true, result.path);
+  directory_.prune(keep_);
+  result.ok = true;
 }
 
 }  // namespace melissa::checkpoint

@@ -8,6 +8,7 @@
 // piles snapshots up in memory. Plain C++ (std::thread), no CAF.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -29,11 +30,19 @@ using checkpoint_part = std::function<void(staging&)>;
 struct checkpoint_job {
   manifest header;  // study, batch, reason, ranks, wall_time (set at commit when 0)
   std::vector<checkpoint_part> parts;
+  // Several ranks (rank_commit.hpp): the id the ranks agreed on for this
+  // checkpoint; its parts go into the shared staging directory, rank 0
+  // gathers the other ranks' parts (waiting at most part_wait) and commits,
+  // the others publish theirs and wait for rank 0's word (at most twice
+  // part_wait plus a minute). Empty: this rank alone.
+  std::string shared_id;
+  std::uint32_t rank = 0;
+  std::chrono::milliseconds part_wait{std::chrono::seconds(180)};
 };
 
 struct write_result {
   bool ok = false;
-  std::string path;   // the committed checkpoint
+  std::string path;   // the committed checkpoint (several ranks: rank 0's commit)
   std::string error;  // when !ok: what failed
   std::uint64_t batch = 0;
   std::uint64_t bytes = 0;  // sum of the files' sizes
@@ -61,6 +70,7 @@ class checkpoint_writer {
  private:
   void run();
   write_result write(checkpoint_job& job);
+  void write_shared(checkpoint_job& job, write_result& result);
 
   checkpoint_directory directory_;
   std::size_t keep_;

@@ -7,8 +7,26 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/checkpoint_keeper/buffer_file.hpp"
+#include "actors/checkpoint_keeper/rank_commit.hpp"
 
 namespace melissa::checkpoint {
+
+std::uint32_t signal_of(const std::string& reason) {
+  if (reason == "sigterm") return signal_sigterm;
+  if (reason == "launcher_lost") return signal_launcher_lost;
+  if (reason == "interrupt") return signal_interrupt;
+  if (reason == "every_seconds") return signal_every_seconds;
+  return signal_shell;
+}
+
+std::string reason_of(std::uint32_t bits) {
+  if (bits & signal_sigterm) return "sigterm";
+  if (bits & signal_launcher_lost) return "launcher_lost";
+  if (bits & signal_interrupt) return "interrupt";
+  if (bits & signal_shell) return "shell";
+  if (bits & signal_every_seconds) return "every_seconds";
+  return {};
+}
 
 std::future<buffer_cut> buffer_handoff::request() {
   std::lock_guard<std::mutex> lock(mutex_);
@@ -52,7 +70,40 @@ rank_checkpoints::rank_checkpoints(rank_checkpoint_settings settings, double now
                 {"last_write_seconds", 0.0},
                 {"pause_seconds", {{"total", 0.0}, {"max", 0.0}, {"last", 0.0}}}}),
       writer_(settings_.dir, std::max<std::uint32_t>(settings_.keep, 1),
-              [this](const write_result& r) { written(r); }) {}
+              [this](const write_result& r) { written(r); }) {
+  // Several ranks: what a stopped server left in the shared directory. Now,
+  // before this rank's trainer meets the others, nothing of this run is in it.
+  if (settings_.ranks > 1 && settings_.rank == 0) remove_shared_leftovers(settings_.dir);
+}
+
+std::uint32_t rank_checkpoints::step_signal(std::uint64_t batch, double now,
+                                            const std::vector<std::string>& asked) const {
+  std::uint32_t bits = writer_.busy() ? signal_busy : 0;
+  if (settings_.rank == 0 && !stopped_ && schedule_.due(batch, now) == "every_seconds")
+    bits |= signal_every_seconds;
+  for (const auto& reason : asked) bits |= signal_of(reason);
+  return bits;
+}
+
+std::string rank_checkpoints::at_collective_boundary(std::uint64_t batch, double now,
+                                                     std::uint32_t bits,
+                                                     const std::function<rank_snapshot()>& snapshot,
+                                                     std::function<void(const write_result&)> on_written) {
+  std::string reason = reason_of(bits & ~signal_every_seconds);
+  if (reason.empty() && !stopped_) {
+    // every_batches: the same counter on every rank; every_seconds: rank 0's clock only.
+    if (schedule_.due(batch, now) == "every_batches") reason = "every_batches";
+    else if ((bits & signal_every_seconds) && batch > last_taken_batch_) reason = "every_seconds";
+  }
+  if (reason.empty()) return {};
+  if (bits & signal_busy) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    figures_["refused_busy"] = figures_["refused_busy"].get<std::uint64_t>() + 1;
+    return {};
+  }
+  return at_step_boundary(batch, now, false, snapshot, reason, std::move(on_written)) ? reason
+                                                                                      : std::string();
+}
 
 bool rank_checkpoints::at_step_boundary(std::uint64_t batch, double now, bool end,
                                         const std::function<rank_snapshot()>& snapshot,
@@ -74,6 +125,9 @@ bool rank_checkpoints::at_step_boundary(std::uint64_t batch, double now, bool en
     figures_["refused_busy"] = figures_["refused_busy"].get<std::uint64_t>() + 1;
     return false;
   }
+  // Several ranks: counted before anything may fail, so that the ids stay
+  // the same on every rank even when this rank's snapshot fails.
+  const std::uint64_t number = settings_.ranks > 1 ? ++collective_taken_ : 0;
   try {
     const auto t0 = std::chrono::steady_clock::now();
     auto snap = snapshot();
@@ -85,6 +139,12 @@ bool rank_checkpoints::at_step_boundary(std::uint64_t batch, double now, bool en
     job.header.batch = batch;
     job.header.reason = reason;
     job.header.ranks = settings_.ranks;
+    if (settings_.ranks > 1) {
+      // The same id on every rank: they take the same checkpoints in the same order.
+      job.shared_id = std::to_string(batch) + "-" + std::to_string(number);
+      job.rank = settings_.rank;
+      job.part_wait = settings_.part_wait;
+    }
     if (end) {
       // The buffer is drained; its final received steps (production is over).
       if (auto final = handoff_->final_received()) snap.received = std::move(*final);

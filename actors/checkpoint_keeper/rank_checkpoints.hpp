@@ -6,7 +6,9 @@
 // calls it between two steps, on its own thread.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <vector>
 #include <functional>
 #include <future>
 #include <memory>
@@ -23,6 +25,26 @@
 
 namespace melissa::checkpoint {
 
+// Several ranks (settings.ranks > 1): what each rank adds to the bits its
+// trainer sends with every step (trainer_core::step's `signal`, OR-ed over
+// the ranks in the gradient all-reduce), so that every rank learns at the
+// same step that a checkpoint is taken, and why.
+enum checkpoint_signal : std::uint32_t {
+  signal_busy = 1u << 0,           // this rank's writer is still writing: not now
+  signal_every_seconds = 1u << 1,  // rank 0's clock says every_seconds is due
+  signal_shell = 1u << 2,          // an on-demand checkpoint (melissa-shell, any other reason)
+  signal_interrupt = 1u << 3,      // melissa-run's Ctrl-C
+  signal_sigterm = 1u << 4,        // SIGTERM on some rank: all stop after it
+  signal_launcher_lost = 1u << 5,  // a rank lost the launcher: all stop after it
+};
+// The bit of an on-demand reason, and the reason the bits ask for ("" none;
+// the most urgent first: sigterm, launcher_lost, interrupt, shell,
+// every_seconds; busy is not a reason).
+std::uint32_t signal_of(const std::string& reason);
+std::string reason_of(std::uint32_t bits);
+// Whether the server stops after a checkpoint taken for `reason`.
+inline bool stops(const std::string& reason) { return reason == "sigterm" || reason == "launcher_lost"; }
+
 struct rank_checkpoint_settings {
   std::string dir;  // [checkpoint] dir, resolved
   std::uint32_t keep = 2;
@@ -33,6 +55,9 @@ struct rank_checkpoint_settings {
   std::uint32_t ranks = 1;
   bool buffer = true;  // [checkpoint] buffer: the training buffer's part
   std::uint64_t start_batch = 0;  // a restored rank: the checkpoint's batch
+  // Several ranks: how long rank 0 waits for the other ranks' parts before
+  // it abandons a checkpoint (rank_commit.hpp).
+  std::chrono::milliseconds part_wait{std::chrono::seconds(180)};
   // Rank 0: the simulation table as the coordinator last published it
   // (none: no table on this rank). Called on the trainer's thread when a
   // checkpoint is taken, so before the buffer's cut: a simulation complete
@@ -103,6 +128,23 @@ class rank_checkpoints {
   // it at a boundary where a prefetched batch is drawn but not trained.
   bool due(std::uint64_t batch, double now) const { return !schedule_.due(batch, now).empty(); }
 
+  // Several ranks (settings.ranks > 1). The bits this rank sends with its
+  // next step: busy while its writer writes, on rank 0 every_seconds when
+  // due on its clock, and those of the on-demand reasons `asked` on this
+  // rank (they stay asked until a checkpoint is taken).
+  std::uint32_t step_signal(std::uint64_t batch, double now, const std::vector<std::string>& asked) const;
+  // Several ranks: at the boundary after the step whose all-reduce gave
+  // `bits` (the same on every rank): takes the checkpoint they ask for,
+  // else one every_batches makes due (the same batch counter on every rank),
+  // unless some rank said busy (then none, on every rank: refused_busy).
+  // Every rank thus takes the same checkpoints at the same batches; each
+  // writes its part into the shared staging directory and rank 0 commits
+  // (rank_commit.hpp). Returns the reason of the checkpoint taken ("" none);
+  // `on_written` as at_step_boundary (on rank R > 0: once rank 0 committed).
+  std::string at_collective_boundary(std::uint64_t batch, double now, std::uint32_t bits,
+                                     const std::function<rank_snapshot()>& snapshot,
+                                     std::function<void(const write_result&)> on_written = {});
+
   void wait_idle() const { writer_.wait_idle(); }
 
   // Where the buffer hands its snapshot (reservoir_settings::at_batch_request).
@@ -122,6 +164,7 @@ class rank_checkpoints {
   bool any_taken_ = false;
   bool stopped_ = false;  // a "sigterm" / "launcher_lost" checkpoint was taken: no more
   std::uint64_t last_taken_batch_ = 0;
+  std::uint64_t collective_taken_ = 0;  // several ranks: the checkpoints of this run (their ids)
   mutable std::mutex mutex_;  // the figures: the writer's thread reports results
   nlohmann::json figures_;
   std::function<void(const write_result&)> on_written_;  // of the job being written

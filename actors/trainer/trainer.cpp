@@ -51,6 +51,11 @@ struct trainer_state {
   std::vector<asked_checkpoint> asked;
   std::vector<std::pair<std::shared_future<std::string>, caf::typed_response_promise<std::string>>>
       writing;
+  // Several ranks: a checkpoint that stops the server was taken; no more
+  // steps (the other ranks stop too), `stopped` hears its answer once.
+  bool parked = false;
+  std::shared_future<std::string> stop_answer;
+  bool stop_reported = false;
 
   static inline const char* name = "trainer";
 };
@@ -95,6 +100,33 @@ void take_asked(trainer_ptr self) {
   const auto shared = future->share();
   for (auto& a : st.asked) st.writing.emplace_back(shared, a.promise);
   st.asked.clear();
+  self->delayed_send(self, std::chrono::milliseconds(50), tick_atom::value);
+}
+
+bool collective(const trainer_state& st) { return static_cast<bool>(st.settings.collective_boundary); }
+
+std::uint32_t step_signal(const trainer_state& st) {
+  if (!collective(st)) return 0;
+  std::vector<std::string> reasons;
+  for (const auto& a : st.asked) reasons.push_back(a.reason);
+  return st.settings.step_signal(st.core->batches(), reasons);
+}
+
+// Several ranks, at the boundary after a step: the checkpoint the ranks'
+// bits decided (the same on every rank), answering this rank's asked ones.
+void take_collective(trainer_ptr self, std::uint32_t bits) {
+  auto& st = self->state;
+  auto taken = st.settings.collective_boundary(*st.core, bits);
+  if (!taken) return;
+  const auto shared = taken->answer.share();
+  for (auto& a : st.asked) st.writing.emplace_back(shared, a.promise);
+  st.asked.clear();
+  if (taken->reason == "sigterm" || taken->reason == "launcher_lost") {
+    st.parked = true;
+    st.stop_answer = shared;
+    spdlog::warn("trainer: checkpoint at batch {} ({}): training stops here on every rank",
+                 st.core->batches(), taken->reason);
+  }
   self->delayed_send(self, std::chrono::milliseconds(50), tick_atom::value);
 }
 
@@ -152,7 +184,7 @@ void finish(trainer_ptr self) {
 // One step with this batch (nullptr: this rank has nothing, others may).
 void run_step(trainer_ptr self, const training_batch* batch) {
   auto& st = self->state;
-  const auto result = st.core->step(batch);
+  const auto result = st.core->step(batch, step_signal(st));
   if (!result.trained) return finish(self);  // no rank had a batch: training is over
   if (batch && st.settings.steering && !result.sample_losses.empty())
     caf::anon_send(st.settings.steering, losses_atom::value, batch->sim_ids, batch->time_steps,
@@ -161,7 +193,10 @@ void run_step(trainer_ptr self, const training_batch* batch) {
   const auto batches = st.figures.batches();
   if (batches > 0 && batches % st.settings.validation_every == 0) validate(self);
   if (st.figures.window_batches() >= st.settings.metrics_every) close_window(self);
-  if (st.settings.at_step_boundary) {
+  if (collective(st)) {
+    take_collective(self, result.signal);
+    if (st.parked) return;  // the ranks stop: no step (a peer may be gone)
+  } else if (st.settings.at_step_boundary) {
     if (st.held) {
       // A batch drawn ahead is here: the buffer's cut would not match the
       // trainer's counter. When a checkpoint is due, train it now, without
@@ -207,6 +242,11 @@ void next_step(trainer_ptr self) {
     }
     st.figures.start(clock_type::now());
     st.prefetch = st.settings.prefetch.value_or(st.core->model().device.rfind("cuda", 0) == 0);
+    if (st.prefetch && collective(st)) {
+      // A batch drawn ahead would put the buffer's cut a batch ahead on some ranks.
+      spdlog::info("trainer: no prefetch (checkpoints with several ranks)");
+      st.prefetch = false;
+    }
     if (st.prefetch) spdlog::info("trainer: prefetching one batch ahead of each step");
   }
   if (st.buffer_exhausted) {
@@ -310,7 +350,14 @@ trainer_actor::behavior_type trainer_fn(trainer_ptr self, trainer_actor_settings
           return std::string(R"json({"error": "checkpoints are off ([checkpoint] every_batches = 0 and every_seconds = 0)"})json");
         if (st.done) return last_checkpoint(st);
         auto rp = self->make_response_promise<std::string>();
+        if (st.parked) {  // the stopping checkpoint answers it
+          st.writing.emplace_back(st.stop_answer, rp);
+          self->send(self, tick_atom::value);
+          return rp;
+        }
         st.asked.push_back({std::move(reason), rp});
+        // Several ranks: taken at a step the ranks share (at the next one).
+        if (collective(st)) return rp;
         // Waiting for a batch (the buffer may stay empty for long): between
         // two steps now, so take it at once; the buffer cuts when this
         // message reaches it, after the request it already holds.
@@ -331,7 +378,15 @@ trainer_actor::behavior_type trainer_fn(trainer_ptr self, trainer_actor_settings
           it->second.deliver(it->first.get());
           it = w.erase(it);
         }
-        if (!w.empty()) self->delayed_send(self, std::chrono::milliseconds(100), tick_atom::value);
+        bool stop_pending = st.parked && !st.stop_reported;
+        if (stop_pending &&
+            st.stop_answer.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+          st.stop_reported = true;
+          stop_pending = false;
+          if (st.settings.stopped) st.settings.stopped(st.stop_answer.get());
+        }
+        if (!w.empty() || stop_pending)
+          self->delayed_send(self, std::chrono::milliseconds(100), tick_atom::value);
       },
       [self](await_training_atom) -> caf::result<std::string> {
         auto& st = self->state;

@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
@@ -68,6 +69,26 @@ struct trainer_actor_settings {
   // Null: checkpoints are off.
   std::function<std::optional<std::future<std::string>>(const trainer_core&, const std::string& reason)>
       checkpoint_now;
+  // Several ranks ([checkpoint] with server.ranks > 1; docs/checkpoints.md,
+  // "Several ranks"): the checkpoint is decided together. step_signal gives
+  // the bits this rank sends with its next step (`asked`: the reasons of the
+  // on-demand checkpoints asked on this rank and not taken yet); the step's
+  // all-reduce ORs them over the ranks, and collective_boundary, called at
+  // the boundary after that step with the result (the same on every rank),
+  // takes the checkpoint they decide, if any: its reason and the future of
+  // its answer (as checkpoint_now's). When set, the trainer calls these
+  // instead of at_step_boundary between steps (at_step_boundary still ends
+  // training), does not prefetch, and after a checkpoint that stops the
+  // server ("sigterm", "launcher_lost") trains no more and, once written,
+  // calls `stopped` with its answer (every rank stops, also one where
+  // nobody asked).
+  struct taken_checkpoint {
+    std::string reason;
+    std::future<std::string> answer;
+  };
+  std::function<std::uint32_t(std::uint64_t batches, const std::vector<std::string>& asked)> step_signal;
+  std::function<std::optional<taken_checkpoint>(const trainer_core&, std::uint32_t bits)> collective_boundary;
+  std::function<void(const std::string& answer)> stopped;
   // --restore: the checkpoint's rank-R/trainer directory; the core loads it
   // (trainer_core::load) before the first step. Empty: a fresh start.
   std::string restore_dir;

@@ -39,7 +39,10 @@ enum tail_slot : std::int64_t {
   tail_samples,         // samples in that rank's batch
   tail_centered_sum,    // sum of (target - current mean), running normalization
   tail_centered_sumsq,  // sum of (target - current mean)^2
-  tail_size
+  // The caller's signal bits (step(batch, signal)): one slot per bit, 1 on
+  // each rank that set it, so that the sum says whether any rank did.
+  tail_signal,
+  tail_size = tail_signal + step_signal_bits
 };
 
 struct adam_coefficients {
@@ -525,7 +528,7 @@ void trainer_core::stage(const training_batch& batch) {
   if (s.staged.size() > 2) s.staged.erase(s.staged.begin());
 }
 
-step_result trainer_core::step(const training_batch* batch) {
+step_result trainer_core::step(const training_batch* batch, std::uint32_t signal) {
   impl& s = *impl_;
   if (batch && batch->size == 0) batch = nullptr;
   if (batch) check_batch(*batch, s.settings.model);
@@ -533,6 +536,7 @@ step_result trainer_core::step(const training_batch* batch) {
   step_result result;
   result.learning_rate = s.learning_rate;
   const bool distributed = s.distributed();
+  result.signal = distributed ? 0u : signal;  // alone: this rank's bits are the OR
   if (!batch && !distributed) return result;
   const bool running = s.settings.output.running;
   bool bootstrapped = false;
@@ -551,9 +555,11 @@ step_result trainer_core::step(const training_batch* batch) {
   const bool update_in_pass =
       s.fused && !distributed && !(s.settings.optimizer.clip_grad_norm > 0);
   const adam_coefficients local_coefficients = s.coefficients(1.0f);
-  float tail_values[tail_size] = {0, 0, 0, 0, 0};
+  float tail_values[tail_size] = {};
   float* tail = s.fused ? s.reduce_buffer.data_ptr<float>() + s.parameter_count : tail_values;
   std::fill(tail, tail + tail_size, 0.0f);
+  for (int bit = 0; bit < step_signal_bits; ++bit)
+    if (signal & (1u << bit)) tail[tail_signal + bit] = 1;
   if (batch && s.generic) {
     s.generic_pass(*batch, mean, std, running, bootstrapped, tail, result);
   } else if (batch) {
@@ -596,6 +602,9 @@ step_result trainer_core::step(const training_batch* batch) {
       at::Tensor reduced_tail = s.reduce_buffer.narrow(0, s.parameter_count, tail_size).to(at::kCPU);
       std::copy_n(reduced_tail.data_ptr<float>(), tail_size, tail_values);
     }
+    result.signal = 0;
+    for (int bit = 0; bit < step_signal_bits; ++bit)
+      if (tail[tail_signal + bit] > 0.5f) result.signal |= 1u << bit;
     ranks_with_batch = tail[tail_had_batch];
     if (ranks_with_batch < 0.5f) return result;  // nobody trained: nothing changes
     loss_sum = tail[tail_loss];

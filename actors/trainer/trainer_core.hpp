@@ -107,8 +107,16 @@ struct model_report {
 // gives 2 x output_dim values). Throws std::invalid_argument with a message
 // naming the file.
 model_report check_model(const trainer_settings& settings);
+// Bits a caller may send with a step (step(batch, signal)): bit 0 up to
+// step_signal_bits - 1.
+constexpr int step_signal_bits = 8;
+
 struct step_result {
   bool trained = false;      // false: no rank had a batch this step
+  // The OR over the ranks of the `signal` each passed to this step, the same
+  // on every rank (it travels in the step's all-reduce). 0 when the step did
+  // no all-reduce (the first step's statistics bootstrap): ask again.
+  std::uint32_t signal = 0;
   double loss = 0;           // mean over the ranks that had a batch (normalized units)
   double learning_rate = 0;  // the rate this step used
   // This rank's samples only (empty without a batch): each sample's MSE in
@@ -164,7 +172,10 @@ class trainer_core {
   // once, a small one for the first normalization statistics). Throws
   // std::invalid_argument when the batch's dimensions do not match the model,
   // before any collective (the other ranks then time out in theirs).
-  step_result step(const training_batch* batch);
+  // `signal`: bits (below 1 << step_signal_bits) carried in the same
+  // all-reduce, OR-ed over the ranks into step_result::signal (the server's
+  // checkpoints: every rank learns at the same step that one is asked).
+  step_result step(const training_batch* batch, std::uint32_t signal = 0);
   // Starts moving `batch`'s rows to the device now (the device path: pinned
   // host rows, an asynchronous copy on a side stream), so that the copy
   // overlaps the step that runs next; the later step(&batch) uses them. The

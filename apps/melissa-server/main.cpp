@@ -384,6 +384,13 @@ int main(int argc, char** argv) {
       table->latest = t;
     };
 
+  struct stop_notice {
+    std::mutex mutex;
+    std::atomic<bool> set{false};
+    std::string answer;
+  };
+  auto peer_stop = std::make_shared<stop_notice>();
+
   const auto dataset_dir = study.server.dataset_dir;
   const auto delay = std::chrono::milliseconds(opt.sink_delay_ms);
   const bool checksums = opt.checksums;
@@ -405,6 +412,13 @@ int main(int argc, char** argv) {
       where.restore_dir = restored->dir;
       where.restored_batch = restored->batch;
     }
+    // Several ranks: a checkpoint that stops the server, taken because
+    // another rank got SIGTERM or lost the launcher, stops this one too.
+    where.stopped = [peer_stop](const std::string& answer) {
+      std::lock_guard<std::mutex> lock(peer_stop->mutex);
+      peer_stop->answer = answer;
+      peer_stop->set = true;
+    };
     if (progress.publish_table)
       where.table = [table]() -> std::optional<simulation_table_snapshot> {
         std::lock_guard<std::mutex> lock(table->mutex);
@@ -530,6 +544,27 @@ int main(int argc, char** argv) {
         },
         caf::after(std::chrono::milliseconds(200)) >> [&] {
           if (give_up_at && std::chrono::steady_clock::now() > *give_up_at) running = false;
+          if (stop_signal == 0 && peer_stop->set) {
+            // Every rank checkpointed and stops (another rank's SIGTERM or
+            // lost launcher): a partial summary, then 75 (1 without a checkpoint).
+            std::string text;
+            {
+              std::lock_guard<std::mutex> lock(peer_stop->mutex);
+              text = peer_stop->answer;
+            }
+            spdlog::warn("rank {}: the ranks checkpointed to stop; writing a partial summary", rank);
+            self->request(root, std::chrono::seconds(5), lookup_atom::value, std::string("coordinator"))
+                .receive(
+                    [&](const caf::actor& a) {
+                      self->request(caf::actor_cast<coordinator_actor>(a), std::chrono::seconds(10),
+                                    report_atom::value)
+                          .receive([&](const std::string&) {}, [&](const caf::error&) {});
+                    },
+                    [&](const caf::error&) {});
+            status = checkpoint_status(nlohmann::json::parse(text, nullptr, false), rank);
+            running = false;
+            return;
+          }
           if (stop_signal == 0) return;
           spdlog::warn("stopped by signal {}; writing a partial summary", stop_signal.load());
           coordinator_actor coordinator;
@@ -539,7 +574,9 @@ int main(int argc, char** argv) {
           status = 128 + stop_signal;
           // SIGTERM (Slurm's notice before a time limit) to a training
           // server: checkpoint first (bounded), then exit 75; 1 without one.
-          if (coordinator && training && stop_signal == SIGTERM && rank == 0) {
+          // Any rank (Slurm signals them all; one is enough): with several
+          // ranks the trainers take it together and every rank stops.
+          if (coordinator && training && stop_signal == SIGTERM) {
             spdlog::warn("SIGTERM: taking a checkpoint (at most {} s)", sigterm_checkpoint_s);
             nlohmann::json answer = {{"error", "no answer within " +
                                                    std::to_string(sigterm_checkpoint_s) + " s"}};

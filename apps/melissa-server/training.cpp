@@ -139,21 +139,13 @@ steering_settings steering_settings_of(const config::study_config& study,
 // [checkpoint]: this rank's trainer checkpoints itself between two steps
 // (docs/checkpoints.md): the trainer's part, then at the trainer's next
 // batch request the buffer's cut (its samples, the steps it received) and
-// on rank 0 the simulation table. Not yet with several ranks (their cut and
-// commit need rank 0's coordination).
+// on rank 0 the simulation table. With several ranks the checkpoint is
+// decided together (the bits in the step's all-reduce), every rank writes
+// its part into one shared staging directory and rank 0 commits.
 void add_checkpoints(trainer_actor_settings& trainer, reservoir_settings& buffer,
                      const config::study_config& study, const training_rank& where) {
   const auto& c = study.checkpoint;
   if (c.every_batches == 0 && c.every_seconds <= 0) return;
-  if (where.ranks > 1) {
-    spdlog::warn("[checkpoint]: checkpoints with server.ranks > 1 are not written yet");
-    trainer.checkpoint_now = [](const trainer_core&, const std::string&) {
-      std::promise<std::string> refused;
-      refused.set_value(R"({"error": "checkpoints with server.ranks > 1 are not written yet"})");
-      return std::optional<std::future<std::string>>(refused.get_future());
-    };
-    return;
-  }
   checkpoint::rank_checkpoint_settings s;
   s.dir = c.dir.empty() ? where.output_dir + "/checkpoints" : c.dir;
   s.keep = c.keep;
@@ -199,6 +191,32 @@ void add_checkpoints(trainer_actor_settings& trainer, reservoir_settings& buffer
     if (!taken) return std::nullopt;
     return future;
   };
+  if (where.ranks > 1) {
+    trainer.step_signal = [keeper, now](std::uint64_t batches, const std::vector<std::string>& asked) {
+      return keeper->step_signal(batches, now(), asked);
+    };
+    trainer.collective_boundary = [keeper, now, rank](const trainer_core& core, std::uint32_t bits)
+        -> std::optional<trainer_actor_settings::taken_checkpoint> {
+      auto answer = std::make_shared<std::promise<std::string>>();
+      trainer_actor_settings::taken_checkpoint taken;
+      taken.answer = answer->get_future();
+      taken.reason = keeper->at_collective_boundary(
+          core.batches(), now(), bits,
+          [&] {
+            checkpoint::rank_snapshot snap;
+            snap.rank = rank;
+            snap.trainer = core.snapshot();
+            return snap;
+          },
+          [answer](const checkpoint::write_result& r) {
+            answer->set_value(r.ok ? nlohmann::json{{"path", r.path}, {"batch", r.batch}}.dump()
+                                   : nlohmann::json{{"error", r.error}}.dump());
+          });
+      if (taken.reason.empty()) return std::nullopt;
+      return taken;
+    };
+    trainer.stopped = where.stopped;
+  }
   trainer.checkpoint_due = [keeper, now](std::uint64_t batches) {
     return keeper->due(batches, now());
   };

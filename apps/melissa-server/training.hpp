@@ -31,6 +31,10 @@ struct training_rank {
   // Rank 0 under a launcher: the simulation table as the coordinator last
   // published it, for the checkpoints (empty elsewhere).
   std::function<std::optional<simulation_table_snapshot>()> table;
+  // Several ranks: called (from the trainer's thread) with the answer of a
+  // checkpoint that stops the server ({"path", "batch"} or {"error"}), taken
+  // because some rank got SIGTERM or lost the launcher: this rank stops too.
+  std::function<void(const std::string& answer)> stopped;
 };
 
 // Whether this build can train (LibTorch was found).

@@ -381,11 +381,6 @@ if mode != "scratch":
 if mode == "kill-server":
     kill_server()
 elif mode == "kill-server-ranks2":
-    # Written for when several ranks checkpoint; until then a two-rank
-    # training server writes no checkpoint and the restart fails the study.
-    print("SKIP: checkpoints with server.ranks > 1 are not built yet (docs/checkpoints.md, "
-          "\"Not built yet\"); this test runs once they are")
-    sys.exit(77)
     kill_server(ranks=2)
 elif mode == "corrupt":
     kill_server(corrupt=True)

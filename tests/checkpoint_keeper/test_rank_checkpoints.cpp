@@ -200,3 +200,107 @@ TEST_CASE("rank_checkpoints: an on-demand checkpoint is taken when none is due, 
   REQUIRE(v.valid);
   CHECK(v.contents.reason == "shell");
 }
+
+TEST_CASE("rank_checkpoints, two ranks: a step's bits decide the same checkpoints on both, rank 0 commits both parts") {
+  melissa::testing::temp_dir dir("melissa-rank-checkpoints");
+  rank_checkpoint_settings s0;
+  s0.dir = dir / "ckpt";
+  s0.keep = 10;
+  s0.every_batches = 3;
+  s0.every_seconds = 0;
+  s0.study = "unit";
+  s0.ranks = 2;
+  s0.part_wait = std::chrono::seconds(20);
+  std::filesystem::create_directories(s0.dir);
+  auto s1 = s0;
+  s1.rank = 1;
+  // A stopped server's leftovers: rank 0 removes them when it starts.
+  std::filesystem::create_directories(s0.dir + "/.parts-3-1/rank-1");
+  rank_checkpoints k0(s0, 0.0), k1(s1, 0.0);
+  CHECK_FALSE(std::filesystem::exists(s0.dir + "/.parts-3-1"));
+  auto b0 = fifo_with(3), b1 = fifo_with(2);
+  step_log log0 = received_of(1, 3, true), log1 = received_of(1, 2, true);
+  for (std::uint32_t t = 0; t < 2; ++t) log1.insert(2, 0, t);  // sim 2: not done on rank 1
+  std::promise<write_result> heard0, heard1;
+  // One step: each rank's bits (what it sends with the step), OR-ed as the
+  // all-reduce does, then each rank's boundary with the same bits.
+  auto step = [&](std::uint64_t batch, std::vector<std::string> asked0, std::vector<std::string> asked1,
+                  bool cut1 = true) {
+    const auto bits = k0.step_signal(batch - 1, 0.0, asked0) | k1.step_signal(batch - 1, 0.0, asked1);
+    const auto r0 = k0.at_collective_boundary(batch, 0.0, bits, no_trainer,
+                                              [&](const write_result& r) { heard0.set_value(r); });
+    const auto r1 = k1.at_collective_boundary(batch, 0.0, bits, no_trainer,
+                                              [&](const write_result& r) { heard1.set_value(r); });
+    CHECK(r0 == r1);
+    if (!r0.empty()) {
+      offer(*k0.handoff(), *b0, log0);
+      if (cut1) offer(*k1.handoff(), *b1, log1);
+    }
+    return r0;
+  };
+  auto written = [&] {
+    auto f0 = heard0.get_future(), f1 = heard1.get_future();
+    REQUIRE(f0.wait_for(std::chrono::seconds(60)) == std::future_status::ready);
+    REQUIRE(f1.wait_for(std::chrono::seconds(60)) == std::future_status::ready);
+    const auto w0 = f0.get(), w1 = f1.get();
+    heard0 = {};
+    heard1 = {};
+    CHECK_MESSAGE(w0.ok, w0.error);
+    CHECK_MESSAGE(w1.ok, w1.error);
+    CHECK(w0.path == w1.path);
+    return w0.path;
+  };
+  CHECK(step(1, {}, {}) == "");
+  CHECK(step(2, {}, {}) == "");
+  CHECK(step(3, {}, {}) == "every_batches");  // the same counter on both
+  const auto first = written();
+  // Rank 1's buffer does not hand its cut over yet: rank 1 is busy.
+  CHECK(step(4, {"shell"}, {}, false) == "shell");
+  CHECK(k1.step_signal(4, 0.0, {}) & signal_busy);
+  CHECK(step(5, {}, {}) == "");  // nothing asked (shell was taken), nothing due
+  CHECK(step(6, {}, {}) == "");
+  CHECK(step(7, {}, {}) == "");  // every_batches due, but rank 1 said busy: neither takes it
+  CHECK(k0.figures()["refused_busy"] == 1);
+  CHECK(k1.figures()["refused_busy"] == 1);
+  offer(*k1.handoff(), *b1, log1);
+  const auto second = written();
+  k1.wait_idle();
+  k0.wait_idle();
+  // SIGTERM on rank 1 only: both take it, with that reason, at the same batch.
+  CHECK(step(8, {}, {"sigterm"}) == "sigterm");
+  const auto third = written();
+  // After it nothing scheduled follows (the server stops).
+  CHECK(step(11, {}, {}) == "");
+  k0.wait_idle();
+  for (const auto& path : {first, second, third}) {
+    const auto v = verify_checkpoint(path);
+    REQUIRE_MESSAGE(v.valid, v.why);
+    CHECK(v.contents.ranks == 2);
+  }
+  const auto v = verify_checkpoint(third);
+  CHECK(v.contents.reason == "sigterm");
+  CHECK(v.contents.batch == 8);
+  CHECK(verify_checkpoint(second).contents.reason == "shell");
+  CHECK(verify_checkpoint(second).contents.batch == 4);
+  // Each rank restores its own part; complete = done on both ranks.
+  const auto part1 = read_rank_part(third, 1);
+  REQUIRE(part1.buffer);
+  CHECK(part1.buffer->stats().inserts == 2);
+  CHECK(part1.received.total_stored() == 4);
+  const auto r = read_server_restore(third, 0, 2);
+  CHECK(r.complete == std::vector<std::uint32_t>{1});
+  CHECK(read_server_restore(third, 1, 2).received.total_stored() == 4);
+  CHECK(checkpoint_directory(s0.dir).list().size() == 3);
+}
+
+TEST_CASE("checkpoint signal bits: the most urgent reason wins; unknown reasons ask as the shell does") {
+  CHECK(reason_of(signal_sigterm | signal_shell | signal_every_seconds) == "sigterm");
+  CHECK(reason_of(signal_launcher_lost | signal_interrupt) == "launcher_lost");
+  CHECK(reason_of(signal_interrupt | signal_shell) == "interrupt");
+  CHECK(reason_of(signal_busy) == "");
+  CHECK(reason_of(signal_of("shell")) == "shell");
+  CHECK(reason_of(signal_of("whatever")) == "shell");
+  CHECK(stops("sigterm"));
+  CHECK(stops("launcher_lost"));
+  CHECK_FALSE(stops("interrupt"));
+}
