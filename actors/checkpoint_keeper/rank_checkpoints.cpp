@@ -86,7 +86,7 @@ std::uint32_t rank_checkpoints::step_signal(std::uint64_t batch, double now,
 }
 
 std::string rank_checkpoints::at_collective_boundary(std::uint64_t batch, double now,
-                                                     std::uint32_t bits,
+                                                     std::uint32_t bits, bool buffer_drained,
                                                      const std::function<rank_snapshot()>& snapshot,
                                                      std::function<void(const write_result&)> on_written) {
   std::string reason = reason_of(bits & ~signal_every_seconds);
@@ -101,14 +101,16 @@ std::string rank_checkpoints::at_collective_boundary(std::uint64_t batch, double
     figures_["refused_busy"] = figures_["refused_busy"].get<std::uint64_t>() + 1;
     return {};
   }
-  return at_step_boundary(batch, now, false, snapshot, reason, std::move(on_written)) ? reason
+  return at_step_boundary(batch, now, false, snapshot, reason, std::move(on_written), buffer_drained)
+             ? reason
                                                                                       : std::string();
 }
 
 bool rank_checkpoints::at_step_boundary(std::uint64_t batch, double now, bool end,
                                         const std::function<rank_snapshot()>& snapshot,
                                         const std::string& asked,
-                                        std::function<void(const write_result&)> on_written) {
+                                        std::function<void(const write_result&)> on_written,
+                                        bool buffer_drained) {
   // After a checkpoint the server stops on, none follows: a newer one would
   // prune the one reported (the trainer goes on until the process ends).
   if (stopped_ && asked.empty()) return false;
@@ -145,9 +147,11 @@ bool rank_checkpoints::at_step_boundary(std::uint64_t batch, double now, bool en
       job.rank = settings_.rank;
       job.part_wait = settings_.part_wait;
     }
-    if (end) {
-      // The buffer is drained; its final received steps (production is over).
-      if (auto final = handoff_->final_received()) snap.received = std::move(*final);
+    auto final = (end || buffer_drained) ? handoff_->final_received() : std::nullopt;
+    if (end || final) {
+      // The buffer is drained (it sends no batch request to cut at): its
+      // final received steps (production is over), no samples.
+      if (final) snap.received = std::move(*final);
       job.parts = rank_parts(std::move(snap));
     } else {
       // The received steps (and rank 0's table, checked against them) come

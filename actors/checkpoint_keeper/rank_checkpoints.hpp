@@ -114,14 +114,18 @@ class rank_checkpoints {
   // table), with or without the buffer's samples. `reason` overrides the
   // schedule's (an on-demand checkpoint: taken when the writer is free even
   // if none is due); `on_written` then hears its result, from the writer's
-  // thread. After one with reason "sigterm" or "launcher_lost" (the server
+  // thread. `buffer_drained`: this rank's buffer said `last` but the trainer
+  // still steps (other ranks have batches): no batch request comes to cut
+  // at, so the part is the end's (the final received steps, no samples).
+  // After one with reason "sigterm" or "launcher_lost" (the server
   // stops on it) no scheduled or end-of-training checkpoint is taken. Returns whether a checkpoint was handed to the writer. At the end
   // it waits until the writer is done. Never throws: a failure is logged
   // and counted.
   bool at_step_boundary(std::uint64_t batch, double now, bool end,
                         const std::function<rank_snapshot()>& snapshot,
                         const std::string& reason = {},
-                        std::function<void(const write_result&)> on_written = {});
+                        std::function<void(const write_result&)> on_written = {},
+                        bool buffer_drained = false);
 
   // Whether at_step_boundary(batch, now, false, ...) would find a checkpoint
   // due (it may still refuse it while the writer is busy). The trainer asks
@@ -142,6 +146,7 @@ class rank_checkpoints {
   // (rank_commit.hpp). Returns the reason of the checkpoint taken ("" none);
   // `on_written` as at_step_boundary (on rank R > 0: once rank 0 committed).
   std::string at_collective_boundary(std::uint64_t batch, double now, std::uint32_t bits,
+                                     bool buffer_drained,
                                      const std::function<rank_snapshot()>& snapshot,
                                      std::function<void(const write_result&)> on_written = {});
 

@@ -116,7 +116,7 @@ std::uint32_t step_signal(const trainer_state& st) {
 // bits decided (the same on every rank), answering this rank's asked ones.
 void take_collective(trainer_ptr self, std::uint32_t bits) {
   auto& st = self->state;
-  auto taken = st.settings.collective_boundary(*st.core, bits);
+  auto taken = st.settings.collective_boundary(*st.core, bits, st.buffer_exhausted);
   if (!taken) return;
   const auto shared = taken->answer.share();
   for (auto& a : st.asked) st.writing.emplace_back(shared, a.promise);

@@ -87,7 +87,10 @@ struct trainer_actor_settings {
     std::future<std::string> answer;
   };
   std::function<std::uint32_t(std::uint64_t batches, const std::vector<std::string>& asked)> step_signal;
-  std::function<std::optional<taken_checkpoint>(const trainer_core&, std::uint32_t bits)> collective_boundary;
+  // (buffer_exhausted: this rank's buffer said `last`, it sends no more batch requests.)
+  std::function<std::optional<taken_checkpoint>(const trainer_core&, std::uint32_t bits,
+                                                bool buffer_exhausted)>
+      collective_boundary;
   std::function<void(const std::string& answer)> stopped;
   // --restore: the checkpoint's rank-R/trainer directory; the core loads it
   // (trainer_core::load) before the first step. Empty: a fresh start.

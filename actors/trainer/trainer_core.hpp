@@ -114,8 +114,9 @@ constexpr int step_signal_bits = 8;
 struct step_result {
   bool trained = false;      // false: no rank had a batch this step
   // The OR over the ranks of the `signal` each passed to this step, the same
-  // on every rank (it travels in the step's all-reduce). 0 when the step did
-  // no all-reduce (the first step's statistics bootstrap): ask again.
+  // on every rank (it travels in the step's all-reduce, also in a step where
+  // no rank had a batch). 0 only when the first step found no target on any
+  // rank (no all-reduce of the tail then; training is over anyway).
   std::uint32_t signal = 0;
   double loss = 0;           // mean over the ranks that had a batch (normalized units)
   double learning_rate = 0;  // the rate this step used

@@ -195,13 +195,14 @@ void add_checkpoints(trainer_actor_settings& trainer, reservoir_settings& buffer
     trainer.step_signal = [keeper, now](std::uint64_t batches, const std::vector<std::string>& asked) {
       return keeper->step_signal(batches, now(), asked);
     };
-    trainer.collective_boundary = [keeper, now, rank](const trainer_core& core, std::uint32_t bits)
+    trainer.collective_boundary = [keeper, now, rank](const trainer_core& core, std::uint32_t bits,
+                                                      bool buffer_exhausted)
         -> std::optional<trainer_actor_settings::taken_checkpoint> {
       auto answer = std::make_shared<std::promise<std::string>>();
       trainer_actor_settings::taken_checkpoint taken;
       taken.answer = answer->get_future();
       taken.reason = keeper->at_collective_boundary(
-          core.batches(), now(), bits,
+          core.batches(), now(), bits, buffer_exhausted,
           [&] {
             checkpoint::rank_snapshot snap;
             snap.rank = rank;

@@ -227,9 +227,9 @@ TEST_CASE("rank_checkpoints, two ranks: a step's bits decide the same checkpoint
   auto step = [&](std::uint64_t batch, std::vector<std::string> asked0, std::vector<std::string> asked1,
                   bool cut1 = true) {
     const auto bits = k0.step_signal(batch - 1, 0.0, asked0) | k1.step_signal(batch - 1, 0.0, asked1);
-    const auto r0 = k0.at_collective_boundary(batch, 0.0, bits, no_trainer,
+    const auto r0 = k0.at_collective_boundary(batch, 0.0, bits, false, no_trainer,
                                               [&](const write_result& r) { heard0.set_value(r); });
-    const auto r1 = k1.at_collective_boundary(batch, 0.0, bits, no_trainer,
+    const auto r1 = k1.at_collective_boundary(batch, 0.0, bits, false, no_trainer,
                                               [&](const write_result& r) { heard1.set_value(r); });
     CHECK(r0 == r1);
     if (!r0.empty()) {

@@ -311,3 +311,40 @@ TEST_CASE("file store") {
 TEST_CASE("a rank outside the group is refused") {
   CHECK_THROWS_AS(gradient_group::over_file("/tmp/unused", 2, 2), std::invalid_argument);
 }
+
+TEST_CASE("a step's signal bits reach every rank OR-ed, and change nothing in the training") {
+  // The server's checkpoints ride on this (docs/checkpoints.md, "Several ranks").
+  for (bool generic : {false, true}) {
+    CAPTURE(generic);
+    auto settings = small_settings();
+    settings.threads = 1;
+    settings.generic_path = generic;
+    auto batch_of = [](int rank, int k) {
+      return make_batch(6, 4, 300, static_cast<std::uint32_t>(10 * k + rank));
+    };
+    // Per step k, the bits rank r sends.
+    const std::uint32_t sent[2][4] = {{0x01, 0x00, 0x80, 0x04}, {0x00, 0x10, 0x80, 0x02}};
+    std::vector<std::vector<std::uint32_t>> heard(2);
+    std::vector<std::uint64_t> checksums(2), quiet(2);
+    for (bool signalled : {true, false})
+      run_ranks(2, [&](int rank, std::shared_ptr<gradient_group> group) {
+        trainer_core trainer(settings, group);
+        for (int k = 0; k < 3; ++k) {
+          auto batch = batch_of(rank, k);
+          const auto r = trainer.step(&batch, signalled ? sent[rank][k] : 0);
+          CHECK(r.trained);
+          if (signalled) heard[static_cast<std::size_t>(rank)].push_back(r.signal);
+        }
+        (signalled ? checksums : quiet)[static_cast<std::size_t>(rank)] = trainer.weights_checksum();
+        // No rank has a batch (training is over): the bits still arrive.
+        const auto last = trainer.step(nullptr, signalled ? sent[rank][3] : 0);
+        CHECK_FALSE(last.trained);
+        if (signalled) heard[static_cast<std::size_t>(rank)].push_back(last.signal);
+      });
+    const std::vector<std::uint32_t> expected{0x01, 0x10, 0x80, 0x06};
+    CHECK(heard[0] == expected);
+    CHECK(heard[1] == expected);
+    CHECK(checksums[0] == checksums[1]);
+    CHECK(checksums[0] == quiet[0]);  // the same weights as without any bits
+  }
+}
