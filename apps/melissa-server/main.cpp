@@ -553,14 +553,13 @@ int main(int argc, char** argv) {
               text = peer_stop->answer;
             }
             spdlog::warn("rank {}: the ranks checkpointed to stop; writing a partial summary", rank);
+            coordinator_actor coordinator;
             self->request(root, std::chrono::seconds(5), lookup_atom::value, std::string("coordinator"))
-                .receive(
-                    [&](const caf::actor& a) {
-                      self->request(caf::actor_cast<coordinator_actor>(a), std::chrono::seconds(10),
-                                    report_atom::value)
-                          .receive([&](const std::string&) {}, [&](const caf::error&) {});
-                    },
-                    [&](const caf::error&) {});
+                .receive([&](const caf::actor& a) { coordinator = caf::actor_cast<coordinator_actor>(a); },
+                         [&](const caf::error&) {});
+            if (coordinator)
+              self->request(coordinator, std::chrono::seconds(10), report_atom::value)
+                  .receive([&](const std::string&) {}, [&](const caf::error&) {});
             status = checkpoint_status(nlohmann::json::parse(text, nullptr, false), rank);
             running = false;
             return;
