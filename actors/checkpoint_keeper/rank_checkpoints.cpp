@@ -78,7 +78,7 @@ rank_checkpoints::rank_checkpoints(rank_checkpoint_settings settings, double now
 
 std::uint32_t rank_checkpoints::step_signal(std::uint64_t batch, double now,
                                             const std::vector<std::string>& asked) const {
-  std::uint32_t bits = writer_.busy() ? signal_busy : 0;
+  std::uint32_t bits = writer_.busy() ? std::uint32_t{signal_busy} : 0u;
   if (settings_.rank == 0 && !stopped_ && schedule_.due(batch, now) == "every_seconds")
     bits |= signal_every_seconds;
   for (const auto& reason : asked) bits |= signal_of(reason);

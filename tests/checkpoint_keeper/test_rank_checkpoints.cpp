@@ -256,7 +256,7 @@ TEST_CASE("rank_checkpoints, two ranks: a step's bits decide the same checkpoint
   const auto first = written();
   // Rank 1's buffer does not hand its cut over yet: rank 1 is busy.
   CHECK(step(4, {"shell"}, {}, false) == "shell");
-  CHECK(k1.step_signal(4, 0.0, {}) & signal_busy);
+  CHECK((k1.step_signal(4, 0.0, {}) & signal_busy) != 0);
   CHECK(step(5, {}, {}) == "");  // nothing asked (shell was taken), nothing due
   CHECK(step(6, {}, {}) == "");
   CHECK(step(7, {}, {}) == "");  // every_batches due, but rank 1 said busy: neither takes it
