@@ -124,6 +124,9 @@ void take_collective(trainer_ptr self, std::uint32_t bits) {
   if (taken->reason == "sigterm" || taken->reason == "launcher_lost") {
     st.parked = true;
     st.stop_answer = shared;
+    // No batch request follows to cut the buffer at: it cuts on this
+    // message, with nothing drawn since this step's batch.
+    self->send(st.reservoir, checkpoint_atom::value);
     spdlog::warn("trainer: checkpoint at batch {} ({}): training stops here on every rank",
                  st.core->batches(), taken->reason);
   }

@@ -41,7 +41,7 @@ def study_file(name, out):
         buffer={"policy": "reservoir", "capacity": 200, "threshold": 5},
         training={"time_steps": STEPS, "hidden": [16], "batch_size": BATCH, "metrics_every": 5,
                   "validation_every": 1000, "output": "constant", "output_mean": 300, "output_std": 100},
-        checkpoint={"every_batches": 10, "every_seconds": 0, "keep": 3})
+        checkpoint={"every_batches": 10, "every_seconds": 0, "keep": 1000})  # none pruned while read
 
 
 class Ranks:
