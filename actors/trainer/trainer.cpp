@@ -133,6 +133,27 @@ void take_collective(trainer_ptr self, std::uint32_t bits) {
   self->delayed_send(self, std::chrono::milliseconds(50), tick_atom::value);
 }
 
+// Several ranks, waiting for a batch with a stopping checkpoint asked
+// (SIGTERM, a lost launcher: every rank is asked, or the others are
+// stepping): a step without a batch carries the bits, so that the ranks
+// meet at a step without waiting for data that may never come. Its
+// idle_step_signal tells the ranks that it is not the end of training. The
+// batch request in flight stays; the buffer cuts on checkpoint_atom.
+void idle_step(trainer_ptr self) {
+  auto& st = self->state;
+  const auto result = st.core->step(nullptr, step_signal(st) | idle_step_signal);
+  take_collective(self, result.signal);
+  // Not taken (a rank's writer was busy): again shortly, if still waiting.
+  if (!st.parked && !st.asked.empty())
+    self->delayed_send(self, std::chrono::milliseconds(200), tick_atom::value);
+}
+
+bool stop_asked(const trainer_state& st) {
+  for (const auto& a : st.asked)
+    if (a.reason == "sigterm" || a.reason == "launcher_lost") return true;
+  return false;
+}
+
 void validate(trainer_ptr self) {
   auto& st = self->state;
   if (!st.settings.validation || st.settings.rank != 0) return;
@@ -188,6 +209,13 @@ void finish(trainer_ptr self) {
 void run_step(trainer_ptr self, const training_batch* batch) {
   auto& st = self->state;
   const auto result = st.core->step(batch, step_signal(st));
+  if (!result.trained && (result.signal & idle_step_signal)) {
+    // No rank had a batch, but some rank only waits for data (idle_step):
+    // not the end; the boundary is shared all the same.
+    take_collective(self, result.signal);
+    if (!st.parked) self->send(self, next_atom::value);
+    return;
+  }
   if (!result.trained) return finish(self);  // no rank had a batch: training is over
   if (batch && st.settings.steering && !result.sample_losses.empty())
     caf::anon_send(st.settings.steering, losses_atom::value, batch->sim_ids, batch->time_steps,
@@ -222,7 +250,7 @@ void request_batch(trainer_ptr self);
 
 void next_step(trainer_ptr self) {
   auto& st = self->state;
-  if (st.done) return;
+  if (st.done || st.parked) return;
   if (!st.core) {
     // Joining the group blocks until every rank is there: fine on this thread.
     auto group = st.settings.join_group ? st.settings.join_group() : nullptr;
@@ -274,6 +302,7 @@ void request_batch(trainer_ptr self) {
             auto& st = self->state;
             if (number != st.batch_request) return;  // asked a buffer since replaced
             st.awaiting_batch = false;
+            if (st.parked) return;  // stopped on a checkpoint: this batch is not trained
             st.figures.waited(seconds_between(asked, clock_type::now()));
             st.figures.buffer(batch->buffer_population, batch->buffer_unseen);
             if (batch->last) {
@@ -359,8 +388,19 @@ trainer_actor::behavior_type trainer_fn(trainer_ptr self, trainer_actor_settings
           return rp;
         }
         st.asked.push_back({std::move(reason), rp});
-        // Several ranks: taken at a step the ranks share (at the next one).
-        if (collective(st)) return rp;
+        // Several ranks: taken at a step the ranks share (at the next one;
+        // while waiting for data, a stopping one at an idle step).
+        if (collective(st)) {
+          if (st.core && st.awaiting_batch && !st.held && stop_asked(st)) {
+            try {
+              idle_step(self);
+            } catch (const std::exception& e) {
+              spdlog::error("training step failed: {}", e.what());
+              self->quit(caf::make_error(caf::sec::runtime_error, e.what()));
+            }
+          }
+          return rp;
+        }
         // Waiting for a batch (the buffer may stay empty for long): between
         // two steps now, so take it at once; the buffer cuts when this
         // message reaches it, after the request it already holds.
@@ -372,6 +412,15 @@ trainer_actor::behavior_type trainer_fn(trainer_ptr self, trainer_actor_settings
       },
       [self](tick_atom) {
         auto& st = self->state;
+        if (collective(st) && st.core && !st.parked && !st.done && st.awaiting_batch && !st.held &&
+            stop_asked(st)) {
+          try {
+            idle_step(self);
+          } catch (const std::exception& e) {
+            spdlog::error("training step failed: {}", e.what());
+            return self->quit(caf::make_error(caf::sec::runtime_error, e.what()));
+          }
+        }
         auto& w = st.writing;
         for (auto it = w.begin(); it != w.end();) {
           if (it->first.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {

@@ -25,6 +25,10 @@
 
 namespace melissa {
 
+// The step signal bit (trainer_core::step) of a step taken without a batch
+// by a rank that only waits for data (several ranks, checkpoints).
+constexpr std::uint32_t idle_step_signal = 1u << 7;
+
 struct trainer_actor_settings {
   trainer_settings core;
   std::uint32_t batch_size = 10;
@@ -82,6 +86,10 @@ struct trainer_actor_settings {
   // server ("sigterm", "launcher_lost") trains no more and, once written,
   // calls `stopped` with its answer (every rank stops, also one where
   // nobody asked).
+  // A rank that waits for data when a stopping checkpoint ("sigterm",
+  // "launcher_lost") is asked takes a step without a batch to carry the
+  // bits, marked with idle_step_signal (not the end of training when no rank
+  // had a batch). step_signal's bits must leave that bit free.
   struct taken_checkpoint {
     std::string reason;
     std::future<std::string> answer;

@@ -12,7 +12,7 @@ backend, a small training study):
              finishes the running simulations, checkpoints (launcher_lost,
              it verifies), says so in its summary and exits 75
 
-    e2e_checkpoints.py periodic|no-buffer|off|launcher-lost
+    e2e_checkpoints.py periodic|no-buffer|off|launcher-lost|launcher-lost-ranks2
 """
 import json
 import os
@@ -137,17 +137,19 @@ def no_buffer():
               f"{n} verifies and has the trainer's part but no buffer part (buffer = false)")
 
 
-def launcher_lost():
+def launcher_lost(ranks=1):
     """melissa-run is killed (SIGKILL) while clients stream: the server lets
     the running simulations finish, takes a checkpoint (reason
-    launcher_lost), says so in its summary and stops with exit 75."""
+    launcher_lost), says so in its summary and stops with exit 75. With
+    ranks = 2 both ranks take it together (one manifest, both parts) and
+    both say they exit 75."""
     work = tmpdir("ckpt-lost")
     grid, steps = 16, 300
     study = write_study(
         work,
         study={"name": "ckpt-lost", "seed": 5},
         launcher={"job_limit": 2, "client_timeout": 5},
-        server={"sink": "train", "port": None},
+        server={"sink": "train", "port": None, "ranks": ranks},
         # Each client waits 3 s before it starts: 4 waves of 2 outlast the
         # launcher's kill 3 s after the server is up, however fast this machine is.
         client={"command": ["sh", "-c", 'sleep 3; exec "$0" "$@"', HEAT, "--grid", str(grid),
@@ -167,7 +169,7 @@ def launcher_lost():
         server = subprocess.run(["pgrep", "-f", "melissa-server --config " + out],
                                 capture_output=True, text=True).stdout.split()
         time.sleep(0.2)
-    check(len(server) == 1, "one server process")
+    check(len(server) >= 1, f"the server runs ({server})")
     # Registered with the launcher (a server still starting would only find
     # its launcher gone), then the first clients run.
     log = os.path.join(out, "launcher.log")
@@ -179,9 +181,9 @@ def launcher_lost():
     p.kill()  # SIGKILL: the launcher cannot cancel anything
     p.wait()
     deadline = time.time() + 150
-    while os.path.exists(f"/proc/{server[0]}") and time.time() < deadline:
+    while any(os.path.exists(f"/proc/{pid}") for pid in server) and time.time() < deadline:
         time.sleep(0.2)
-    check(not os.path.exists(f"/proc/{server[0]}"), "the server stopped on its own")
+    check(not any(os.path.exists(f"/proc/{pid}") for pid in server), "the server stopped on its own")
     summary = json.load(open(os.path.join(out, "server-summary.rank0.json")))
     stopped = summary.get("stopped", {})
     print("stopped:", json.dumps(stopped))
@@ -193,12 +195,20 @@ def launcher_lost():
     m = json.load(open(os.path.join(path, "manifest.json")))
     check(m["reason"] == "launcher_lost", f"reason launcher_lost ({m['reason']})")
     check(m["batch"] > 0, f"after some training (batch {m['batch']})")
-    done = [s for s in json.load(open(os.path.join(path, "rank-0", "received_steps.json")))["simulations"]
-            if s["done"]]
-    check(len(done) >= 1 and all(s["stored"] == steps for s in done),
-          f"the simulations done in it have every step ({[s['sim'] for s in done]})")
-    logs = subprocess.run(["grep", "-rl", "stopping (exit 75)", out], capture_output=True, text=True).stdout
+    # Each rank holds its share of every simulation's steps.
+    per_rank = [{s["sim"]: s for s in json.load(open(os.path.join(path, f"rank-{r}", "received_steps.json")))[
+        "simulations"]} for r in range(ranks)]
+    done = [sim for sim, s in per_rank[0].items() if all(sim in p and p[sim]["done"] for p in per_rank)]
+    check(len(done) >= 1 and all(sum(p[sim]["stored"] for p in per_rank) == steps for sim in done),
+          f"the simulations done in it have every step ({done})")
+    logs = subprocess.run(["grep", "-rh", "stopping (exit 75)", out], capture_output=True, text=True).stdout
     check(logs.strip() != "", "the server's log says it exits 75")
+    check(m["ranks"] == ranks, f"the manifest holds {ranks} rank(s)")
+    for r in range(ranks):
+        check(f"rank {r}: checkpoint {path} (batch {m['batch']}) written; stopping (exit 75)" in logs,
+              f"rank {r} says it stops on it with exit 75")
+        check(any(f["path"] == f"rank-{r}/received_steps.json" for f in m["files"]),
+              f"it holds rank {r}'s received steps")
 
 
 def off():
@@ -209,4 +219,5 @@ def off():
 
 
 check(os.path.exists(VERIFY), f"the verifier is built ({VERIFY})")
-{"periodic": periodic, "no-buffer": no_buffer, "off": off, "launcher-lost": launcher_lost}[sys.argv[1] if len(sys.argv) > 1 else "periodic"]()
+{"periodic": periodic, "no-buffer": no_buffer, "off": off, "launcher-lost": launcher_lost,
+ "launcher-lost-ranks2": lambda: launcher_lost(ranks=2)}[sys.argv[1] if len(sys.argv) > 1 else "periodic"]()
