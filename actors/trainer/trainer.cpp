@@ -141,6 +141,8 @@ void take_collective(trainer_ptr self, std::uint32_t bits) {
 // batch request in flight stays; the buffer cuts on checkpoint_atom.
 void idle_step(trainer_ptr self) {
   auto& st = self->state;
+  spdlog::info("trainer: waiting for data at batch {}; a step without a batch carries the checkpoint asked",
+               st.core->batches());
   const auto result = st.core->step(nullptr, step_signal(st) | idle_step_signal);
   take_collective(self, result.signal);
   // Not taken (a rank's writer was busy): again shortly, if still waiting.

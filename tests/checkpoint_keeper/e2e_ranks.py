@@ -28,7 +28,7 @@ VERIFY = os.path.join(BUILD, "tests", "checkpoint_keeper", "checkpoint-verify")
 work = tmpdir("ckpt-ranks")
 
 
-def study_file(name, out):
+def study_file(name, out, buffer=None):
     return write_study(
         work, name,
         study={"name": "ckpt-ranks", "seed": 5, "output_dir": out},
@@ -38,7 +38,7 @@ def study_file(name, out):
         fields=[{"name": "temperature", "size": GRID * GRID}],
         # Reservoir: samples stay (drawn with replacement), so both trainers
         # keep stepping (and checkpointing) after simulation 0 has ended.
-        buffer={"policy": "reservoir", "capacity": 200, "threshold": 5},
+        buffer=buffer or {"policy": "reservoir", "capacity": 200, "threshold": 5},
         training={"time_steps": STEPS, "hidden": [16], "batch_size": BATCH, "metrics_every": 5,
                   "validation_every": 1000, "output": "constant", "output_mean": 300, "output_std": 100},
         checkpoint={"every_batches": 10, "every_seconds": 0, "keep": 1000})  # none pruned while read
@@ -179,4 +179,35 @@ check(duplicates == STEPS, f"every resent step of simulation 0 is a duplicate ({
 check(inserts == 2 * STEPS, f"the buffers' inserts are simulations x steps = {2 * STEPS} ({inserts})")
 check(summaries[0]["training"]["steps"] > batch, f"training went on past batch {batch}")
 check(summaries[0]["training"]["steps"] == summaries[1]["training"]["steps"], "both ranks took the same steps")
+
+# --- SIGTERM to both ranks while they wait for data (no step would come) ---
+# The threshold is above what one simulation brings: neither trainer ever gets
+# a batch (past the first ones, if any). Each rank, asked to stop, takes a
+# step without a batch (an idle step) that carries the flag; they meet there
+# and checkpoint.
+out_c = os.path.join(work, "out-c")
+os.makedirs(out_c)
+waiting = Ranks(study_file("study-c.toml", out_c, {"policy": "fifo", "capacity": 200, "threshold": 100}), out_c)
+run_client(waiting, params[0], 0, 1)
+time.sleep(1)
+for p in waiting.procs:
+    os.kill(p.pid, signal.SIGTERM)
+codes = waiting.wait(150)
+if codes != [75, 75]:
+    print(waiting.log(0)[-3000:])
+    print(waiting.log(1)[-3000:])
+check(codes == [75, 75], f"SIGTERM to both waiting ranks: both checkpoint and exit 75 (got {codes})")
+newest = sorted(glob.glob(os.path.join(out_c, "checkpoints", "ckpt-*")))[-1]
+m = manifest(newest)
+check(m["reason"] == "sigterm" and m["ranks"] == RANKS,
+      f"a sigterm checkpoint of both ranks ({m['reason']}, {m['ranks']}, batch {m['batch']})")
+for r in range(RANKS):
+    check(f"trainer: waiting for data at batch {m['batch']}; a step without a batch" in waiting.log(r),
+          f"rank {r} carried the flag in a step without a batch")
+check(subprocess.run([VERIFY, newest], capture_output=True).returncode == 0, "it verifies")
+stored = 0
+for r in range(RANKS):
+    with open(os.path.join(newest, f"rank-{r}", "received_steps.json")) as f:
+        stored += sum(s["stored"] for s in json.load(f)["simulations"])
+check(stored == STEPS, f"its received steps hold simulation 0's {STEPS} steps ({stored})")
 print("PASS")
