@@ -248,6 +248,9 @@ TEST_CASE("rank_checkpoints, two ranks: a step's bits decide the same checkpoint
     CHECK_MESSAGE(w0.ok, w0.error);
     CHECK_MESSAGE(w1.ok, w1.error);
     CHECK(w0.path == w1.path);
+    // The result is heard just before the writer says idle.
+    k0.wait_idle();
+    k1.wait_idle();
     return w0.path;
   };
   CHECK(step(1, {}, {}) == "");
@@ -303,4 +306,34 @@ TEST_CASE("checkpoint signal bits: the most urgent reason wins; unknown reasons 
   CHECK(stops("sigterm"));
   CHECK(stops("launcher_lost"));
   CHECK_FALSE(stops("interrupt"));
+}
+
+TEST_CASE("rank_checkpoints: a rank whose buffer is drained while others train writes the end's part") {
+  // Several ranks: this rank's buffer said `last` (no batch request comes
+  // to cut at) but the others still train; its part is its final received
+  // steps, without samples, and is written without waiting for a cut.
+  melissa::testing::temp_dir dir("melissa-rank-checkpoints");
+  rank_checkpoint_settings s;
+  s.dir = dir / "ckpt";
+  s.every_batches = 1000;
+  s.every_seconds = 0;
+  s.study = "unit";
+  std::filesystem::create_directories(s.dir);
+  auto buffer = fifo_with(0);
+  rank_checkpoints keeper(s, 0.0);
+  offer(*keeper.handoff(), *buffer, received_of(1, 6, true), {}, true);  // production over
+  std::promise<write_result> heard;
+  CHECK(keeper.at_step_boundary(12, 1.0, false, no_trainer, "shell",
+                                [&](const write_result& r) { heard.set_value(r); }, true));
+  auto result = heard.get_future();
+  REQUIRE(result.wait_for(std::chrono::seconds(30)) == std::future_status::ready);  // no cut awaited
+  const auto r = result.get();
+  REQUIRE_MESSAGE(r.ok, r.error);
+  const auto v = verify_checkpoint(r.path);
+  REQUIRE(v.valid);
+  for (const auto& f : v.contents.files) CHECK(f.path != "rank-0/buffer.bin");
+  const auto part = read_rank_part(r.path, 0);
+  CHECK_FALSE(part.buffer);
+  CHECK(part.received.total_stored() == 6);
+  CHECK(part.received.simulations().at(1).done);
 }
