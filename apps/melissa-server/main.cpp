@@ -20,6 +20,7 @@
 // window: tests use them to make clients block in melissa_send.
 #include <atomic>
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -175,8 +176,17 @@ std::vector<std::string> coordinator_depends_on(bool training, bool steering) {
 
 // Names this run's c10d rendezvous file: the launcher's address is unique
 // per run of melissa-run; a standalone server has none.
+// The job's own id (the same on all its ranks) is added when the MPI launcher
+// or Slurm gives one: a restarted server job of the same melissa-run must
+// never read the file of the job it replaces (a surviving rank of a lost job
+// may still publish one when its trainer restarts).
 std::string run_token(const std::string& launcher) {
   std::string token = launcher.empty() ? "standalone" : launcher;
+  for (const char* var : {"PMIX_NAMESPACE", "OMPI_MCA_ess_base_jobid", "SLURM_JOB_ID"})
+    if (const char* job = std::getenv(var); job && *job) {
+      token += std::string("-") + job;
+      break;
+    }
   for (char& c : token)
     if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
   return token;
