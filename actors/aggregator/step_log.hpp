@@ -12,9 +12,10 @@ namespace melissa {
 class step_log {
  public:
   struct simulation {
+    // (In this order the record is 112 bytes: done next to compact_.)
+    std::set<std::uint32_t> attempts;         // attempts that sent or opened a session
     std::uint64_t stored = 0;                 // steps accepted (all fields)
     std::uint64_t duplicates = 0;             // steps dropped as already stored
-    std::set<std::uint32_t> attempts;         // attempts that sent or opened a session
     bool done = false;                        // a client ended this simulation cleanly
 
     // The received steps, [field][time step]: read through these, whether the
@@ -46,9 +47,9 @@ class step_log {
     };
     bool compact();  // true if now compacted
     void expand();   // back to bitsets (a step the series lacks arrives)
-    std::vector<std::vector<bool>> received_;  // [field][time step] unless compact_
-    series series_;
     bool compact_ = false;
+    series series_;
+    std::vector<std::vector<bool>> received_;  // [field][time step] unless compact_
   };
 
   // A log that keeps a complete simulation's bitsets (the bench's "before").
