@@ -717,6 +717,11 @@ TEST_CASE("slurm arrays: squeue and sacct lines of array tasks, one line for tas
   const auto states = slurm::parse_squeue("300_0|RUNNING\n300_[1-2]|PENDING\n");
   CHECK(states == std::map<std::string, std::string>{{"300_0", "RUNNING"}, {"300_1", "PENDING"},
                                                      {"300_2", "PENDING"}});
+  // Recorded from Slurm 22.05.8 (the test cluster of tests/slurm): `squeue -h
+  // -t all -o '%i|%T' -j 10` (no -r) of `sbatch --hold --array=0-3%2`.
+  const auto held = slurm::parse_squeue("10_[0-3%2]|PENDING\n");
+  CHECK(held == std::map<std::string, std::string>{
+                    {"10_0", "PENDING"}, {"10_1", "PENDING"}, {"10_2", "PENDING"}, {"10_3", "PENDING"}});
 }
 
 TEST_CASE("slurm arrays: tasks gone from squeue are looked up in sacct by their N_i ids") {
