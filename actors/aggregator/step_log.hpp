@@ -28,7 +28,7 @@ class step_log {
     std::vector<bool> field_bits(std::uint32_t field) const;
     // Appends the next field's bitset (a checkpoint read back).
     void add_field(std::vector<bool> bits);
-    // True when the bitsets were replaced by one pattern record.
+    // True when the bitsets were replaced by one series record.
     bool compacted() const { return compact_; }
 
    private:
