@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,8 @@ struct launcher_settings {
   std::string restore;
   std::uint64_t restore_batch = 0;
   std::vector<std::uint32_t> restore_complete;
+  // The highest attempt of each simulation before (launcher_core::carry_attempts).
+  std::map<std::uint32_t, std::uint32_t> restore_attempts;
 };
 
 // launcher_impl_actor (messages/actor_types.hpp): the published interface
