@@ -19,6 +19,7 @@
 // --sink-delay-ms and --window-kb make a slow server with a small credit
 // window: tests use them to make clients block in melissa_send.
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
