@@ -31,7 +31,9 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "actors/checkpoint_keeper/checkpoint_files.hpp"
 #include "actors/checkpoint_keeper/restart_plan.hpp"
+#include "actors/checkpoint_keeper/server_restore.hpp"
 #include "actors/launcher/launcher.hpp"
 #include "actors/monitor/archive_source.hpp"
 #include "actors/monitor/live_source.hpp"
@@ -365,6 +367,13 @@ int main(int argc, char** argv) {
     // against max_retries as they would in one run).
     settings.restore_attempts = resume_plan.attempts;
     previous_attempts(output, settings.restore_attempts);
+    // The study's elapsed time goes on from the checkpoint's (older
+    // checkpoints have none: 0).
+    try {
+      settings.elapsed_offset_s = checkpoint::study_state_elapsed(
+          checkpoint::read_text(resume_plan.checkpoint + "/study/study_state.json"));
+    } catch (const std::exception&) {
+    }
   }
 
   if (dry_run) {

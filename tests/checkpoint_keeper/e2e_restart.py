@@ -283,6 +283,8 @@ def resume_after(how):
             check(job["attempt"] > seen[job["sim_id"]],
                   f"simulation {job['sim_id']} resumed as attempt {job['attempt']}, after attempt "
                   f"{seen[job['sim_id']]} in the checkpoint")
+    check(summary["elapsed_s"] > elapsed_before,
+          f"summary.json's elapsed time counts on from the checkpoint's ({summary['elapsed_s']:.1f} s)")
     rank0 = json.load(open(os.path.join(out, "server-summary.rank0.json")))
     check(rank0["elapsed_s"] > elapsed_before,
           f"the resumed server counts its elapsed time on from the checkpoint's "
@@ -341,6 +343,8 @@ def scratch():
           "the running clients were cancelled by the restart")
     check(summary["simulations"]["completed"] == sims and summary["simulations"]["failed"] == 0,
           f"all {sims} simulations completed ({summary['simulations']})")
+    check(summary["elapsed_s"] > elapsed_before,
+          f"summary.json's elapsed time counts on from the checkpoint's ({summary['elapsed_s']:.1f} s)")
     rank0 = json.load(open(os.path.join(out, "server-summary.rank0.json")))
     check(rank0["steps_stored"] == sims * steps, f"the new server stored every step once ({rank0['steps_stored']})")
 
