@@ -112,12 +112,15 @@ std::uint32_t step_signal(const trainer_state& st) {
   return st.settings.step_signal(st.core->batches(), reasons);
 }
 
+void note_checkpoint_pause(trainer_state& st);
+
 // Several ranks, at the boundary after a step: the checkpoint the ranks'
 // bits decided (the same on every rank), answering this rank's asked ones.
 void take_collective(trainer_ptr self, std::uint32_t bits) {
   auto& st = self->state;
   auto taken = st.settings.collective_boundary(*st.core, bits, st.buffer_exhausted);
   if (!taken) return;
+  note_checkpoint_pause(st);
   const auto shared = taken->answer.share();
   for (auto& a : st.asked) st.writing.emplace_back(shared, a.promise);
   st.asked.clear();
@@ -154,6 +157,12 @@ bool stop_asked(const trainer_state& st) {
   for (const auto& a : st.asked)
     if (a.reason == "sigterm" || a.reason == "launcher_lost") return true;
   return false;
+}
+
+// The pause of the checkpoints just taken, into the open metrics window.
+void note_checkpoint_pause(trainer_state& st) {
+  if (!st.settings.checkpoint_pause) return;
+  if (const auto pause = st.settings.checkpoint_pause()) st.figures.checkpoint_paused(*pause);
 }
 
 void validate(trainer_ptr self) {
@@ -243,6 +252,7 @@ void run_step(trainer_ptr self, const training_batch* batch) {
     } else {
       take_asked(self);
       st.settings.at_step_boundary(*st.core, false);
+      note_checkpoint_pause(st);
     }
   }
   self->send(self, next_atom::value);
@@ -344,7 +354,8 @@ trainer_actor::behavior_type trainer_fn(trainer_ptr self, trainer_actor_settings
   auto& st = self->state;
   st.settings = std::move(settings);
   st.reservoir = std::move(reservoir);
-  st.figures = training_figures({st.settings.ranks, true});
+  st.figures = training_figures(
+      {st.settings.ranks, true, static_cast<bool>(st.settings.checkpoint_pause)});
   self->send(self, next_atom::value);
   return {
       [self](next_atom) {
@@ -408,6 +419,7 @@ trainer_actor::behavior_type trainer_fn(trainer_ptr self, trainer_actor_settings
         // message reaches it, after the request it already holds.
         if (st.core && st.awaiting_batch && !st.held) {
           take_asked(self);
+          note_checkpoint_pause(st);
           if (st.asked.empty()) self->send(st.reservoir, checkpoint_atom::value);
         }
         return rp;

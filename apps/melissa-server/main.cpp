@@ -19,6 +19,7 @@
 // --sink-delay-ms and --window-kb make a slow server with a small credit
 // window: tests use them to make clients block in melissa_send.
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <cstdio>
@@ -380,6 +381,7 @@ int main(int argc, char** argv) {
     progress.restored_complete = restored->complete;
     for (const auto& [sim, record] : restored->received.simulations())
       if (record.done) progress.restored_done.push_back(sim);
+    if (restored->elapsed_s) progress.elapsed_offset_s = *restored->elapsed_s;
   }
   // Rank 0 under a launcher: the coordinator publishes its simulation table
   // here, the checkpoints read it (from the trainer's thread).
@@ -421,6 +423,7 @@ int main(int argc, char** argv) {
     if (restored) {
       where.restore_dir = restored->dir;
       where.restored_batch = restored->batch;
+      where.restored_breed_state = restored->breed_state;
     }
     // Several ranks: a checkpoint that stops the server, taken because
     // another rank got SIGTERM or lost the launcher, stops this one too.
@@ -429,6 +432,11 @@ int main(int argc, char** argv) {
       peer_stop->answer = answer;
       peer_stop->set = true;
     };
+    if (rank == 0)  // the checkpoints' study/study_state.json
+      where.elapsed = [offset = progress.elapsed_offset_s, started = std::chrono::steady_clock::now()] {
+        return offset +
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      };
     if (progress.publish_table)
       where.table = [table]() -> std::optional<simulation_table_snapshot> {
         std::lock_guard<std::mutex> lock(table->mutex);

@@ -35,6 +35,11 @@ struct training_rank {
   // checkpoint that stops the server ({"path", "batch"} or {"error"}), taken
   // because some rank got SIGTERM or lost the launcher: this rank stops too.
   std::function<void(const std::string& answer)> stopped;
+  // Rank 0: the study's elapsed seconds now (counting on from a restored
+  // checkpoint's), for the checkpoints' study/study_state.json; and with
+  // --restore, the checkpoint's study/breed_state.json ("" : Breed afresh).
+  std::function<double()> elapsed;
+  std::string restored_breed_state;
 };
 
 // Whether this build can train (LibTorch was found).
