@@ -44,6 +44,7 @@
 #include "actors/dataset_sink/dataset_sink.hpp"
 #include "actors/statistics_sink/statistics_sink.hpp"
 #include "actors/supervisor/supervisor.hpp"
+#include "apps/melissa-server/sink_modes.hpp"
 #include "apps/melissa-server/training.hpp"
 #include "config/design.hpp"
 #include "config/study.hpp"
@@ -99,8 +100,8 @@ const char* usage =
     "DIR/server-summary.rank<R>.json. --print-design prints the parameters of every\n"
     "simulation as CSV and exits; --print-config prints the resolved study (TOML).\n"
     "--no-checksum: the count sink only counts (benchmarks of the transport alone).\n"
-    "--restore: start from that checkpoint (server.sink = \"train\"); exit 2 if it does not\n"
-    "verify. Exit codes: 0 done, 1 failed, 2 bad input, 75 checkpointed and stopped.\n";
+    "--restore: start from that checkpoint (server.sink = \"train\" or statistics mode); exit 2\n"
+    "if it does not verify. Exit codes: 0 done, 1 failed, 2 bad input, 75 checkpointed and stopped.\n";
 
 [[noreturn]] void usage_error(const std::string& msg) {
   std::cerr << "melissa-server: " << msg << "\n" << usage;
@@ -257,9 +258,10 @@ int main(int argc, char** argv) {
   // anything starts (the trainer's and the buffer's parts: the training children).
   std::optional<checkpoint::server_restore> restored;
   if (!opt.restore.empty()) {
-    if (!training) {
-      std::cerr << "melissa-server: --restore needs server.sink = \"train\" (only a training "
-                   "server writes checkpoints)\n";
+    if (!training && study.study.mode != config::study_mode::statistics) {
+      std::cerr << "melissa-server: --restore needs server.sink = \"train\" or study.mode = "
+                   "\"statistics\" (only those write checkpoints; a dataset server restarts from "
+                   "its dataset directory by itself)\n";
       return 2;
     }
     try {
@@ -298,6 +300,14 @@ int main(int argc, char** argv) {
   }
   // Statistics mode: every client rank sends slices; this rank assembles its share.
   const bool statistics = study.study.mode == config::study_mode::statistics;
+  // Its checkpoints hold the accumulators too (rank-R/statistics.bin).
+  std::shared_ptr<restored_statistics> restored_stats;
+  if (restored && statistics) try {
+    restored_stats = read_statistics_restore(*restored, rank, statistics_settings_for(study, rank, ranks));
+  } catch (const std::exception& e) {
+    std::cerr << "melissa-server: cannot restore: " << e.what() << "\n";
+    return 2;
+  }
   ingest.slices = statistics;
   if (statistics && opt.sink)
     usage_error("--sink does not apply to a study with study.mode = \"statistics\" (its sink is "
@@ -383,6 +393,31 @@ int main(int argc, char** argv) {
       std::lock_guard<std::mutex> lock(table->mutex);
       table->latest = t;
     };
+  std::function<std::optional<simulation_table_snapshot>()> latest_table;
+  if (progress.publish_table)
+    latest_table = [table]() -> std::optional<simulation_table_snapshot> {
+      std::lock_guard<std::mutex> lock(table->mutex);
+      return table->latest;
+    };
+  progress.sink_checkpoints = statistics;
+  // Dataset mode: the complete files on disk are the state; a (re)started
+  // server neither rewrites nor asks for those simulations (sink_modes.hpp).
+  std::vector<std::uint32_t> dataset_complete;
+  if (dataset && !statistics && !restored) {
+    if (auto found = scan_dataset(study, design)) {
+      spdlog::info("{} simulations are complete in {}: they are not run again",
+                   found->complete.size(), study.server.dataset_dir);
+      dataset_complete = found->complete;
+      ingest.restored = std::make_shared<restored_steps>();
+      ingest.restored->log = std::move(found->received);
+      progress.restored_done = found->complete;
+      if (progress.publish_table) {
+        progress.restored_dir = study.server.dataset_dir;
+        progress.restored_table = std::move(found->table);
+        progress.restored_complete = found->complete;
+      }
+    }
+  }
 
   const auto dataset_dir = study.server.dataset_dir;
   const auto delay = std::chrono::milliseconds(opt.sink_delay_ms);
@@ -419,18 +454,20 @@ int main(int argc, char** argv) {
   } else if (statistics) {
     const auto stats_settings = statistics_settings_for(study, rank, ranks);
     const auto stats_dir = output + "/statistics";
+    const auto stats_checkpoints = statistics_checkpoints(
+        study, rank, ranks, output, restored ? &*restored : nullptr, latest_table);
     tree.push_back({"sink", restart_policy::permanent,
                     [=](caf::actor_system& s, const child_lookup&) {
-                      return caf::actor_cast<caf::actor>(
-                          spawn_statistics_sink(s, stats_settings, stats_dir));
+                      return caf::actor_cast<caf::actor>(spawn_statistics_sink(
+                          s, stats_settings, stats_dir, stats_checkpoints, restored_stats));
                     },
                     {}});
   } else {
     tree.push_back({"sink", restart_policy::permanent,
                     [=](caf::actor_system& s, const child_lookup&) {
                       if (dataset)
-                        return caf::actor_cast<caf::actor>(
-                            spawn_dataset_sink(s, dataset_dir, field_names, design, sink_listener));
+                        return caf::actor_cast<caf::actor>(spawn_dataset_sink(
+                            s, dataset_dir, field_names, design, sink_listener, dataset_complete));
                       return caf::actor_cast<caf::actor>(spawn_counting_sink(s, delay, checksums));
                     },
                     {}});
@@ -539,7 +576,7 @@ int main(int argc, char** argv) {
           status = 128 + stop_signal;
           // SIGTERM (Slurm's notice before a time limit) to a training
           // server: checkpoint first (bounded), then exit 75; 1 without one.
-          if (coordinator && training && stop_signal == SIGTERM && rank == 0) {
+          if (coordinator && (training || statistics) && stop_signal == SIGTERM && rank == 0) {
             spdlog::warn("SIGTERM: taking a checkpoint (at most {} s)", sigterm_checkpoint_s);
             nlohmann::json answer = {{"error", "no answer within " +
                                                    std::to_string(sigterm_checkpoint_s) + " s"}};
