@@ -8,6 +8,14 @@ end: real melissa-run, local backend.
               simulation complete in it runs again, every simulation and
               group is folded in, and every statistic equals (1e-9 relative)
               that of the same study run without interruption
+  statistics-sigterm  the same study; the server gets SIGTERM mid-study: it
+              checkpoints (reason sigterm) and exits 75, the launcher restarts
+              it from that checkpoint, the statistics equal the uninterrupted
+              run's
+  statistics-launcher-lost  melissa-run is SIGKILLed mid-study: the server
+              checkpoints (reason launcher_lost) and stops by itself;
+              melissa-run --resume completes the study without rerunning what
+              was complete, the statistics equal the uninterrupted run's
   dataset     the dataset sink (melissa-heat), no checkpoint: the server is
               SIGKILLed once some simulations' files are complete; the study
               completes (exit 0), server_restarts = 1, no simulation whose
@@ -15,7 +23,7 @@ end: real melissa-run, local backend.
               are complete once (no .part left), byte for byte those of an
               uninterrupted run
 
-    e2e_modes.py statistics|dataset
+    e2e_modes.py statistics|statistics-sigterm|statistics-launcher-lost|dataset
 """
 import json
 import os
@@ -98,7 +106,9 @@ def statistics_study(work, name, delay):
     path = write_study(
         work, file=name + ".toml",
         study={"name": name, "output_dir": os.path.join(work, name), "seed": 3, "mode": "statistics"},
-        launcher={"job_limit": 7, "poll_interval": 0.2, "max_server_restarts": 2},
+        # client_timeout: a server whose launcher is lost stops min(it, 30) s after
+        # its last session closed.
+        launcher={"job_limit": 7, "poll_interval": 0.2, "max_server_restarts": 2, "client_timeout": 8},
         server={"port": None},
         client={"command": toy, "ranks": 1, "steps": STEPS,
                 "env": {"MELISSA_SOURCE_DIR": os.environ.get("MELISSA_SOURCE_DIR", "")}},
@@ -123,13 +133,32 @@ def complete_in(ckpt):
     return {sim for sim, state in enumerate(table["states"]) if state == "complete"}
 
 
-def statistics():
-    work = tmpdir("ckpt-modes-statistics")
-    base = statistics_study(work, "calm", 0)
-    rc, text = finish(run([RUN, base]))
+def same_statistics(work):
+    """Every statistic of the interrupted study ("stormy") equals the uninterrupted one's."""
+    def field(name, stat):
+        return np.load(os.path.join(work, name, "statistics", "field", stat + ".npy"))
+    worst = 0.0
+    for stat in STATS:
+        a, b = field("calm", stat), field("stormy", stat)
+        scale = np.maximum(np.abs(a), 1e-300)
+        diff = np.where(np.isnan(a), 0, np.abs(b - a) / scale)
+        worst = max(worst, float(np.nanmax(diff)))
+        check(a.shape == b.shape and np.array_equal(np.isnan(a), np.isnan(b))
+              and bool(np.all(np.abs(b - a) <= 1e-9 * scale + 1e-12 * np.nanmax(np.abs(a)))),
+              f"{stat}: equal to the uninterrupted study's")
+    print(f"largest relative difference to the uninterrupted run: {worst:.2e}")
+
+
+def uninterrupted(work):
+    rc, text = finish(run([RUN, statistics_study(work, "calm", 0)]))
     if rc != 0:
         print(text[-4000:])
     check(rc == 0, f"the uninterrupted study exits 0 (got {rc})")
+
+
+def statistics():
+    work = tmpdir("ckpt-modes-statistics")
+    uninterrupted(work)
 
     study = statistics_study(work, "stormy", 1)
     out = os.path.join(work, "stormy")
@@ -172,18 +201,65 @@ def statistics():
           f"({sink['simulations_folded']}, {sink['groups_folded']})")
     check(summary["simulations"]["completed"] == GROUPS * 7, "every simulation completed")
 
-    def field(name, stat):
-        return np.load(os.path.join(work, name, "statistics", "field", stat + ".npy"))
-    worst = 0.0
-    for stat in STATS:
-        a, b = field("calm", stat), field("stormy", stat)
-        scale = np.maximum(np.abs(a), 1e-300)
-        diff = np.where(np.isnan(a), 0, np.abs(b - a) / scale)
-        worst = max(worst, float(np.nanmax(diff)))
-        check(a.shape == b.shape and np.array_equal(np.isnan(a), np.isnan(b))
-              and bool(np.all(np.abs(b - a) <= 1e-9 * scale + 1e-12 * np.nanmax(np.abs(a)))),
-              f"{stat}: equal to the uninterrupted study's")
-    print(f"largest relative difference to the uninterrupted run: {worst:.2e}")
+    same_statistics(work)
+
+
+def statistics_sigterm():
+    work = tmpdir("ckpt-modes-sigterm")
+    uninterrupted(work)
+    out = os.path.join(work, "stormy")
+    p = run([RUN, statistics_study(work, "stormy", 1)])
+    wait_for(lambda: len(checkpoints(out)) >= 1 or p.poll() is not None, 120, "a first checkpoint")
+    check(p.poll() is None, "the study is still running")
+    pids = server_pids(out)
+    check(len(pids) == 1, f"one server process runs ({pids})")
+    os.kill(pids[0], signal.SIGTERM)
+    rc, text = finish(p)
+    if rc != 0:
+        print(text[-5000:])
+    check(rc == 0, f"melissa-run exits 0 after the server's restart (got {rc})")
+    summary = json.load(open(os.path.join(out, "summary.json")))
+    print("restarts:", json.dumps(summary.get("restarts")))
+    check(summary["server_restarts"] == 1, f"server_restarts = 1 ({summary.get('server_restarts')})")
+    restart = summary["restarts"][0]
+    check("exit code 75" in restart["reason"], f"the server exited 75 ({restart['reason']})")
+    reason = json.load(open(os.path.join(restart["checkpoint"], "manifest.json")))["reason"]
+    check(restart["action"] == "from_checkpoint" and reason == "sigterm",
+          f"restarted from the checkpoint SIGTERM wrote ({os.path.basename(restart['checkpoint'])}: {reason})")
+    no_rerun(summary, complete_in(restart["checkpoint"]), restart["time"])
+    same_statistics(work)
+
+
+def statistics_launcher_lost():
+    work = tmpdir("ckpt-modes-launcher-lost")
+    uninterrupted(work)
+    out = os.path.join(work, "stormy")
+    p = run([RUN, statistics_study(work, "stormy", 1)])
+    wait_for(lambda: len(checkpoints(out)) >= 1 or p.poll() is not None, 120, "a first checkpoint")
+    check(p.poll() is None, "the study is still running")
+    pids = server_pids(out)
+    p.kill()
+    p.wait()
+    wait_for(lambda: not server_pids(out), 120, "the server to stop by itself")
+    chosen = checkpoints(out)[-1]
+    reason = json.load(open(os.path.join(chosen, "manifest.json")))["reason"]
+    check(reason == "launcher_lost", f"the server's last checkpoint says the launcher was lost ({reason})")
+    rank0 = json.load(open(os.path.join(out, "server-summary.rank0.json")))
+    check(rank0.get("stopped", {}).get("checkpoint", {}).get("path") == chosen,
+          f"the server's summary names that checkpoint ({rank0.get('stopped')})")
+    complete = complete_in(chosen)
+    rc, text = finish(run([RUN, "--resume", out]))
+    if rc != 0:
+        print(text[-5000:])
+    check(rc == 0, f"melissa-run --resume exits 0 (got {rc})")
+    summary = json.load(open(os.path.join(out, "summary.json")))
+    check(summary["resumed_from"]["checkpoint"] == chosen, f"resumed from {os.path.basename(chosen)}")
+    no_rerun(summary, complete, 0)
+    sink = summary["server"][0]["sink"]
+    check(sink["simulations_folded"] == GROUPS * 7 and sink["groups_folded"] == GROUPS,
+          f"every simulation and group folded in ({sink['simulations_folded']}, {sink['groups_folded']})")
+    same_statistics(work)
+    del pids
 
 
 # --- dataset ---------------------------------------------------------------
@@ -254,5 +330,6 @@ def dataset():
 
 
 mode = sys.argv[1]
-{"statistics": statistics, "dataset": dataset}[mode]()
+{"statistics": statistics, "statistics-sigterm": statistics_sigterm,
+ "statistics-launcher-lost": statistics_launcher_lost, "dataset": dataset}[mode]()
 print("PASS")
