@@ -8,7 +8,9 @@ end: real melissa-run, local backend.
               simulation complete in it runs again, every simulation and
               group is folded in, and every statistic equals (1e-9 relative)
               that of the same study run without interruption
-  statistics-sigterm  the same study; the server gets SIGTERM mid-study: it
+  statistics-sigterm  the same study; melissa-shell checkpoint mid-study
+              answers with a checkpoint (reason shell) that verifies; then the
+              server gets SIGTERM: it
               checkpoints (reason sigterm) and exits 75, the launcher restarts
               it from that checkpoint, the statistics equal the uninterrupted
               run's
@@ -35,7 +37,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from melissa_testing import HEAT, RUN, check, fail, tmpdir, write_study  # noqa: E402
+from melissa_testing import HEAT, RUN, SHELL, check, fail, tmpdir, write_study  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -211,6 +213,15 @@ def statistics_sigterm():
     p = run([RUN, statistics_study(work, "stormy", 1)])
     wait_for(lambda: len(checkpoints(out)) >= 1 or p.poll() is not None, 120, "a first checkpoint")
     check(p.poll() is None, "the study is still running")
+    # On demand: rank 0's coordinator passes the request to the statistics sink.
+    r = subprocess.run([SHELL, out, "-c", "checkpoint"], capture_output=True, text=True, timeout=30,
+                       env=dict(os.environ, HOME=work))
+    print("melissa-shell checkpoint:", r.returncode, r.stdout.strip(), r.stderr.strip())
+    check(r.returncode == 0 and r.stdout.startswith("checkpoint written: "),
+          f"melissa-shell checkpoint answers with the checkpoint ({r.stdout.strip()} {r.stderr.strip()})")
+    path = r.stdout.split("checkpoint written: ", 1)[1].split(" (batch", 1)[0]
+    check(json.load(open(os.path.join(path, "manifest.json")))["reason"] == "shell",
+          f"{os.path.basename(path)} has reason shell")
     pids = server_pids(out)
     check(len(pids) == 1, f"one server process runs ({pids})")
     os.kill(pids[0], signal.SIGTERM)
