@@ -201,7 +201,11 @@ def statistics():
           and sink["groups_left_out"] == [],
           f"all {GROUPS} groups ({GROUPS * 7} simulations) folded in, none left out "
           f"({sink['simulations_folded']}, {sink['groups_folded']})")
-    check(summary["simulations"]["completed"] == GROUPS * 7, "every simulation completed")
+    check(summary["simulations"]["completed"] == GROUPS * 7, f"every simulation completed ({summary['simulations']})")
+    figures = sink.get("checkpoints", {})
+    check(figures.get("written", 0) >= 1 and figures.get("failed") == 0
+          and json.load(open(os.path.join(figures["last_path"], "manifest.json")))["reason"] == "end_of_study",
+          f"the restored server's figures: its last checkpoint is the end of the study ({figures})")
 
     same_statistics(work)
 
