@@ -18,6 +18,7 @@
 //
 // --sink-delay-ms and --window-kb make a slow server with a small credit
 // window: tests use them to make clients block in melissa_send.
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -378,8 +379,15 @@ int main(int argc, char** argv) {
     progress.restored_batch = restored->batch;
     progress.restored_table = restored->table;
     progress.restored_complete = restored->complete;
+    // Rank 0 under a launcher asks again (run_sim) for a simulation done in
+    // its received steps but not complete in the table: that one ends when
+    // its rerun does (all duplicates), else the study could end before the
+    // launcher hears that it is complete.
+    const bool asks_again = rank == 0 && !opt.launcher.empty() && restored->table;
     for (const auto& [sim, record] : restored->received.simulations())
-      if (record.done) progress.restored_done.push_back(sim);
+      if (record.done && (!asks_again || std::binary_search(restored->complete.begin(),
+                                                            restored->complete.end(), sim)))
+        progress.restored_done.push_back(sim);
   }
   // Rank 0 under a launcher: the coordinator publishes its simulation table
   // here, the checkpoints read it (from the trainer's thread).
