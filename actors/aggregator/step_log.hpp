@@ -12,12 +12,48 @@ namespace melissa {
 class step_log {
  public:
   struct simulation {
-    std::vector<std::vector<bool>> received;  // [field][time step]
+    // (In this order the record is 112 bytes: done next to compact_.)
+    std::set<std::uint32_t> attempts;         // attempts that sent or opened a session
     std::uint64_t stored = 0;                 // steps accepted (all fields)
     std::uint64_t duplicates = 0;             // steps dropped as already stored
-    std::set<std::uint32_t> attempts;         // attempts that sent or opened a session
     bool done = false;                        // a client ended this simulation cleanly
+
+    // The received steps, [field][time step]: read through these, whether the
+    // bitsets are kept or the simulation is compacted.
+    std::uint32_t field_count() const;
+    // The length of field's bitset: its highest step recorded + 1 (a
+    // forgotten step may leave it longer); 0 for a field never received.
+    std::uint32_t field_length(std::uint32_t field) const;
+    bool has(std::uint32_t field, std::uint32_t step) const;
+    std::vector<bool> field_bits(std::uint32_t field) const;
+    // Appends the next field's bitset (a checkpoint read back).
+    void add_field(std::vector<bool> bits);
+    // True when the bitsets were replaced by one series record.
+    bool compacted() const { return compact_; }
+
+   private:
+    friend class step_log;
+    // A complete simulation's steps are, in every field, the same arithmetic
+    // series (a server rank gets every ranks-th step of it: the client API's
+    // round robin), so a complete simulation keeps this record instead of
+    // fields x steps bits (issue 16: 100,000 simulations). Exact: a log
+    // whose bits are not such a series keeps them.
+    struct series {
+      std::uint32_t fields = 0;  // fields, each with the same steps
+      std::uint32_t length = 0;  // each field's bitset length
+      std::uint32_t first = 0;   // steps first + i * stride, i < count
+      std::uint32_t stride = 1;
+      std::uint32_t count = 0;
+    };
+    bool compact();  // true if now compacted
+    void expand();   // back to bitsets (a step the series lacks arrives)
+    bool compact_ = false;
+    series series_;
+    std::vector<std::vector<bool>> received_;  // [field][time step] unless compact_
   };
+
+  // A log that keeps a complete simulation's bitsets (the bench's "before").
+  explicit step_log(bool compact_complete = true) : compact_complete_(compact_complete) {}
 
   // Records (sim, field, step). True if it is new and must be stored; false
   // if an earlier attempt already delivered it.
@@ -34,15 +70,19 @@ class step_log {
   // field to rank (sim + t) mod ranks (the client API's round robin).
   std::uint64_t missing_steps(std::uint32_t sim, std::uint32_t fields, std::uint32_t steps,
                               std::uint32_t rank, std::uint32_t ranks) const;
-  // Marks the simulation done; true the first time.
+  // Marks the simulation done (and compacts its received steps); true the
+  // first time.
   bool mark_done(std::uint32_t sim);
 
   const std::map<std::uint32_t, simulation>& simulations() const { return sims_; }
-  // A log holding exactly `sims` (a checkpoint's), its totals recomputed.
+  // A log holding exactly `sims` (a checkpoint's), its totals recomputed and
+  // its done simulations compacted.
   static step_log restore(std::map<std::uint32_t, simulation> sims);
   std::uint64_t total_stored() const { return total_stored_; }
   std::uint64_t total_duplicates() const { return total_duplicates_; }
   std::uint32_t done_count() const { return done_count_; }
+  // Simulations whose bitsets were replaced by a series record.
+  std::uint32_t compacted_count() const;
 
  private:
   // The simulation looked up last: a client sends its steps in a row, and
@@ -66,6 +106,7 @@ class step_log {
   std::uint64_t total_stored_ = 0;
   std::uint64_t total_duplicates_ = 0;
   std::uint32_t done_count_ = 0;
+  bool compact_complete_ = true;
 };
 
 }  // namespace melissa

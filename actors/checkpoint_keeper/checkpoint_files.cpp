@@ -60,7 +60,9 @@ void file_writer::write(const void* data, std::size_t bytes) {
       if (n <= 0) fail("cannot write", path_, n < 0 ? errno : EIO);
       p += n;
       bytes -= static_cast<std::size_t>(n);
+      in_file_ += static_cast<std::uint64_t>(n);
     }
+    start_writeback();
     return;
   }
   if (used_ + bytes > capacity_) flush();
@@ -75,8 +77,21 @@ void file_writer::flush() {
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) fail("cannot write", path_, n < 0 ? errno : EIO);
     done += static_cast<std::size_t>(n);
+    in_file_ += static_cast<std::uint64_t>(n);
   }
   used_ = 0;
+  start_writeback();
+}
+
+void file_writer::start_writeback() {
+#ifdef __linux__
+  constexpr std::uint64_t step = std::uint64_t{8} << 20;
+  if (in_file_ - writeback_from_ < step) return;
+  // Asynchronous (no wait): a failure here shows at close()'s fsync anyway.
+  ::sync_file_range(fd_, static_cast<off64_t>(writeback_from_),
+                    static_cast<off64_t>(in_file_ - writeback_from_), SYNC_FILE_RANGE_WRITE);
+  writeback_from_ = in_file_;
+#endif
 }
 
 file_digest file_writer::close() {

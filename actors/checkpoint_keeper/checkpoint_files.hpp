@@ -37,6 +37,10 @@ class file_writer {
 
  private:
   void flush();
+  // Starts the disk writes of what reached the file so far (Linux
+  // sync_file_range), every few MiB, so that they overlap the hashing and
+  // copying of the next bytes instead of all waiting for close()'s fsync.
+  void start_writeback();
 
   struct hash_state;
   std::string path_;
@@ -46,6 +50,8 @@ class file_writer {
   std::size_t capacity_ = 0;
   std::size_t used_ = 0;
   std::uint64_t written_ = 0;
+  std::uint64_t in_file_ = 0;         // bytes write(2) took so far
+  std::uint64_t writeback_from_ = 0;  // bytes whose writeback was not started yet begin here
 };
 
 // Size and XXH3 of a file on disk (read in 4 MiB chunks). Throws

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <exception>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 
@@ -78,6 +79,8 @@ bool rank_checkpoints::at_step_boundary(std::uint64_t batch, double now, bool en
     const auto t0 = std::chrono::steady_clock::now();
     auto snap = snapshot();
     if (settings_.table) snap.table = settings_.table();
+    std::vector<checkpoint_part> extras;
+    if (settings_.extras) extras = settings_.extras(batch);
     const double pause =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     checkpoint_job job;
@@ -109,6 +112,7 @@ bool rank_checkpoints::at_step_boundary(std::uint64_t batch, double now, bool en
         for (auto& write : rank_parts(std::move(part))) write(s);
       });
     }
+    for (auto& part : extras) job.parts.push_back(std::move(part));
     {
       std::lock_guard<std::mutex> lock(mutex_);
       figures_["taken"] = figures_["taken"].get<std::uint64_t>() + 1;
@@ -116,6 +120,7 @@ bool rank_checkpoints::at_step_boundary(std::uint64_t batch, double now, bool en
       p["total"] = p["total"].get<double>() + pause;
       p["max"] = std::max(p["max"].get<double>(), pause);
       p["last"] = pause;
+      new_pauses_ = new_pauses_.value_or(0.0) + pause;
     }
     schedule_.taken(batch, now);
     if (reason == "sigterm" || reason == "launcher_lost") stopped_ = true;
@@ -154,6 +159,11 @@ void rank_checkpoints::written(const write_result& r) {
   figures_["last_path"] = r.path;
   figures_["last_bytes"] = r.bytes;
   figures_["last_write_seconds"] = r.seconds;
+}
+
+std::optional<double> rank_checkpoints::take_pauses() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return std::exchange(new_pauses_, std::nullopt);
 }
 
 nlohmann::json rank_checkpoints::figures() const {

@@ -38,6 +38,11 @@ struct rank_checkpoint_settings {
   // checkpoint is taken, so before the buffer's cut: a simulation complete
   // in it has all its steps in the cut.
   std::function<std::optional<simulation_table_snapshot>()> table;
+  // Rank 0: more parts (Breed's state, the study's elapsed time: "Rank 0's
+  // extras" in docs/checkpoints.md), made on the trainer's thread when a
+  // checkpoint is taken at `batch` (a copy of what they write), written by
+  // the writer.
+  std::function<std::vector<checkpoint_part>(std::uint64_t batch)> extras;
 };
 
 // What the training buffer hands over at the cut: its samples (with
@@ -113,6 +118,10 @@ class rank_checkpoints {
   //  {"total", "max", "last"}}
   nlohmann::json figures() const;
 
+  // The trainer's pause for the checkpoints taken since the last call, summed
+  // (none: no checkpoint taken since): the metrics' checkpoint_pause_s.
+  std::optional<double> take_pauses();
+
  private:
   void written(const write_result& result);
 
@@ -124,6 +133,7 @@ class rank_checkpoints {
   std::uint64_t last_taken_batch_ = 0;
   mutable std::mutex mutex_;  // the figures: the writer's thread reports results
   nlohmann::json figures_;
+  std::optional<double> new_pauses_;  // since the last take_pauses()
   std::function<void(const write_result&)> on_written_;  // of the job being written
   checkpoint_writer writer_;  // last: its thread stops before the rest goes
 };

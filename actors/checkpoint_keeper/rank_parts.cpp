@@ -11,13 +11,26 @@
 namespace melissa::checkpoint {
 namespace fs = std::filesystem;
 
+checkpoint_part text_part(std::string path, std::string text) {
+  return [path = std::move(path), text = std::move(text)](staging& s) {
+    file_writer out(s.prepare(path));
+    out.write(text.data(), text.size());
+    s.add(path, out.close());
+  };
+}
+
 std::vector<checkpoint_part> rank_parts(rank_snapshot snapshot) {
   const std::string prefix = "rank-" + std::to_string(snapshot.rank) + "/";
   std::vector<checkpoint_part> parts;
   if (!snapshot.trainer.empty())
     parts.push_back([prefix, trainer = snapshot.trainer](staging& s) {
-      const auto dir = fs::path(s.prepare(prefix + "trainer/x")).parent_path().string();
-      for (const auto& name : trainer.write(dir)) s.add_written(prefix + "trainer/" + name);
+      // Raw arrays through the hashing writer (no second read for the
+      // checksum), then their index.
+      const std::string data = prefix + "trainer/" + trainer_snapshot::data_file;
+      file_writer out(s.prepare(data));
+      trainer.write_arrays([&](const void* bytes, std::size_t n) { out.write(bytes, n); });
+      s.add(data, out.close());
+      text_part(prefix + "trainer/" + trainer_snapshot::index_file, trainer.index_json())(s);
     });
   if (snapshot.buffer)
     parts.push_back([prefix, buffer = std::make_shared<const buffer_snapshot>(std::move(*snapshot.buffer))](
@@ -50,7 +63,11 @@ std::vector<checkpoint_part> rank_parts(rank_snapshot snapshot) {
 restored_rank read_rank_part(const std::string& dir, std::uint32_t rank) {
   const std::string base = dir + "/rank-" + std::to_string(rank);
   restored_rank out;
-  if (fs::exists(base + "/trainer/trainer_state.pt")) out.trainer_dir = base + "/trainer";
+  // tensors.json: the checkpoint format; trainer_state.pt: older checkpoints
+  // (trainer_core::load reads both).
+  if (fs::exists(base + "/trainer/" + trainer_snapshot::index_file) ||
+      fs::exists(base + "/trainer/trainer_state.pt"))
+    out.trainer_dir = base + "/trainer";
   if (fs::exists(base + "/buffer.bin")) {
     auto snapshot = read_buffer_file(base + "/buffer.bin");
     out.pending = std::move(snapshot.pending);

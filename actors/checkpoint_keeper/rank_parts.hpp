@@ -4,7 +4,7 @@
 // restarted rank reads its part with read_rank_part(). No CAF; no torch in
 // this header (the trainer's files are written by trainer_snapshot).
 //
-//   rank-<R>/trainer/model_state.pt, trainer_state.pt   (trainer_core::load)
+//   rank-<R>/trainer/tensors.bin, tensors.json           (trainer_core::load)
 //   rank-<R>/buffer.bin                                  ([checkpoint] buffer = true)
 //   rank-<R>/received_steps.json
 #pragma once
@@ -34,6 +34,10 @@ struct rank_snapshot {
   // received steps decide what a restart may skip.
   std::optional<simulation_table_snapshot> table;
 };
+
+// A part that writes `text` to `path` (relative to the checkpoint), e.g.
+// rank 0's study/breed_state.json.
+checkpoint_part text_part(std::string path, std::string text);
 
 // The parts that write `snapshot` (it is moved into them: the caller keeps
 // nothing alive for the writer thread).

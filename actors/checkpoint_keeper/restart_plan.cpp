@@ -94,6 +94,16 @@ restart_plan plan_server_restart(const restart_inputs& in) {
         else if (table.states[sim] != sim_state::failed && !contains(in.given_up, sim))
           plan.resubmit.push_back(sim);
       }
+      // The attempts seen, best effort (a rank's file that does not parse
+      // only loses its attempts: the restored server refuses it anyway).
+      for (std::uint32_t rank = 0; rank < v.contents.ranks; ++rank) try {
+          const auto log = step_log_from_json(
+              read_text(c.path + "/rank-" + std::to_string(rank) + "/received_steps.json"));
+          for (const auto& [sim, record] : log.simulations())
+            if (!record.attempts.empty())
+              plan.attempts[sim] = std::max(plan.attempts[sim], *record.attempts.rbegin());
+        } catch (const std::exception&) {
+        }
       return plan;
     }
   } catch (const std::exception& e) {

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -37,6 +38,10 @@ struct restart_plan {
   std::vector<std::string> skipped;    // one log line per invalid newer checkpoint, with why
   std::vector<std::uint32_t> complete;  // complete in the checkpoint: never rerun
   std::vector<std::uint32_t> resubmit;  // everything else not given up: attempt + 1
+  // from_checkpoint: the highest attempt of each simulation in the
+  // checkpoint's received steps (every rank's; melissa-run --resume numbers
+  // the next attempts after them).
+  std::map<std::uint32_t, std::uint32_t> attempts;
   std::string message;                 // fail: what happened and what is lost
 };
 

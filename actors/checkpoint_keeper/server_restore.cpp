@@ -1,7 +1,10 @@
 #include "actors/checkpoint_keeper/server_restore.hpp"
 
 #include <filesystem>
+#include <cmath>
 #include <stdexcept>
+
+#include <nlohmann/json.hpp>
 
 #include "actors/checkpoint_keeper/checkpoint_files.hpp"
 #include "actors/checkpoint_keeper/checkpoint_manifest.hpp"
@@ -21,6 +24,20 @@ step_log read_received(const std::string& dir, std::uint32_t rank) {
 }
 
 }  // namespace
+
+std::string study_state_to_json(double elapsed_s) {
+  return nlohmann::json{{"elapsed_s", elapsed_s}}.dump();
+}
+
+double study_state_elapsed(const std::string& text) {
+  const auto j = nlohmann::json::parse(text, nullptr, false);
+  if (!j.is_object() || !j.contains("elapsed_s") || !j["elapsed_s"].is_number())
+    throw std::runtime_error("no number \"elapsed_s\"");
+  const double elapsed = j["elapsed_s"].get<double>();
+  if (!std::isfinite(elapsed) || elapsed < 0)
+    throw std::runtime_error("\"elapsed_s\" is not a time: " + j["elapsed_s"].dump());
+  return elapsed;
+}
 
 server_restore read_server_restore(const std::string& dir, std::uint32_t rank, std::uint32_t ranks) {
   const auto v = verify_checkpoint(dir);
@@ -45,6 +62,17 @@ server_restore read_server_restore(const std::string& dir, std::uint32_t rank, s
     }
     if (done) out.complete.push_back(sim);
   }
+  const auto state_path = dir + "/study/study_state.json";
+  if (std::filesystem::exists(state_path)) {
+    try {
+      out.elapsed_s = study_state_elapsed(read_text(state_path));
+    } catch (const std::runtime_error& e) {
+      throw std::runtime_error(state_path + ": " + e.what());
+    }
+  }
+  // Read as text here; the steering parses it (breed_steering::restore_state).
+  const auto breed_path = dir + "/study/breed_state.json";
+  if (std::filesystem::exists(breed_path)) out.breed_state = read_text(breed_path);
   const auto table_path = dir + "/study/simulation_table.json";
   if (std::filesystem::exists(table_path)) {
     try {

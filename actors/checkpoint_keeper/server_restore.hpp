@@ -27,7 +27,17 @@ struct server_restore {
   // Rank 0: simulations done in every rank's received steps (and complete
   // in the table when there is one), ascending. A restart never reruns them.
   std::vector<std::uint32_t> complete;
+  // Rank 0's extras (absent in older checkpoints, and on other ranks):
+  // study/study_state.json's elapsed time (the server's summary counts on
+  // from it) and study/breed_state.json as written (breed_steering::
+  // state_json; "" without Breed).
+  std::optional<double> elapsed_s;
+  std::string breed_state;
 };
+
+// study/study_state.json: {"elapsed_s": seconds the study had run}.
+std::string study_state_to_json(double elapsed_s);
+double study_state_elapsed(const std::string& json);  // throws std::runtime_error
 
 // Throws std::runtime_error saying why: the checkpoint does not verify, it
 // holds another number of ranks than `ranks`, a part cannot be read.

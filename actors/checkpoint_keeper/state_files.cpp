@@ -61,7 +61,8 @@ std::string step_log_to_json(const step_log& log) {
   nlohmann::json sims = nlohmann::json::array();
   for (const auto& [sim, s] : log.simulations()) {
     nlohmann::json fields = nlohmann::json::array();
-    for (const auto& bits : s.received) fields.push_back({{"steps", bits.size()}, {"bits", bits_to_hex(bits)}});
+    for (std::uint32_t f = 0; f < s.field_count(); ++f)
+      fields.push_back({{"steps", s.field_length(f)}, {"bits", bits_to_hex(s.field_bits(f))}});
     sims.push_back({{"sim", sim},
                     {"stored", s.stored},
                     {"duplicates", s.duplicates},
@@ -86,9 +87,9 @@ step_log step_log_from_json(const std::string& text) {
       s.done = entry.at("done").get<bool>();
       std::uint64_t set_bits = 0;
       for (const auto& field : entry.at("fields")) {
-        s.received.push_back(
-            hex_to_bits(field.at("bits").get<std::string>(), field.at("steps").get<std::uint32_t>()));
-        for (bool b : s.received.back()) set_bits += b ? 1 : 0;
+        auto bits = hex_to_bits(field.at("bits").get<std::string>(), field.at("steps").get<std::uint32_t>());
+        for (bool b : bits) set_bits += b ? 1 : 0;
+        s.add_field(std::move(bits));
       }
       // The count and the bits must agree, or exactly-once is lost.
       if (set_bits != s.stored)

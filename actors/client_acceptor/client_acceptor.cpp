@@ -15,7 +15,12 @@ namespace {
 struct acceptor_state {
   explicit acceptor_state(caf::event_based_actor*) {}
   ~acceptor_state() {
-    if (io) io->stop();  // no reader thread outlives the acceptor
+    if (!io) return;
+    // The fullest the budget got (tests/bench/many_clients --sink-delay-ms reads it).
+    const auto& b = io->budget();
+    spdlog::info("ingest: {} connections; step payloads held at most {:.1f} MiB (budget {:.0f} MiB{})", accepted,
+                 b.peak() / 1048576.0, b.limit() / 1048576.0, b.limit() == 0 ? ": unlimited" : "");
+    io->stop();  // no reader thread outlives the acceptor
   }
   acceptor_settings settings;
   aggregator_actor aggregator;

@@ -111,7 +111,7 @@ caf::result<std::string> make_summary(coordinator_ptr self) {
                         {"steps_stored", stats.steps_stored},
                         {"duplicates", stats.duplicates},
                         {"bytes_stored", stats.bytes_stored},
-                        {"elapsed_s", seconds_since(st.started)},
+                        {"elapsed_s", st.settings.elapsed_offset_s + seconds_since(st.started)},
                         {"sink", sink},
                         {"simulations", sims}};
                     if (!st.training_summary.empty())

@@ -48,6 +48,9 @@ struct coordinator_settings {
   // --restore, every rank: the simulations done in this rank's restored
   // received steps; they count as ended (never rerun, no session comes).
   std::vector<std::uint32_t> restored_done;
+  // --restore, rank 0: the study's elapsed seconds in the checkpoint
+  // (study/study_state.json); the summary's elapsed_s counts on from it.
+  double elapsed_offset_s = 0;
   // Rank 0 under a launcher: called with the table each time it changes (the
   // checkpoints' copy, read by the trainer's thread).
   std::function<void(const simulation_table_snapshot&)> publish_table;

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,11 @@ struct launcher_settings {
   std::string restore;
   std::uint64_t restore_batch = 0;
   std::vector<std::uint32_t> restore_complete;
+  // The highest attempt of each simulation before (launcher_core::carry_attempts).
+  std::map<std::uint32_t, std::uint32_t> restore_attempts;
+  // The study's elapsed seconds in that checkpoint (study/study_state.json):
+  // the status's and summary's elapsed_s count on from it.
+  double elapsed_offset_s = 0;
 };
 
 // launcher_impl_actor (messages/actor_types.hpp): the published interface

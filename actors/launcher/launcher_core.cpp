@@ -17,7 +17,7 @@ launcher_core::request_outcome launcher_core::request(std::uint32_t sim, std::st
   requested_in_[sim] = generation_;
   if (!parameters_.count(sim)) {
     parameters_[sim] = std::move(parameters);
-    queue_.emplace_back(sim, 1);
+    queue_.emplace_back(sim, first_attempt(sim));
     return request_outcome::queued;
   }
   // Asked twice by the same server (a reconnecting rank): once is enough.
@@ -76,19 +76,19 @@ std::vector<std::uint32_t> launcher_core::next_submissions(double) {
   };
   while (!queue_.empty() && active < limits_.job_limit) {
     const auto [sim, attempt] = queue_.front();
-    if (limits_.group_size > 1 && attempt == 1) {
+    if (limits_.group_size > 1 && attempt == first_attempt(sim)) {
       // A whole group at once: when it fits in the limit, or alone when the
       // group is larger than the limit.
       const auto members = group_at_front();
       if (members.empty()) break;  // the rest of the group is not requested yet
       if (active > 0 && active + members.size() > limits_.job_limit) break;
-      for (auto i : members) submit(queue_[i].first, 1);
+      for (auto i : members) submit(queue_[i].first, queue_[i].second);
       for (auto it = members.rbegin(); it != members.rend(); ++it)
         queue_.erase(queue_.begin() + static_cast<std::ptrdiff_t>(*it));
       continue;
     }
     queue_.pop_front();
-    if (attempt > 1 && --queued_retries_[sim] == 0) queued_retries_.erase(sim);
+    if (attempt > first_attempt(sim) && --queued_retries_[sim] == 0) queued_retries_.erase(sim);
     submit(sim, attempt);
   }
   return jobs;
@@ -102,7 +102,8 @@ std::vector<std::size_t> launcher_core::group_at_front() const {
   for (std::uint32_t m = 0; m < size; ++m)
     if (started_.count(group * size + m)) ++started;
   for (std::size_t i = 0; i < queue_.size(); ++i)
-    if (queue_[i].second == 1 && queue_[i].first / size == group) members.push_back(i);
+    if (queue_[i].second == first_attempt(queue_[i].first) && queue_[i].first / size == group)
+      members.push_back(i);
   if (members.size() + started < size) return {};
   return members;
 }

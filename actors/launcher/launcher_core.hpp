@@ -59,6 +59,18 @@ class launcher_core {
   void restored(const std::vector<std::uint32_t>& complete);
   // How many times the server was restarted.
   std::uint32_t server_generation() const { return generation_; }
+  // melissa-run --resume: the highest attempt each simulation reached in the
+  // runs before (the checkpoint's received steps, the previous summary's
+  // jobs). Its first job in this run is that attempt + 1, and max_retries
+  // counts the earlier attempts too, as within one run.
+  void carry_attempts(const std::map<std::uint32_t, std::uint32_t>& attempts) {
+    carried_attempts_ = attempts;
+  }
+  // The attempt a simulation's first job of this run gets (1 + carried).
+  std::uint32_t first_attempt(std::uint32_t sim) const {
+    const auto it = carried_attempts_.find(sim);
+    return it == carried_attempts_.end() ? 1 : it->second + 1;
+  }
   // Steering: new parameters for a requested simulation that has never been
   // submitted. False (nothing changes) once it has a job.
   bool change_parameters(std::uint32_t sim, std::string parameters);
@@ -133,6 +145,7 @@ class launcher_core {
   std::map<std::uint32_t, std::string> parameters_;  // sim -> parameters
   std::deque<std::pair<std::uint32_t, std::uint32_t>> queue_;  // (sim, attempt) waiting for a slot
   std::map<std::uint32_t, std::uint32_t> queued_retries_;      // sim -> its retries in queue_
+  std::map<std::uint32_t, std::uint32_t> carried_attempts_;    // --resume: sim -> attempts before
   outcome retry_or_give_up(job_row& row);
   // The first attempts of the group of the queue's front, all requested:
   // their queue positions; empty while some member is not requested yet.

@@ -46,7 +46,7 @@ json status_json(const launcher_state& st) {
   return {{"ok", true},
           {"study", st.settings.study.study.name},
           {"state", to_string(st.phases.phase())},
-          {"elapsed_s", st.now()},
+          {"elapsed_s", st.settings.elapsed_offset_s + st.now()},
           {"simulations",
            {{"requested", c.requested},
             {"completed", c.completed},
@@ -180,7 +180,9 @@ std::string merge_ranks(const launcher_state& st, std::map<std::uint32_t, json> 
     for (const auto& e : errors) why += (why.empty() ? "" : "; ") + e;
     return error_reply(why.empty() ? "no server rank answered" : why);
   }
-  return ok({{"state", to_string(st.phases.phase())}, {"elapsed_s", st.now()}, {"ranks", ranks}})
+  return ok({{"state", to_string(st.phases.phase())},
+             {"elapsed_s", st.settings.elapsed_offset_s + st.now()},
+             {"ranks", ranks}})
       .dump();
 }
 

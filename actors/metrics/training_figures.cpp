@@ -21,7 +21,7 @@ training_figures::training_figures(options o) : options_(o) {
   if (options_.ranks == 0) options_.ranks = 1;
 }
 
-std::vector<std::string> training_figures::columns(bool buffer_columns) {
+std::vector<std::string> training_figures::columns(bool buffer_columns, bool checkpoint_column) {
   std::vector<std::string> c = {"samples_seen", "train_loss",   "validation_loss", "samples_per_s",
                                 "batch_wait_s", "busy_fraction"};
   if (buffer_columns) {
@@ -29,6 +29,7 @@ std::vector<std::string> training_figures::columns(bool buffer_columns) {
     c.emplace_back("buffer_unseen");
   }
   c.emplace_back("learning_rate");
+  if (checkpoint_column) c.emplace_back("checkpoint_pause_s");
   return c;
 }
 
@@ -67,6 +68,11 @@ void training_figures::validated(double loss, double seconds) {
   if (!best_validation_ || loss < *best_validation_) best_validation_ = loss;
 }
 
+void training_figures::checkpoint_paused(double seconds) {
+  window_.checkpoint_pause_s += seconds;
+  window_.checkpointed = true;
+}
+
 metric_values training_figures::close_window(time_point now, double learning_rate) {
   const auto& w = window_;
   const double elapsed = seconds_between(w.start, now);
@@ -87,6 +93,8 @@ metric_values training_figures::close_window(time_point now, double learning_rat
   // docs/training.md: a row carries a validation loss only when one was
   // computed in its window.
   if (w.validated) row.emplace_back("validation_loss", *last_validation_);
+  if (w.checkpointed && options_.checkpoint_column)
+    row.emplace_back("checkpoint_pause_s", w.checkpoint_pause_s);
   window_ = window{};
   window_.start = now;
   return row;

@@ -43,13 +43,19 @@ class training_figures {
     std::uint32_t ranks = 1;
     // The buffer_population and buffer_unseen columns and keys (online only).
     bool buffer_columns = true;
+    // The checkpoint_pause_s column (a trainer that checkpoints): the
+    // trainer's pause for the checkpoints taken in a row's window, in that
+    // row only (docs/checkpoints.md).
+    bool checkpoint_column = false;
   };
 
   explicit training_figures(options o);
 
   // The metrics columns, in CSV order (TensorBoard gets the same tags).
-  static std::vector<std::string> columns(bool buffer_columns);
-  std::vector<std::string> columns() const { return columns(options_.buffer_columns); }
+  static std::vector<std::string> columns(bool buffer_columns, bool checkpoint_column = false);
+  std::vector<std::string> columns() const {
+    return columns(options_.buffer_columns, options_.checkpoint_column);
+  }
 
   // Training starts now: elapsed time counts from here (0 before), and a
   // first window opens.
@@ -67,6 +73,9 @@ class training_figures {
   void resume_at(std::uint64_t batches) { batches_ = batches; }
   // A validation ran: its loss, and the time it took (left out of throughputs).
   void validated(double loss, double seconds);
+  // A checkpoint was taken: the trainer paused this long (its snapshot).
+  // The window's row carries the sum as checkpoint_pause_s (checkpoint_column).
+  void checkpoint_paused(double seconds);
 
   // Batches of the open window.
   std::uint64_t window_batches() const { return window_.batches; }
@@ -112,6 +121,8 @@ class training_figures {
     double wait_s = 0;
     double validation_s = 0;
     bool validated = false;
+    double checkpoint_pause_s = 0;
+    bool checkpointed = false;
   };
 
   options options_;

@@ -2,11 +2,18 @@
 
 #include <algorithm>
 #include <cmath>
+#include <sstream>
 #include <stdexcept>
+
+#include <nlohmann/json.hpp>
 
 #include "config/design.hpp"
 
 namespace melissa {
+
+namespace {
+constexpr int breed_state_format = 1;
+}
 
 const char* to_string(point_origin o) {
   return o == point_origin::proposal ? "proposal" : "uniform";
@@ -264,6 +271,149 @@ breed_status breed_steering::status() const {
   s.completed = completed_.size();
   for (const auto& [sim, c] : completed_) s.population += fully_seen(sim, c) ? 1 : 0;
   return s;
+}
+
+std::string breed_random::state() const {
+  std::ostringstream out;
+  out << engine_;
+  return out.str();
+}
+
+void breed_random::set_state(const std::string& text) {
+  std::istringstream in(text);
+  std::mt19937_64 engine;
+  in >> engine;
+  if (in.fail()) throw std::runtime_error("not a std::mt19937_64 state");
+  engine_ = engine;
+}
+
+std::string breed_steering::state_json() const {
+  using nlohmann::json;
+  // Sorted by key, so that equal states give equal text.
+  std::vector<std::pair<std::uint64_t, step_deviation>> steps(steps_.begin(), steps_.end());
+  std::sort(steps.begin(), steps.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  json step_rows = json::array();
+  for (const auto& [key, d] : steps)
+    step_rows.push_back({key >> 32, key & 0xffffffffu, d.mean, d.count});
+  std::map<std::uint32_t, sim_deviation> sims(sims_.begin(), sims_.end());
+  json sim_rows = json::array();
+  for (const auto& [sim, d] : sims) sim_rows.push_back({sim, d.sum_of_step_means, d.steps, d.last_update});
+  std::map<std::uint32_t, completed_sim> completed(completed_.begin(), completed_.end());
+  json completed_rows = json::array();
+  for (const auto& [sim, c] : completed) completed_rows.push_back({sim, c.parameters, c.steps});
+  json provenance = json::array();
+  for (const auto& [sim, p] : provenance_)
+    provenance.push_back({sim, static_cast<int>(p.origin), p.resampling, p.location});
+  json history = json::array();
+  for (const auto& h : history_)
+    history.push_back({h.s, h.r, h.time, h.population, h.points, h.proposal, h.shrinks, h.fallbacks});
+  return json{{"format", breed_state_format},
+              {"parameters", settings_.bounds.size()},
+              {"seed", settings_.seed},
+              {"rng", rng_.state()},
+              {"batches", batches_},
+              {"resamplings", resamplings_},
+              {"points_drawn", points_drawn_},
+              {"update_counter", update_counter_},
+              {"shrinks", shrinks_},
+              {"fallbacks", fallbacks_},
+              {"last_resampling_time", last_resampling_time_},
+              {"last_skip", last_skip_},
+              {"steps", std::move(step_rows)},
+              {"sims", std::move(sim_rows)},
+              {"completed", std::move(completed_rows)},
+              {"provenance", std::move(provenance)},
+              {"history", std::move(history)}}
+      .dump();
+}
+
+void breed_steering::restore_state(const std::string& text) {
+  using nlohmann::json;
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::exception& e) {
+    throw std::runtime_error(std::string("breed state: not JSON: ") + e.what());
+  }
+  const char* key = "format";
+  try {
+    if (!j.is_object()) throw std::runtime_error("breed state: not a JSON object");
+    if (j.at("format").get<int>() != breed_state_format)
+      throw std::runtime_error("breed state: format " + j.at("format").dump() + ", this build reads " +
+                               std::to_string(breed_state_format));
+    key = "parameters";
+    if (j.at("parameters").get<std::size_t>() != settings_.bounds.size())
+      throw std::runtime_error("breed state: " + j.at("parameters").dump() +
+                               " parameters, the study has " +
+                               std::to_string(settings_.bounds.size()));
+    breed_steering next(settings_);  // built aside: *this changes only if all reads
+    key = "rng";
+    try {
+      next.rng_.set_state(j.at("rng").get<std::string>());
+    } catch (const std::runtime_error& e) {
+      throw std::runtime_error(std::string("breed state: key 'rng': ") + e.what());
+    }
+    key = "batches";
+    next.batches_ = j.at("batches").get<std::uint64_t>();
+    key = "resamplings";
+    next.resamplings_ = j.at("resamplings").get<std::uint64_t>();
+    key = "points_drawn";
+    next.points_drawn_ = j.at("points_drawn").get<std::uint64_t>();
+    key = "update_counter";
+    next.update_counter_ = j.at("update_counter").get<std::uint64_t>();
+    key = "shrinks";
+    next.shrinks_ = j.at("shrinks").get<std::uint64_t>();
+    key = "fallbacks";
+    next.fallbacks_ = j.at("fallbacks").get<std::uint64_t>();
+    key = "last_resampling_time";
+    next.last_resampling_time_ = j.at("last_resampling_time").get<double>();
+    key = "last_skip";
+    next.last_skip_ = j.at("last_skip").get<std::string>();
+    key = "steps";
+    for (const auto& row : j.at("steps")) {
+      const auto sim = row.at(0).get<std::uint32_t>(), step = row.at(1).get<std::uint32_t>();
+      next.steps_[(std::uint64_t{sim} << 32) | step] =
+          step_deviation{row.at(2).get<double>(), row.at(3).get<std::uint64_t>()};
+    }
+    key = "sims";
+    for (const auto& row : j.at("sims"))
+      next.sims_[row.at(0).get<std::uint32_t>()] = sim_deviation{
+          row.at(1).get<double>(), row.at(2).get<std::uint64_t>(), row.at(3).get<std::uint64_t>()};
+    key = "completed";
+    for (const auto& row : j.at("completed")) {
+      auto parameters = row.at(1).get<std::vector<double>>();
+      if (parameters.size() != settings_.bounds.size())
+        throw std::runtime_error("breed state: completed simulation " + row.at(0).dump() + " has " +
+                                 std::to_string(parameters.size()) + " parameters");
+      next.completed_[row.at(0).get<std::uint32_t>()] =
+          completed_sim{std::move(parameters), row.at(2).get<std::uint64_t>()};
+    }
+    key = "provenance";
+    for (const auto& row : j.at("provenance")) {
+      const int origin = row.at(1).get<int>();
+      if (origin != 0 && origin != 1) throw std::runtime_error("breed state: provenance origin " + row.at(1).dump());
+      next.provenance_[row.at(0).get<std::uint32_t>()] =
+          provenance_entry{static_cast<point_origin>(origin), row.at(2).get<std::uint64_t>(),
+                           row.at(3).get<std::int64_t>()};
+    }
+    key = "history";
+    for (const auto& row : j.at("history")) {
+      resampling_record h;
+      h.s = row.at(0).get<std::uint64_t>();
+      h.r = row.at(1).get<double>();
+      h.time = row.at(2).get<double>();
+      h.population = row.at(3).get<std::size_t>();
+      h.points = row.at(4).get<std::size_t>();
+      h.proposal = row.at(5).get<std::size_t>();
+      h.shrinks = row.at(6).get<std::uint64_t>();
+      h.fallbacks = row.at(7).get<std::uint64_t>();
+      next.history_.push_back(h);
+    }
+    *this = std::move(next);
+  } catch (const json::exception& e) {
+    throw std::runtime_error(std::string("breed state: key '") + key + "': " + e.what());
+  }
 }
 
 }  // namespace melissa

@@ -136,6 +136,10 @@ class breed_random {
   double uniform01() { return static_cast<double>(engine_() >> 11) * 0x1.0p-53; }
   // N(0, 1) by Box-Muller, one value per call (two uniforms each).
   double normal();
+  // The engine's state as text (the standard's operator<< form), and back;
+  // set_state throws std::runtime_error for text that is not one.
+  std::string state() const;
+  void set_state(const std::string& text);
 
  private:
   std::mt19937_64 engine_;
@@ -205,6 +209,7 @@ class breed_steering {
   std::vector<std::uint32_t> population() const;
 
   breed_status status() const;
+  std::uint64_t batches() const { return batches_; }  // batches recorded
   const std::vector<resampling_record>& history() const { return history_; }
   const std::map<std::uint32_t, provenance_entry>& provenance() const { return provenance_; }
   // The launcher kept the old parameters of `sim` (it was submitted before
@@ -212,6 +217,19 @@ class breed_steering {
   // provenance never claims parameters a simulation did not run.
   void not_applied(std::uint32_t sim) { provenance_.erase(sim); }
   const breed_settings& settings() const { return settings_; }
+
+  // Everything a checkpoint needs to go on as if uninterrupted (JSON text):
+  // the per-step deviation means and counts, the per-simulation sums, the
+  // completed simulations, the provenance, the resampling history and
+  // counters, and the generator's state (std::mt19937_64's text form, which
+  // the standard fixes). Doubles round-trip exactly. The settings are not
+  // restored (the study file gives them); only the parameter count is checked.
+  std::string state_json() const;
+  // Replaces this object's state by one state_json() wrote. Throws
+  // std::runtime_error naming the key when the text does not fit (another
+  // format, a missing key, another parameter count); the object is then
+  // unchanged.
+  void restore_state(const std::string& json);
 
  private:
   struct step_deviation {

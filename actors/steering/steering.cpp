@@ -54,18 +54,22 @@ std::string steering_status_json(const breed_steering& breed) {
 namespace {
 
 struct steering_state {
-  std::unique_ptr<breed_steering> breed;
+  std::shared_ptr<breed_box> box;
+  std::shared_ptr<breed_steering> breed;  // box->breed: touched under box->mutex only
   steering_settings settings;
   simulation_owner_actor owner;  // rank 0's coordinator, once it introduced itself
   bool awaiting_view = false;  // request_submissions called, answer not yet here
   // Set by steering_fn: sends a resampling's changes to the owner.
   std::function<void(parameter_changes)> send_to_owner;
 
+  std::unique_lock<std::mutex> lock() { return std::unique_lock<std::mutex>(box->mutex); }
+
   void resample(const submission_view& view) {
     awaiting_view = false;
     const double now = std::chrono::duration<double>(
                            std::chrono::system_clock::now().time_since_epoch())
                            .count();
+    auto held = lock();
     std::vector<resampled_point> points = breed->resample(view, now);
     if (points.empty()) {
       spdlog::info("steering: resampling skipped ({})", breed->status().last_skip);
@@ -83,6 +87,7 @@ struct steering_state {
                  "{}..{} ({} proposal, {} uniform; {} shrinks, {} left at their location)",
                  h.s, h.r, h.population, changes.front().first, changes.back().first, proposals,
                  changes.size() - proposals, h.shrinks, h.fallbacks);
+    held.unlock();
     if (owner) return send_to_owner(std::move(changes));
     try {
       settings.apply(std::move(changes));
@@ -93,11 +98,11 @@ struct steering_state {
 };
 
 steering_actor::behavior_type steering_fn(steering_actor::stateful_pointer<steering_state> self,
-                                          std::shared_ptr<breed_steering> breed_holder,
                                           steering_settings settings) {
-  // The breed object travels as a shared_ptr (spawn arguments must be
-  // copyable); the state takes it over from here on.
-  self->state.breed = std::make_unique<breed_steering>(std::move(*breed_holder));
+  // The Breed lives in the box (spawn_steering put it there), shared with
+  // the checkpoints.
+  self->state.box = settings.box;
+  self->state.breed = settings.box->breed;
   self->state.settings = std::move(settings);
   // One message per resampling, whatever the number of pending simulations.
   self->state.send_to_owner = [self](parameter_changes changes) {
@@ -119,6 +124,7 @@ steering_actor::behavior_type steering_fn(steering_actor::stateful_pointer<steer
               if (changed.size() == asked) return;
               spdlog::info("steering: {} of {} new parameter sets applied", changed.size(), asked);
               const std::set<std::uint32_t> applied(changed.begin(), changed.end());
+              auto held = self->state.lock();
               for (auto sim : asked_sims)
                 if (!applied.count(sim)) self->state.breed->not_applied(sim);
             },
@@ -133,6 +139,7 @@ steering_actor::behavior_type steering_fn(steering_actor::stateful_pointer<steer
         auto& st = self->state;
         bool due = false;
         try {
+          auto held = st.lock();
           due = st.breed->record_batch(sims, steps, losses, mean, stddev);
         } catch (const std::exception& e) {  // mismatched lengths: drop the batch
           spdlog::error("steering: losses ignored: {}", e.what());
@@ -174,6 +181,7 @@ steering_actor::behavior_type steering_fn(steering_actor::stateful_pointer<steer
           self->request(st.owner, std::chrono::seconds(10), parameters_atom::value, sim)
               .then(
                   [self, sim, steps](const std::vector<double>& values) {
+                    auto held = self->state.lock();
                     self->state.breed->sim_completed(sim, values, steps);
                   },
                   [self, sim](const caf::error& err) {
@@ -183,7 +191,9 @@ steering_actor::behavior_type steering_fn(steering_actor::stateful_pointer<steer
           return;
         }
         try {
-          st.breed->sim_completed(sim, st.settings.parameters_of(sim), steps);
+          auto values = st.settings.parameters_of(sim);
+          auto held = st.lock();
+          st.breed->sim_completed(sim, std::move(values), steps);
         } catch (const std::exception& e) {
           spdlog::error("steering: completion of simulation {} ignored: {}", sim, e.what());
         }
@@ -192,7 +202,10 @@ steering_actor::behavior_type steering_fn(steering_actor::stateful_pointer<steer
              std::uint32_t count) {
         self->state.resample(submission_view{highest_submitted, job_limit, count});
       },
-      [self](steering_atom) { return steering_status_json(*self->state.breed); },
+      [self](steering_atom) {
+        auto held = self->state.lock();
+        return steering_status_json(*self->state.breed);
+      },
       [self](owner_atom, simulation_owner_actor owner) {
         self->state.owner = std::move(owner);
         self->state.awaiting_view = false;
@@ -206,9 +219,19 @@ steering_actor spawn_steering(caf::actor_system& sys, steering_settings settings
   if (!settings.owned && !settings.parameters_of)
     throw std::invalid_argument("steering: parameters_of is not set");
   if (!settings.owned && !settings.apply) throw std::invalid_argument("steering: apply is not set");
-  // Built here so that bad settings throw in the caller, not in the actor.
-  auto breed = std::make_shared<breed_steering>(settings.breed);
-  return sys.spawn(steering_fn, std::move(breed), std::move(settings));
+  // Built here so that bad settings (or a restored state that does not fit)
+  // throw in the caller, not in the actor. A restarted actor (same box)
+  // goes on with the Breed it had.
+  if (!settings.box) settings.box = std::make_shared<breed_box>();
+  {
+    std::lock_guard<std::mutex> lock(settings.box->mutex);
+    if (!settings.box->breed) {
+      auto breed = std::make_shared<breed_steering>(settings.breed);
+      if (!settings.restored_state.empty()) breed->restore_state(settings.restored_state);
+      settings.box->breed = std::move(breed);
+    }
+  }
+  return sys.spawn(steering_fn, std::move(settings));
 }
 
 }  // namespace melissa

@@ -29,6 +29,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -45,8 +48,28 @@ namespace melissa {
 
 using parameter_changes = std::vector<std::pair<std::uint32_t, std::vector<double>>>;
 
+// Rank 0's Breed, shared with the checkpoints: the steering actor changes it
+// under the lock only, and the trainer's thread copies it under the lock
+// when it takes a checkpoint (docs/checkpoints.md, "Rank 0's extras"). A
+// restarted steering actor goes on with the Breed it holds.
+struct breed_box {
+  std::mutex mutex;
+  std::shared_ptr<breed_steering> breed;  // set by the steering actor when it starts
+  // A copy as it is now (nullopt before the actor started).
+  std::optional<breed_steering> copy() {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!breed) return std::nullopt;
+    return *breed;
+  }
+};
+
 struct steering_settings {
   breed_settings breed;
+  // Where the Breed lives (made by spawn_steering when null).
+  std::shared_ptr<breed_box> box;
+  // --restore: Breed's state from the checkpoint (breed_steering::state_json);
+  // "" starts afresh. Used when the box holds no Breed yet.
+  std::string restored_state;
   // The simulation table's owner will introduce itself (owner_atom): the
   // callbacks are not needed.
   bool owned = false;
@@ -67,7 +90,8 @@ struct steering_settings {
 };
 
 // Throws std::invalid_argument for invalid breed settings (breed_steering's
-// constructor) or, unless owned, a missing parameters_of / apply.
+// constructor) or, unless owned, a missing parameters_of / apply, and
+// std::runtime_error for a restored_state that does not fit.
 steering_actor spawn_steering(caf::actor_system& sys, steering_settings settings);
 
 // The status JSON (also what the actor answers to steering_atom).

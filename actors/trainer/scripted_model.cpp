@@ -162,6 +162,13 @@ std::vector<std::pair<std::string, at::Tensor>> scripted_model::named_parameters
   return named;
 }
 
+std::vector<std::pair<std::string, at::Tensor>> scripted_model::named_buffers() const {
+  std::vector<std::pair<std::string, at::Tensor>> named;
+  for (const auto& entry : module_.named_buffers(/*recurse=*/true))
+    named.emplace_back(entry.name, entry.value.detach());
+  return named;
+}
+
 void scripted_model::use_gradient_buffer(const at::Tensor& flat) {
   std::int64_t offset = 0;
   for (auto& p : live_) {

@@ -35,6 +35,7 @@ class scripted_model : public trained_model {
   const at::Tensor& parameters() const override { return parameters_; }
   at::Tensor forward(const at::Tensor& inputs) const override;
   std::vector<std::pair<std::string, at::Tensor>> named_parameters() const override;
+  std::vector<std::pair<std::string, at::Tensor>> named_buffers() const override;
   void save_torchscript(const std::string& path, double output_mean,
                         double output_std) const override;
 

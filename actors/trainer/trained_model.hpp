@@ -26,6 +26,10 @@ class trained_model {
   virtual at::Tensor forward(const at::Tensor& inputs) const = 0;
   // Name -> live view into parameters() (a state dict's names, in layout order).
   virtual std::vector<std::pair<std::string, at::Tensor>> named_parameters() const = 0;
+  // Live views of the model's buffers (a TorchScript module's, e.g. a batch
+  // norm's running statistics), which training may change and a checkpoint
+  // must keep. The built-in MLP has none.
+  virtual std::vector<std::pair<std::string, at::Tensor>> named_buffers() const { return {}; }
   // A TorchScript module whose forward(x) returns the field in its own
   // units (network(x) * output_std + output_mean), saved on the CPU to `path`.
   virtual void save_torchscript(const std::string& path, double output_mean,

@@ -98,6 +98,12 @@ void take_asked(trainer_ptr self) {
   self->delayed_send(self, std::chrono::milliseconds(50), tick_atom::value);
 }
 
+// The pause of the checkpoints just taken, into the open metrics window.
+void note_checkpoint_pause(trainer_state& st) {
+  if (!st.settings.checkpoint_pause) return;
+  if (const auto pause = st.settings.checkpoint_pause()) st.figures.checkpoint_paused(*pause);
+}
+
 void validate(trainer_ptr self) {
   auto& st = self->state;
   if (!st.settings.validation || st.settings.rank != 0) return;
@@ -175,6 +181,7 @@ void run_step(trainer_ptr self, const training_batch* batch) {
     } else {
       take_asked(self);
       st.settings.at_step_boundary(*st.core, false);
+      note_checkpoint_pause(st);
     }
   }
   self->send(self, next_atom::value);
@@ -270,7 +277,8 @@ trainer_actor::behavior_type trainer_fn(trainer_ptr self, trainer_actor_settings
   auto& st = self->state;
   st.settings = std::move(settings);
   st.reservoir = std::move(reservoir);
-  st.figures = training_figures({st.settings.ranks, true});
+  st.figures = training_figures(
+      {st.settings.ranks, true, static_cast<bool>(st.settings.checkpoint_pause)});
   self->send(self, next_atom::value);
   return {
       [self](next_atom) {
@@ -316,6 +324,7 @@ trainer_actor::behavior_type trainer_fn(trainer_ptr self, trainer_actor_settings
         // message reaches it, after the request it already holds.
         if (st.core && st.awaiting_batch && !st.held) {
           take_asked(self);
+          note_checkpoint_pause(st);
           if (st.asked.empty()) self->send(st.reservoir, checkpoint_atom::value);
         }
         return rp;

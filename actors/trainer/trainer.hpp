@@ -61,6 +61,9 @@ struct trainer_actor_settings {
   std::optional<bool> prefetch;
   // The checkpoints' figures (JSON) for the summary's "checkpoints".
   std::function<std::string()> checkpoint_figures;
+  // The trainer's pause for the checkpoints taken since the last call (none:
+  // no checkpoint taken): the metrics' checkpoint_pause_s column. Null: no column.
+  std::function<std::optional<double>()> checkpoint_pause;
   // An on-demand checkpoint (checkpoint_atom: melissa-shell, SIGTERM, a lost
   // launcher), taken with `reason` at this step boundary: the future gets
   // the answer JSON ({"path", "batch"} or {"error"}) once it is written;

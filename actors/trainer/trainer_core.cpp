@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <optional>
 #include <stdexcept>
@@ -16,6 +17,8 @@
 #include <ATen/core/grad_mode.h>
 #include <torch/cuda.h>
 #include <torch/version.h>
+
+#include <nlohmann/json.hpp>
 
 #include "actors/trainer/batch_stager.hpp"
 #include "actors/trainer/chunk_pool.hpp"
@@ -674,11 +677,108 @@ void trainer_core::save(const std::string& dir) const {
   });
 }
 
+namespace {
+
+using named_tensors = std::vector<std::pair<std::string, at::Tensor>>;
+
+constexpr const char* tensors_format = "melissa-trainer-tensors";
+constexpr int tensors_version = 1;
+
+const char* dtype_name(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return "float32";
+    case at::kDouble: return "float64";
+    case at::kHalf: return "float16";
+    case at::kBFloat16: return "bfloat16";
+    case at::kLong: return "int64";
+    case at::kInt: return "int32";
+    case at::kByte: return "uint8";
+    case at::kBool: return "bool";
+    default: break;
+  }
+  throw std::runtime_error(std::string("checkpoint: no raw format for tensors of type ") +
+                           c10::toString(t));
+}
+
+std::optional<at::ScalarType> dtype_of(const std::string& name) {
+  for (auto t : {at::kFloat, at::kDouble, at::kHalf, at::kBFloat16, at::kLong, at::kInt, at::kByte,
+                 at::kBool})
+    if (name == dtype_name(t)) return t;
+  return std::nullopt;
+}
+
+// The raw format's three groups (trainer_snapshot, index_json()).
+struct raw_state {
+  named_tensors model, buffers, trainer;
+};
+
+raw_state read_raw_tensors(const std::filesystem::path& root) {
+  const std::string index_path = (root / trainer_snapshot::index_file).string();
+  std::ifstream index_in(index_path, std::ios::binary);
+  if (!index_in) throw std::runtime_error(index_path + " cannot be read");
+  const auto index = nlohmann::json::parse(index_in, nullptr, false);
+  if (!index.is_object() || index.value("format", "") != tensors_format)
+    throw std::runtime_error(index_path + ": not a \"" + tensors_format + "\" index");
+  if (index.value("version", 0) != tensors_version)
+    throw std::runtime_error(index_path + ": version " + index.value("version", nlohmann::json()).dump() +
+                             ", this build reads " + std::to_string(tensors_version));
+  const std::string data_path = (root / index.value("data", std::string(trainer_snapshot::data_file))).string();
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(data_path, ec);
+  if (ec) throw std::runtime_error(data_path + " cannot be read: " + ec.message());
+  if (size != index.value("bytes", std::uint64_t{0}))
+    throw std::runtime_error(data_path + " has " + std::to_string(size) + " bytes, " + index_path +
+                             " says " + index.value("bytes", nlohmann::json()).dump());
+  std::ifstream data(data_path, std::ios::binary);
+  if (!data) throw std::runtime_error(data_path + " cannot be read");
+  raw_state out;
+  if (!index.contains("tensors") || !index["tensors"].is_array())
+    throw std::runtime_error(index_path + ": no \"tensors\" list");
+  for (const auto& entry : index["tensors"]) {
+    const std::string name = entry.value("name", "");
+    const auto fail = [&](const std::string& why) {
+      return std::runtime_error(index_path + ": tensor '" + name + "': " + why);
+    };
+    const auto dtype = dtype_of(entry.value("dtype", ""));
+    if (!dtype) throw fail("unknown dtype " + entry.value("dtype", nlohmann::json()).dump());
+    std::vector<std::int64_t> shape;
+    std::uint64_t offset = 0, bytes = 0;
+    try {
+      shape = entry.at("shape").get<std::vector<std::int64_t>>();
+      offset = entry.at("offset").get<std::uint64_t>();
+      bytes = entry.at("bytes").get<std::uint64_t>();
+    } catch (const nlohmann::json::exception& e) {
+      throw fail(e.what());
+    }
+    std::uint64_t numel = 1;
+    for (auto d : shape) {
+      if (d < 0) throw fail("negative dimension");
+      numel *= static_cast<std::uint64_t>(d);
+    }
+    if (numel * c10::elementSize(*dtype) != bytes) throw fail("shape and bytes disagree");
+    if (offset > size || bytes > size - offset)
+      throw fail("bytes " + std::to_string(offset) + ".." + std::to_string(offset + bytes) +
+                 " lie past the end of " + data_path);
+    at::Tensor t = at::empty(shape, at::TensorOptions().dtype(*dtype));
+    data.seekg(static_cast<std::streamoff>(offset));
+    data.read(static_cast<char*>(t.data_ptr()), static_cast<std::streamsize>(bytes));
+    if (!data) throw fail("cannot read its bytes from " + data_path);
+    const auto slash = name.find('/');
+    const std::string group = name.substr(0, slash), key = slash == std::string::npos ? "" : name.substr(slash + 1);
+    if (group == "model") out.model.emplace_back(key, std::move(t));
+    else if (group == "buffer") out.buffers.emplace_back(key, std::move(t));
+    else if (group == "trainer") out.trainer.emplace_back(key, std::move(t));
+    else throw fail("not model/, buffer/ or trainer/");
+  }
+  return out;
+}
+
+}  // namespace
+
 void trainer_core::load(const std::string& dir) {
   impl& s = *impl_;
   std::filesystem::path root(dir);
-  auto find = [](const std::vector<std::pair<std::string, at::Tensor>>& tensors,
-                 const std::string& name, const std::string& file) {
+  auto find = [](const named_tensors& tensors, const std::string& name, const std::string& file) {
     for (const auto& [key, tensor] : tensors)
       if (key == name) return tensor;
     throw std::runtime_error(file + ": no '" + name + "'");
@@ -686,20 +786,45 @@ void trainer_core::load(const std::string& dir) {
   auto copy_into = [](at::Tensor destination, const at::Tensor& source, const std::string& what) {
     if (!source.sizes().equals(destination.sizes()))
       throw std::runtime_error("checkpoint: '" + what + "' has another shape than the model's");
+    if (source.scalar_type() != destination.scalar_type())
+      throw std::runtime_error("checkpoint: '" + what + "' has another type than the model's");
     at::NoGradGuard no_grad;
     destination.copy_(source);
   };
-  std::string model_file = (root / "model_state.pt").string();
-  std::string trainer_file = (root / "trainer_state.pt").string();
-  auto model_state = load_tensor_dict(model_file);
-  auto trainer_state = load_tensor_dict(trainer_file);
+  named_tensors model_state, trainer_state, buffers;
+  std::string model_file, trainer_file;
+  bool raw = false;
+  if (std::filesystem::exists(root / trainer_snapshot::index_file)) {
+    auto state = read_raw_tensors(root);  // a checkpoint (trainer_snapshot::write)
+    model_state = std::move(state.model);
+    trainer_state = std::move(state.trainer);
+    buffers = std::move(state.buffers);
+    model_file = trainer_file = (root / trainer_snapshot::index_file).string();
+    raw = true;
+  } else if (std::filesystem::exists(root / "trainer_state.pt")) {
+    model_file = (root / "model_state.pt").string();  // a saved model (save())
+    trainer_file = (root / "trainer_state.pt").string();
+    model_state = load_tensor_dict(model_file);
+    trainer_state = load_tensor_dict(trainer_file);
+  } else {
+    throw std::runtime_error(dir + " holds neither " + trainer_snapshot::index_file +
+                             " (a checkpoint) nor trainer_state.pt (a saved model)");
+  }
   // Check every shape before changing anything.
   const auto parameters = s.model->named_parameters();
   for (const auto& [name, tensor] : parameters)
     if (!find(model_state, name, model_file).sizes().equals(tensor.sizes()))
       throw std::runtime_error("checkpoint: '" + name + "' has another shape than the model's");
+  const auto model_buffers = s.model->named_buffers();
+  if (raw)  // save()'s files have no buffers: a TorchScript model keeps its own
+    for (const auto& [name, tensor] : model_buffers)
+      if (!find(buffers, name, model_file).sizes().equals(tensor.sizes()))
+        throw std::runtime_error("checkpoint: buffer '" + name + "' has another shape than the model's");
   for (const auto& [name, tensor] : parameters)
     copy_into(tensor, find(model_state, name, model_file), name);
+  if (raw)
+    for (const auto& [name, tensor] : model_buffers)
+      copy_into(tensor, find(buffers, name, model_file), name);
   copy_into(s.exp_avg, find(trainer_state, "exp_avg", trainer_file), "exp_avg");
   copy_into(s.exp_avg_sq, find(trainer_state, "exp_avg_sq", trainer_file), "exp_avg_sq");
   s.batches = static_cast<std::uint64_t>(find(trainer_state, "batches", trainer_file).item<std::int64_t>());
@@ -712,7 +837,16 @@ void trainer_core::load(const std::string& dir) {
 struct trainer_snapshot::impl {
   std::uint64_t batches = 0;
   std::vector<std::pair<std::string, at::Tensor>> model_state;
+  std::vector<std::pair<std::string, at::Tensor>> buffers;
   std::vector<std::pair<std::string, at::Tensor>> trainer_state;
+  // Every array in the index's order: group prefix + name, contiguous CPU tensor.
+  std::vector<std::pair<std::string, at::Tensor>> arrays() const {
+    std::vector<std::pair<std::string, at::Tensor>> out;
+    for (const auto& [name, t] : model_state) out.emplace_back("model/" + name, t.contiguous());
+    for (const auto& [name, t] : buffers) out.emplace_back("buffer/" + name, t.contiguous());
+    for (const auto& [name, t] : trainer_state) out.emplace_back("trainer/" + name, t.contiguous());
+    return out;
+  }
 };
 
 trainer_snapshot::trainer_snapshot() = default;
@@ -725,17 +859,53 @@ std::uint64_t trainer_snapshot::batches() const { return impl_ ? impl_->batches 
 std::uint64_t trainer_snapshot::bytes() const {
   std::uint64_t total = 0;
   if (!impl_) return 0;
-  for (const auto* state : {&impl_->model_state, &impl_->trainer_state})
+  for (const auto* state : {&impl_->model_state, &impl_->buffers, &impl_->trainer_state})
     for (const auto& [name, tensor] : *state) total += tensor.numel() * tensor.element_size();
   return total;
+}
+
+std::string trainer_snapshot::index_json() const {
+  if (!impl_) throw std::logic_error("trainer snapshot: empty");
+  nlohmann::json tensors = nlohmann::json::array();
+  std::uint64_t offset = 0;
+  for (const auto& [name, t] : impl_->arrays()) {
+    const auto bytes = static_cast<std::uint64_t>(t.numel()) * t.element_size();
+    tensors.push_back({{"name", name},
+                       {"dtype", dtype_name(t.scalar_type())},
+                       {"shape", t.sizes().vec()},
+                       {"offset", offset},
+                       {"bytes", bytes}});
+    offset += bytes;
+  }
+  return nlohmann::json{{"format", tensors_format},
+                        {"version", tensors_version},
+                        {"data", data_file},
+                        {"bytes", offset},
+                        {"batches", impl_->batches},
+                        {"tensors", std::move(tensors)}}
+      .dump(1);
+}
+
+void trainer_snapshot::write_arrays(
+    const std::function<void(const void* data, std::size_t bytes)>& write) const {
+  if (!impl_) throw std::logic_error("trainer snapshot: empty");
+  for (const auto& [name, t] : impl_->arrays())
+    write(t.data_ptr(), static_cast<std::size_t>(t.numel()) * t.element_size());
 }
 
 std::vector<std::string> trainer_snapshot::write(const std::string& dir) const {
   if (!impl_) throw std::logic_error("trainer snapshot: empty");
   std::filesystem::path root(dir);
-  save_tensor_dict((root / "model_state.pt").string(), impl_->model_state);
-  save_tensor_dict((root / "trainer_state.pt").string(), impl_->trainer_state);
-  return {"model_state.pt", "trainer_state.pt"};
+  const std::string data_path = (root / data_file).string(), index_path = (root / index_file).string();
+  std::ofstream data(data_path, std::ios::binary | std::ios::trunc);
+  write_arrays([&](const void* bytes, std::size_t n) {
+    data.write(static_cast<const char*>(bytes), static_cast<std::streamsize>(n));
+  });
+  if (!data.flush()) throw std::runtime_error("cannot write " + data_path);
+  std::ofstream index(index_path, std::ios::binary | std::ios::trunc);
+  index << index_json();
+  if (!index.flush()) throw std::runtime_error("cannot write " + index_path);
+  return {data_file, index_file};
 }
 
 trainer_snapshot trainer_core::snapshot() const {
@@ -743,6 +913,8 @@ trainer_snapshot trainer_core::snapshot() const {
   auto copy = std::make_shared<trainer_snapshot::impl>();
   copy->batches = s.batches;
   copy->model_state = s.model_state();  // already CPU copies
+  for (const auto& [name, tensor] : s.model->named_buffers())
+    copy->buffers.emplace_back(name, tensor.detach().to(at::kCPU).clone());
   auto scalar = [](double value) { return at::scalar_tensor(value, at::kDouble); };
   copy->trainer_state = {
       {"exp_avg", s.exp_avg.to(at::kCPU, false, true)},

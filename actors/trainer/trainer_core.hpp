@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -136,10 +137,26 @@ class trainer_snapshot {
   bool empty() const { return !impl_; }
   std::uint64_t batches() const;
   std::uint64_t bytes() const;  // tensor bytes held
-  // Writes dir/model_state.pt and dir/trainer_state.pt (what
-  // trainer_core::load(dir) reads; dir must exist) and returns those file
-  // names. Not atomic by itself: the checkpoint keeper writes into a staging
-  // directory. Thread-safe (reads only its own copy).
+
+  // The checkpoint format (docs/checkpoints.md, "What each part holds"):
+  // raw arrays, not LibTorch's pickler (several times slower to write).
+  // tensors.bin holds every array's bytes back to back (host byte order,
+  // row-major); tensors.json indexes them:
+  //   {"format": "melissa-trainer-tensors", "version": 1, "data": "tensors.bin",
+  //    "bytes": N, "batches": B, "tensors": [{"name": "model/0.weight",
+  //    "dtype": "float32", "shape": [256, 6], "offset": 0, "bytes": 6144}, ...]}
+  // Names: model/<parameter> (and model/output_mean, model/output_std),
+  // buffer/<buffer> (a TorchScript model's), trainer/<state> (exp_avg,
+  // exp_avg_sq, batches, learning_rate, stat_count, stat_mean, stat_m2).
+  static constexpr const char* index_file = "tensors.json";
+  static constexpr const char* data_file = "tensors.bin";
+  std::string index_json() const;
+  // Calls `write` with each array's bytes, in the index's order: the content
+  // of tensors.bin (the checkpoint keeper streams it through its hashing
+  // file writer). Thread-safe (reads only its own copy).
+  void write_arrays(const std::function<void(const void* data, std::size_t bytes)>& write) const;
+  // Writes dir/tensors.bin and dir/tensors.json (what trainer_core::load(dir)
+  // reads; dir must exist) and returns those file names. Not atomic by itself.
   std::vector<std::string> write(const std::string& dir) const;
 
  private:
@@ -190,8 +207,10 @@ class trainer_core {
   // dir/trainer_state.pt: Adam's moments and the counters, so load() resumes.
   // Creates dir; writes each file atomically (temporary name, then rename).
   void save(const std::string& dir) const;
-  // Restores what save() wrote (same model settings). Not collective: every
-  // rank loads the same checkpoint.
+  // Restores what a snapshot's write() (tensors.json + tensors.bin) or
+  // save() (trainer_state.pt + model_state.pt) wrote, same model settings;
+  // bit-exact. Throws std::runtime_error naming the file and the tensor when
+  // they do not fit. Not collective: every rank loads the same checkpoint.
   void load(const std::string& dir);
   // The state load() restores, copied in memory now (see trainer_snapshot).
   trainer_snapshot snapshot() const;

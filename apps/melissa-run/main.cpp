@@ -11,11 +11,13 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -29,7 +31,9 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "actors/checkpoint_keeper/checkpoint_files.hpp"
 #include "actors/checkpoint_keeper/restart_plan.hpp"
+#include "actors/checkpoint_keeper/server_restore.hpp"
 #include "actors/launcher/launcher.hpp"
 #include "actors/monitor/archive_source.hpp"
 #include "actors/monitor/live_source.hpp"
@@ -215,6 +219,25 @@ std::optional<std::string> finished_study(const std::string& output) {
   return summary.value("message", std::string("finished"));
 }
 
+// --resume: the highest attempt of each simulation in the previous run's
+// summary.json (its jobs), merged into `attempts` (the checkpoint's). A
+// missing or unreadable summary (melissa-run was killed) adds nothing.
+void previous_attempts(const std::string& output, std::map<std::uint32_t, std::uint32_t>& attempts) {
+  std::ifstream in(output + "/summary.json");
+  if (!in) return;
+  const auto summary = nlohmann::json::parse(in, nullptr, false);
+  if (!summary.is_object() || !summary.contains("jobs") || !summary["jobs"].is_array()) return;
+  for (const auto& job : summary["jobs"]) {
+    if (!job.is_object() || job.value("kind", "") != "client") continue;
+    const auto sim = job.find("sim_id"), attempt = job.find("attempt");
+    if (sim == job.end() || attempt == job.end() || !sim->is_number_unsigned() ||
+        !attempt->is_number_unsigned())
+      continue;
+    auto& highest = attempts[sim->get<std::uint32_t>()];
+    highest = std::max(highest, attempt->get<std::uint32_t>());
+  }
+}
+
 // --resume: the previous runs' job logs are kept under jobs.<k> (the
 // resumed run numbers its jobs from 1 again).
 void keep_previous_job_logs(const std::string& output) {
@@ -340,6 +363,17 @@ int main(int argc, char** argv) {
     settings.restore = resume_plan.checkpoint;
     settings.restore_batch = resume_plan.batch;
     settings.restore_complete = resume_plan.complete;
+    // The next attempts are numbered after the earlier runs' (and count
+    // against max_retries as they would in one run).
+    settings.restore_attempts = resume_plan.attempts;
+    previous_attempts(output, settings.restore_attempts);
+    // The study's elapsed time goes on from the checkpoint's (older
+    // checkpoints have none: 0).
+    try {
+      settings.elapsed_offset_s = checkpoint::study_state_elapsed(
+          checkpoint::read_text(resume_plan.checkpoint + "/study/study_state.json"));
+    } catch (const std::exception&) {
+    }
   }
 
   if (dry_run) {

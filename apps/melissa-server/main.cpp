@@ -20,6 +20,7 @@
 // window: tests use them to make clients block in melissa_send.
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -388,6 +389,7 @@ int main(int argc, char** argv) {
       if (record.done && (!asks_again || std::binary_search(restored->complete.begin(),
                                                             restored->complete.end(), sim)))
         progress.restored_done.push_back(sim);
+    if (restored->elapsed_s) progress.elapsed_offset_s = *restored->elapsed_s;
   }
   // Rank 0 under a launcher: the coordinator publishes its simulation table
   // here, the checkpoints read it (from the trainer's thread).
@@ -447,7 +449,13 @@ int main(int argc, char** argv) {
     if (restored) {
       where.restore_dir = restored->dir;
       where.restored_batch = restored->batch;
+      where.restored_breed_state = restored->breed_state;
     }
+    if (rank == 0)  // the checkpoints' study/study_state.json
+      where.elapsed = [offset = progress.elapsed_offset_s, started = std::chrono::steady_clock::now()] {
+        return offset +
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      };
     if (progress.publish_table)
       where.table = [table]() -> std::optional<simulation_table_snapshot> {
         std::lock_guard<std::mutex> lock(table->mutex);

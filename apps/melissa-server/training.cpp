@@ -16,6 +16,7 @@
 
 #include "actors/checkpoint_keeper/rank_checkpoints.hpp"
 #include "actors/checkpoint_keeper/rank_parts.hpp"
+#include "actors/checkpoint_keeper/server_restore.hpp"
 #include "actors/reservoir/reservoir.hpp"
 #include "actors/steering/steering.hpp"
 #include "actors/trainer/study_settings.hpp"
@@ -136,13 +137,54 @@ steering_settings steering_settings_of(const config::study_config& study,
   return s;
 }
 
+// Rank 0's extras (docs/checkpoints.md): the study's elapsed time and
+// Breed's state. Breed is copied on the trainer's thread once the steering
+// has recorded the losses of the batches trained so far (at most 0.5 s of
+// waiting), so that the copy matches the checkpoint's batch; the JSON is made
+// on the writer's thread. When Breed's count lags for good (a restored
+// state that lagged, a step without a batch on this rank), later
+// checkpoints expect the same lag instead of waiting each time.
+std::function<std::vector<checkpoint::checkpoint_part>(std::uint64_t)> rank0_extras(
+    std::function<double()> elapsed, std::shared_ptr<breed_box> box) {
+  if (!elapsed && !box) return {};
+  auto lag = std::make_shared<std::uint64_t>(0);
+  return [elapsed, box, lag](std::uint64_t batch) {
+    std::vector<checkpoint::checkpoint_part> parts;
+    if (elapsed)
+      parts.push_back(checkpoint::text_part("study/study_state.json",
+                                            checkpoint::study_state_to_json(elapsed())));
+    if (!box) return parts;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+    const std::uint64_t target = batch > *lag ? batch - *lag : 0;
+    std::optional<breed_steering> copy;
+    while (!copy) {
+      {
+        std::lock_guard<std::mutex> lock(box->mutex);
+        if (!box->breed) return parts;
+        if (box->breed->batches() >= target || std::chrono::steady_clock::now() > deadline)
+          copy = *box->breed;
+      }
+      if (!copy) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    if (copy->batches() < target) *lag = batch - copy->batches();
+    if (copy->batches() != batch)
+      spdlog::warn("checkpoint at batch {}: Breed's state is at batch {}", batch, copy->batches());
+    parts.push_back([breed = std::make_shared<const breed_steering>(std::move(*copy))](
+                        checkpoint::staging& s) {
+      checkpoint::text_part("study/breed_state.json", breed->state_json())(s);
+    });
+    return parts;
+  };
+}
+
 // [checkpoint]: this rank's trainer checkpoints itself between two steps
 // (docs/checkpoints.md): the trainer's part, then at the trainer's next
 // batch request the buffer's cut (its samples, the steps it received) and
 // on rank 0 the simulation table. Not yet with several ranks (their cut and
 // commit need rank 0's coordination).
 void add_checkpoints(trainer_actor_settings& trainer, reservoir_settings& buffer,
-                     const config::study_config& study, const training_rank& where) {
+                     const config::study_config& study, const training_rank& where,
+                     std::shared_ptr<breed_box> breed = nullptr) {
   const auto& c = study.checkpoint;
   if (c.every_batches == 0 && c.every_seconds <= 0) return;
   if (where.ranks > 1) {
@@ -165,6 +207,7 @@ void add_checkpoints(trainer_actor_settings& trainer, reservoir_settings& buffer
   s.buffer = c.buffer;
   s.start_batch = where.restored_batch;
   s.table = where.table;
+  s.extras = rank0_extras(where.rank == 0 ? where.elapsed : nullptr, std::move(breed));
   const auto now = [] {
     return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
   };
@@ -203,6 +246,7 @@ void add_checkpoints(trainer_actor_settings& trainer, reservoir_settings& buffer
     return keeper->due(batches, now());
   };
   trainer.checkpoint_figures = [keeper] { return keeper->figures().dump(); };
+  trainer.checkpoint_pause = [keeper] { return keeper->take_pauses(); };
   buffer.at_batch_request = [handoff = keeper->handoff()](
                                 const std::function<buffer_snapshot()>& snapshot,
                                 const step_log& received, bool production_over) {
@@ -233,6 +277,24 @@ void add_training_children(std::vector<child_spec>& tree, const config::study_co
   buffer.parameters_of = design_row(design);
   const bool steering = study.breed.enabled && where.rank == 0;
   auto slot = std::make_shared<steering_slot>();
+  // Breed lives here, shared by the steering and the checkpoints; with
+  // --restore it starts from the checkpoint's state (a state that does not
+  // fit stops the server now: exit 2).
+  std::shared_ptr<breed_box> breed;
+  if (steering) {
+    breed = std::make_shared<breed_box>();
+    breed->breed = std::make_shared<breed_steering>(
+        steering_settings_of(study, design, static_cast<bool>(where.launcher)).breed);
+    if (!where.restored_breed_state.empty()) {
+      try {
+        breed->breed->restore_state(where.restored_breed_state);
+      } catch (const std::runtime_error& e) {
+        throw std::runtime_error(where.restore_dir + "/study/breed_state.json: " + e.what());
+      }
+      spdlog::info("Breed restored: {} batches recorded, {} resamplings",
+                   breed->breed->batches(), breed->breed->status().resamplings);
+    }
+  }
   if (steering)
     buffer.on_sim_done = [slot](std::uint32_t sim, std::uint32_t steps) {
       if (auto s = slot->get()) caf::anon_send(s, sim_done_atom::value, sim, steps);
@@ -275,7 +337,7 @@ void add_training_children(std::vector<child_spec>& tree, const config::study_co
     buffer.restored = std::move(restored);
   }
 
-  add_checkpoints(trainer, buffer, study, where);
+  add_checkpoints(trainer, buffer, study, where, breed);
 
   tree.push_back({"sink", restart_policy::permanent,
                   [buffer](caf::actor_system& s, const child_lookup&) {
@@ -285,7 +347,8 @@ void add_training_children(std::vector<child_spec>& tree, const config::study_co
                   },
                   {}});
   if (steering) {
-    const auto settings = steering_settings_of(study, design, static_cast<bool>(where.launcher));
+    auto settings = steering_settings_of(study, design, static_cast<bool>(where.launcher));
+    settings.box = breed;
     tree.push_back({"steering", restart_policy::permanent,
                     [settings, slot](caf::actor_system& s, const child_lookup&) {
                       auto actor = spawn_steering(s, settings);

@@ -31,6 +31,11 @@ struct training_rank {
   // Rank 0 under a launcher: the simulation table as the coordinator last
   // published it, for the checkpoints (empty elsewhere).
   std::function<std::optional<simulation_table_snapshot>()> table;
+  // Rank 0: the study's elapsed seconds now (counting on from a restored
+  // checkpoint's), for the checkpoints' study/study_state.json; and with
+  // --restore, the checkpoint's study/breed_state.json ("" : Breed afresh).
+  std::function<double()> elapsed;
+  std::string restored_breed_state;
 };
 
 // Whether this build can train (LibTorch was found).

@@ -257,13 +257,37 @@ std::string parse_sbatch_id(std::string_view out) {
   return to_int(id) ? id : std::string();
 }
 
+std::vector<std::string> array_task_ids(std::string_view id) {
+  const std::string whole = trim(id);
+  const auto open = whole.find("_[");
+  if (open == std::string::npos || whole.back() != ']') return {whole};
+  const std::string base = whole.substr(0, open);
+  std::string_view list(whole);
+  list = list.substr(open + 2, list.size() - open - 3);
+  list = list.substr(0, list.find('%'));  // "%4": at most 4 running at once
+  // A task list of an array as large as Slurm allows (MaxArraySize is at
+  // most 4,000,001): anything else is not such a list, kept as it reads.
+  constexpr int max_tasks = 4000001;
+  std::vector<std::string> ids;
+  for (const auto part : split(list, ',')) {
+    const auto dash = part.find('-');
+    const auto from = to_int(part.substr(0, dash));
+    const auto to = dash == std::string_view::npos ? from : to_int(part.substr(dash + 1));
+    if (!from || !to || *to < *from || *to >= max_tasks ||
+        ids.size() + static_cast<std::size_t>(*to - *from) >= static_cast<std::size_t>(max_tasks))
+      return {whole};
+    for (int t = *from; t <= *to; ++t) ids.push_back(base + "_" + std::to_string(t));
+  }
+  return ids;
+}
+
 std::map<std::string, std::string> parse_squeue(std::string_view out) {
   std::map<std::string, std::string> states;
   for (const auto line : split(out, '\n')) {
     const auto fields = split(line, '|');
     if (fields.size() < 2) continue;
-    const std::string id = trim(fields[0]);
-    if (!id.empty()) states[id] = trim(fields[1]);
+    if (trim(fields[0]).empty()) continue;
+    for (const auto& id : array_task_ids(fields[0])) states[id] = trim(fields[1]);
   }
   return states;
 }
@@ -273,8 +297,7 @@ std::map<std::string, accounting_record> parse_sacct(std::string_view out) {
   for (const auto line : split(out, '\n')) {
     const auto fields = split(line, '|');
     if (fields.size() < 3) continue;
-    const std::string id = trim(fields[0]);
-    if (id.empty()) continue;
+    if (trim(fields[0]).empty()) continue;
     accounting_record r;
     r.state = state_word(fields[1]);
     const auto code = split(trim(fields[2]), ':');
@@ -283,7 +306,8 @@ std::map<std::string, accounting_record> parse_sacct(std::string_view out) {
       const auto sig = to_int(code[1]);
       if (sig && *sig != 0) r.signal = sig;
     }
-    records[id] = r;
+    // An array's tasks that have not started share one line, "123_[4-7]".
+    for (const auto& id : array_task_ids(fields[0])) records[id] = r;
   }
   return records;
 }

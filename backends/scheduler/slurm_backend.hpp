@@ -166,6 +166,10 @@ std::vector<std::string> sacct_command(const std::vector<std::string>& ids);
 
 // The job id of `sbatch --parsable` ("1234" or "1234;cluster"); "" when none.
 std::string parse_sbatch_id(std::string_view out);
+// The ids of the JobID field of squeue or sacct: "123_[4-6,9%2]" (the
+// tasks of an array that have not started: one line, "%2" its throttle) →
+// 123_4, 123_5, 123_6, 123_9; any other id → itself.
+std::vector<std::string> array_task_ids(std::string_view id);
 // id → state word of `squeue -h -o %i|%T`.
 std::map<std::string, std::string> parse_squeue(std::string_view out);
 
@@ -175,7 +179,7 @@ struct accounting_record {
   std::optional<int> signal;       // ExitCode "0:9" → 9 (absent when 0)
 };
 // id → record of `sacct -n -P -X -o JobID,State,ExitCode`; a job listed twice
-// (requeued) keeps its last line.
+// (requeued) keeps its last line; array tasks as array_task_ids reads them.
 std::map<std::string, accounting_record> parse_sacct(std::string_view out);
 
 // Slurm's state word (first word, trailing '+' ignored) → job_state.

@@ -199,6 +199,8 @@ TEST_CASE("local: cancel of an mpirun job leaves no rank behind, even ranks that
   // mpirun, 2 shells, 2 sleeps (at least).
   for (int i = 0; i < 1000 && read_file(r.stdout_path).size() < 16; ++i) std::this_thread::sleep_for(10ms);
   CHECK(read_file(r.stdout_path) == "started\nstarted\n");
+  // Each shell forks its sleep after its echo: wait for them (a loaded machine may lag).
+  for (int i = 0; i < 500 && live_members(sid, true) < 5; ++i) std::this_thread::sleep_for(10ms);
   CHECK(live_members(sid, true) >= 5);
   b.cancel(id);
   const job_status s = wait_final(b, id, 10s);

@@ -687,3 +687,74 @@ TEST_CASE("slurm arrays: a refused array fails its tasks only; bad requests fail
   CHECK(plain.at(0).id == "12");
   CHECK(plain.at(1).id == "12");
 }
+
+TEST_CASE("slurm arrays: squeue and sacct lines of array tasks, one line for tasks not started") {
+  CHECK(slurm::array_task_ids("123_4") == std::vector<std::string>{"123_4"});
+  CHECK(slurm::array_task_ids(" 123 ") == std::vector<std::string>{"123"});
+  CHECK(slurm::array_task_ids("123_[4-6,9%2]") == std::vector<std::string>{"123_4", "123_5", "123_6", "123_9"});
+  CHECK(slurm::array_task_ids("123_[7]") == std::vector<std::string>{"123_7"});
+  CHECK(slurm::array_task_ids("123_[6-4]") == std::vector<std::string>{"123_[6-4]"});  // not a list
+  CHECK(slurm::array_task_ids("123_[x]") == std::vector<std::string>{"123_[x]"});
+  CHECK(slurm::array_task_ids("123_[0-99999999]") == std::vector<std::string>{"123_[0-99999999]"});
+  // `sacct -n -P -X -o JobID,State,ExitCode -j 200_0,...` in the format of
+  // sacct(1) for arrays (no accounting daemon here to record one): a task
+  // that ran has a line of its own, tasks not started yet share one.
+  const auto records = slurm::parse_sacct(
+      "200_0|COMPLETED|0:0\n"
+      "200_1|FAILED|2:0\n"
+      "200_2|CANCELLED by 0|0:15\n"
+      "200_3|NODE_FAIL|1:0\n"
+      "200_3|COMPLETED|0:0\n"  // requeued: the last line counts
+      "200_[4-5,7%2]|PENDING|0:0\n");
+  REQUIRE(records.size() == 7);
+  CHECK(records.at("200_0").state == "COMPLETED");
+  CHECK(records.at("200_1").exit_code == 2);
+  CHECK(records.at("200_2").state == "CANCELLED");
+  CHECK(records.at("200_2").signal == 15);
+  CHECK(records.at("200_3").state == "COMPLETED");
+  for (const char* id : {"200_4", "200_5", "200_7"}) CHECK(records.at(id).state == "PENDING");
+  CHECK_FALSE(records.count("200_6"));
+  const auto states = slurm::parse_squeue("300_0|RUNNING\n300_[1-2]|PENDING\n");
+  CHECK(states == std::map<std::string, std::string>{{"300_0", "RUNNING"}, {"300_1", "PENDING"},
+                                                     {"300_2", "PENDING"}});
+  // Recorded from Slurm 22.05.8 (the test cluster of tests/slurm): `squeue -h
+  // -t all -o '%i|%T' -j 10` (no -r) of `sbatch --hold --array=0-3%2`.
+  const auto held = slurm::parse_squeue("10_[0-3%2]|PENDING\n");
+  CHECK(held == std::map<std::string, std::string>{
+                    {"10_0", "PENDING"}, {"10_1", "PENDING"}, {"10_2", "PENDING"}, {"10_3", "PENDING"}});
+}
+
+TEST_CASE("slurm arrays: tasks gone from squeue are looked up in sacct by their N_i ids") {
+  temp_dir dir;
+  fake_runner fake;
+  fake.answer = [&](const std::vector<std::string>& argv) {
+    if (argv[0] == "sbatch") return ok("77\n");
+    if (argv[0] == "squeue") return ok("77_5|RUNNING\n");  // the others left slurmctld's memory
+    return ok("77_0|COMPLETED|0:0\n77_1|FAILED|2:0\n77_2|CANCELLED by 0|0:15\n77_[3-4]|PENDING|0:0\n");
+  };
+  slurm_options o;
+  o.array_size = 8;
+  slurm_backend b(fake.runner(), o);
+  std::vector<job_request> r;
+  for (int i = 0; i < 7; ++i) r.push_back(simple_request("t" + std::to_string(i), dir));
+  const auto submitted = b.submit_many(r);
+  std::vector<std::string> ids;
+  for (const auto& s : submitted) ids.push_back(s.id);
+  REQUIRE(ids == std::vector<std::string>{"77_0", "77_1", "77_2", "77_3", "77_4", "77_5", "77_6"});
+  b.cancel(ids[2]);
+  fake.calls.clear();
+  const auto st = b.poll(ids);
+  REQUIRE(fake.count("sacct") == 1);
+  CHECK(job_list(fake.calls.back()) == "77_0,77_1,77_2,77_3,77_4,77_6");
+  REQUIRE(st.size() == 7);
+  CHECK(st[0].state == job_state::completed);
+  CHECK(st[0].exit_code == 0);
+  CHECK(st[1].state == job_state::failed);
+  CHECK(st[1].exit_code == 2);
+  CHECK(st[2].state == job_state::cancelled);  // ours
+  CHECK(st[3].state == job_state::pending);
+  CHECK(st[4].state == job_state::pending);
+  CHECK(st[5].state == job_state::running);
+  CHECK(st[6].state == job_state::failed);
+  CHECK(st[6].raw_state == "NOT_FOUND");
+}

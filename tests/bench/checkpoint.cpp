@@ -2,7 +2,9 @@
 // samples of 40 KB (a 10,000-value float32 field) and the default MLP
 // (3 inputs, 256 x 256 hidden, 10,000 outputs):
 //   - size of the checkpoint and time to write it (the keeper's thread:
-//     staging, hashing, fsync, rename), against a raw sequential write +
+//     staging, the rank's parts as a running server writes them (rank_parts:
+//     the trainer's raw arrays, buffer.bin, received_steps.json), hashing,
+//     fsync, rename), against a raw sequential write +
 //     fsync of the same number of bytes to the same directory, measured in
 //     the same run (best of `rounds` each, interleaved);
 //   - the trainer's pause: the in-memory snapshots (trainer_core::snapshot +
@@ -25,6 +27,7 @@
 
 #include "actors/checkpoint_keeper/buffer_file.hpp"
 #include "actors/checkpoint_keeper/checkpoint_writer.hpp"
+#include "actors/checkpoint_keeper/rank_parts.hpp"
 #include "actors/reservoir/training_buffer.hpp"
 #include "actors/trainer/trainer_core.hpp"
 
@@ -135,18 +138,19 @@ int main(int argc, char** argv) {
         job.header.study = "bench";
         job.header.batch = trainer.batches();
         job.header.reason = "bench";
-        job.parts.push_back([&](checkpoint::staging& s) {
-          auto start = std::chrono::steady_clock::now();
-          const auto dir = s.prepare("rank-0/trainer/x");
-          for (const auto& name : trainer_copy.write(fs::path(dir).parent_path().string()))
-            s.add_written("rank-0/trainer/" + name);
-          trainer_part = seconds_since(start);
-        });
-        job.parts.push_back([&](checkpoint::staging& s) {
-          auto start = std::chrono::steady_clock::now();
-          s.add("rank-0/buffer.bin", checkpoint::write_buffer_file(buffer_copy, s.prepare("rank-0/buffer.bin")));
-          buffer_part = seconds_since(start);
-        });
+        // The parts a running rank writes (rank_parts: the trainer's raw
+        // arrays, buffer.bin, received_steps.json), each one timed.
+        checkpoint::rank_snapshot snap;
+        snap.trainer = trainer_copy;
+        snap.buffer = buffer_copy;
+        auto parts = checkpoint::rank_parts(std::move(snap));
+        for (std::size_t i = 0; i < parts.size(); ++i)
+          job.parts.push_back([&, i, part = std::move(parts[i])](checkpoint::staging& s) {
+            auto start = std::chrono::steady_clock::now();
+            part(s);
+            if (i == 0) trainer_part = seconds_since(start);
+            if (i == 1) buffer_part = seconds_since(start);
+          });
         if (!writer.submit(std::move(job))) return 1;
         writer.wait_idle();
         if (!last.ok) {

@@ -84,6 +84,24 @@ def periodic():
     check(study_summary["training"]["checkpoints"] == figures,
           "summary.json carries the same checkpoint figures (training.checkpoints)")
 
+    # The pause as a metrics column: in the rows of the windows that took a
+    # checkpoint (the end-of-training one comes after the last row), and in
+    # TensorBoard under the same tag.
+    with open(os.path.join(out, "metrics", "metrics.csv")) as f:
+        lines = f.read().splitlines()
+    header = lines[0].split(",")
+    check("checkpoint_pause_s" in header, f"metrics.csv has a checkpoint_pause_s column ({header})")
+    column = header.index("checkpoint_pause_s")
+    pauses = [float(cells[column]) for cells in (line.split(",") for line in lines[1:] if line)
+              if len(cells) > column and cells[column]]
+    print("checkpoint_pause_s in metrics.csv:", pauses)
+    check(pauses and all(p > 0 for p in pauses), "rows carry the trainer's pause of their checkpoints")
+    check(sum(pauses) <= pause["total"] + 1e-9,
+          f"the rows' pauses are the summary's, less the end one ({sum(pauses)} <= {pause['total']})")
+    events = [n for n in os.listdir(os.path.join(out, "metrics")) if n.startswith("events.out.tfevents")]
+    check(any(b"checkpoint_pause_s" in open(os.path.join(out, "metrics", n), "rb").read() for n in events),
+          "TensorBoard gets the checkpoint_pause_s scalar")
+
     root = os.path.join(out, "checkpoints")
     names = sorted(os.listdir(root))
     print("checkpoints on disk:", names)
@@ -106,8 +124,9 @@ def periodic():
     check(older["reason"] == "every_batches" and EVERY <= older["batch"] < batches,
           f"the older one is periodic, after at least {EVERY} batches ({older['batch']})")
     paths = {f["path"] for f in m["files"]}
-    check({"rank-0/trainer/model_state.pt", "rank-0/trainer/trainer_state.pt"} <= paths,
+    check({"rank-0/trainer/tensors.bin", "rank-0/trainer/tensors.json"} <= paths,
           f"the trainer's part is in the manifest ({sorted(paths)})")
+    check("study/study_state.json" in paths, "rank 0's study state (elapsed time) is in the manifest")
     older_paths = {f["path"] for f in older["files"]}
     check("rank-0/buffer.bin" in older_paths and
           os.path.getsize(os.path.join(root, names[0], "rank-0", "buffer.bin")) > 0,
@@ -115,12 +134,12 @@ def periodic():
     if m["reason"] == "end_of_training":
         check("rank-0/buffer.bin" not in paths, "the end-of-training one has no buffer part (drained)")
     # A flipped byte in a kept checkpoint is detected by the same verifier.
-    victim = os.path.join(root, newest, "rank-0", "trainer", "trainer_state.pt")
+    victim = os.path.join(root, newest, "rank-0", "trainer", "tensors.bin")
     data = bytearray(open(victim, "rb").read())
     data[len(data) // 2] ^= 0xFF
     open(victim, "wb").write(bytes(data))
     ok, text = verify(os.path.join(root, newest))
-    check(not ok and "trainer_state.pt" in text, "a flipped byte makes the checkpoint invalid, naming the file")
+    check(not ok and "tensors.bin" in text, "a flipped byte makes the checkpoint invalid, naming the file")
 
 
 def no_buffer():
@@ -133,7 +152,7 @@ def no_buffer():
     for n in names:
         ok, _ = verify(os.path.join(root, n))
         files = {f["path"] for f in json.load(open(os.path.join(root, n, "manifest.json")))["files"]}
-        check(ok and "rank-0/trainer/trainer_state.pt" in files and "rank-0/buffer.bin" not in files,
+        check(ok and "rank-0/trainer/tensors.bin" in files and "rank-0/buffer.bin" not in files,
               f"{n} verifies and has the trainer's part but no buffer part (buffer = false)")
 
 

@@ -187,7 +187,7 @@ def kill_server(ranks=1, corrupt=False):
     victim = None
     if corrupt:
         victim = present[-1]
-        path = os.path.join(victim, "rank-0", "trainer", "trainer_state.pt")
+        path = os.path.join(victim, "rank-0", "trainer", "tensors.bin")
         data = bytearray(open(path, "rb").read())
         data[len(data) // 2] ^= 0xFF
         open(path, "wb").write(bytes(data))
@@ -209,9 +209,9 @@ def kill_server(ranks=1, corrupt=False):
     log = open(os.path.join(out, "launcher.log")).read()
     if corrupt:
         check(restart["checkpoint"] == present[-2], f"the previous checkpoint is used ({present[-2]})")
-        check(any(s.startswith(victim) and "trainer_state.pt" in s for s in restart["skipped"]),
+        check(any(s.startswith(victim) and "tensors.bin" in s for s in restart["skipped"]),
               f"the summary says why the newest was skipped ({restart['skipped']})")
-        check(f"skipping checkpoint {victim}: " in log and "trainer_state.pt" in log,
+        check(f"skipping checkpoint {victim}: " in log and "tensors.bin" in log,
               "launcher.log says why the newest checkpoint was skipped")
     else:
         check(restart["checkpoint"] == present[-1], "the newest checkpoint is used")
@@ -262,6 +262,14 @@ def resume_after(how):
         check(reason == "launcher_lost", f"the server's last checkpoint says the launcher was lost ({reason})")
     complete = complete_in(chosen)
     print("resuming from", os.path.basename(chosen), "with complete", sorted(complete))
+    # Rank 0's extras: the study's elapsed time, in the manifest (verified).
+    files = {f["path"] for f in json.load(open(os.path.join(chosen, "manifest.json")))["files"]}
+    check("study/study_state.json" in files, "the checkpoint holds study/study_state.json")
+    elapsed_before = json.load(open(os.path.join(chosen, "study", "study_state.json")))["elapsed_s"]
+    check(elapsed_before > 0, f"the checkpoint's elapsed time is counted ({elapsed_before})")
+    # The attempts the checkpoint saw: a resumed simulation runs as a later attempt.
+    received = json.load(open(os.path.join(chosen, "rank-0", "received_steps.json")))
+    seen = {s["sim"]: max(s["attempts"]) for s in received["simulations"] if s["attempts"]}
     started = time.time()
     rc, text = finish(run([RUN, "--resume", out]))
     print(text[-3000:])
@@ -270,6 +278,17 @@ def resume_after(how):
     check(summary["resumed_from"]["checkpoint"] == chosen, f"resumed from the newest checkpoint ({chosen})")
     check(summary["state"] == "done", "the resumed study is done")
     no_complete_rerun(out, complete, 0)
+    for job in summary["jobs"]:
+        if job["kind"] == "client" and job["sim_id"] in seen:
+            check(job["attempt"] > seen[job["sim_id"]],
+                  f"simulation {job['sim_id']} resumed as attempt {job['attempt']}, after attempt "
+                  f"{seen[job['sim_id']]} in the checkpoint")
+    check(summary["elapsed_s"] > elapsed_before,
+          f"summary.json's elapsed time counts on from the checkpoint's ({summary['elapsed_s']:.1f} s)")
+    rank0 = json.load(open(os.path.join(out, "server-summary.rank0.json")))
+    check(rank0["elapsed_s"] > elapsed_before,
+          f"the resumed server counts its elapsed time on from the checkpoint's "
+          f"({rank0['elapsed_s']:.1f} s > {elapsed_before:.1f} s)")
     metrics_continue(out, json.load(open(os.path.join(chosen, "manifest.json")))["batch"])
     check(os.path.isdir(os.path.join(out, "jobs.1")), "the first run's job logs are kept in jobs.1")
     check(inserts(out, 1) == SIMS * STEPS, f"every step inserted exactly once ({inserts(out, 1)})")
@@ -324,6 +343,8 @@ def scratch():
           "the running clients were cancelled by the restart")
     check(summary["simulations"]["completed"] == sims and summary["simulations"]["failed"] == 0,
           f"all {sims} simulations completed ({summary['simulations']})")
+    check(summary["elapsed_s"] > elapsed_before,
+          f"summary.json's elapsed time counts on from the checkpoint's ({summary['elapsed_s']:.1f} s)")
     rank0 = json.load(open(os.path.join(out, "server-summary.rank0.json")))
     check(rank0["steps_stored"] == sims * steps, f"the new server stored every step once ({rank0['steps_stored']})")
 

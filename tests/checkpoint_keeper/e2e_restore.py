@@ -45,6 +45,9 @@ def study_file(name, out):
         buffer={"policy": "reservoir", "capacity": 200, "threshold": 10},
         training={"time_steps": STEPS, "hidden": [16], "batch_size": BATCH, "metrics_every": 5,
                   "validation_every": 1000, "output": "constant", "output_mean": 300, "output_std": 100},
+        # Breed on rank 0: its state is one of rank 0's checkpoint extras
+        # (standalone: it records losses and completions, never resamples).
+        breed={"period": 10},
         checkpoint={"every_batches": 25, "every_seconds": 0, "keep": 3})
 
 
@@ -101,6 +104,13 @@ sims = received(chosen)
 print(f"chosen checkpoint: batch {batch}, reason {manifest['reason']}, sims {list(sims)}")
 check(sims[0]["stored"] == STEPS and sims[0]["done"], f"simulation 0: {STEPS} steps received, done")
 check(batch > 0, "the checkpoint is after some training")
+# Rank 0's extras, in the manifest (verified): the elapsed time and Breed's
+# state at the checkpoint's batch (the steering had recorded every batch's losses).
+files = {f["path"] for f in manifest["files"]}
+check({"study/study_state.json", "study/breed_state.json"} <= files, f"rank 0's extras are in the manifest ({sorted(files)})")
+breed_state = json.load(open(os.path.join(chosen, "study", "breed_state.json")))
+check(breed_state["batches"] == batch, f"Breed's state is at the checkpoint's batch ({breed_state['batches']} vs {batch})")
+check(any(row[0] == 0 for row in breed_state["completed"]), "Breed's state knows simulation 0 completed")
 
 
 def restart(name, runs):
@@ -116,6 +126,7 @@ def restart(name, runs):
         print(log[-4000:])
     check(rc == 0, f"{name}: the restored server exits 0 (got {rc})")
     check(f"at batch {batch}" in log, f"{name}: the trainer says it restored batch {batch}")
+    check(f"Breed restored: {batch} batches recorded" in log, f"{name}: Breed goes on from the checkpoint's state")
     return srv.summary(), log
 
 

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <future>
+#include <set>
 
 #include "actors/checkpoint_keeper/checkpoint_directory.hpp"
 #include "actors/checkpoint_keeper/checkpoint_manifest.hpp"
@@ -199,4 +200,53 @@ TEST_CASE("rank_checkpoints: an on-demand checkpoint is taken when none is due, 
   const auto v = verify_checkpoint(r.path);
   REQUIRE(v.valid);
   CHECK(v.contents.reason == "shell");
+}
+
+TEST_CASE("rank_checkpoints: rank 0's extras are in the manifest and read back by --restore") {
+  melissa::testing::temp_dir dir("melissa-rank-extras");
+  rank_checkpoint_settings s;
+  s.dir = dir / "ckpt";
+  s.every_batches = 2;
+  s.every_seconds = 0;
+  s.study = "unit";
+  std::filesystem::create_directories(s.dir);
+  std::vector<std::uint64_t> asked_at;
+  double elapsed = 100.25;
+  s.extras = [&](std::uint64_t batch) {
+    asked_at.push_back(batch);
+    // Made on the trainer's thread: a copy of what is current now.
+    return std::vector<checkpoint_part>{
+        text_part("study/study_state.json", study_state_to_json(elapsed)),
+        text_part("study/breed_state.json", "{\"batches\": " + std::to_string(batch) + "}")};
+  };
+  auto buffer = fifo_with(3);
+  const auto received = received_of(1, 3, true);
+  rank_checkpoints keeper(s, 0.0);
+  CHECK_FALSE(keeper.take_pauses());  // no checkpoint yet
+  CHECK_FALSE(keeper.at_step_boundary(1, 1.0, false, no_trainer));
+  REQUIRE(keeper.at_step_boundary(2, 2.0, false, no_trainer));
+  elapsed = 999;  // later changes are not in the checkpoint
+  offer(*keeper.handoff(), *buffer, received);
+  keeper.wait_idle();
+  CHECK(asked_at == std::vector<std::uint64_t>{2});
+  const auto pauses = keeper.take_pauses();
+  REQUIRE(pauses);
+  CHECK(*pauses >= 0.0);
+  CHECK(*pauses == keeper.figures()["pause_seconds"]["total"].get<double>());
+  CHECK_FALSE(keeper.take_pauses());  // taken once
+
+  const auto path = keeper.figures()["last_path"].get<std::string>();
+  const auto v = verify_checkpoint(path);
+  REQUIRE(v.valid);
+  std::set<std::string> files;
+  for (const auto& f : v.contents.files) files.insert(f.path);
+  CHECK(files.count("study/study_state.json"));
+  CHECK(files.count("study/breed_state.json"));
+  const auto r = read_server_restore(path, 0, 1);
+  REQUIRE(r.elapsed_s);
+  CHECK(*r.elapsed_s == 100.25);
+  CHECK(r.breed_state == "{\"batches\": 2}");
+  // study_state.json's own reader.
+  CHECK(study_state_elapsed(study_state_to_json(3.5)) == 3.5);
+  CHECK_THROWS_AS(study_state_elapsed("{\"elapsed_s\": -1}"), std::runtime_error);
 }

@@ -7,6 +7,7 @@
 
 #include <csignal>
 #include <filesystem>
+#include <map>
 #include <string>
 
 #include "actors/checkpoint_keeper/checkpoint_directory.hpp"
@@ -146,4 +147,34 @@ TEST_CASE("a checkpoint directory that does not exist: no checkpoint, and none i
   CHECK_FALSE(fs::exists(dir.path + "/never-written"));
   in.batches_trained = 7;
   CHECK(plan_server_restart(in).action == restart_action::fail);
+}
+
+TEST_CASE("the attempts each simulation reached in the checkpoint, over every rank (--resume)") {
+  melissa::testing::temp_dir dir("restart-plan");
+  checkpoint_directory d(dir.path);
+  simulation_table table(std::vector<std::vector<double>>(4, {1.0}));
+  for (std::uint32_t sim = 0; sim < 4; ++sim) table.mark_submitted(sim);
+  auto s = d.begin();
+  auto put = [&](const std::string& path, const std::string& text) {
+    file_writer out(s.prepare(path));
+    out.write(text.data(), text.size());
+    s.add(path, out.close());
+  };
+  put("study/simulation_table.json", simulation_table_to_json(table.snapshot()));
+  step_log rank0, rank1;
+  rank0.note_attempt(0, 1);
+  rank0.note_attempt(1, 1);
+  rank0.note_attempt(1, 2);
+  rank1.note_attempt(1, 3);  // the other rank saw a later attempt
+  rank1.note_attempt(2, 2);
+  put("rank-0/received_steps.json", step_log_to_json(rank0));
+  put("rank-1/received_steps.json", step_log_to_json(rank1));
+  manifest m;
+  m.study = "heat";
+  m.batch = 10;
+  m.ranks = 2;
+  d.commit(std::move(s), m);
+  const auto plan = plan_server_restart(killed(dir.path));
+  REQUIRE(plan.action == restart_action::from_checkpoint);
+  CHECK(plan.attempts == std::map<std::uint32_t, std::uint32_t>{{0, 1}, {1, 3}, {2, 2}});
 }

@@ -457,3 +457,41 @@ TEST_CASE("a simulation given up, or waiting for a slot, is not resubmitted by a
   CHECK(core.table().find(next[0])->sim_id == 1);
   CHECK(core.table().find(next[0])->attempt == 1);
 }
+
+TEST_CASE("--resume: attempts carried from the earlier runs, the next one is attempt + 1") {
+  launcher_core core({4, 3, 300});  // max_retries 3: attempts 1 .. 4
+  core.restored({0});               // complete in the checkpoint
+  core.carry_attempts({{1, 2}, {2, 4}});
+  CHECK(core.first_attempt(1) == 3);
+  CHECK(core.first_attempt(3) == 1);  // never ran before
+  using ro = launcher_core::request_outcome;
+  CHECK(core.request(0, "") == ro::ignored);  // complete: never rerun
+  for (std::uint32_t s = 1; s < 4; ++s) CHECK(core.request(s, "") == ro::queued);
+  auto jobs = submit(core);
+  REQUIRE(jobs.size() == 3);
+  CHECK(core.table().find(jobs[0])->sim_id == 1);
+  CHECK(core.table().find(jobs[0])->attempt == 3);
+  CHECK(core.table().find(jobs[1])->attempt == 5);
+  CHECK(core.table().find(jobs[2])->attempt == 1);
+  // A failure retries with the next number; max_retries counts the earlier runs' attempts.
+  CHECK(core.update(jobs[0], status(job_state::failed, "exited 1", 1), 1) == launcher_core::outcome::retry);
+  CHECK(core.update(jobs[1], status(job_state::failed, "exited 1", 1), 1) == launcher_core::outcome::gave_up);
+  auto retry = submit(core);
+  REQUIRE(retry.size() == 1);
+  CHECK(core.table().find(retry[0])->sim_id == 1);
+  CHECK(core.table().find(retry[0])->attempt == 4);
+}
+
+TEST_CASE("--resume with groups: a group's first jobs go together at their carried attempts") {
+  launcher_limits limits{4, 2, 300};
+  limits.group_size = 2;
+  launcher_core core(limits);
+  core.carry_attempts({{1, 1}});
+  core.request(0, "");
+  CHECK(submit(core).empty());  // its group is not all requested yet
+  core.request(1, "");
+  auto jobs = submit(core);
+  REQUIRE(jobs.size() == 2);
+  CHECK(core.table().find(jobs[0])->attempt == 1);
+  CHECK(core.table().find(jobs[1])->attempt == 2);
+}

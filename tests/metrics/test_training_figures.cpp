@@ -93,6 +93,28 @@ TEST_CASE("without a buffer (offline) there are no buffer columns or keys") {
   CHECK_FALSE(f.status(t0 + 1s).contains("buffer_population"));
 }
 
+TEST_CASE("checkpoint_pause_s: the pauses of a window's checkpoints, in that row only") {
+  training_figures f({1, true, true});
+  CHECK(f.columns().back() == "checkpoint_pause_s");
+  CHECK(training_figures::columns(true).back() == "learning_rate");  // off by default
+  f.start(t0);
+  f.trained(4, 1.0);
+  f.checkpoint_paused(0.25);
+  f.trained(4, 1.0);
+  f.checkpoint_paused(0.5);
+  auto row = f.close_window(t0 + 1s, 0.1);
+  CHECK(value(row, "checkpoint_pause_s") == 0.75);
+  f.trained(4, 1.0);
+  row = f.close_window(t0 + 2s, 0.1);
+  CHECK_FALSE(value(row, "checkpoint_pause_s"));  // no checkpoint in this window
+  // Without the column a pause is not in the row (the summary has it).
+  training_figures plain({1, true});
+  plain.start(t0);
+  plain.trained(4, 1.0);
+  plain.checkpoint_paused(0.25);
+  CHECK_FALSE(value(plain.close_window(t0 + 1s, 0.1), "checkpoint_pause_s"));
+}
+
 TEST_CASE("status and summary: validation bookkeeping, totals, nulls before any validation") {
   training_figures f({1, false});
   auto before = f.status(t0);

@@ -462,10 +462,13 @@ struct corner_study {
 
   bool hard(std::uint32_t sim) const { return design[sim][0] < 200 && design[sim][1] < 200; }
 
+  // The inputs' own stream and position: a study run in two calls sees the
+  // same inputs as one run in one call.
+  breed_random noise{1234};
+  std::uint32_t done = 0;
+
   void run(int n_rounds) {
-    breed_random noise(1234);
     const std::uint32_t job_limit = 10, per_round = 20, steps = 10, batch = 16;
-    std::uint32_t done = 0;
     for (int round = 0; round < n_rounds; ++round) {
       for (std::uint32_t i = 0; i < per_round; ++i, ++done) breed.sim_completed(done, design[done], 1);
       const std::uint32_t oldest = done > 60 ? done - 60 : 0;  // the buffer holds recent data
@@ -482,7 +485,7 @@ struct corner_study {
         due = feed(breed, sims, ts, losses);
       }
       // The next job_limit simulations are running (k = done + m - 1).
-      auto pts = breed.resample({done + job_limit - 1, job_limit, 400}, round);
+      auto pts = breed.resample({done + job_limit - 1, job_limit, 400}, static_cast<double>(rounds.size()));
       for (const auto& p : pts) design[p.sim] = p.parameters;
       rounds.push_back(std::move(pts));
     }
@@ -564,4 +567,82 @@ TEST_CASE("determinism: the same seed and inputs give the same points") {
   CHECK(differs_from_c);
   CHECK(a.breed.status().shrinks == b.breed.status().shrinks);
   CHECK(a.breed.status().fallbacks == b.breed.status().fallbacks);
+}
+
+TEST_CASE("a restored state resamples exactly as the uninterrupted Breed") {
+  corner_study whole(7), first(7);
+  whole.run(5);
+  first.run(2);
+  const std::string saved = first.breed.state_json();
+
+  // A new Breed (the restarted server's, same settings and seed) given the state.
+  breed_steering restored(corner_study::settings(7));
+  restored.restore_state(saved);
+  CHECK(restored.state_json() == saved);  // nothing lost or rounded on the way
+  CHECK(restored.status().resamplings == 2);
+  CHECK(restored.status().batches == first.breed.status().batches);
+  CHECK(restored.population() == first.breed.population());
+  for (std::uint32_t sim = 0; sim < 40; ++sim) CHECK(restored.q_of(sim) == first.breed.q_of(sim));
+
+  // Without the state a fresh Breed with the same seed decides otherwise.
+  corner_study fresh = first;
+  fresh.breed = breed_steering(corner_study::settings(7));
+  fresh.run(3);
+
+  first.breed = restored;
+  first.run(3);
+  REQUIRE(first.rounds.size() == whole.rounds.size());
+  bool fresh_differs = false;
+  for (std::size_t r = 2; r < whole.rounds.size(); ++r) {
+    REQUIRE(first.rounds[r].size() == whole.rounds[r].size());
+    for (std::size_t i = 0; i < whole.rounds[r].size(); ++i) {
+      CHECK(first.rounds[r][i].sim == whole.rounds[r][i].sim);
+      CHECK(first.rounds[r][i].origin == whole.rounds[r][i].origin);
+      CHECK(first.rounds[r][i].parameters == whole.rounds[r][i].parameters);  // bit for bit
+      fresh_differs = fresh_differs || fresh.rounds[r].size() != whole.rounds[r].size() ||
+                      fresh.rounds[r][i].parameters != whole.rounds[r][i].parameters;
+    }
+  }
+  CHECK(fresh_differs);
+  CHECK(first.breed.status().resamplings == whole.breed.status().resamplings);
+  CHECK(first.breed.status().shrinks == whole.breed.status().shrinks);
+  CHECK(first.breed.status().fallbacks == whole.breed.status().fallbacks);
+  CHECK(first.breed.status().r == whole.breed.status().r);
+  CHECK(first.breed.history().size() == whole.breed.history().size());
+  CHECK(first.breed.provenance().size() == whole.breed.provenance().size());
+  CHECK(first.breed.state_json() == whole.breed.state_json());
+}
+
+TEST_CASE("a state that does not fit is refused, naming the key, and changes nothing") {
+  corner_study study(3);
+  study.run(1);
+  const std::string saved = study.breed.state_json();
+  breed_steering other(corner_study::settings(3));
+  const std::string before = other.state_json();
+
+  auto message = [&](const std::string& text) {
+    try {
+      other.restore_state(text);
+    } catch (const std::runtime_error& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  CHECK(message("{") .find("not JSON") != std::string::npos);
+  CHECK(message(std::string(saved).replace(saved.find("\"format\":1"), 10, "\"format\":9"))
+            .find("format 9") != std::string::npos);
+  breed_settings three = corner_study::settings(3);
+  three.bounds.push_back({0, 1});
+  breed_steering wider(three);
+  std::string why;
+  try {
+    wider.restore_state(saved);
+  } catch (const std::runtime_error& e) {
+    why = e.what();
+  }
+  CHECK(why.find("2 parameters, the study has 3") != std::string::npos);
+  const auto at = saved.find("\"rng\":\"");
+  REQUIRE(at != std::string::npos);
+  CHECK(message(std::string(saved).insert(at + 7, "x")).find("'rng'") != std::string::npos);
+  CHECK(other.state_json() == before);
 }
