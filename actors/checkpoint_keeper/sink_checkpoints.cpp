@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/checkpoint_keeper/checkpoint_files.hpp"
+#include "actors/checkpoint_keeper/server_restore.hpp"
 #include "actors/checkpoint_keeper/state_files.hpp"
 
 namespace melissa::checkpoint {
@@ -106,6 +107,12 @@ bool sink_checkpoints::at_unit(std::uint64_t units, double now,
     job.header.reason = reason;
     job.header.ranks = settings_.ranks;
     job.parts = sink_parts(std::move(snap));
+    if (settings_.elapsed)
+      job.parts.push_back([text = study_state_to_json(settings_.elapsed())](staging& s) {
+        file_writer out(s.prepare("study/study_state.json"));
+        out.write(text.data(), text.size());
+        s.add("study/study_state.json", out.close());
+      });
     {
       std::lock_guard<std::mutex> lock(mutex_);
       figures_["taken"] = figures_["taken"].get<std::uint64_t>() + 1;

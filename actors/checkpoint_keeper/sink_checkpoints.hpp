@@ -43,6 +43,9 @@ struct sink_checkpoint_settings {
   // Called just before the sink's cut, so a simulation complete in it has
   // all its steps in the cut (or is written submitted: see sink_parts).
   std::function<std::optional<simulation_table_snapshot>()> table;
+  // Rank 0: the study's elapsed seconds now (study/study_state.json, as a
+  // training rank 0 writes it); none: not written.
+  std::function<double()> elapsed;
 };
 
 // What the sink hands over, taken at one moment on its thread.

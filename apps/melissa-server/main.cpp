@@ -471,7 +471,11 @@ int main(int argc, char** argv) {
     const auto stats_settings = statistics_settings_for(study, rank, ranks);
     const auto stats_dir = output + "/statistics";
     const auto stats_checkpoints = statistics_checkpoints(
-        study, rank, ranks, output, restored ? &*restored : nullptr, latest_table);
+        study, rank, ranks, output, restored ? &*restored : nullptr, latest_table,
+        [offset = progress.elapsed_offset_s, started = std::chrono::steady_clock::now()] {
+          return offset +
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        });
     tree.push_back({"sink", restart_policy::permanent,
                     [=](caf::actor_system& s, const child_lookup&) {
                       return caf::actor_cast<caf::actor>(spawn_statistics_sink(

@@ -15,7 +15,8 @@ namespace melissa {
 statistics_sink_checkpoints statistics_checkpoints(
     const config::study_config& study, std::uint32_t rank, std::uint32_t ranks,
     const std::string& output_dir, const checkpoint::server_restore* restored,
-    std::function<std::optional<simulation_table_snapshot>()> table) {
+    std::function<std::optional<simulation_table_snapshot>()> table,
+    std::function<double()> elapsed) {
   statistics_sink_checkpoints out;
   const auto& c = study.checkpoint;
   if (c.every_batches == 0 && c.every_seconds <= 0) {
@@ -39,6 +40,7 @@ statistics_sink_checkpoints statistics_checkpoints(
   s.ranks = ranks;
   s.start_units = restored ? restored->batch : 0;
   s.table = std::move(table);
+  if (rank == 0) s.elapsed = std::move(elapsed);
   std::filesystem::create_directories(s.dir);
   const double now =
       std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();

@@ -28,7 +28,8 @@ namespace melissa {
 statistics_sink_checkpoints statistics_checkpoints(
     const config::study_config& study, std::uint32_t rank, std::uint32_t ranks,
     const std::string& output_dir, const checkpoint::server_restore* restored,
-    std::function<std::optional<simulation_table_snapshot>()> table);
+    std::function<std::optional<simulation_table_snapshot>()> table,
+    std::function<double()> elapsed = {});
 
 // --restore of a statistics server: this rank's statistics.bin, checked
 // against the study now (throws std::runtime_error naming the file), and

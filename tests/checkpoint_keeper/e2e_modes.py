@@ -263,12 +263,16 @@ def statistics_launcher_lost():
     check(rank0.get("stopped", {}).get("checkpoint", {}).get("path") == chosen,
           f"the server's summary names that checkpoint ({rank0.get('stopped')})")
     complete = complete_in(chosen)
+    elapsed_before = json.load(open(os.path.join(chosen, "study", "study_state.json")))["elapsed_s"]
+    check(elapsed_before > 0, f"the checkpoint holds the study's elapsed time ({elapsed_before:.1f} s)")
     rc, text = finish(run([RUN, "--resume", out]))
     if rc != 0:
         print(text[-5000:])
     check(rc == 0, f"melissa-run --resume exits 0 (got {rc})")
     summary = json.load(open(os.path.join(out, "summary.json")))
     check(summary["resumed_from"]["checkpoint"] == chosen, f"resumed from {os.path.basename(chosen)}")
+    check(summary["elapsed_s"] > elapsed_before,
+          f"the resumed study's elapsed time counts on ({summary['elapsed_s']:.1f} s > {elapsed_before:.1f} s)")
     no_rerun(summary, complete, 0)
     sink = summary["server"][0]["sink"]
     check(sink["simulations_folded"] == GROUPS * 7 and sink["groups_folded"] == GROUPS,

@@ -51,6 +51,7 @@ TEST_CASE("statistics checkpoints: every N steps folded, on demand, at the end; 
     t.changes = {0, 0, 0};
     return std::optional<simulation_table_snapshot>(t);
   };
+  cfg.elapsed = [] { return 12.5; };
   sink_checkpoints keeper(cfg, 0.0);
   int cuts = 0;
   auto snapshot = [&cuts](std::uint64_t units) {
@@ -90,6 +91,8 @@ TEST_CASE("statistics checkpoints: every N steps folded, on demand, at the end; 
                        doctest::Contains("rank-0/missing.bin"), std::runtime_error);
   const auto restored = read_server_restore(newest, 0, 1);
   CHECK(restored.batch == 13);
+  REQUIRE(restored.elapsed_s);
+  CHECK(*restored.elapsed_s == 12.5);
   CHECK(restored.complete == std::vector<std::uint32_t>{0});
   REQUIRE(restored.table);
   CHECK(restored.table->states[1] == sim_state::submitted);
