@@ -54,6 +54,16 @@ struct coordinator_state {
 
 using coordinator_ptr = coordinator_actor::stateful_pointer<coordinator_state>;
 
+// Who takes this rank's checkpoints: the trainer, or in statistics mode the
+// sink (statistics_sink_actor answers the same request); none otherwise.
+using checkpointer_actor =
+    caf::typed_actor<caf::replies_to<checkpoint_atom, std::string>::with<std::string>>;
+checkpointer_actor checkpointer(const coordinator_state& st) {
+  if (st.trainer) return caf::actor_cast<checkpointer_actor>(st.trainer);
+  if (st.settings.sink_checkpoints && st.sink) return caf::actor_cast<checkpointer_actor>(st.sink);
+  return {};
+}
+
 double seconds_since(clock_type::time_point t) {
   return std::chrono::duration<double>(clock_type::now() - t).count();
 }
@@ -230,7 +240,7 @@ void stop_with_checkpoint(coordinator_ptr self) {
   auto& st = self->state;
   st.finished = true;
   spdlog::warn("rank {}: the launcher is gone; checkpointing, then stopping", st.settings.rank);
-  self->request(st.trainer, std::chrono::minutes(10), checkpoint_atom::value,
+  self->request(checkpointer(st), std::chrono::minutes(10), checkpoint_atom::value,
                 std::string("launcher_lost"))
       .then(
           [self](const std::string& answer) {
@@ -272,7 +282,7 @@ void tick(coordinator_ptr self) {
               if (done || clock_type::now() - st.last_progress >= st.settings.progress_interval)
                 log_progress(self, now);
               const bool all_ended = expected > 0 && ended >= expected;
-              if (done && st.launcher_lost && !all_ended && st.trainer)
+              if (done && st.launcher_lost && !all_ended && checkpointer(st))
                 return stop_with_checkpoint(self);
               if (done) return finish(self);
               self->delayed_send(self, st.settings.poll_interval, tick_atom::value);
@@ -476,16 +486,19 @@ coordinator_actor::behavior_type coordinator_fn(coordinator_ptr self, coordinato
                          R"({"error": "the steering actor did not answer"})");
       },
       [self](checkpoint_atom, std::string& reason) -> caf::result<std::string> {
-        // The trainer takes it at its next step boundary (docs/checkpoints.md).
+        // The trainer takes it at its next step boundary, the statistics
+        // sink between two stores (docs/checkpoints.md).
         auto& st = self->state;
-        if (!st.trainer)
+        const auto taker = checkpointer(st);
+        if (!taker)
           return std::string(
-              R"json({"error": "this study does not train (server.sink is not \"train\"): it has no checkpoints"})json");
+              R"json({"error": "this study neither trains nor computes statistics: it has no checkpoints"})json");
         auto rp = self->make_response_promise<std::string>();
-        self->request(st.trainer, std::chrono::minutes(10), checkpoint_atom::value, std::move(reason))
+        const std::string who = st.trainer ? "the trainer" : "the statistics sink";
+        self->request(taker, std::chrono::minutes(10), checkpoint_atom::value, std::move(reason))
             .then([rp](const std::string& answer) mutable { rp.deliver(answer); },
-                  [self, rp](const caf::error& err) mutable {
-                    rp.deliver(nlohmann::json{{"error", "the trainer did not answer: " +
+                  [self, rp, who](const caf::error& err) mutable {
+                    rp.deliver(nlohmann::json{{"error", who + " did not answer: " +
                                                             self->system().render(err)}}
                                    .dump());
                   });

@@ -54,6 +54,9 @@ struct coordinator_settings {
   // Rank 0 under a launcher: called with the table each time it changes (the
   // checkpoints' copy, read by the trainer's thread).
   std::function<void(const simulation_table_snapshot&)> publish_table;
+  // Statistics mode: the sink takes the checkpoints (checkpoint_atom goes to
+  // it when there is no trainer; docs/checkpoints.md, "Statistics mode").
+  bool sink_checkpoints = false;
 };
 
 // coordinator_actor (messages/actor_types.hpp): (report_atom) -> the summary

@@ -45,11 +45,13 @@ bool guarded(sink_ptr self, F io) {
 sink_actor::behavior_type dataset_sink_fn(sink_ptr self, std::string dir,
                                           std::vector<std::string> fields,
                                           std::vector<std::vector<double>> parameters,
-                                          sink_failure_listener_actor on_error) {
+                                          sink_failure_listener_actor on_error,
+                                          std::vector<std::uint32_t> finished) {
   self->state.on_error = std::move(on_error);
   guarded(self, [&] {
     self->state.writer =
         std::make_unique<dataset_writer>(std::move(dir), std::move(fields), std::move(parameters));
+    self->state.writer->mark_finished(finished);
   });
   return {
       [self](store_atom, const step_sample& s) {
@@ -99,9 +101,10 @@ sink_actor::behavior_type dataset_sink_fn(sink_ptr self, std::string dir,
 sink_actor spawn_dataset_sink(caf::actor_system& sys, std::string dir,
                               std::vector<std::string> field_names,
                               std::vector<std::vector<double>> parameters,
-                              sink_failure_listener_actor on_error) {
+                              sink_failure_listener_actor on_error,
+                              std::vector<std::uint32_t> finished) {
   return sys.spawn<caf::detached>(dataset_sink_fn, std::move(dir), std::move(field_names),
-                                  std::move(parameters), std::move(on_error));
+                                  std::move(parameters), std::move(on_error), std::move(finished));
 }
 
 }  // namespace melissa

@@ -6,6 +6,7 @@
 // (sink_failed_atom, "cannot write PATH: ERROR") to `on_error`, who stops the study.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -16,9 +17,12 @@
 
 namespace melissa {
 
+// `finished`: simulations whose files are already complete in `dir` (a
+// restarted server, complete_simulations()): never written again.
 sink_actor spawn_dataset_sink(caf::actor_system& sys, std::string dir,
                               std::vector<std::string> field_names,
                               std::vector<std::vector<double>> parameters,
-                              sink_failure_listener_actor on_error = {});
+                              sink_failure_listener_actor on_error = {},
+                              std::vector<std::uint32_t> finished = {});
 
 }  // namespace melissa

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -140,6 +141,10 @@ void dataset_writer::finish(std::uint32_t sim) {
   finished_sims_.insert(sim);
 }
 
+void dataset_writer::mark_finished(const std::vector<std::uint32_t>& sims) {
+  finished_sims_.insert(sims.begin(), sims.end());
+}
+
 std::vector<std::uint32_t> dataset_writer::close_unfinished() {
   std::vector<std::uint32_t> sims;
   for (auto it = open_.begin(); it != open_.end(); it = open_.erase(it)) {
@@ -147,6 +152,59 @@ std::vector<std::uint32_t> dataset_writer::close_unfinished() {
     seal(it->first.first, it->first.second, it->second);
   }
   return sims;
+}
+
+namespace {
+
+// Whether `path` is a complete npy of `descr` with this shape (and, when
+// `expected` is given, exactly these float64 values).
+bool npy_matches(const std::string& path, const char* descr, const std::vector<std::size_t>& shape,
+                 std::size_t item, const std::vector<double>* expected) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec) return false;
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return false;
+  bool ok = false;
+  try {
+    const auto h = npy::read_header(f, path);
+    ok = h.descr == descr && !h.fortran_order && h.shape == shape &&
+         size == h.data_offset + h.count() * item;
+    if (ok && expected) {
+      std::vector<double> values(h.count());
+      ok = std::fread(values.data(), sizeof(double), values.size(), f) == values.size() &&
+           std::equal(values.begin(), values.end(), expected->begin(), expected->end(),
+                      [](double a, double b) { return std::memcmp(&a, &b, sizeof a) == 0; });
+    }
+  } catch (const std::exception&) {
+    ok = false;
+  }
+  std::fclose(f);
+  return ok;
+}
+
+}  // namespace
+
+std::vector<std::uint32_t> complete_simulations(const std::string& dir,
+                                                const std::vector<std::string>& field_names,
+                                                const std::vector<std::uint64_t>& field_sizes,
+                                                std::uint32_t steps,
+                                                const std::vector<std::vector<double>>& parameters) {
+  std::vector<std::uint32_t> out;
+  for (std::uint32_t sim = 0; sim < parameters.size(); ++sim) {
+    const auto sim_dir = dir + "/" + dataset_writer::sim_dir_name(sim);
+    std::error_code ec;
+    if (!std::filesystem::is_directory(sim_dir, ec)) continue;
+    const auto& p = parameters[sim];
+    if (!npy_matches(sim_dir + "/parameters.npy", "<f8", {p.size()}, sizeof(double), &p)) continue;
+    bool complete = true;
+    for (std::size_t f = 0; f < field_names.size() && complete; ++f)
+      complete = npy_matches(sim_dir + "/" + field_names[f] + ".npy", "<f4",
+                             {steps, static_cast<std::size_t>(field_sizes.at(f))}, sizeof(float),
+                             nullptr);
+    if (complete) out.push_back(sim);
+  }
+  return out;
 }
 
 }  // namespace melissa

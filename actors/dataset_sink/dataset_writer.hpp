@@ -41,6 +41,11 @@ class dataset_writer {
   // leaving them under their .part names; returns their ids.
   std::vector<std::uint32_t> close_unfinished();
 
+  // A restarted server (docs/checkpoints.md, "Dataset mode"): these
+  // simulations' files are complete on disk; their steps, if sent again,
+  // are dropped (write_step returns false) and finish() leaves them alone.
+  void mark_finished(const std::vector<std::uint32_t>& sims);
+
   static std::string sim_dir_name(std::uint32_t sim);
   const std::string& dir() const { return dir_; }
   std::uint64_t finished() const { return finished_sims_.size(); }
@@ -65,5 +70,18 @@ class dataset_writer {
   std::set<std::uint32_t> finished_sims_;
   std::uint64_t steps_after_finish_ = 0;
 };
+
+// The simulations whose files in `dir` are complete (the state of a dataset
+// server that restarts): every field's final <field>.npy (never a .part) is
+// a float32 C-order array of shape (steps, field_sizes[f]) whose size
+// matches its header, and parameters.npy (written last by finish()) holds
+// exactly parameters[sim] (so a directory left by another study with other
+// parameters does not count). Ascending. Unreadable entries just do not
+// count; nothing is modified.
+std::vector<std::uint32_t> complete_simulations(const std::string& dir,
+                                                const std::vector<std::string>& field_names,
+                                                const std::vector<std::uint64_t>& field_sizes,
+                                                std::uint32_t steps,
+                                                const std::vector<std::vector<double>>& parameters);
 
 }  // namespace melissa

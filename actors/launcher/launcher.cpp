@@ -615,6 +615,11 @@ void restart_server(launcher_ptr self, const checkpoint::server_end& end) {
                  "simulation{} complete there are not rerun",
                  reason, st.restarts.size(), in.max_restarts, plan.checkpoint, plan.batch,
                  plan.complete.size(), plan.complete.size() == 1 ? "" : "s");
+  else if (study.server.sink == config::sink_kind::dataset)
+    // The dataset's complete files are its state: the new server says which.
+    spdlog::warn("the server ended ({}): restart {} of at most {} from scratch; the simulations "
+                 "whose files are complete in {} are not run again",
+                 reason, st.restarts.size(), in.max_restarts, study.server.dataset_dir);
   else
     spdlog::warn("the server ended ({}) before any training and with no valid checkpoint: "
                  "restart {} of at most {} from scratch, every simulation runs again",
@@ -636,7 +641,8 @@ void interrupt(launcher_ptr self, std::int32_t exit_code, const std::string& why
   const auto rank0 = st.ranks.find(0);
   const bool can_checkpoint = st.phases.watching_clients() && rank0 != st.ranks.end() &&
                               rank0->second.coordinator && !rank0->second.summary &&
-                              st.settings.study.server.sink == config::sink_kind::train;
+                              (st.settings.study.server.sink == config::sink_kind::train ||
+                               st.settings.study.study.mode == config::study_mode::statistics);
   if (st.checkpointing || !can_checkpoint) {
     if (st.checkpointing) spdlog::warn("{} again: stopping without waiting for the checkpoint", why);
     return stop_everything(self, exit_code, why);

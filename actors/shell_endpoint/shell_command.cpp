@@ -233,7 +233,8 @@ const std::string& help_text() {
       "                         simulations, last resampling\n"
       "  stats                  statistics mode, per server rank: simulations and groups\n"
       "                         folded in, widest Sobol confidence interval now\n"
-      "  checkpoint             take a checkpoint of the server now (training studies);\n"
+      "  checkpoint             take a checkpoint of the server now (training and statistics\n"
+      "                         studies);\n"
       "                         answers with its directory and batch once it is written\n"
       "  help                   this text\n"
       "  quit, exit             leave the shell (the study goes on)\n";

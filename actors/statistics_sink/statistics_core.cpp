@@ -291,7 +291,8 @@ void statistics_core::write(const std::string& dir) const {
 }
 
 namespace {
-constexpr std::uint64_t core_magic = 0x45524f4354415453ull;  // "STATCORE"
+// "STATCOR2": version 2 adds the held group steps.
+constexpr std::uint64_t core_magic = 0x32524f4354415453ull;
 void put64(std::ostream& out, std::uint64_t v) { out.write(reinterpret_cast<const char*>(&v), 8); }
 std::uint64_t get64(std::istream& in) {
   std::uint64_t v = 0;
@@ -316,6 +317,22 @@ void statistics_core::save(std::ostream& out) const {
     put64(out, g);
     put64(out, n);
   }
+  // The held group steps: folded into the moments but waiting for their
+  // group's other members. Without them a member complete in a checkpoint
+  // (never resent) would leave its group out of the Sobol estimates.
+  put64(out, held_.size());
+  for (const auto& [key, members] : held_) {
+    const auto& [g, field, step] = key;
+    put64(out, g);
+    put64(out, field);
+    put64(out, step);
+    put64(out, members.size());
+    for (const auto& m : members) {
+      put64(out, m ? m->size() : ~std::uint64_t{0});
+      if (m) out.write(m->data(), static_cast<std::streamsize>(m->size()));
+    }
+  }
+  if (!out) throw std::runtime_error("statistics state: cannot write");
 }
 
 void statistics_core::load(std::istream& in) {
@@ -340,6 +357,27 @@ void statistics_core::load(std::istream& in) {
   for (auto n = get64(in); n > 0; --n) {
     const auto g = get64(in);
     group_steps_[g] = get64(in);
+  }
+  for (auto n = get64(in); n > 0; --n) {
+    const auto g = get64(in);
+    const auto field = static_cast<std::uint32_t>(get64(in));
+    const auto step = static_cast<std::uint32_t>(get64(in));
+    const auto count = get64(in);
+    if (field >= stats_.size() || step >= settings_.time_steps || count != settings_.group_size)
+      throw std::runtime_error("statistics state: a held group step of another study");
+    const std::uint64_t bytes = settings_.shares[field].size() * sizeof(float);
+    auto& members = held_[{g, field, step}];
+    members.resize(count);
+    for (std::uint64_t m = 0; m < count; ++m) {
+      const auto size = get64(in);
+      if (size == ~std::uint64_t{0}) continue;
+      if (size != bytes) throw std::runtime_error("statistics state: a held step of the wrong size");
+      auto buffer = std::make_shared<std::vector<char>>(size);
+      if (!in.read(buffer->data(), static_cast<std::streamsize>(size)))
+        throw std::runtime_error("statistics state: truncated");
+      members[m] = std::move(buffer);
+      held_bytes_ += size;
+    }
   }
 }
 

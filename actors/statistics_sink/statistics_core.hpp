@@ -64,8 +64,10 @@ class statistics_core {
   // all ranks create with the same header and size; one assembled file.
   void write(const std::string& dir) const;
 
-  // Checkpoint hook: every accumulator (field_statistics::save/load) and the
-  // bookkeeping. Held group steps are not saved (their members resend them).
+  // Checkpoints: every accumulator (field_statistics::save/load), the
+  // bookkeeping and the held group steps (a member complete in a checkpoint
+  // is not resent, so its held steps must come back for its group's Sobol
+  // terms). load() throws std::runtime_error for another study's state.
   void save(std::ostream& out) const;
   void load(std::istream& in);
 

@@ -1,7 +1,10 @@
 #include "actors/statistics_sink/statistics_sink.hpp"
 
+#include <chrono>
 #include <deque>
 #include <memory>
+#include <sstream>
+#include <vector>
 
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
@@ -10,12 +13,28 @@
 namespace melissa {
 namespace {
 
+double seconds_now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+struct asked_checkpoint {
+  std::string reason;
+  caf::typed_response_promise<std::string> answer;
+};
+
 struct statistics_sink_state {
   std::unique_ptr<statistics_core> core;
   std::string dir;
   std::deque<caf::typed_response_promise<bool>> waiting;  // stores whose reply waits for room
   bool written = false;
   std::string write_error;
+  // Checkpoints: the steps folded in (the cut's log) and their count.
+  step_log received;
+  std::uint64_t units = 0;
+  statistics_sink_checkpoints checkpoints;
+  std::uint64_t sequence = 0;                 // of the checkpoints handed to the writer
+  std::vector<asked_checkpoint> asked;        // on demand, not taken yet (the writer was busy)
+  std::vector<asked_checkpoint> in_flight;    // on demand, being written (sequence `sequence`)
   static inline const char* name = "statistics_sink";
 
   void release() {
@@ -26,26 +45,96 @@ struct statistics_sink_state {
   }
 };
 
-sink_actor::behavior_type statistics_sink_fn(sink_actor::stateful_pointer<statistics_sink_state> self,
-                                             statistics_core_settings settings, std::string dir) {
-  self->state.core = std::make_unique<statistics_core>(std::move(settings));
-  self->state.dir = std::move(dir);
+using sink_ptr = statistics_sink_actor::stateful_pointer<statistics_sink_state>;
+
+// The cut, on the sink's thread: the accumulators and the log of the steps in them.
+checkpoint::sink_snapshot cut(const statistics_sink_state& st) {
+  checkpoint::sink_snapshot snap;
+  std::ostringstream out(std::ios::binary);
+  st.core->save(out);
+  snap.files.emplace_back("statistics.bin", std::make_shared<const std::string>(out.str()));
+  snap.received = st.received;
+  return snap;
+}
+
+// Takes a checkpoint when one is due (reason "") or asked (the first asked
+// one's reason; every waiting request shares it). The writer's notice comes
+// back as (checkpoint_atom, sequence, answer).
+void take_checkpoint(sink_ptr self, const std::string& forced = {}) {
+  auto& st = self->state;
+  auto& keeper = st.checkpoints.keeper;
+  if (!keeper) return;
+  std::string reason = forced;
+  // Requests wait while one asked earlier is being written (then they ask again).
+  const bool for_asked = reason.empty() && !st.asked.empty() && st.in_flight.empty();
+  if (for_asked) reason = st.asked.front().reason;
+  const auto sequence = st.sequence + 1;
+  const statistics_sink_actor handle{self};
+  const auto failed_before = for_asked ? keeper->figures()["failed"].get<std::uint64_t>() : 0;
+  const bool taken = keeper->at_unit(
+      st.units, seconds_now(), [&] { return cut(st); }, reason,
+      [handle, sequence](const checkpoint::write_result& r) {
+        caf::anon_send(handle, checkpoint_atom::value, sequence,
+                       r.ok ? nlohmann::json{{"path", r.path}, {"batch", r.batch}}.dump()
+                            : nlohmann::json{{"error", r.error}}.dump());
+      });
+  if (taken) {
+    st.sequence = sequence;
+    if (for_asked) {
+      for (auto& a : st.asked) st.in_flight.push_back(std::move(a));
+      st.asked.clear();
+    }
+    return;
+  }
+  // Refused while the writer is busy: asked again at the writer's notice.
+  if (for_asked && keeper->figures()["failed"].get<std::uint64_t>() > failed_before) {
+    const auto answer =
+        nlohmann::json{{"error", "the checkpoint could not be taken (see the server's log)"}}.dump();
+    for (auto& a : st.asked) a.answer.deliver(answer);
+    st.asked.clear();
+  }
+}
+
+statistics_sink_actor::behavior_type statistics_sink_fn(sink_ptr self, statistics_core_settings settings,
+                                                        std::string dir,
+                                                        statistics_sink_checkpoints checkpoints,
+                                                        std::shared_ptr<restored_statistics> restored) {
+  auto& st = self->state;
+  st.core = std::make_unique<statistics_core>(std::move(settings));
+  st.dir = std::move(dir);
+  st.checkpoints = std::move(checkpoints);
+  if (restored && !restored->taken.exchange(true)) {
+    // Checked before anything is spawned (main.cpp); a failure here stops the rank.
+    std::istringstream in(restored->state, std::ios::binary);
+    st.core->load(in);
+    st.received = restored->received;
+    st.units = restored->units;
+    spdlog::info("statistics sink: restored {} steps folded in ({} simulations complete)", st.units,
+                 st.core->simulations_complete());
+  }
   return {
       [self](store_atom, step_sample& s) -> caf::result<bool> {
         auto& st = self->state;
         try {
-          st.core->fold(s.sim_id, s.field_id, s.time_step, std::move(s.payload));
+          if (st.core->fold(s.sim_id, s.field_id, s.time_step, std::move(s.payload))) {
+            st.received.insert(s.sim_id, s.field_id, s.time_step);
+            ++st.units;
+          }
         } catch (const std::exception& e) {
           return caf::make_error(caf::sec::runtime_error, e.what());
         }
         st.release();
+        take_checkpoint(self);  // between two stores: a consistent cut
         if (!st.core->over_budget()) return true;
         // Folded in, but held group steps exceed the budget: the credit waits.
         auto rp = self->make_response_promise<bool>();
         st.waiting.push_back(rp);
         return rp;
       },
-      [](sim_done_atom, std::uint32_t) { return true; },
+      [self](sim_done_atom, std::uint32_t sim) {
+        self->state.received.mark_done(sim);
+        return true;
+      },
       [self](production_over_atom) {
         auto& st = self->state;
         for (auto& rp : st.waiting) rp.deliver(true);
@@ -59,6 +148,29 @@ sink_actor::behavior_type statistics_sink_fn(sink_actor::stateful_pointer<statis
           st.write_error = e.what();
           spdlog::error("cannot write the statistics: {}", e.what());
         }
+        // The last one (waits until written): a server lost from here on
+        // restarts with every simulation complete.
+        take_checkpoint(self, "end_of_study");
+      },
+      [self](checkpoint_atom, std::string& reason) -> caf::result<std::string> {
+        auto& st = self->state;
+        if (!st.checkpoints.keeper)
+          return nlohmann::json{{"error", st.checkpoints.why_none.empty()
+                                              ? std::string("checkpoints are off")
+                                              : st.checkpoints.why_none}}
+              .dump();
+        auto rp = self->make_response_promise<std::string>();
+        st.asked.push_back({std::move(reason), rp});
+        take_checkpoint(self);
+        return rp;
+      },
+      [self](checkpoint_atom, std::uint64_t sequence, const std::string& answer) {
+        auto& st = self->state;
+        if (sequence == st.sequence) {
+          for (auto& a : st.in_flight) a.answer.deliver(answer);
+          st.in_flight.clear();
+        }
+        take_checkpoint(self);  // requests that waited for the writer
       },
       [self](report_atom) {
         auto& st = self->state;
@@ -66,6 +178,7 @@ sink_actor::behavior_type statistics_sink_fn(sink_actor::stateful_pointer<statis
         r["directory"] = st.dir;
         r["written"] = st.written && st.write_error.empty();
         if (!st.write_error.empty()) r["error"] = st.write_error;
+        if (st.checkpoints.keeper) r["checkpoints"] = st.checkpoints.keeper->figures();
         return r.dump();
       },
   };
@@ -74,8 +187,11 @@ sink_actor::behavior_type statistics_sink_fn(sink_actor::stateful_pointer<statis
 }  // namespace
 
 sink_actor spawn_statistics_sink(caf::actor_system& sys, statistics_core_settings settings,
-                                 std::string statistics_dir) {
-  return sys.spawn<caf::detached>(statistics_sink_fn, std::move(settings), std::move(statistics_dir));
+                                 std::string statistics_dir, statistics_sink_checkpoints checkpoints,
+                                 std::shared_ptr<restored_statistics> restored) {
+  return caf::actor_cast<sink_actor>(sys.spawn<caf::detached>(
+      statistics_sink_fn, std::move(settings), std::move(statistics_dir), std::move(checkpoints),
+      std::move(restored)));
 }
 
 }  // namespace melissa

@@ -4,20 +4,55 @@
 // Backpressure: while the pick-freeze groups' held steps exceed
 // statistics.group_budget_mb, a store is still folded in but its reply (hence
 // the client's credit) waits until groups complete; nothing is dropped.
+//
+// Checkpoints (docs/checkpoints.md, "Statistics mode"): the sink keeps its
+// own log of the steps it folded in; its cut (statistics_core::save and that
+// log) is taken on its own thread between two stores, so a step in the log
+// is in the accumulators, and the checkpoint keeper's writer thread writes
+// it. Taken on the [checkpoint] schedule (every_batches counts the steps
+// folded in), on (checkpoint_atom, reason) and at the end of production.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
+#include <memory>
 #include <string>
 
 #include <caf/actor_system.hpp>
 
+#include "actors/aggregator/step_log.hpp"
+#include "actors/checkpoint_keeper/sink_checkpoints.hpp"
 #include "actors/statistics_sink/statistics_core.hpp"
 #include "messages/actor_types.hpp"
 
 namespace melissa {
 
+// A sink_actor that also takes checkpoints: (checkpoint_atom, reason)
+// answers {"path", "batch"} once written or {"error"}, as the trainer does;
+// (checkpoint_atom, sequence, answer) is its writer thread's notice.
+using statistics_sink_actor = sink_actor::extend<
+    caf::replies_to<checkpoint_atom, std::string>::with<std::string>,
+    caf::reacts_to<checkpoint_atom, std::uint64_t, std::string>>;
+
+struct statistics_sink_checkpoints {
+  std::shared_ptr<checkpoint::sink_checkpoints> keeper;  // null: no checkpoints
+  std::string why_none;  // the answer to an on-demand request without a keeper
+};
+
+// --restore: the checkpoint's rank-R/statistics.bin and received steps,
+// taken by the first sink spawned only.
+struct restored_statistics {
+  std::string state;        // statistics_core::save's bytes
+  step_log received;
+  std::uint64_t units = 0;  // steps folded in at the checkpoint (its `batch`)
+  std::atomic<bool> taken{false};
+};
+
 // Detached (a step's update is a streaming pass over its accumulators).
 // `statistics_dir`: where the files go (<output_dir>/statistics).
 sink_actor spawn_statistics_sink(caf::actor_system& sys, statistics_core_settings settings,
-                                 std::string statistics_dir);
+                                 std::string statistics_dir,
+                                 statistics_sink_checkpoints checkpoints = {},
+                                 std::shared_ptr<restored_statistics> restored = {});
 
 }  // namespace melissa

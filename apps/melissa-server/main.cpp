@@ -18,6 +18,7 @@
 //
 // --sink-delay-ms and --window-kb make a slow server with a small credit
 // window: tests use them to make clients block in melissa_send.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -46,6 +47,7 @@
 #include "actors/dataset_sink/dataset_sink.hpp"
 #include "actors/statistics_sink/statistics_sink.hpp"
 #include "actors/supervisor/supervisor.hpp"
+#include "apps/melissa-server/sink_modes.hpp"
 #include "apps/melissa-server/training.hpp"
 #include "config/design.hpp"
 #include "config/study.hpp"
@@ -101,8 +103,8 @@ const char* usage =
     "DIR/server-summary.rank<R>.json. --print-design prints the parameters of every\n"
     "simulation as CSV and exits; --print-config prints the resolved study (TOML).\n"
     "--no-checksum: the count sink only counts (benchmarks of the transport alone).\n"
-    "--restore: start from that checkpoint (server.sink = \"train\"); exit 2 if it does not\n"
-    "verify. Exit codes: 0 done, 1 failed, 2 bad input, 75 checkpointed and stopped.\n";
+    "--restore: start from that checkpoint (server.sink = \"train\" or statistics mode); exit 2\n"
+    "if it does not verify. Exit codes: 0 done, 1 failed, 2 bad input, 75 checkpointed and stopped.\n";
 
 [[noreturn]] void usage_error(const std::string& msg) {
   std::cerr << "melissa-server: " << msg << "\n" << usage;
@@ -268,9 +270,10 @@ int main(int argc, char** argv) {
   // anything starts (the trainer's and the buffer's parts: the training children).
   std::optional<checkpoint::server_restore> restored;
   if (!opt.restore.empty()) {
-    if (!training) {
-      std::cerr << "melissa-server: --restore needs server.sink = \"train\" (only a training "
-                   "server writes checkpoints)\n";
+    if (!training && study.study.mode != config::study_mode::statistics) {
+      std::cerr << "melissa-server: --restore needs server.sink = \"train\" or study.mode = "
+                   "\"statistics\" (only those write checkpoints; a dataset server restarts from "
+                   "its dataset directory by itself)\n";
       return 2;
     }
     try {
@@ -309,6 +312,14 @@ int main(int argc, char** argv) {
   }
   // Statistics mode: every client rank sends slices; this rank assembles its share.
   const bool statistics = study.study.mode == config::study_mode::statistics;
+  // Its checkpoints hold the accumulators too (rank-R/statistics.bin).
+  std::shared_ptr<restored_statistics> restored_stats;
+  if (restored && statistics) try {
+    restored_stats = read_statistics_restore(*restored, rank, statistics_settings_for(study, rank, ranks));
+  } catch (const std::exception& e) {
+    std::cerr << "melissa-server: cannot restore: " << e.what() << "\n";
+    return 2;
+  }
   ingest.slices = statistics;
   if (statistics && opt.sink)
     usage_error("--sink does not apply to a study with study.mode = \"statistics\" (its sink is "
@@ -379,8 +390,15 @@ int main(int argc, char** argv) {
     progress.restored_batch = restored->batch;
     progress.restored_table = restored->table;
     progress.restored_complete = restored->complete;
+    // Rank 0 under a launcher asks again (run_sim) for a simulation done in
+    // its received steps but not complete in the table: that one ends when
+    // its rerun does (all duplicates), else the study could end before the
+    // launcher hears that it is complete.
+    const bool asks_again = rank == 0 && !opt.launcher.empty() && restored->table;
     for (const auto& [sim, record] : restored->received.simulations())
-      if (record.done) progress.restored_done.push_back(sim);
+      if (record.done && (!asks_again || std::binary_search(restored->complete.begin(),
+                                                            restored->complete.end(), sim)))
+        progress.restored_done.push_back(sim);
     if (restored->elapsed_s) progress.elapsed_offset_s = *restored->elapsed_s;
   }
   // Rank 0 under a launcher: the coordinator publishes its simulation table
@@ -395,6 +413,31 @@ int main(int argc, char** argv) {
       std::lock_guard<std::mutex> lock(table->mutex);
       table->latest = t;
     };
+  std::function<std::optional<simulation_table_snapshot>()> latest_table;
+  if (progress.publish_table)
+    latest_table = [table]() -> std::optional<simulation_table_snapshot> {
+      std::lock_guard<std::mutex> lock(table->mutex);
+      return table->latest;
+    };
+  progress.sink_checkpoints = statistics;
+  // Dataset mode: the complete files on disk are the state; a (re)started
+  // server neither rewrites nor asks for those simulations (sink_modes.hpp).
+  std::vector<std::uint32_t> dataset_complete;
+  if (dataset && !statistics && !restored) {
+    if (auto found = scan_dataset(study, design)) {
+      spdlog::info("{} simulations are complete in {}: they are not run again",
+                   found->complete.size(), study.server.dataset_dir);
+      dataset_complete = found->complete;
+      ingest.restored = std::make_shared<restored_steps>();
+      ingest.restored->log = std::move(found->received);
+      progress.restored_done = found->complete;
+      if (progress.publish_table) {
+        progress.restored_dir = study.server.dataset_dir;
+        progress.restored_table = std::move(found->table);
+        progress.restored_complete = found->complete;
+      }
+    }
+  }
 
   struct stop_notice {
     std::mutex mutex;
@@ -451,18 +494,24 @@ int main(int argc, char** argv) {
   } else if (statistics) {
     const auto stats_settings = statistics_settings_for(study, rank, ranks);
     const auto stats_dir = output + "/statistics";
+    const auto stats_checkpoints = statistics_checkpoints(
+        study, rank, ranks, output, restored ? &*restored : nullptr, latest_table,
+        [offset = progress.elapsed_offset_s, started = std::chrono::steady_clock::now()] {
+          return offset +
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        });
     tree.push_back({"sink", restart_policy::permanent,
                     [=](caf::actor_system& s, const child_lookup&) {
-                      return caf::actor_cast<caf::actor>(
-                          spawn_statistics_sink(s, stats_settings, stats_dir));
+                      return caf::actor_cast<caf::actor>(spawn_statistics_sink(
+                          s, stats_settings, stats_dir, stats_checkpoints, restored_stats));
                     },
                     {}});
   } else {
     tree.push_back({"sink", restart_policy::permanent,
                     [=](caf::actor_system& s, const child_lookup&) {
                       if (dataset)
-                        return caf::actor_cast<caf::actor>(
-                            spawn_dataset_sink(s, dataset_dir, field_names, design, sink_listener));
+                        return caf::actor_cast<caf::actor>(spawn_dataset_sink(
+                            s, dataset_dir, field_names, design, sink_listener, dataset_complete));
                       return caf::actor_cast<caf::actor>(spawn_counting_sink(s, delay, checksums));
                     },
                     {}});
@@ -591,9 +640,10 @@ int main(int argc, char** argv) {
           status = 128 + stop_signal;
           // SIGTERM (Slurm's notice before a time limit) to a training
           // server: checkpoint first (bounded), then exit 75; 1 without one.
-          // Any rank (Slurm signals them all; one is enough): with several
-          // ranks the trainers take it together and every rank stops.
-          if (coordinator && training && stop_signal == SIGTERM) {
+          // Training: any rank (Slurm signals them all; one is enough): with
+          // several ranks the trainers take it together and every rank stops.
+          // Statistics: rank 0 (one rank checkpoints).
+          if (coordinator && (training || (statistics && rank == 0)) && stop_signal == SIGTERM) {
             spdlog::warn("SIGTERM: taking a checkpoint (at most {} s)", sigterm_checkpoint_s);
             nlohmann::json answer = {{"error", "no answer within " +
                                                    std::to_string(sigterm_checkpoint_s) + " s"}};

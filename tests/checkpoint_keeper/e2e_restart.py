@@ -369,8 +369,6 @@ def scratch():
           "the running clients were cancelled by the restart")
     check(summary["simulations"]["completed"] == sims and summary["simulations"]["failed"] == 0,
           f"all {sims} simulations completed ({summary['simulations']})")
-    check(summary["elapsed_s"] > elapsed_before,
-          f"summary.json's elapsed time counts on from the checkpoint's ({summary['elapsed_s']:.1f} s)")
     rank0 = json.load(open(os.path.join(out, "server-summary.rank0.json")))
     check(rank0["steps_stored"] == sims * steps, f"the new server stored every step once ({rank0['steps_stored']})")
 

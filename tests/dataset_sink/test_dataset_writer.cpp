@@ -149,3 +149,57 @@ TEST_CASE("an I/O error names the file and the system error") {
     CHECK(what.find("Is a directory") != std::string::npos);
   }
 }
+
+TEST_CASE("a restarted dataset server counts only complete files of its own parameters") {
+  const melissa::testing::temp_dir tmp("melissa-test-dataset-scan");
+  const auto dir = (fs::path(tmp.path) / "dataset").string();
+  const std::vector<std::vector<double>> design{{1.0, 2.0}, {3.0, 4.0}, {5.0, 6.0}, {7.0, 8.0},
+                                                {9.0, 10.0}};
+  const std::vector<float> row{1, 2, 3};
+  {
+    melissa::dataset_writer w(dir, {"u", "v"}, design);
+    for (std::uint32_t sim = 0; sim < 5; ++sim)
+      for (std::uint32_t f = 0; f < 2; ++f)
+        for (std::uint32_t t = 0; t < 2; ++t) {
+          if (sim == 1 && f == 1 && t == 1) continue;  // sim 1 never finishes
+          w.write_step(sim, f, t, row.data(), 3);
+        }
+    w.finish(0);
+    w.finish(2);
+    w.finish(3);
+    w.finish(4);
+  }  // sim 1 stays in .part files
+  // sim 2: another study's parameters; sim 3: a field file cut short.
+  {
+    melissa::dataset_writer other(dir + "-other", {"u", "v"}, {{}, {}, {5.0, 6.5}});
+    for (std::uint32_t f = 0; f < 2; ++f)
+      for (std::uint32_t t = 0; t < 2; ++t) other.write_step(2, f, t, row.data(), 3);
+    other.finish(2);
+  }
+  fs::copy_file(dir + "-other/sim_000002/parameters.npy", dir + "/sim_000002/parameters.npy",
+                fs::copy_options::overwrite_existing);
+  fs::resize_file(dir + "/sim_000003/v.npy", fs::file_size(dir + "/sim_000003/v.npy") - 4);
+  CHECK(fs::exists(dir + "/sim_000001/u.npy.part"));
+
+  const auto complete = melissa::complete_simulations(dir, {"u", "v"}, {3, 3}, 2, design);
+  CHECK(complete == std::vector<std::uint32_t>{0, 4});
+  // Another number of steps or cells: nothing counts.
+  CHECK(melissa::complete_simulations(dir, {"u", "v"}, {3, 3}, 3, design).empty());
+  CHECK(melissa::complete_simulations(dir, {"u", "v"}, {4, 3}, 2, design).empty());
+  CHECK(melissa::complete_simulations(dir + "-missing", {"u"}, {3}, 2, design).empty());
+
+  // Restarted: the complete ones are never written again, the rest is rewritten.
+  const auto before = slurp(dir + "/sim_000000/u.npy");
+  melissa::dataset_writer again(dir, {"u", "v"}, design);
+  again.mark_finished(complete);
+  const std::vector<float> other_row{7, 7, 7};
+  CHECK_FALSE(again.write_step(0, 0, 0, other_row.data(), 3));
+  again.finish(0);
+  CHECK(slurp(dir + "/sim_000000/u.npy") == before);
+  for (std::uint32_t f = 0; f < 2; ++f)
+    for (std::uint32_t t = 0; t < 2; ++t) CHECK(again.write_step(1, f, t, other_row.data(), 3));
+  again.finish(1);
+  CHECK_FALSE(fs::exists(dir + "/sim_000001/u.npy.part"));
+  CHECK(melissa::complete_simulations(dir, {"u", "v"}, {3, 3}, 2, design) ==
+        std::vector<std::uint32_t>{0, 1, 4});
+}
