@@ -693,6 +693,8 @@ launcher_impl_actor::behavior_type launcher_fn(launcher_ptr self, launcher_setti
     st.batches_seen = st.settings.restore_batch;
     st.core->restored(st.settings.restore_complete);
     st.core->carry_attempts(st.settings.restore_attempts);
+  } else if (!st.settings.restore_attempts.empty()) {  // --resume of a dataset study
+    st.core->carry_attempts(st.settings.restore_attempts);
   }
   study_deadlines deadlines;
   deadlines.server_timeout = study.launcher.server_timeout;

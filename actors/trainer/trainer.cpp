@@ -90,13 +90,41 @@ std::string last_checkpoint(const trainer_state& st) {
   return R"({"error": "training has ended without a checkpoint"})";
 }
 
+// Rank 0: the model as it is now, in <output_dir>/model (model.pt,
+// model_state.pt), named in `summary` (or why it could not be saved).
+void save_model(trainer_state& st, nlohmann::json& summary) {
+  const auto dir = st.settings.output_dir + "/model";
+  try {
+    std::filesystem::create_directories(dir);
+    st.core->save(dir);
+    summary["model"] = {{"torchscript", dir + "/model.pt"}, {"state_dict", dir + "/model_state.pt"}};
+  } catch (const std::exception& e) {
+    spdlog::error("cannot save the model in {}: {}", dir, e.what());
+    summary["model_error"] = e.what();
+  }
+}
+
+// A checkpoint the study stops on (SIGTERM, a lost launcher, Ctrl-C of
+// melissa-run): rank 0 also saves the model reached so far, so that a study
+// that is never resumed still leaves its surrogate where a finished one does.
+void save_model_if_stopping(trainer_state& st, const std::string& reason) {
+  if (st.settings.rank != 0) return;
+  if (reason != "sigterm" && reason != "launcher_lost" && reason != "interrupt") return;
+  nlohmann::json ignored;
+  save_model(st, ignored);
+  spdlog::info("trainer: the model at batch {} saved in {}/model (the study stops: {})",
+               st.core->batches(), st.settings.output_dir, reason);
+}
+
 // At a step boundary: the checkpoints asked for are taken now (all at
 // once: one checkpoint answers them all), unless the writer is busy.
 void take_asked(trainer_ptr self) {
   auto& st = self->state;
   if (st.asked.empty() || !st.settings.checkpoint_now) return;
-  auto future = st.settings.checkpoint_now(*st.core, st.asked.front().reason);
+  const auto reason = st.asked.front().reason;
+  auto future = st.settings.checkpoint_now(*st.core, reason);
   if (!future) return;
+  save_model_if_stopping(st, reason);
   const auto shared = future->share();
   for (auto& a : st.asked) st.writing.emplace_back(shared, a.promise);
   st.asked.clear();
@@ -121,6 +149,7 @@ void take_collective(trainer_ptr self, std::uint32_t bits) {
   auto taken = st.settings.collective_boundary(*st.core, bits, st.buffer_exhausted);
   if (!taken) return;
   note_checkpoint_pause(st);
+  save_model_if_stopping(st, taken->reason);
   const auto shared = taken->answer.share();
   for (auto& a : st.asked) st.writing.emplace_back(shared, a.promise);
   st.asked.clear();
@@ -196,17 +225,7 @@ void finish(trainer_ptr self) {
   summary["weights_checksum"] = st.core->weights_checksum();
   if (st.settings.checkpoint_figures)
     summary["checkpoints"] = nlohmann::json::parse(st.settings.checkpoint_figures());
-  if (st.settings.rank == 0) {
-    const auto dir = st.settings.output_dir + "/model";
-    try {
-      std::filesystem::create_directories(dir);
-      st.core->save(dir);
-      summary["model"] = {{"torchscript", dir + "/model.pt"}, {"state_dict", dir + "/model_state.pt"}};
-    } catch (const std::exception& e) {
-      spdlog::error("cannot save the model in {}: {}", dir, e.what());
-      summary["model_error"] = e.what();
-    }
-  }
+  if (st.settings.rank == 0) save_model(st, summary);
   st.summary = summary.dump();
   const auto best = st.figures.best_validation();
   spdlog::info("training ended: {} batches, {} samples, {:.1f} samples/s, min validation loss {}",

@@ -344,7 +344,16 @@ int main(int argc, char** argv) {
   // --resume: the newest checkpoint that verifies and holds the simulation
   // table (the choice a server restart makes: plan_server_restart).
   checkpoint::restart_plan resume_plan;
-  if (!resume_dir.empty()) {
+  // A dataset study takes no checkpoint: its complete files are its state,
+  // and a server started on them skips them (docs/checkpoints.md, "Dataset
+  // mode"). Resuming it runs it again in place, with the attempts numbered on.
+  const bool dataset_study = study.study.mode != config::study_mode::statistics &&
+                             study.server.sink == config::sink_kind::dataset;
+  if (!resume_dir.empty() && dataset_study) {
+    previous_attempts(output, settings.restore_attempts);
+    std::cerr << "melissa-run: resuming the dataset study in " << output
+              << ": the simulations complete in " << study.server.dataset_dir << " do not run again\n";
+  } else if (!resume_dir.empty()) {
     checkpoint::restart_inputs in;
     in.end.raw_state = "resumed";
     in.max_restarts = 1;
@@ -480,7 +489,10 @@ int main(int argc, char** argv) {
   }
   spdlog::info("study '{}' in {} (backend {}, launcher port {})", study.study.name, output,
                config::to_string(study.launcher.backend), *port);
-  if (!resume_dir.empty()) {
+  if (!resume_dir.empty() && dataset_study) {
+    spdlog::info("resuming the dataset study: the simulations complete in {} are not rerun",
+                 study.server.dataset_dir);
+  } else if (!resume_dir.empty()) {
     for (const auto& line : resume_plan.skipped) spdlog::warn("skipping checkpoint {}", line);
     spdlog::info("resuming from {} (batch {}): {} simulation{} complete there are not rerun",
                  resume_plan.checkpoint, resume_plan.batch, resume_plan.complete.size(),

@@ -348,7 +348,53 @@ def dataset():
               f"simulation {sim}: every step in its file")
 
 
+def dataset_resume():
+    """Ctrl-C of melissa-run mid-study, then melissa-run --resume: a dataset
+    study has no checkpoint; the resumed run keeps the complete files."""
+    work = tmpdir("ckpt-modes-dataset-resume")
+    rc, text = finish(run([RUN, dataset_study(work, "calm", 0)]))
+    check(rc == 0, f"the uninterrupted study exits 0 (got {rc})")
+    out = os.path.join(work, "stopped")
+    p = run([RUN, dataset_study(work, "stopped", 1.5)])
+    wait_for(lambda: len(complete_on_disk(out)) >= 2 or p.poll() is not None, 120,
+             "two simulations complete on disk")
+    check(p.poll() is None, "the study is still running")
+    p.send_signal(signal.SIGINT)
+    rc, text = finish(p)
+    check(rc == 130, f"melissa-run exits 130 after Ctrl-C (got {rc})")
+    wait_for(lambda: not server_pids(out), 30, "no server process left")
+    complete = complete_on_disk(out)
+    check(len(complete) < SIMS, f"the study stopped before its end ({len(complete)} of {SIMS} complete)")
+    first = json.load(open(os.path.join(out, "summary.json")))
+    attempts = {}
+    for j in first["jobs"]:
+        if j["kind"] == "client":
+            attempts[j["sim_id"]] = max(attempts.get(j["sim_id"], 0), j["attempt"])
+    started = time.time()
+    rc, text = finish(run([RUN, "--resume", out]))
+    if rc != 0:
+        print(text[-5000:])
+    check(rc == 0, f"melissa-run --resume exits 0 (got {rc})")
+    check("resuming the dataset study" in text, "it says it resumes the dataset study")
+    summary = json.load(open(os.path.join(out, "summary.json")))
+    no_rerun(summary, complete, started - 1)
+    check(summary["simulations"]["completed"] == SIMS, f"all {SIMS} simulations completed")
+    for j in summary["jobs"]:
+        if j["kind"] == "client" and j["sim_id"] in attempts:
+            check(j["attempt"] > attempts[j["sim_id"]],
+                  f"simulation {j['sim_id']} runs again as attempt {j['attempt']} "
+                  f"(after {attempts[j['sim_id']]})")
+    for sim in range(SIMS):
+        for name in ("temperature.npy", "parameters.npy"):
+            a = open(os.path.join(work, "calm", "dataset", f"sim_{sim:06d}", name), "rb").read()
+            b = open(os.path.join(out, "dataset", f"sim_{sim:06d}", name), "rb").read()
+            check(a == b, f"simulation {sim}: {name} equals the uninterrupted run's ({len(b)} bytes)")
+    rc, text = finish(run([RUN, "--resume", out]))
+    check(rc == 0 and "already finished" in text, f"a second --resume says the study finished (exit {rc})")
+
+
 mode = sys.argv[1]
 {"statistics": statistics, "statistics-sigterm": statistics_sigterm,
- "statistics-launcher-lost": statistics_launcher_lost, "dataset": dataset}[mode]()
+ "statistics-launcher-lost": statistics_launcher_lost, "dataset": dataset,
+ "dataset-resume": dataset_resume}[mode]()
 print("PASS")

@@ -286,6 +286,10 @@ def resume_after(how):
     reason = json.load(open(os.path.join(chosen, "manifest.json")))["reason"]
     if how == "kill-launcher":
         check(reason == "launcher_lost", f"the server's last checkpoint says the launcher was lost ({reason})")
+    if reason in ("interrupt", "launcher_lost"):
+        # The study stopped on that checkpoint: rank 0 saved the model reached so far.
+        check(os.path.isfile(os.path.join(out, "model", "model.pt")),
+              f"the stopped study's model is saved in out/model (checkpoint reason {reason})")
     complete = complete_in(chosen)
     print("resuming from", os.path.basename(chosen), "with complete", sorted(complete))
     # Rank 0's extras: the study's elapsed time, in the manifest (verified).
