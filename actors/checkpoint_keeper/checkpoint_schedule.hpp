@@ -40,4 +40,7 @@ class checkpoint_schedule {
   double last_time_;
 };
 
+// Whether the server stops after a checkpoint taken for `reason`.
+inline bool stops(const std::string& reason) { return reason == "sigterm" || reason == "launcher_lost"; }
+
 }  // namespace melissa::checkpoint

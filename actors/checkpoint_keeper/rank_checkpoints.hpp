@@ -42,8 +42,6 @@ enum checkpoint_signal : std::uint32_t {
 // every_seconds; busy is not a reason).
 std::uint32_t signal_of(const std::string& reason);
 std::string reason_of(std::uint32_t bits);
-// Whether the server stops after a checkpoint taken for `reason`.
-inline bool stops(const std::string& reason) { return reason == "sigterm" || reason == "launcher_lost"; }
 
 struct rank_checkpoint_settings {
   std::string dir;  // [checkpoint] dir, resolved

@@ -1,5 +1,6 @@
 #include "actors/checkpoint_keeper/rank_commit.hpp"
 
+#include <algorithm>
 #include <filesystem>
 #include <stdexcept>
 #include <system_error>
@@ -16,6 +17,8 @@ namespace {
 constexpr const char* parts_prefix = ".parts-";
 constexpr const char* committed_prefix = ".committed-";
 constexpr const char* abandoned_prefix = ".abandoned-";
+constexpr const char* request_prefix = ".request-";
+constexpr const char* ask_prefix = ".ask-";
 
 std::string rank_dir(std::uint32_t rank) { return "rank-" + std::to_string(rank); }
 
@@ -32,6 +35,11 @@ void write_atomically(const std::string& path, const std::string& text) {
   }
   fs::rename(tmp, path);
   sync_path(fs::path(path).parent_path().string());
+}
+
+// write_atomically's temporary name.
+bool being_written(const std::string& name) {
+  return name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0;
 }
 
 std::string seconds_text(std::chrono::milliseconds wait) {
@@ -108,7 +116,9 @@ void announce_commit(const std::string& root, const std::string& id, bool ok, co
     const auto name = entry.path().filename().string();
     const bool marker = name.rfind(committed_prefix, 0) == 0 || name.rfind(abandoned_prefix, 0) == 0;
     const bool parts = name.rfind(parts_prefix, 0) == 0;
-    if ((marker && name != keep_committed && name != keep_abandoned) || (parts && name != keep_parts)) {
+    const bool request = name.rfind(request_prefix, 0) == 0;  // this one's too: answered
+    if ((marker && name != keep_committed && name != keep_abandoned) || (parts && name != keep_parts) ||
+        request) {
       std::error_code ignored;
       fs::remove_all(entry.path(), ignored);
     }
@@ -129,12 +139,62 @@ std::string await_commit(const std::string& root, const std::string& id, std::ch
   }
 }
 
+void post_request(const std::string& root, const std::string& id, const std::string& reason) {
+  write_atomically(root + "/" + request_prefix + id, reason);
+}
+
+std::vector<checkpoint_request> posted_requests(const std::string& root) {
+  std::vector<std::pair<fs::file_time_type, checkpoint_request>> found;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(root, ec)) {
+    const auto name = entry.path().filename().string();
+    if (name.rfind(request_prefix, 0) != 0 || being_written(name)) continue;
+    try {
+      std::error_code time_ec;
+      const auto written = fs::last_write_time(entry.path(), time_ec);
+      found.push_back({written, {name.substr(std::string(request_prefix).size()), read_text(entry.path().string())}});
+    } catch (const std::exception&) {
+      // Removed since it was listed: answered already.
+    }
+  }
+  std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<checkpoint_request> out;
+  for (auto& f : found) out.push_back(std::move(f.second));
+  return out;
+}
+
+void post_ask(const std::string& root, std::uint32_t rank, const std::string& reason) {
+  write_atomically(root + "/" + ask_prefix + std::to_string(rank) + "-" + reason, reason);
+}
+
+std::string take_asks(const std::string& root) {
+  static const std::vector<std::string> urgency = {"sigterm", "launcher_lost", "interrupt"};
+  std::string most;
+  auto rank_of = [&](const std::string& r) {
+    const auto it = std::find(urgency.begin(), urgency.end(), r);
+    return static_cast<std::size_t>(it - urgency.begin());
+  };
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(root, ec)) {
+    const auto name = entry.path().filename().string();
+    if (name.rfind(ask_prefix, 0) != 0 || being_written(name)) continue;
+    const auto dash = name.find('-', std::string(ask_prefix).size());
+    if (dash == std::string::npos) continue;
+    const std::string reason = name.substr(dash + 1);
+    std::error_code ignored;
+    fs::remove(entry.path(), ignored);
+    if (most.empty() || rank_of(reason) < rank_of(most)) most = reason;
+  }
+  return most;
+}
+
 void remove_shared_leftovers(const std::string& root) {
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(root, ec)) {
     const auto name = entry.path().filename().string();
     if (name.rfind(parts_prefix, 0) == 0 || name.rfind(committed_prefix, 0) == 0 ||
-        name.rfind(abandoned_prefix, 0) == 0) {
+        name.rfind(abandoned_prefix, 0) == 0 || name.rfind(request_prefix, 0) == 0 ||
+        name.rfind(ask_prefix, 0) == 0) {
       std::error_code ignored;
       fs::remove_all(entry.path(), ignored);
     }

@@ -2,12 +2,15 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <exception>
+#include <random>
 #include <stdexcept>
 
 #include <spdlog/spdlog.h>
 
 #include "actors/checkpoint_keeper/checkpoint_files.hpp"
+#include "actors/checkpoint_keeper/rank_commit.hpp"
 #include "actors/checkpoint_keeper/server_restore.hpp"
 #include "actors/checkpoint_keeper/state_files.hpp"
 
@@ -71,17 +74,30 @@ sink_checkpoints::sink_checkpoints(sink_checkpoint_settings settings, double now
                 {"last_write_seconds", 0.0},
                 {"pause_seconds", {{"total", 0.0}, {"max", 0.0}, {"last", 0.0}}}}),
       writer_(settings_.dir, std::max<std::uint32_t>(settings_.keep, 1),
-              [this](const write_result& r) { written(r); }) {}
+              [this](const write_result& r) { written(r); }) {
+  if (settings_.ranks <= 1) return;
+  if (leads()) {
+    // Nothing of this run is in flight yet: what a stopped server left goes.
+    remove_shared_leftovers(settings_.dir);
+    char token[9];
+    std::snprintf(token, sizeof token, "%08x", static_cast<unsigned>(std::random_device{}()));
+    run_token_ = token;
+  } else {
+    for (const auto& r : posted_requests(settings_.dir)) answered_.insert(r.id);
+  }
+}
 
 bool sink_checkpoints::at_unit(std::uint64_t units, double now,
                                const std::function<sink_snapshot()>& snapshot,
                                const std::string& asked,
                                std::function<void(const write_result&)> on_written) {
+  if (!leads()) return false;  // several ranks: rank 0 decides (serve() answers it)
   if (stopped_ && asked.empty()) return false;
   const bool end = asked == "end_of_study";
   std::string reason = asked.empty() ? schedule_.due(units, now) : asked;
   if (end) {
-    if (units == last_taken_units_ || stopped_) return false;  // nothing new since
+    // Nothing new since the last one; with several ranks the others may have folded more.
+    if (stopped_ || (units == last_taken_units_ && settings_.ranks <= 1)) return false;
     writer_.wait_idle();  // the last checkpoint is never refused
   }
   if (reason.empty()) return false;
@@ -90,6 +106,61 @@ bool sink_checkpoints::at_unit(std::uint64_t units, double now,
     figures_["refused_busy"] = figures_["refused_busy"].get<std::uint64_t>() + 1;
     return false;
   }
+  std::string shared_id;
+  if (settings_.ranks > 1) {
+    shared_id = std::to_string(units) + "-" + std::to_string(++requests_posted_) + "-" + run_token_;
+    try {
+      post_request(settings_.dir, shared_id, reason);
+    } catch (const std::exception& e) {
+      spdlog::error("checkpoint after {} steps folded not taken: cannot ask the other ranks: {}",
+                    units, e.what());
+      std::lock_guard<std::mutex> lock(mutex_);
+      figures_["failed"] = figures_["failed"].get<std::uint64_t>() + 1;
+      return false;
+    }
+  }
+  const bool taken = take(units, now, snapshot, reason, shared_id, std::move(on_written));
+  if (taken && end) writer_.wait_idle();
+  return taken;
+}
+
+std::string sink_checkpoints::requested() {
+  if (leads() || settings_.ranks <= 1) return {};
+  for (const auto& r : posted_requests(settings_.dir))
+    if (!answered_.count(r.id)) return r.reason;
+  return {};
+}
+
+std::string sink_checkpoints::serve(std::uint64_t units, double now,
+                                    const std::function<sink_snapshot()>& snapshot,
+                                    std::function<void(const write_result&)> on_written) {
+  if (leads() || settings_.ranks <= 1 || writer_.busy()) return {};
+  for (const auto& r : posted_requests(settings_.dir)) {
+    if (answered_.count(r.id)) continue;
+    answered_.insert(r.id);  // taken or failed: rank 0 hears of it either way
+    if (!take(units, now, snapshot, r.reason, r.id, std::move(on_written))) return {};
+    return r.reason;
+  }
+  return {};
+}
+
+void sink_checkpoints::ask(const std::string& reason) {
+  if (leads()) return;
+  try {
+    post_ask(settings_.dir, settings_.rank, reason);
+  } catch (const std::exception& e) {
+    spdlog::error("cannot ask rank 0 for a checkpoint ({}): {}", reason, e.what());
+  }
+}
+
+std::string sink_checkpoints::asked_by_others() {
+  return leads() && settings_.ranks > 1 ? take_asks(settings_.dir) : std::string();
+}
+
+bool sink_checkpoints::take(std::uint64_t units, double now,
+                            const std::function<sink_snapshot()>& snapshot, const std::string& reason,
+                            const std::string& shared_id,
+                            std::function<void(const write_result&)> on_written) {
   try {
     const auto t0 = std::chrono::steady_clock::now();
     // The table first: a simulation complete in it is done in the cut, or
@@ -106,6 +177,9 @@ bool sink_checkpoints::at_unit(std::uint64_t units, double now,
     job.header.batch = units;
     job.header.reason = reason;
     job.header.ranks = settings_.ranks;
+    job.shared_id = shared_id;
+    job.rank = settings_.rank;
+    job.part_wait = settings_.part_wait;
     job.parts = sink_parts(std::move(snap));
     if (settings_.elapsed)
       job.parts.push_back([text = study_state_to_json(settings_.elapsed())](staging& s) {
@@ -126,10 +200,9 @@ bool sink_checkpoints::at_unit(std::uint64_t units, double now,
     if (reason == "sigterm" || reason == "launcher_lost") stopped_ = true;
     any_taken_ = true;
     last_taken_units_ = units;
-    spdlog::info("checkpoint after {} steps folded ({}): the sink paused {:.3f} s", units, reason,
-                 pause);
+    spdlog::info("checkpoint after {} steps folded ({}{}): the sink paused {:.3f} s", units, reason,
+                 shared_id.empty() ? "" : ", with the other ranks", pause);
     writer_.submit(std::move(job));  // not busy: accepted
-    if (end) writer_.wait_idle();
     return true;
   } catch (const std::exception& e) {
     spdlog::error("checkpoint after {} steps folded not taken: {}", units, e.what());

@@ -9,14 +9,26 @@
 //   study/simulation_table.json    rank 0 under a launcher
 //
 // The schedule counts "units" instead of batches: for the statistics sink,
-// the steps it has folded in (the manifest's `batch` field holds that count).
+// the steps it has folded in (the manifest's `batch` field holds rank 0's count).
+//
+// Several ranks (ranks > 1; docs/checkpoints.md, "Statistics mode"): the
+// ranks share no step to decide at, so rank 0 leads. It alone keeps the
+// schedule; for every checkpoint it takes it posts a request in the
+// checkpoint directory (rank_commit.hpp), writes its part and commits once
+// every rank's part is in. The other ranks look for requests (serve(), on a
+// timer) and write their part of each; one that must stop asks rank 0
+// (ask()). Each rank's cut is consistent on its own (the ranks own disjoint
+// cells) and a restart counts a simulation complete only when it is done in
+// every rank's part, so the ranks need not cut at the same step.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -39,6 +51,9 @@ struct sink_checkpoint_settings {
   std::uint32_t rank = 0;
   std::uint32_t ranks = 1;
   std::uint64_t start_units = 0;  // a restored rank: the checkpoint's count
+  // Several ranks: how long rank 0 waits for the other ranks' parts before
+  // it abandons a checkpoint (rank_commit.hpp).
+  std::chrono::milliseconds part_wait{std::chrono::seconds(180)};
   // Rank 0 under a launcher: the table as the coordinator last published it.
   // Called just before the sink's cut, so a simulation complete in it has
   // all its steps in the cut (or is written submitted: see sink_parts).
@@ -76,9 +91,31 @@ class sink_checkpoints {
   // `on_written` hears the result of the checkpoint taken, from the
   // writer's thread. After "sigterm" / "launcher_lost" no scheduled one
   // follows. Returns whether one was handed to the writer. Never throws.
+  // Several ranks: rank 0 only (on the other ranks it takes nothing); its
+  // "end_of_study" is taken even when rank 0 folded nothing new.
   bool at_unit(std::uint64_t units, double now, const std::function<sink_snapshot()>& snapshot,
                const std::string& reason = {},
                std::function<void(const write_result&)> on_written = {});
+
+  // Several ranks, a rank other than 0: the reason of rank 0's oldest
+  // request this rank has not answered ("" none; requests that were in the
+  // directory when this rank started are a lost run's, never answered).
+  std::string requested();
+  // Takes this rank's part of that request, unless the writer is busy (then
+  // call again later). Returns the request's reason ("" nothing taken).
+  // `on_written` hears the result once rank 0 committed it. Never throws.
+  std::string serve(std::uint64_t units, double now, const std::function<sink_snapshot()>& snapshot,
+                    std::function<void(const write_result&)> on_written = {});
+  // A rank other than 0 asks rank 0 for a checkpoint (sigterm,
+  // launcher_lost); asking again is harmless. Never throws.
+  void ask(const std::string& reason);
+  // Rank 0: the most urgent reason the other ranks asked for ("" none).
+  std::string asked_by_others();
+
+  bool leads() const { return settings_.rank == 0; }
+  std::uint32_t ranks() const { return settings_.ranks; }
+  // A checkpoint that stops the server ("sigterm", "launcher_lost") was taken.
+  bool stopped() const { return stopped_; }
 
   void wait_idle() const { writer_.wait_idle(); }
   bool busy() const { return writer_.busy(); }
@@ -88,8 +125,16 @@ class sink_checkpoints {
 
  private:
   void written(const write_result& result);
+  // Takes the cut and hands it to the writer (not busy); `shared_id`: the
+  // ranks' checkpoint this part belongs to ("" one rank).
+  bool take(std::uint64_t units, double now, const std::function<sink_snapshot()>& snapshot,
+            const std::string& reason, const std::string& shared_id,
+            std::function<void(const write_result&)> on_written);
 
   sink_checkpoint_settings settings_;
+  std::string run_token_;            // several ranks, rank 0: names this run's requests
+  std::uint64_t requests_posted_ = 0;
+  std::set<std::string> answered_;   // a rank other than 0: the request ids seen
   checkpoint_schedule schedule_;
   bool any_taken_ = false;
   bool stopped_ = false;

@@ -4,6 +4,7 @@
 #include <deque>
 #include <memory>
 #include <sstream>
+#include <thread>
 #include <vector>
 
 #include <caf/all.hpp>
@@ -35,6 +36,8 @@ struct statistics_sink_state {
   std::uint64_t sequence = 0;                 // of the checkpoints handed to the writer
   std::vector<asked_checkpoint> asked;        // on demand, not taken yet (the writer was busy)
   std::vector<asked_checkpoint> in_flight;    // on demand, being written (sequence `sequence`)
+  std::string in_flight_reason;               // the reason of checkpoint `sequence`
+  std::string asked_by_others;                // several ranks, rank 0: not taken yet (writer busy)
   static inline const char* name = "statistics_sink";
 
   void release() {
@@ -80,6 +83,7 @@ void take_checkpoint(sink_ptr self, const std::string& forced = {}) {
       });
   if (taken) {
     st.sequence = sequence;
+    st.in_flight_reason = reason.empty() ? "scheduled" : reason;
     if (for_asked) {
       for (auto& a : st.asked) st.in_flight.push_back(std::move(a));
       st.asked.clear();
@@ -93,6 +97,56 @@ void take_checkpoint(sink_ptr self, const std::string& forced = {}) {
     for (auto& a : st.asked) a.answer.deliver(answer);
     st.asked.clear();
   }
+}
+
+// Several ranks, a rank other than 0: writes its part of rank 0's oldest
+// request not answered yet (if the writer is free). The asked requests are
+// answered by it when it stops the server, or when none of them asks to stop.
+std::string serve_request(sink_ptr self) {
+  auto& st = self->state;
+  auto& keeper = *st.checkpoints.keeper;
+  const auto sequence = st.sequence + 1;
+  const statistics_sink_actor handle{self};
+  const auto reason = keeper.serve(
+      st.units, seconds_now(), [&] { return cut(st); },
+      [handle, sequence](const checkpoint::write_result& r) {
+        caf::anon_send(handle, checkpoint_atom::value, sequence,
+                       r.ok ? nlohmann::json{{"path", r.path}, {"batch", r.batch}}.dump()
+                            : nlohmann::json{{"error", r.error}}.dump());
+      });
+  if (reason.empty()) return reason;
+  st.sequence = sequence;
+  st.in_flight_reason = reason;
+  bool asked_to_stop = false;
+  for (const auto& a : st.asked) asked_to_stop |= checkpoint::stops(a.reason);
+  if (checkpoint::stops(reason) || !asked_to_stop) {
+    for (auto& a : st.asked) st.in_flight.push_back(std::move(a));
+    st.asked.clear();
+  }
+  return reason;
+}
+
+// Several ranks, every 200 ms until a checkpoint stopped the server: rank 0
+// takes the checkpoints the other ranks asked for; the others pass their
+// asks on (again: rank 0 may have removed a lost run's) and serve requests.
+void look_for_requests(sink_ptr self) {
+  auto& st = self->state;
+  auto& keeper = *st.checkpoints.keeper;
+  if (keeper.stopped()) return;
+  if (keeper.leads()) {
+    const auto asked = keeper.asked_by_others();
+    if (!asked.empty()) st.asked_by_others = asked;
+    if (!st.asked_by_others.empty() && !keeper.busy()) {
+      const auto reason = st.asked_by_others;
+      st.asked_by_others.clear();
+      spdlog::info("another rank asked for a checkpoint ({})", reason);
+      take_checkpoint(self, reason);
+    }
+  } else {
+    for (const auto& a : st.asked) keeper.ask(a.reason);
+    serve_request(self);
+  }
+  self->delayed_send(self, std::chrono::milliseconds(200), tick_atom::value);
 }
 
 statistics_sink_actor::behavior_type statistics_sink_fn(sink_ptr self, statistics_core_settings settings,
@@ -112,6 +166,8 @@ statistics_sink_actor::behavior_type statistics_sink_fn(sink_ptr self, statistic
     spdlog::info("statistics sink: restored {} steps folded in ({} simulations complete)", st.units,
                  st.core->simulations_complete());
   }
+  if (st.checkpoints.keeper && st.checkpoints.keeper->ranks() > 1)
+    self->send(self, tick_atom::value);
   return {
       [self](store_atom, step_sample& s) -> caf::result<bool> {
         auto& st = self->state;
@@ -151,6 +207,25 @@ statistics_sink_actor::behavior_type statistics_sink_fn(sink_ptr self, statistic
         // The last one (waits until written): a server lost from here on
         // restarts with every simulation complete.
         take_checkpoint(self, "end_of_study");
+        auto& keeper = st.checkpoints.keeper;
+        if (keeper && !keeper->leads() && !keeper->stopped()) {
+          // Several ranks: rank 0's end-of-study checkpoint wants this
+          // rank's part; the rank stays until it is written (bounded).
+          const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(3);
+          for (;;) {
+            keeper->wait_idle();
+            if (serve_request(self) == "end_of_study") {
+              keeper->wait_idle();
+              break;
+            }
+            if (keeper->stopped()) break;
+            if (std::chrono::steady_clock::now() > deadline) {
+              spdlog::warn("rank 0's end-of-study checkpoint did not come within 180 s");
+              break;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+          }
+        }
       },
       [self](checkpoint_atom, std::string& reason) -> caf::result<std::string> {
         auto& st = self->state;
@@ -160,6 +235,12 @@ statistics_sink_actor::behavior_type statistics_sink_fn(sink_ptr self, statistic
                                               : st.checkpoints.why_none}}
               .dump();
         auto rp = self->make_response_promise<std::string>();
+        if (!st.checkpoints.keeper->leads()) {
+          // Several ranks: rank 0 takes it (look_for_requests passes it on).
+          st.checkpoints.keeper->ask(reason);
+          st.asked.push_back({std::move(reason), rp});
+          return rp;
+        }
         st.asked.push_back({std::move(reason), rp});
         take_checkpoint(self);
         return rp;
@@ -167,11 +248,20 @@ statistics_sink_actor::behavior_type statistics_sink_fn(sink_ptr self, statistic
       [self](checkpoint_atom, std::uint64_t sequence, const std::string& answer) {
         auto& st = self->state;
         if (sequence == st.sequence) {
-          for (auto& a : st.in_flight) a.answer.deliver(answer);
+          bool asked_to_stop = false;
+          for (auto& a : st.in_flight) {
+            asked_to_stop |= checkpoint::stops(a.reason);
+            a.answer.deliver(answer);
+          }
           st.in_flight.clear();
+          // Several ranks: stopped because of another rank; this one stops too.
+          if (checkpoint::stops(st.in_flight_reason) && !asked_to_stop && st.checkpoints.stopped &&
+              st.checkpoints.keeper->ranks() > 1)
+            st.checkpoints.stopped(answer);
         }
-        take_checkpoint(self);  // requests that waited for the writer
+        if (st.checkpoints.keeper->leads()) take_checkpoint(self);  // requests that waited for the writer
       },
+      [self](tick_atom) { look_for_requests(self); },
       [self](report_atom) {
         auto& st = self->state;
         auto r = nlohmann::json::parse(st.core->report());

@@ -11,10 +11,16 @@
 // is in the accumulators, and the checkpoint keeper's writer thread writes
 // it. Taken on the [checkpoint] schedule (every_batches counts the steps
 // folded in), on (checkpoint_atom, reason) and at the end of production.
+// Several ranks: rank 0's sink decides and the other ranks' sinks write their
+// part of each of its checkpoints, looking for its requests every 200 ms
+// (sink_checkpoints.hpp); an on-demand request on another rank (SIGTERM, a
+// lost launcher) is passed to rank 0 and answered by the next checkpoint that
+// stops the server.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -30,13 +36,18 @@ namespace melissa {
 // A sink_actor that also takes checkpoints: (checkpoint_atom, reason)
 // answers {"path", "batch"} once written or {"error"}, as the trainer does;
 // (checkpoint_atom, sequence, answer) is its writer thread's notice.
+// tick_atom: several ranks, the look for the other ranks' requests and asks.
 using statistics_sink_actor = sink_actor::extend<
     caf::replies_to<checkpoint_atom, std::string>::with<std::string>,
-    caf::reacts_to<checkpoint_atom, std::uint64_t, std::string>>;
+    caf::reacts_to<checkpoint_atom, std::uint64_t, std::string>, caf::reacts_to<tick_atom>>;
 
 struct statistics_sink_checkpoints {
   std::shared_ptr<checkpoint::sink_checkpoints> keeper;  // null: no checkpoints
   std::string why_none;  // the answer to an on-demand request without a keeper
+  // Several ranks: a checkpoint that stops the server, taken because of
+  // another rank (its SIGTERM, its lost launcher), was written or failed:
+  // this rank stops too (main exits 75, or 1 without a checkpoint).
+  std::function<void(const std::string& answer)> stopped;
 };
 
 // --restore: the checkpoint's rank-R/statistics.bin and received steps,

@@ -494,12 +494,19 @@ int main(int argc, char** argv) {
   } else if (statistics) {
     const auto stats_settings = statistics_settings_for(study, rank, ranks);
     const auto stats_dir = output + "/statistics";
-    const auto stats_checkpoints = statistics_checkpoints(
+    auto stats_checkpoints = statistics_checkpoints(
         study, rank, ranks, output, restored ? &*restored : nullptr, latest_table,
         [offset = progress.elapsed_offset_s, started = std::chrono::steady_clock::now()] {
           return offset +
                  std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
         });
+    // Several ranks: a checkpoint that stops the server, asked by another
+    // rank, stops this one too (as for training).
+    stats_checkpoints.stopped = [peer_stop](const std::string& answer) {
+      std::lock_guard<std::mutex> lock(peer_stop->mutex);
+      peer_stop->answer = answer;
+      peer_stop->set = true;
+    };
     tree.push_back({"sink", restart_policy::permanent,
                     [=](caf::actor_system& s, const child_lookup&) {
                       return caf::actor_cast<caf::actor>(spawn_statistics_sink(
@@ -640,10 +647,11 @@ int main(int argc, char** argv) {
           status = 128 + stop_signal;
           // SIGTERM (Slurm's notice before a time limit) to a training
           // server: checkpoint first (bounded), then exit 75; 1 without one.
-          // Training: any rank (Slurm signals them all; one is enough): with
-          // several ranks the trainers take it together and every rank stops.
-          // Statistics: rank 0 (one rank checkpoints).
-          if (coordinator && (training || (statistics && rank == 0)) && stop_signal == SIGTERM) {
+          // Any rank (Slurm signals them all; one is enough): with several
+          // ranks the trainers take it together, and in statistics mode rank
+          // 0 takes it (asked by another rank) with every rank's part; every
+          // rank stops.
+          if (coordinator && (training || statistics) && stop_signal == SIGTERM) {
             spdlog::warn("SIGTERM: taking a checkpoint (at most {} s)", sigterm_checkpoint_s);
             nlohmann::json answer = {{"error", "no answer within " +
                                                    std::to_string(sigterm_checkpoint_s) + " s"}};

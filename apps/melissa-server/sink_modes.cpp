@@ -23,13 +23,6 @@ statistics_sink_checkpoints statistics_checkpoints(
     out.why_none = "checkpoints are off ([checkpoint] every_batches = every_seconds = 0)";
     return out;
   }
-  if (ranks > 1) {
-    // Each rank's cut is consistent on its own, but the ranks' parts must go
-    // into one checkpoint with one manifest: not written yet.
-    spdlog::warn("[checkpoint]: statistics checkpoints with server.ranks > 1 are not written yet");
-    out.why_none = "statistics checkpoints with server.ranks > 1 are not written yet";
-    return out;
-  }
   checkpoint::sink_checkpoint_settings s;
   s.dir = c.dir.empty() ? output_dir + "/checkpoints" : c.dir;
   s.keep = c.keep;

@@ -18,6 +18,19 @@ end: real melissa-run, local backend.
               checkpoints (reason launcher_lost) and stops by itself;
               melissa-run --resume completes the study without rerunning what
               was complete, the statistics equal the uninterrupted run's
+  statistics-ranks2  the statistics study with server.ranks = 2 (each rank
+              folds its share of the cells; rank 0 decides the checkpoints,
+              rank 1 writes its part of each): server rank 1 alone is
+              SIGKILLed once a checkpoint holds a complete simulation; the
+              study completes, server_restarts = 1 from a checkpoint with both
+              ranks' accumulators, nothing complete in it runs again, the
+              statistics equal the uninterrupted (two-rank) run's
+  statistics-ranks2-sigterm  the same two-rank study; SIGTERM to server rank 1
+              only: it asks rank 0, both ranks write a checkpoint (reason
+              sigterm) and exit 75, the launcher restarts them from it, the
+              statistics equal the uninterrupted run's
+  statistics-ranks2-launcher-lost  statistics-launcher-lost with two server
+              ranks: both stop with one checkpoint holding both parts
   dataset     the dataset sink (melissa-heat), no checkpoint: the server is
               SIGKILLed once some simulations' files are complete; the study
               completes (exit 0), server_restarts = 1, no simulation whose
@@ -25,7 +38,8 @@ end: real melissa-run, local backend.
               are complete once (no .part left), byte for byte those of an
               uninterrupted run
 
-    e2e_modes.py statistics|statistics-sigterm|statistics-launcher-lost|dataset
+    e2e_modes.py statistics|statistics-sigterm|statistics-launcher-lost|statistics-ranks2|
+                 statistics-ranks2-sigterm|statistics-ranks2-launcher-lost|dataset|dataset-resume
 """
 import json
 import os
@@ -102,7 +116,7 @@ STATS = ("mean", "variance", "min", "max", "sobol_first", "sobol_total", "sobol_
          "sobol_total_high")
 
 
-def statistics_study(work, name, delay):
+def statistics_study(work, name, delay, ranks=1):
     toy = ["sh", "-c", f'sleep {delay}; exec "$0" "$@"', sys.executable,
            os.path.join(HERE, "..", "statistics_sink", "toy_client.py"), "smooth", str(STEPS), str(CELLS)]
     path = write_study(
@@ -111,7 +125,7 @@ def statistics_study(work, name, delay):
         # client_timeout: a server whose launcher is lost stops min(it, 30) s after
         # its last session closed.
         launcher={"job_limit": 7, "poll_interval": 0.2, "max_server_restarts": 2, "client_timeout": 8},
-        server={"port": None},
+        server={"port": None, "ranks": ranks},
         client={"command": toy, "ranks": 1, "steps": STEPS,
                 "env": {"MELISSA_SOURCE_DIR": os.environ.get("MELISSA_SOURCE_DIR", "")}},
         parameters={"count": GROUPS},
@@ -151,8 +165,8 @@ def same_statistics(work):
     print(f"largest relative difference to the uninterrupted run: {worst:.2e}")
 
 
-def uninterrupted(work):
-    rc, text = finish(run([RUN, statistics_study(work, "calm", 0)]))
+def uninterrupted(work, ranks=1):
+    rc, text = finish(run([RUN, statistics_study(work, "calm", 0, ranks)]))
     if rc != 0:
         print(text[-4000:])
     check(rc == 0, f"the uninterrupted study exits 0 (got {rc})")
@@ -245,11 +259,11 @@ def statistics_sigterm():
     same_statistics(work)
 
 
-def statistics_launcher_lost():
+def statistics_launcher_lost(ranks=1):
     work = tmpdir("ckpt-modes-launcher-lost")
-    uninterrupted(work)
+    uninterrupted(work, ranks)
     out = os.path.join(work, "stormy")
-    p = run([RUN, statistics_study(work, "stormy", 1)])
+    p = run([RUN, statistics_study(work, "stormy", 1, ranks)])
     wait_for(lambda: len(checkpoints(out)) >= 1 or p.poll() is not None, 120, "a first checkpoint")
     check(p.poll() is None, "the study is still running")
     pids = server_pids(out)
@@ -259,6 +273,9 @@ def statistics_launcher_lost():
     chosen = checkpoints(out)[-1]
     reason = json.load(open(os.path.join(chosen, "manifest.json")))["reason"]
     check(reason == "launcher_lost", f"the server's last checkpoint says the launcher was lost ({reason})")
+    if ranks > 1:
+        files = {f["path"] for f in json.load(open(os.path.join(chosen, "manifest.json")))["files"]}
+        check("rank-1/statistics.bin" in files, f"it holds rank 1's part ({sorted(files)})")
     rank0 = json.load(open(os.path.join(out, "server-summary.rank0.json")))
     check(rank0.get("stopped", {}).get("checkpoint", {}).get("path") == chosen,
           f"the server's summary names that checkpoint ({rank0.get('stopped')})")
@@ -274,11 +291,94 @@ def statistics_launcher_lost():
     check(summary["elapsed_s"] > elapsed_before,
           f"the resumed study's elapsed time counts on ({summary['elapsed_s']:.1f} s > {elapsed_before:.1f} s)")
     no_rerun(summary, complete, 0)
-    sink = summary["server"][0]["sink"]
-    check(sink["simulations_folded"] == GROUPS * 7 and sink["groups_folded"] == GROUPS,
-          f"every simulation and group folded in ({sink['simulations_folded']}, {sink['groups_folded']})")
+    for rank in range(ranks):
+        sink = summary["server"][rank]["sink"]
+        check(sink["simulations_folded"] == GROUPS * 7 and sink["groups_folded"] == GROUPS,
+              f"rank {rank}: every simulation and group folded in "
+              f"({sink['simulations_folded']}, {sink['groups_folded']})")
     same_statistics(work)
     del pids
+
+
+def rank_of(pid):
+    """The server rank a process is (mpirun gives each its rank), None for mpirun."""
+    try:
+        env = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+    except OSError:
+        return None
+    for var in env:
+        if var.startswith(b"OMPI_COMM_WORLD_RANK="):
+            return int(var.split(b"=", 1)[1])
+    return None
+
+
+def both_ranks_folded(summary):
+    for rank in (0, 1):
+        sink = summary["server"][rank]["sink"]
+        check(sink["simulations_folded"] == GROUPS * 7 and sink["groups_folded"] == GROUPS,
+              f"rank {rank}: every simulation and group folded in "
+              f"({sink['simulations_folded']}, {sink['groups_folded']})")
+
+
+def statistics_ranks2(signal_to_rank1):
+    work = tmpdir("ckpt-modes-ranks2")
+    uninterrupted(work, ranks=2)
+    calm = json.load(open(os.path.join(work, "calm", "summary.json")))
+    last = calm["server"][0]["sink"]["checkpoints"]["last_path"]
+    files = {f["path"] for f in json.load(open(os.path.join(last, "manifest.json")))["files"]}
+    check({"rank-0/statistics.bin", "rank-1/statistics.bin", "rank-1/received_steps.json"} <= files,
+          f"the uninterrupted run's last checkpoint holds both ranks' parts ({sorted(files)})")
+    out = os.path.join(work, "stormy")
+    p = run([RUN, statistics_study(work, "stormy", 1, ranks=2)])
+
+    def ready():
+        c = checkpoints(out)
+        try:
+            return bool(c) and bool(complete_in(c[-1]))
+        except (OSError, ValueError):
+            return False
+    wait_for(lambda: ready() or p.poll() is not None, 120, "a checkpoint with a complete simulation")
+    check(p.poll() is None, "the study is still running when the checkpoint appears")
+    pids = server_pids(out)
+    rank1 = [pid for pid in pids if rank_of(pid) == 1]
+    check(len(rank1) == 1, f"server rank 1 found ({pids})")
+    if signal_to_rank1 == signal.SIGKILL:
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)  # no checkpoint between choosing and killing
+    present = checkpoints(out)
+    print("checkpoints when rank 1 is signalled:", [os.path.basename(c) for c in present])
+    os.kill(rank1[0], signal_to_rank1)
+    if signal_to_rank1 == signal.SIGKILL:
+        for pid in pids:
+            if pid != rank1[0]:
+                os.kill(pid, signal.SIGCONT)
+    rc, text = finish(p)
+    if rc != 0:
+        print(text[-5000:])
+    check(rc == 0, f"melissa-run exits 0 after the server restart (got {rc})")
+    summary = json.load(open(os.path.join(out, "summary.json")))
+    print("restarts:", json.dumps(summary.get("restarts")))
+    check(summary["server_restarts"] == 1, f"server_restarts = 1 ({summary.get('server_restarts')})")
+    restart = summary["restarts"][0]
+    ckpt = restart["checkpoint"]
+    manifest = json.load(open(os.path.join(ckpt, "manifest.json")))
+    paths = {f["path"] for f in manifest["files"]}
+    check(manifest["ranks"] == 2 and {"rank-0/statistics.bin", "rank-1/statistics.bin", "rank-0/received_steps.json",
+                                      "rank-1/received_steps.json", "study/simulation_table.json"} <= paths,
+          f"the checkpoint holds both ranks' accumulators and received steps ({sorted(paths)})")
+    if signal_to_rank1 == signal.SIGKILL:
+        # Rank 0, resumed, may still commit a checkpoint whose parts were all
+        # written before the kill (never one without rank 1's part).
+        check(restart["action"] == "from_checkpoint" and (ckpt in present or ckpt > present[-1]),
+              f"restarted from a checkpoint present at the kill or committed just after ({ckpt})")
+    else:
+        check("exit code 75" in restart["reason"], f"the server ranks exited 75 ({restart['reason']})")
+        check(restart["action"] == "from_checkpoint" and manifest["reason"] == "sigterm",
+              f"restarted from the checkpoint rank 1's SIGTERM asked for ({os.path.basename(ckpt)}: "
+              f"{manifest['reason']})")
+    no_rerun(summary, complete_in(ckpt), restart["time"])
+    both_ranks_folded(summary)
+    same_statistics(work)
 
 
 # --- dataset ---------------------------------------------------------------
@@ -395,6 +495,9 @@ def dataset_resume():
 
 mode = sys.argv[1]
 {"statistics": statistics, "statistics-sigterm": statistics_sigterm,
- "statistics-launcher-lost": statistics_launcher_lost, "dataset": dataset,
- "dataset-resume": dataset_resume}[mode]()
+ "statistics-launcher-lost": statistics_launcher_lost,
+ "statistics-ranks2": lambda: statistics_ranks2(signal.SIGKILL),
+ "statistics-ranks2-sigterm": lambda: statistics_ranks2(signal.SIGTERM),
+ "statistics-ranks2-launcher-lost": lambda: statistics_launcher_lost(ranks=2),
+ "dataset": dataset, "dataset-resume": dataset_resume}[mode]()
 print("PASS")

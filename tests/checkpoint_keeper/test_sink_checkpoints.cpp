@@ -11,6 +11,7 @@
 
 #include "actors/checkpoint_keeper/checkpoint_directory.hpp"
 #include "actors/checkpoint_keeper/checkpoint_manifest.hpp"
+#include "actors/checkpoint_keeper/rank_commit.hpp"
 #include "actors/checkpoint_keeper/server_restore.hpp"
 #include "actors/checkpoint_keeper/sink_checkpoints.hpp"
 #include "tests/lib/temp_dir.hpp"
@@ -104,4 +105,95 @@ TEST_CASE("statistics checkpoints: every N steps folded, on demand, at the end; 
   keeper.wait_idle();
   CHECK_FALSE(keeper.at_unit(30, 0.0, snapshot(30)));
   CHECK_FALSE(keeper.at_unit(31, 0.0, snapshot(31), "end_of_study"));
+}
+
+TEST_CASE("statistics checkpoints with two ranks: rank 0 decides, rank 1 writes its part of each request") {
+  testing::temp_dir tmp("sink-checkpoints-ranks");
+  sink_checkpoint_settings cfg;
+  cfg.dir = tmp.path + "/ck";
+  cfg.keep = 2;
+  cfg.every_units = 5;
+  cfg.every_seconds = 0;
+  cfg.study = "sa";
+  cfg.ranks = 2;
+  cfg.part_wait = std::chrono::seconds(20);
+  std::filesystem::create_directories(cfg.dir);
+  // A request a lost run left: rank 1 never answers it, rank 0 removes it.
+  post_request(cfg.dir, "3-1-deadbeef", "shell");
+  auto cfg1 = cfg;
+  cfg1.rank = 1;
+  sink_checkpoints rank1(cfg1, 0.0);
+  sink_checkpoints rank0(cfg, 0.0);
+  CHECK(posted_requests(cfg.dir).empty());
+  CHECK(rank1.requested().empty());
+
+  // Rank 1 keeps no schedule of its own: rank 0's every_batches asks it.
+  CHECK_FALSE(rank1.at_unit(5, 0.0, [] { return fake_cut(5); }));
+  CHECK(rank0.at_unit(5, 0.0, [] { return fake_cut(5); }));
+  CHECK(rank1.requested() == "every_batches");
+  std::promise<write_result> part_written;
+  CHECK(rank1.serve(4, 0.0, [] { return fake_cut(4); },
+                    [&part_written](const write_result& r) { part_written.set_value(r); }) ==
+        "every_batches");
+  CHECK(rank1.requested().empty());  // answered
+  const auto r1 = part_written.get_future().get();  // once rank 0 committed
+  REQUIRE(r1.ok);
+  rank0.wait_idle();
+  checkpoint_directory dir(cfg.dir);
+  auto list = dir.list();
+  REQUIRE(list.size() == 1);
+  CHECK(r1.path == list.front().path);
+  auto v = verify_checkpoint(list.front().path);
+  REQUIRE(v.valid);
+  CHECK(v.contents.ranks == 2);
+  CHECK(v.contents.batch == 5);  // rank 0's count
+  CHECK(read_sink_file(list.front().path, 0, "statistics.bin") == "state after 5");
+  CHECK(read_sink_file(list.front().path, 1, "statistics.bin") == "state after 4");
+  const auto restored1 = read_server_restore(list.front().path, 1, 2);
+  CHECK(restored1.received.contains(1, 0, 0));
+  const auto restored0 = read_server_restore(list.front().path, 0, 2);
+  CHECK(restored0.complete == std::vector<std::uint32_t>{0});  // done on both ranks
+
+  // Rank 1 gets SIGTERM: it asks, rank 0 takes a "sigterm" checkpoint for it.
+  CHECK(rank0.asked_by_others().empty());
+  rank1.ask("sigterm");
+  rank1.ask("sigterm");  // again: harmless
+  CHECK(rank0.asked_by_others() == "sigterm");
+  CHECK(rank0.asked_by_others().empty());  // taken
+  CHECK(rank0.at_unit(6, 0.0, [] { return fake_cut(6); }, "sigterm"));
+  CHECK(rank1.serve(6, 0.0, [] { return fake_cut(6); }) == "sigterm");
+  rank1.wait_idle();
+  rank0.wait_idle();
+  CHECK(rank0.stopped());
+  CHECK(rank1.stopped());
+  list = dir.list();
+  REQUIRE(list.size() == 2);
+  v = verify_checkpoint(list.front().path);
+  REQUIRE(v.valid);
+  CHECK(v.contents.reason == "sigterm");
+  CHECK(rank0.figures()["written"] == 2);
+  CHECK(rank1.figures()["written"] == 2);
+}
+
+TEST_CASE("statistics checkpoints with two ranks: a part that never comes abandons that checkpoint only") {
+  testing::temp_dir tmp("sink-checkpoints-ranks-lost");
+  sink_checkpoint_settings cfg;
+  cfg.dir = tmp.path + "/ck";
+  cfg.every_units = 0;
+  cfg.every_seconds = 0;
+  cfg.study = "sa";
+  cfg.ranks = 2;
+  cfg.part_wait = std::chrono::milliseconds(300);
+  std::filesystem::create_directories(cfg.dir);
+  sink_checkpoints rank0(cfg, 0.0);
+  std::promise<write_result> written;
+  // At the end rank 0 takes one even with nothing new on its side (rank 1 may have more).
+  CHECK(rank0.at_unit(0, 0.0, [] { return fake_cut(0); }, "end_of_study",
+                      [&written](const write_result& r) { written.set_value(r); }));
+  const auto r = written.get_future().get();
+  CHECK_FALSE(r.ok);
+  CHECK(r.error.find("rank 1's part did not come") != std::string::npos);
+  CHECK(posted_requests(cfg.dir).empty());  // removed with the abandoned checkpoint
+  CHECK(checkpoint_directory(cfg.dir).list().empty());
+  CHECK(rank0.figures()["failed"] == 1);
 }
