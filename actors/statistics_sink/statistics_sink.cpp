@@ -38,6 +38,7 @@ struct statistics_sink_state {
   std::vector<asked_checkpoint> in_flight;    // on demand, being written (sequence `sequence`)
   std::string in_flight_reason;               // the reason of checkpoint `sequence`
   std::string asked_by_others;                // several ranks, rank 0: not taken yet (writer busy)
+  std::string stop_answer;  // the checkpoint this rank stops with: every later request gets it
   static inline const char* name = "statistics_sink";
 
   void release() {
@@ -234,6 +235,8 @@ statistics_sink_actor::behavior_type statistics_sink_fn(sink_ptr self, statistic
                                               ? std::string("checkpoints are off")
                                               : st.checkpoints.why_none}}
               .dump();
+        // The rank stops with that checkpoint: no later one would be kept.
+        if (!st.stop_answer.empty()) return st.stop_answer;
         auto rp = self->make_response_promise<std::string>();
         if (!st.checkpoints.keeper->leads()) {
           // Several ranks: rank 0 takes it (look_for_requests passes it on).
@@ -254,6 +257,17 @@ statistics_sink_actor::behavior_type statistics_sink_fn(sink_ptr self, statistic
             a.answer.deliver(answer);
           }
           st.in_flight.clear();
+          const auto j = nlohmann::json::parse(answer, nullptr, false);
+          if (checkpoint::stops(st.in_flight_reason) && j.is_object() && j.contains("path")) {
+            // Asked while it was written (say, the coordinator's own lost
+            // launcher just after another rank's): this is their checkpoint too.
+            st.stop_answer = answer;
+            for (auto& a : st.asked) {
+              asked_to_stop |= checkpoint::stops(a.reason);
+              a.answer.deliver(answer);
+            }
+            st.asked.clear();
+          }
           // Several ranks: stopped because of another rank; this one stops too.
           if (checkpoint::stops(st.in_flight_reason) && !asked_to_stop && st.checkpoints.stopped &&
               st.checkpoints.keeper->ranks() > 1)

@@ -207,6 +207,27 @@ std::string advertised_host(const std::string& bind_host) {
 // next step boundary; Slurm's --signal grace is longer).
 constexpr int sigterm_checkpoint_s = 120;
 
+// Several ranks: this rank stopped with a checkpoint another rank asked for
+// (SIGTERM, lost launcher), so its coordinator did not record the stop; the
+// summary names it all the same, with the reason its manifest gives.
+void note_peer_stop(const std::string& summary_path, const std::string& summary,
+                    const nlohmann::json& answer) {
+  auto j = nlohmann::json::parse(summary, nullptr, false);
+  if (summary_path.empty() || !j.is_object() || j.contains("stopped")) return;
+  std::string reason = "another rank";
+  if (answer.is_object() && answer.contains("path")) {
+    std::ifstream in(answer["path"].get<std::string>() + "/manifest.json");
+    const auto manifest = nlohmann::json::parse(in, nullptr, false);
+    if (manifest.is_object()) reason = manifest.value("reason", reason);
+  }
+  j["stopped"] = {{"reason", reason}, {"checkpoint", answer}};
+  try {
+    melissa::write_file_atomically(summary_path, j.dump(2) + "\n");
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+  }
+}
+
 // The exit status of a server that stopped with a checkpoint: 75 once it is
 // committed, 1 (a visible failure) when it could not be written.
 int checkpoint_status(const nlohmann::json& answer, std::uint32_t rank) {
@@ -631,10 +652,13 @@ int main(int argc, char** argv) {
             self->request(root, std::chrono::seconds(5), lookup_atom::value, std::string("coordinator"))
                 .receive([&](const caf::actor& a) { coordinator = caf::actor_cast<coordinator_actor>(a); },
                          [&](const caf::error&) {});
+            std::string summary;
             if (coordinator)
               self->request(coordinator, std::chrono::seconds(10), report_atom::value)
-                  .receive([&](const std::string&) {}, [&](const caf::error&) {});
-            status = checkpoint_status(nlohmann::json::parse(text, nullptr, false), rank);
+                  .receive([&](const std::string& s) { summary = s; }, [&](const caf::error&) {});
+            const auto answer = nlohmann::json::parse(text, nullptr, false);
+            note_peer_stop(progress.summary_path, summary, answer);
+            status = checkpoint_status(answer, rank);
             running = false;
             return;
           }

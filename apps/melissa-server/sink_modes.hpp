@@ -23,8 +23,8 @@
 namespace melissa {
 
 // [checkpoint] for the statistics sink of rank `rank` of `ranks`: a keeper
-// (every_batches counts the steps folded in), or none with the reason (off,
-// or several ranks: not written yet). `restored`: --restore's checkpoint.
+// (every_batches counts the steps folded in; with several ranks rank 0
+// leads), or none with the reason (off). `restored`: --restore's checkpoint.
 statistics_sink_checkpoints statistics_checkpoints(
     const config::study_config& study, std::uint32_t rank, std::uint32_t ranks,
     const std::string& output_dir, const checkpoint::server_restore* restored,
