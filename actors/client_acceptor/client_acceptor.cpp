@@ -20,6 +20,9 @@ struct acceptor_state {
     const auto& b = io->budget();
     spdlog::info("ingest: {} connections; step payloads held at most {:.1f} MiB (budget {:.0f} MiB{})", accepted,
                  b.peak() / 1048576.0, b.limit() / 1048576.0, b.limit() == 0 ? ": unlimited" : "");
+    const auto buffers = io->buffers();
+    spdlog::info("ingest: {} payload buffers taken, {} of them freshly allocated, {} freed (pool full)",
+                 buffers.taken, buffers.fresh, buffers.freed);
     io->stop();  // no reader thread outlives the acceptor
   }
   acceptor_settings settings;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -24,6 +25,7 @@ class buffer_pool : public std::enable_shared_from_this<buffer_pool> {
   std::vector<char> take(std::size_t n) {
     {
       std::lock_guard<std::mutex> lock(mutex_);
+      ++taken_;
       for (auto it = idle_.begin(); it != idle_.end(); ++it) {
         if (it->size() < n) continue;
         std::vector<char> v = std::move(*it);
@@ -32,6 +34,7 @@ class buffer_pool : public std::enable_shared_from_this<buffer_pool> {
         v.resize(n);  // shrinking: no allocation, no fill
         return v;
       }
+      ++fresh_;
     }
     return std::vector<char>(n);
   }
@@ -53,13 +56,25 @@ class buffer_pool : public std::enable_shared_from_this<buffer_pool> {
     std::lock_guard<std::mutex> lock(mutex_);
     return idle_bytes_;
   }
+  // Buffers handed out, those allocated for it (a fresh one costs a zero
+  // fill and page faults: the profile's memset), those freed (pool full).
+  struct figures {
+    std::uint64_t taken = 0, fresh = 0, freed = 0;
+  };
+  figures counts() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return {taken_, fresh_, freed_};
+  }
 
  private:
   explicit buffer_pool(std::size_t max_bytes) : max_bytes_(max_bytes) {}
 
   void give_back(std::vector<char>&& v) {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (idle_bytes_ + v.size() > max_bytes_) return;  // freed by the caller
+    if (idle_bytes_ + v.size() > max_bytes_) {
+      ++freed_;
+      return;  // freed by the caller
+    }
     idle_bytes_ += v.size();
     idle_.push_back(std::move(v));
   }
@@ -68,6 +83,7 @@ class buffer_pool : public std::enable_shared_from_this<buffer_pool> {
   std::vector<std::vector<char>> idle_;
   std::size_t idle_bytes_ = 0;
   std::size_t max_bytes_;
+  std::uint64_t taken_ = 0, fresh_ = 0, freed_ = 0;
 };
 
 }  // namespace melissa

@@ -8,6 +8,9 @@ namespace {
 
 using proxy_ptr = caf::stateful_actor<client_proxy_state>*;
 
+// Sends the credit of the steps stored since the last credit frame.
+using flush_credit_atom = caf::atom_constant<caf::atom("flushcred")>;
+
 bool opened(proxy_ptr self) {
   return self->state.conn->with_session([](client_session& s) { return s.opened(); });
 }
@@ -40,11 +43,34 @@ void reject(proxy_ptr self, const std::string& reason) {
   self->quit();
 }
 
+void flush_credit(proxy_ptr self) {
+  auto& st = self->state;
+  st.flush_scheduled = false;
+  if (st.pending_credit == 0 || st.closing) return;
+  const auto bytes = st.pending_credit;
+  st.pending_credit = 0;
+  st.conn->send(st.conn->with_session([&](client_session& s) { return s.acknowledge(bytes); }));
+}
+
+// A stored step's bytes become credit. One credit frame per step cost a
+// send on the server and a read on the client for every step (a visible
+// share of small-step ingest, issue 16), so the credit of the steps whose
+// acknowledgements are already queued goes in one frame: the flush message
+// is queued behind them. With no backlog it is sent at once.
+void add_credit(proxy_ptr self, std::uint64_t bytes) {
+  auto& st = self->state;
+  st.pending_credit += bytes;
+  if (st.flush_scheduled) return;
+  st.flush_scheduled = true;
+  self->send(self, flush_credit_atom::value);
+}
+
 // Called whenever an acknowledgement arrives: once the client has asked to
 // end and nothing is in flight, the session is reported done and `end` sent.
 void maybe_finish(proxy_ptr self) {
   auto& st = self->state;
   if (!st.end_requested || st.outstanding > 0 || st.closing) return;
+  flush_credit(self);  // every credit before `end`, as the client expects
   st.closing = true;
   const auto [sim, attempt] = st.conn->with_session(
       [](client_session& s) { return std::make_pair(s.sim_id(), s.attempt()); });
@@ -161,6 +187,7 @@ caf::behavior client_proxy(proxy_ptr self, std::shared_ptr<ingest_connection> co
         if (self->state.closing || opened(self)) return;
         reject(self, "no session opened within the handshake timeout");
       },
+      [self](flush_credit_atom) { flush_credit(self); },
       [self](opened_atom) {  // a hello was read, or asking again (see ask_admission)
         if (!self->state.closing) ask_admission(self);
       },
@@ -175,8 +202,7 @@ caf::behavior client_proxy(proxy_ptr self, std::shared_ptr<ingest_connection> co
                   auto& st = self->state;
                   --st.outstanding;
                   if (st.closing) return;
-                  st.conn->send(
-                      st.conn->with_session([&](client_session& s) { return s.acknowledge(bytes); }));
+                  add_credit(self, bytes);
                   maybe_finish(self);
                 },
                 [self](const caf::error& err) {

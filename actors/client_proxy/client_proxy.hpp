@@ -34,6 +34,8 @@ struct client_proxy_state {
   explicit client_proxy_state(caf::event_based_actor*) {}
   std::shared_ptr<ingest_connection> conn;
   std::uint64_t outstanding = 0;    // steps handed to the aggregator, not yet acknowledged
+  std::uint64_t pending_credit = 0;  // bytes stored, not yet granted back (see add_credit)
+  bool flush_scheduled = false;      // a flush_credit message is queued
   bool end_requested = false;
   std::chrono::steady_clock::time_point admission_deadline;  // accepted + handshake_timeout
   bool closing = false;

@@ -160,6 +160,7 @@ class ingest_io {
   // Closes every socket and joins the threads; no listener call follows.
   void stop();
   const ingest_budget& budget() const { return *budget_; }
+  buffer_pool::figures buffers() const { return pool_->counts(); }
   std::uint64_t accepted() const { return accepted_.load(); }
   // Connections closed at once because the process was out of descriptors.
   std::uint64_t refused_for_descriptors() const { return refused_for_descriptors_.load(); }
