@@ -31,8 +31,6 @@ class step_log {
     // True when the bitsets were replaced by one series record.
     bool compacted() const { return compact_; }
 
-   private:
-    friend class step_log;
     // A complete simulation's steps are, in every field, the same arithmetic
     // series (a server rank gets every ranks-th step of it: the client API's
     // round robin), so a complete simulation keeps this record instead of
@@ -45,6 +43,11 @@ class step_log {
       std::uint32_t stride = 1;
       std::uint32_t count = 0;
     };
+    // The record, when compacted (a checkpoint writes it instead of the bits).
+    const series* compact_series() const { return compact_ ? &series_ : nullptr; }
+
+   private:
+    friend class step_log;
     bool compact();  // true if now compacted
     void expand();   // back to bitsets (a step the series lacks arrives)
     bool compact_ = false;

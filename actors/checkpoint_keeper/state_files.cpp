@@ -7,7 +7,10 @@
 namespace melissa::checkpoint {
 namespace {
 
-constexpr int state_format_version = 1;
+// received_steps.json: version 2 writes a complete simulation's steps as
+// one series record (issue 16), version 1 spelled out every bit; both read.
+constexpr int received_format_version = 2;
+constexpr int table_format_version = 1;
 
 // Bit i of the set is bit (i % 4) of hex digit i / 4: "3" = steps 0 and 1.
 std::string bits_to_hex(const std::vector<bool>& bits) {
@@ -37,11 +40,34 @@ std::vector<bool> hex_to_bits(const std::string& hex, std::size_t count) {
   return bits;
 }
 
-void check_version(const nlohmann::json& j) {
-  if (!j.is_object() || !j.contains("format_version") ||
-      j.at("format_version") != state_format_version)
-    throw std::runtime_error("not a version " + std::to_string(state_format_version) +
+// The file's version, if it is one of `oldest`..`newest`.
+int check_version(const nlohmann::json& j, int oldest, int newest) {
+  const auto* v = j.is_object() && j.contains("format_version") ? &j.at("format_version") : nullptr;
+  if (!v || !v->is_number_integer() || v->get<int>() < oldest || v->get<int>() > newest)
+    throw std::runtime_error("not a version " + std::to_string(oldest) +
+                             (oldest == newest ? "" : " or " + std::to_string(newest)) +
                              " checkpoint state file");
+  return v->get<int>();
+}
+
+// A series record read back ([fields, length, first, stride, count]),
+// checked before its bits are made.
+std::vector<bool> series_bits(const nlohmann::json& r, std::uint32_t& fields, std::uint64_t& set_bits) {
+  if (!r.is_array() || r.size() != 5)
+    throw std::runtime_error("a series is [fields, length, first, stride, count], not " + r.dump());
+  fields = r.at(0).get<std::uint32_t>();
+  const auto length = r.at(1).get<std::uint32_t>();
+  const auto first = r.at(2).get<std::uint64_t>();
+  const auto stride = r.at(3).get<std::uint64_t>();
+  const auto count = r.at(4).get<std::uint64_t>();
+  if (fields == 0 || stride == 0 || count == 0 || first + (count - 1) * stride >= length)
+    throw std::runtime_error("a series of " + std::to_string(count) + " steps from " +
+                             std::to_string(first) + " by " + std::to_string(stride) +
+                             " does not fit " + std::to_string(length) + " steps");
+  std::vector<bool> bits(length, false);
+  for (std::uint64_t i = 0; i < count; ++i) bits[first + i * stride] = true;
+  set_bits = fields * count;
+  return bits;
 }
 
 template <class F>
@@ -60,23 +86,29 @@ auto parsing(F&& f) -> decltype(f()) {
 std::string step_log_to_json(const step_log& log) {
   nlohmann::json sims = nlohmann::json::array();
   for (const auto& [sim, s] : log.simulations()) {
-    nlohmann::json fields = nlohmann::json::array();
-    for (std::uint32_t f = 0; f < s.field_count(); ++f)
-      fields.push_back({{"steps", s.field_length(f)}, {"bits", bits_to_hex(s.field_bits(f))}});
-    sims.push_back({{"sim", sim},
-                    {"stored", s.stored},
-                    {"duplicates", s.duplicates},
-                    {"attempts", s.attempts},
-                    {"done", s.done},
-                    {"fields", fields}});
+    nlohmann::json entry = {{"sim", sim},
+                            {"stored", s.stored},
+                            {"duplicates", s.duplicates},
+                            {"attempts", s.attempts},
+                            {"done", s.done}};
+    if (const auto* r = s.compact_series()) {
+      // [fields, length, first, stride, count]: a few bytes whatever the steps.
+      entry["series"] = {r->fields, r->length, r->first, r->stride, r->count};
+    } else {
+      nlohmann::json fields = nlohmann::json::array();
+      for (std::uint32_t f = 0; f < s.field_count(); ++f)
+        fields.push_back({{"steps", s.field_length(f)}, {"bits", bits_to_hex(s.field_bits(f))}});
+      entry["fields"] = std::move(fields);
+    }
+    sims.push_back(std::move(entry));
   }
-  return nlohmann::json{{"format_version", state_format_version}, {"simulations", sims}}.dump() + "\n";
+  return nlohmann::json{{"format_version", received_format_version}, {"simulations", sims}}.dump() + "\n";
 }
 
 step_log step_log_from_json(const std::string& text) {
   return parsing([&] {
     const auto j = nlohmann::json::parse(text);
-    check_version(j);
+    const int version = check_version(j, 1, received_format_version);
     std::map<std::uint32_t, step_log::simulation> sims;
     for (const auto& entry : j.at("simulations")) {
       step_log::simulation s;
@@ -86,10 +118,17 @@ step_log step_log_from_json(const std::string& text) {
       s.attempts = entry.at("attempts").get<std::set<std::uint32_t>>();
       s.done = entry.at("done").get<bool>();
       std::uint64_t set_bits = 0;
-      for (const auto& field : entry.at("fields")) {
-        auto bits = hex_to_bits(field.at("bits").get<std::string>(), field.at("steps").get<std::uint32_t>());
-        for (bool b : bits) set_bits += b ? 1 : 0;
-        s.add_field(std::move(bits));
+      if (version >= 2 && entry.contains("series")) {
+        // Made back into bits here; restore() compacts the done ones again.
+        std::uint32_t fields = 0;
+        const auto bits = series_bits(entry.at("series"), fields, set_bits);
+        for (std::uint32_t f = 0; f < fields; ++f) s.add_field(bits);
+      } else {
+        for (const auto& field : entry.at("fields")) {
+          auto bits = hex_to_bits(field.at("bits").get<std::string>(), field.at("steps").get<std::uint32_t>());
+          for (bool b : bits) set_bits += b ? 1 : 0;
+          s.add_field(std::move(bits));
+        }
       }
       // The count and the bits must agree, or exactly-once is lost.
       if (set_bits != s.stored)
@@ -106,7 +145,7 @@ step_log step_log_from_json(const std::string& text) {
 std::string simulation_table_to_json(const simulation_table_snapshot& table) {
   nlohmann::json states = nlohmann::json::array();
   for (auto s : table.states) states.push_back(to_string(s));
-  return nlohmann::json{{"format_version", state_format_version},
+  return nlohmann::json{{"format_version", table_format_version},
                         {"parameters", table.parameters},
                         {"states", states},
                         {"changes", table.changes}}
@@ -117,7 +156,7 @@ std::string simulation_table_to_json(const simulation_table_snapshot& table) {
 simulation_table_snapshot simulation_table_from_json(const std::string& text) {
   return parsing([&] {
     const auto j = nlohmann::json::parse(text);
-    check_version(j);
+    check_version(j, table_format_version, table_format_version);
     simulation_table_snapshot t;
     t.parameters = j.at("parameters").get<std::vector<std::vector<double>>>();
     t.changes = j.at("changes").get<std::vector<std::uint32_t>>();

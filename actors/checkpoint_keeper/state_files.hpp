@@ -1,6 +1,7 @@
 // The small parts of a checkpoint, as JSON: a rank's received-steps log
 // (rank-<R>/received_steps.json: per simulation and field the bitset of
-// stored steps, the attempts seen, done) and rank 0's simulation table
+// stored steps, or for a compacted complete simulation its series record,
+// the attempts seen, done) and rank 0's simulation table
 // (study/simulation_table.json: parameters, states, Breed's change counts).
 // Plain C++ (nlohmann-json), no CAF. Doubles round-trip exactly.
 #pragma once

@@ -20,7 +20,10 @@
 // complete simulation whatever its steps, against 326 (100 steps), 438
 // (1,000) and 2,352 (10,000, at 10,000 simulations) with the bitsets kept;
 // CPU time unchanged. What is left: the map node (the 112-byte record) and
-// the attempts set node. Figures: docs/launcher.md.
+// the attempts set node. The last column: the checkpoint's
+// received_steps.json per simulation (step_log_to_json; since format 2 a
+// compacted simulation is one series record instead of its bits in hex).
+// Figures: docs/launcher.md.
 #include <malloc.h>
 
 #include <cstdint>
@@ -33,6 +36,7 @@
 
 #include "actors/aggregator/session_tickets.hpp"
 #include "actors/aggregator/step_log.hpp"
+#include "actors/checkpoint_keeper/state_files.hpp"
 #include "tests/bench/process_figures.hpp"
 
 using namespace melissa;
@@ -63,8 +67,8 @@ int main(int argc, char** argv) {
               steps);
   std::printf("(a bitset of %u steps: %u bytes of bits, in whole 8-byte words, plus its vector<bool>)\n",
               steps, (steps + 7) / 8);
-  std::printf("%10s %9s %10s %14s %15s %10s %14s\n", "sims", "arm", "us/sim", "RSS bytes/sim",
-              "heap bytes/sim", "ratio/1k", "heap/bitsets");
+  std::printf("%10s %9s %10s %14s %15s %10s %14s %14s\n", "sims", "arm", "us/sim", "RSS bytes/sim",
+              "heap bytes/sim", "ratio/1k", "heap/bitsets", "json bytes/sim");
   double base[2] = {0, 0};  // us/sim at 1,000, per arm
   for (std::uint32_t n = 1000; n <= max_sims; n *= 10) {
     double bitsets_heap = 0;
@@ -102,8 +106,9 @@ int main(int argc, char** argv) {
       const double per = cpu / n * 1e6;
       if (base[compact] == 0) base[compact] = per;
       if (!compact) bitsets_heap = heap;
-      std::printf("%10u %9s %10.2f %14.0f %15.0f %10.2f %14.2f\n", n, compact ? "compact" : "bitsets", per,
-                  rss / n, heap / n, per / base[compact], heap / bitsets_heap);
+      const double json = static_cast<double>(checkpoint::step_log_to_json(*log).size());
+      std::printf("%10u %9s %10.2f %14.0f %15.0f %10.2f %14.2f %14.0f\n", n, compact ? "compact" : "bitsets", per,
+                  rss / n, heap / n, per / base[compact], heap / bitsets_heap, json / n);
       delete tickets;
       delete log;
     }

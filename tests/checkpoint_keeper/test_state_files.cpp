@@ -5,6 +5,8 @@
 
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "actors/checkpoint_keeper/state_files.hpp"
 
 using namespace melissa;
@@ -54,7 +56,22 @@ TEST_CASE("received-steps log: a file whose count and bits disagree is refused")
   CHECK_THROWS_WITH(step_log_from_json(text),
                     "checkpoint state: simulation 1: 2 steps stored but 1 bits set");
   CHECK_THROWS_WITH(step_log_from_json("{\"format_version\": 7}"),
+                    "checkpoint state: not a version 1 or 2 checkpoint state file");
+  CHECK_THROWS_WITH(simulation_table_from_json("{\"format_version\": 2}"),
                     "checkpoint state: not a version 1 checkpoint state file");
+  // A series that does not fit its bitset (a bad file) is refused, not indexed past its end.
+  CHECK_THROWS_WITH(
+      step_log_from_json(R"({"format_version":2,"simulations":[{"sim":0,"stored":4,"duplicates":0,)"
+                         R"("attempts":[0],"done":true,"series":[1,6,1,2,4]}]})"),
+      "checkpoint state: a series of 4 steps from 1 by 2 does not fit 6 steps");
+  CHECK_THROWS_WITH(
+      step_log_from_json(R"({"format_version":2,"simulations":[{"sim":0,"stored":5,"duplicates":0,)"
+                         R"("attempts":[0],"done":true,"series":[1,8,1,2,4]}]})"),
+      "checkpoint state: simulation 0: 5 steps stored but 4 bits set");
+  CHECK_THROWS_WITH(
+      step_log_from_json(R"({"format_version":2,"simulations":[{"sim":0,"stored":4,"duplicates":0,)"
+                         R"("attempts":[0],"done":true,"series":[1,8,1,2]}]})"),
+      "checkpoint state: a series is [fields, length, first, stride, count], not [1,8,1,2]");
   CHECK_THROWS_WITH(step_log_from_json("nonsense"), doctest::Contains("checkpoint state: "));
 }
 
@@ -86,7 +103,7 @@ TEST_CASE("simulation table: parameters bit-exact, states and changes kept") {
       "checkpoint state: parameters, states and changes differ in length");
 }
 
-TEST_CASE("received-steps log: complete simulations compacted, the file the same (issue 16)") {
+TEST_CASE("received-steps log: complete simulations written as series records (issue 16)") {
   // Rank 1 of 3: every third step of each of two fields, as the round robin sends.
   auto fill = [](step_log& log) {
     for (std::uint32_t sim = 0; sim < 4; ++sim) {
@@ -101,18 +118,31 @@ TEST_CASE("received-steps log: complete simulations compacted, the file the same
   fill(kept);
   fill(compact);
   REQUIRE(compact.compacted_count() == 3);
-  // The same version 1 file, bit for bit, as the log that kept its bitsets.
+  // A complete simulation is one series record; the running one keeps its bits.
   const auto text = step_log_to_json(compact);
-  CHECK(text == step_log_to_json(kept));
-  // Read back (the old file reads the same): done simulations compacted again.
+  const auto j = nlohmann::json::parse(text);
+  CHECK(j["format_version"] == 2);
+  CHECK(j["simulations"][0]["series"] == nlohmann::json::array({2, 29, 1, 3, 10}));
+  CHECK_FALSE(j["simulations"][0].contains("fields"));
+  CHECK(j["simulations"][3].contains("fields"));
+  CHECK(text.size() < step_log_to_json(kept).size());
+  // Read back: done simulations compacted again, every step where it was.
   const auto back = step_log_from_json(text);
   CHECK(back.compacted_count() == 3);
   CHECK_FALSE(back.simulations().at(3).compacted());
   CHECK(step_log_to_json(back) == text);
   CHECK(back.total_stored() == kept.total_stored());
-  for (std::uint32_t sim = 0; sim < 4; ++sim)
-    for (std::uint32_t f = 0; f < 2; ++f)
-      for (std::uint32_t t = 0; t < 32; ++t) CHECK(back.contains(sim, f, t) == kept.contains(sim, f, t));
+  // A version 1 file (every bit spelled out, as before) reads the same.
+  auto old_text = step_log_to_json(kept);
+  const auto at = old_text.find("\"format_version\":2");
+  REQUIRE(at != std::string::npos);
+  old_text.replace(at, 18, "\"format_version\":1");
+  const auto old_back = step_log_from_json(old_text);
+  CHECK(step_log_to_json(old_back) == text);
+  for (const auto* log : {&back, &old_back})
+    for (std::uint32_t sim = 0; sim < 4; ++sim)
+      for (std::uint32_t f = 0; f < 2; ++f)
+        for (std::uint32_t t = 0; t < 32; ++t) CHECK(log->contains(sim, f, t) == kept.contains(sim, f, t));
   // After the restart a resent step of a complete simulation is dropped.
   auto restored = step_log_from_json(text);
   CHECK_FALSE(restored.insert(2, 1, 2));  // (2 + 2) % 3 == 1
