@@ -51,7 +51,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from melissa_testing import HEAT, RUN, SHELL, check, fail, tmpdir, write_study  # noqa: E402
+from melissa_testing import HEAT, RUN, SHELL, check, fail, rank_of, tmpdir, write_study  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -298,18 +298,6 @@ def statistics_launcher_lost(ranks=1):
               f"({sink['simulations_folded']}, {sink['groups_folded']})")
     same_statistics(work)
     del pids
-
-
-def rank_of(pid):
-    """The server rank a process is (mpirun gives each its rank), None for mpirun."""
-    try:
-        env = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
-    except OSError:
-        return None
-    for var in env:
-        if var.startswith(b"OMPI_COMM_WORLD_RANK="):
-            return int(var.split(b"=", 1)[1])
-    return None
 
 
 def both_ranks_folded(summary):

@@ -158,18 +158,6 @@ def no_complete_rerun(out, complete, since):
                      f"rerun: {rerun})")
 
 
-def rank_of(pid):
-    """The server rank a process is (mpirun gives each its rank), None for mpirun."""
-    try:
-        env = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
-    except OSError:
-        return None
-    for var in env:
-        if var.startswith(b"OMPI_COMM_WORLD_RANK="):
-            return int(var.split(b"=", 1)[1])
-    return None
-
-
 def kill_server(ranks=1, corrupt=False, only_rank=None):
     work = tmpdir("restart-kill")
     vdir = os.path.join(work, "validation")

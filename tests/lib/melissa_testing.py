@@ -233,5 +233,17 @@ def skip_without_torch(work, study):
     os.killpg(probe.pid, signal.SIGKILL)
     probe.wait()
 
+def rank_of(pid):
+    """The server rank a process is (mpirun gives each its rank), None for mpirun."""
+    try:
+        env = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+    except OSError:
+        return None
+    for var in env:
+        if var.startswith(b"OMPI_COMM_WORLD_RANK="):
+            return int(var.split(b"=", 1)[1])
+    return None
+
+
 def tmpdir(name):
     return tempfile.mkdtemp(prefix=f"melissa-{name}-")
