@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -21,16 +22,19 @@ class buffer_pool : public std::enable_shared_from_this<buffer_pool> {
     return std::shared_ptr<buffer_pool>(new buffer_pool(max_bytes));
   }
 
-  // A buffer of exactly `n` bytes (contents unspecified).
+  // A buffer of exactly `n` bytes (contents unspecified). The most recently
+  // returned one that fits: its pages are likely still in the CPU's cache,
+  // and the payload is copied into it next (issue 16: with a pool taken
+  // oldest first, every step was written into memory long out of cache).
   std::vector<char> take(std::size_t n) {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       ++taken_;
-      for (auto it = idle_.begin(); it != idle_.end(); ++it) {
+      for (auto it = idle_.rbegin(); it != idle_.rend(); ++it) {
         if (it->size() < n) continue;
         std::vector<char> v = std::move(*it);
         idle_bytes_ -= v.size();
-        idle_.erase(it);
+        idle_.erase(std::next(it).base());
         v.resize(n);  // shrinking: no allocation, no fill
         return v;
       }

@@ -54,13 +54,16 @@ void flush_credit(proxy_ptr self) {
 
 // A stored step's bytes become credit. One credit frame per step cost a
 // send on the server and a read on the client for every step (a visible
-// share of small-step ingest, issue 16), so the credit of the steps whose
-// acknowledgements are already queued goes in one frame: the flush message
-// is queued behind them. With no backlog it is sent at once.
+// share of small-step ingest, issue 16): credit is held until the session
+// says it is due (a quarter of the window, client_session::credit_due), and
+// then the credit of the steps whose acknowledgements are already queued
+// goes in the same frame: the flush message is queued behind them.
 void add_credit(proxy_ptr self, std::uint64_t bytes) {
   auto& st = self->state;
   st.pending_credit += bytes;
   if (st.flush_scheduled) return;
+  if (!st.conn->with_session([&](client_session& s) { return s.credit_due(st.pending_credit); }))
+    return;
   st.flush_scheduled = true;
   self->send(self, flush_credit_atom::value);
 }

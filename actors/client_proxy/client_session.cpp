@@ -26,6 +26,22 @@ std::vector<std::uint8_t> client_session::credit_frame(std::uint64_t bytes) {
   return wire::encode_frame(h, nullptr);
 }
 
+std::uint64_t client_session::largest_step_bytes() const {
+  std::uint64_t largest = 0;
+  for (const auto& [id, declared] : declared_)
+    if (declared && id < settings_.fields.size())
+      largest = std::max(largest, settings_.fields[id].size * 8);
+  return largest;
+}
+
+bool client_session::credit_due(std::uint64_t owed) const {
+  if (owed == 0) return false;
+  const auto window = settings_.window_bytes;
+  const auto step = largest_step_bytes();
+  if (settings_.mode != "training" || step >= window) return true;
+  return owed >= std::min(window / 4, window - step);
+}
+
 std::vector<std::uint8_t> client_session::acknowledge(std::uint64_t bytes) {
   in_flight_bytes_ -= std::min(bytes, in_flight_bytes_);
   return credit_frame(bytes);

@@ -70,6 +70,19 @@ class client_session {
   // its credit goes back to the client. Returns the `credit` frame to send.
   std::vector<std::uint8_t> acknowledge(std::uint64_t bytes);
   static std::vector<std::uint8_t> credit_frame(std::uint64_t bytes);
+  // Whether `owed` bytes of stored steps are worth a credit frame now. Like
+  // TCP's window updates, credit goes back in pieces of a quarter of the
+  // window, not step by step (a send on the server and a read on the client
+  // per step were a visible share of small-step ingest, issue 16). Never a
+  // deadlock: a client blocked on credit has more than `window - next step`
+  // bytes outstanding; once they are stored, `owed` is that much, which is at
+  // least the threshold, since no step of a declared field is larger than
+  // `largest_step_bytes()`. In statistics mode (slices up to a window) and
+  // when a step takes more than three quarters of the window: every step.
+  bool credit_due(std::uint64_t owed) const;
+  // The largest step frame this session may send: its largest declared
+  // field at 8 bytes a value (the widest data type).
+  std::uint64_t largest_step_bytes() const;
   std::uint64_t in_flight_bytes() const { return in_flight_bytes_; }
   static std::vector<std::uint8_t> end_frame();
 

@@ -184,6 +184,7 @@ bool connection::fill(bool block) {
     const ssize_t n = ::recv(fd_, buf, sizeof buf, block ? 0 : MSG_DONTWAIT);
     if (n > 0) {
       reader_.feed(buf, static_cast<std::size_t>(n));
+      if (!block && static_cast<std::size_t>(n) == sizeof buf) continue;  // maybe more behind
       return true;
     }
     if (n < 0 && errno == EINTR) continue;
@@ -210,13 +211,18 @@ wire::frame_reader::frame connection::receive() {
   }
 }
 
-std::optional<wire::frame_reader::frame> connection::poll() {
-  if (auto f = next_buffered()) return f;
-  while (fill(false)) {
-  }
+void connection::read_available() { fill(false); }
+
+std::optional<wire::frame_reader::frame> connection::buffered() {
   if (auto f = next_buffered()) return f;
   if (!closed_reason_.empty()) fail_io(closed_reason_);
   return std::nullopt;
+}
+
+std::optional<wire::frame_reader::frame> connection::poll() {
+  if (auto f = next_buffered()) return f;
+  read_available();
+  return buffered();
 }
 
 }  // namespace melissa::client

@@ -40,6 +40,12 @@ class connection {
   // Reads whatever is already there without blocking; the next frame if one
   // is complete.
   std::optional<wire::frame_reader::frame> poll();
+  // Moves what the socket already holds into the frame reader without
+  // blocking: one receive, more only while they fill the buffer.
+  void read_available();
+  // The next whole frame already read, if any (no system call). Throws
+  // client_error(IO) once the stream is closed and every frame was taken.
+  std::optional<wire::frame_reader::frame> buffered();
 
   // "server rank 1 (host:port)", for messages.
   const std::string& name() const { return name_; }
@@ -47,7 +53,8 @@ class connection {
 
  private:
   // Moves bytes from the socket into the frame reader; returns false if the
-  // socket had nothing or is closed (then closed_reason_ says why).
+  // socket had nothing or is closed (then closed_reason_ says why). Without
+  // `block`, reads again only while a receive fills the whole buffer.
   bool fill(bool block);
   std::optional<wire::frame_reader::frame> next_buffered();
   [[noreturn]] void fail_io(const std::string& what) const;

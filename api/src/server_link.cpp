@@ -126,7 +126,10 @@ void server_link::send_step(std::uint32_t field_id, std::uint32_t time_step, con
                             std::uint64_t count) {
   const std::uint64_t bytes = count * sizeof(float);
   // Credits that already arrived, and any error the server sent meanwhile.
-  while (auto f = conn_.poll()) handle_unsolicited(*f, "melissa_send", MELISSA_ERR_IO);
+  if (window_.available() < window_.window() / 2 || ++steps_since_read_ >= read_every_steps) {
+    steps_since_read_ = 0;
+    read_unsolicited("melissa_send");
+  }
   // Flow control: the solver waits here while the server's sink is behind.
   while (!window_.may_send(bytes)) handle_unsolicited(conn_.receive(), "melissa_send", MELISSA_ERR_IO);
 
@@ -135,8 +138,32 @@ void server_link::send_step(std::uint32_t field_id, std::uint32_t time_step, con
   h.time_step = time_step;
   h.field_id = field_id;
   h.count = count;
-  conn_.send(h, values);
+  try {
+    conn_.send(h, values);
+  } catch (const client_error&) {
+    throw_pending_error("melissa_send");
+    throw;
+  }
   window_.on_sent(bytes);
+}
+
+void server_link::read_unsolicited(const char* context) {
+  conn_.read_available();
+  while (auto f = conn_.buffered()) handle_unsolicited(*f, context, MELISSA_ERR_IO);
+}
+
+void server_link::throw_pending_error(const char* context) {
+  // The error frame may have arrived just before the close, behind credits.
+  for (;;) {
+    std::optional<wire::frame_reader::frame> pending;
+    try {
+      pending = conn_.poll();
+    } catch (const client_error&) {
+      return;  // closed, no frame left: the caller's error stands
+    }
+    if (!pending) return;
+    handle_unsolicited(*pending, context, MELISSA_ERR_IO);  // throws on `error`
+  }
 }
 
 void server_link::send_slice(std::uint32_t field_id, std::uint32_t time_step, std::uint64_t offset,
@@ -148,7 +175,7 @@ void server_link::send_slice(std::uint32_t field_id, std::uint32_t time_step, st
   for (std::uint64_t done = 0; done < count;) {
     const std::uint64_t n = std::min(chunk, count - done);
     const std::uint64_t bytes = n * sizeof(float);
-    while (auto f = conn_.poll()) handle_unsolicited(*f, "melissa_send", MELISSA_ERR_IO);
+    read_unsolicited("melissa_send");
     while (!window_.may_send(bytes)) handle_unsolicited(conn_.receive(), "melissa_send", MELISSA_ERR_IO);
     auto h = control_header(wire::frame_type::slice);
     h.data_type = wire::dtype::f32;
@@ -165,16 +192,11 @@ void server_link::send_slice(std::uint32_t field_id, std::uint32_t time_step, st
 void server_link::send_end() {
   // A server that refused a step sends an error frame and closes: its reason,
   // not the broken pipe of the next write, is what the client must report.
-  while (auto f = conn_.poll()) handle_unsolicited(*f, "melissa_finalize", MELISSA_ERR_IO);
+  read_unsolicited("melissa_finalize");
   try {
     conn_.send(control_header(wire::frame_type::end), nullptr);
   } catch (const client_error&) {
-    std::optional<wire::frame_reader::frame> pending;
-    try {
-      pending = conn_.poll();  // the error frame may have arrived just before the close
-    } catch (const client_error&) {
-    }
-    if (pending) handle_unsolicited(*pending, "melissa_finalize", MELISSA_ERR_IO);
+    throw_pending_error("melissa_finalize");
     throw;
   }
 }

@@ -126,6 +126,8 @@ TEST_CASE("a restarted aggregator reaches the acceptor's live proxies") {
   settings.host = "127.0.0.1";
   settings.port = 0;
   settings.proxy.session.fields = {{"f", 4}};
+  // A window of two steps: credit is due after each (client_session::credit_due).
+  settings.proxy.session.window_bytes = 64;
   const acceptor_actor acceptor = spawn_client_acceptor(sys, settings, first);
   std::uint16_t port = 0;
   self->request(acceptor, std::chrono::seconds(10), port_atom::value)

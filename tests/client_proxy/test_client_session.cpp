@@ -187,6 +187,69 @@ TEST_CASE("acknowledged steps give their credit back") {
   CHECK(s.on_frame(step(7, 2, 0, 16, 16), nullptr, 0).forward_step);
 }
 
+TEST_CASE("credit is due in quarters of the window, every step when steps are large") {
+  auto s = opened();  // window 1024 bytes
+  CHECK_FALSE(s.credit_due(0));
+  feed(s, text_frame(frame_type::field, 7, 2, "name=pressure\nsize=4\n"));
+  CHECK(s.largest_step_bytes() == 32);  // 4 values, at 8 bytes for the widest type
+  CHECK_FALSE(s.credit_due(255));
+  CHECK(s.credit_due(256));
+  // A larger field declared later lowers the threshold: window - its step.
+  feed(s, text_frame(frame_type::field, 7, 2, "name=temperature\nsize=16\n"));
+  CHECK(s.largest_step_bytes() == 128);
+  CHECK(s.credit_due(256));
+
+  session_settings narrow = two_fields();
+  narrow.window_bytes = 160;  // a 128-byte step leaves 32 bytes: due from 32 on, not 40
+  client_session n(narrow);
+  feed(n, text_frame(frame_type::hello, 7, 2, "version=1\n"));
+  n.admit();
+  feed(n, text_frame(frame_type::field, 7, 2, "name=temperature\nsize=16\n"));
+  CHECK_FALSE(n.credit_due(31));
+  CHECK(n.credit_due(32));
+
+  session_settings stats = two_fields();
+  stats.mode = "statistics";
+  client_session st(stats);
+  feed(st, text_frame(frame_type::hello, 7, 2, "version=1\n"));
+  st.admit();
+  feed(st, text_frame(frame_type::field, 7, 2, "name=pressure\nsize=4\n"));
+  CHECK(st.credit_due(1));  // statistics mode: every acknowledgement
+}
+
+TEST_CASE("credit held back until due never leaves a client blocked") {
+  // A client with steps of every size up to the field's, against a server
+  // that stores each step at once and grants only when credit_due says so:
+  // whenever the client cannot send, the credit owed to it is due.
+  for (std::uint64_t window : {64u, 100u, 160u, 1024u, 4096u}) {
+    session_settings settings = two_fields();
+    settings.window_bytes = window;
+    client_session s(settings);
+    feed(s, text_frame(frame_type::hello, 7, 2, "version=1\n"));
+    s.admit();
+    feed(s, text_frame(frame_type::field, 7, 2, "name=temperature\nsize=16\n"));
+    std::int64_t available = static_cast<std::int64_t>(window);
+    std::uint64_t owed = 0;
+    for (std::uint32_t t = 0; t < 200; ++t) {
+      const std::uint64_t bytes = 4 * (1 + t % 16);  // 4 to 64 bytes
+      const bool may_send = static_cast<std::int64_t>(bytes) <= available ||
+                            available >= static_cast<std::int64_t>(window);
+      if (!may_send) {
+        REQUIRE_MESSAGE(s.credit_due(owed), "window " << window << ", step " << t
+                                                      << ": blocked with " << owed << " owed");
+        available += static_cast<std::int64_t>(owed);
+        owed = 0;
+      }
+      available -= static_cast<std::int64_t>(bytes);
+      owed += bytes;  // stored at once
+      if (s.credit_due(owed)) {
+        available += static_cast<std::int64_t>(owed);
+        owed = 0;
+      }
+    }
+  }
+}
+
 TEST_CASE("one frame larger than the window passes when nothing is in flight") {
   session_settings settings = two_fields();
   settings.window_bytes = 32;  // smaller than one 64-byte step
