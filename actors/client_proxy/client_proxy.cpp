@@ -4,6 +4,17 @@
 #include <spdlog/spdlog.h>
 
 namespace melissa {
+
+// The steps one read turn of the connection's reader thread found, in order.
+struct step_batch {
+  std::vector<step_sample> steps;
+};
+
+}  // namespace melissa
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(melissa::step_batch)
+
+namespace melissa {
 namespace {
 
 using proxy_ptr = caf::stateful_actor<client_proxy_state>*;
@@ -100,6 +111,29 @@ void maybe_finish(proxy_ptr self) {
           });
 }
 
+// Hands one step to the aggregator; its credit goes back once it is stored.
+void forward_step(proxy_ptr self, step_sample&& s) {
+  auto& st = self->state;
+  if (st.closing) return;
+  const auto bytes = s.bytes();
+  ++st.outstanding;
+  self->request(st.aggregator, caf::infinite, std::move(s))
+      .then(
+          [self, bytes](step_outcome) {
+            auto& st = self->state;
+            --st.outstanding;
+            if (st.closing) return;
+            add_credit(self, bytes);
+            maybe_finish(self);
+          },
+          [self](const caf::error& err) {
+            auto& st = self->state;
+            --st.outstanding;
+            if (st.closing) return;
+            reject(self, "server could not store a step: " + self->system().render(err));
+          });
+}
+
 // After a hello: asks the aggregator whether (sim, attempt, ticket) may open.
 // The launcher's ticket notice travels on another connection and may arrive
 // after the client's hello: an unknown session is asked again until the
@@ -135,12 +169,19 @@ void ask_admission(proxy_ptr self) {
           });
 }
 
+// Runs on the connection's reader thread. The steps of one read turn go to
+// the proxy in one message: a message per step woke a scheduler thread per
+// step (futex calls were 9 % of the server's time with 40 KB steps, issue 16).
+// Anything else the reader reports first hands on the steps read before it.
 class proxy_listener final : public connection_listener {
  public:
   proxy_listener(const caf::actor& proxy, std::string peer)
       : proxy_(caf::actor_cast<caf::weak_actor_ptr>(proxy)), peer_(std::move(peer)) {}
 
-  void hello() override { tell(opened_atom::value); }
+  void hello() override {
+    flush();
+    tell(opened_atom::value);
+  }
   void step(const wire::frame_header& h, std::shared_ptr<const std::vector<char>> payload) override {
     step_sample s;
     s.sim_id = h.sim_id;
@@ -151,17 +192,42 @@ class proxy_listener final : public connection_listener {
     s.count = h.count;
     s.offset = h.type == wire::frame_type::slice ? h.offset : 0;
     s.payload = std::move(payload);  // the pooled buffer it was read into: shared, not copied
-    tell(std::move(s));
+    batch_bytes_ += s.bytes();
+    batch_.steps.push_back(std::move(s));
+    // Large steps go at once: held back, they would only keep buffers out
+    // of the pool longer (what a message costs is small beside them).
+    if (batch_bytes_ >= max_batch_bytes) flush();
   }
-  void end() override { tell(closed_atom::value, session_end::clean); }
+  void read_paused() override { flush(); }
+  void end() override {
+    flush();
+    tell(closed_atom::value, session_end::clean);
+  }
   void rejected(const std::string& reason, const std::string& who, bool was_opened) override {
+    flush();
     spdlog::warn("closing connection from {} ({}): {}", peer_, was_opened ? who : "no session",
                  reason);
     tell(closed_atom::value, session_end::rejected);
   }
-  void lost() override { tell(closed_atom::value, session_end::lost); }
+  void lost() override {
+    flush();
+    tell(closed_atom::value, session_end::lost);
+  }
 
  private:
+  void flush() {
+    if (batch_.steps.empty()) return;
+    if (batch_.steps.size() == 1) {
+      tell(std::move(batch_.steps.front()));
+    } else {
+      tell(std::move(batch_));
+    }
+    batch_ = step_batch{};
+    batch_bytes_ = 0;
+  }
+  static constexpr std::uint64_t max_batch_bytes = 1u << 20;
+  step_batch batch_;
+  std::uint64_t batch_bytes_ = 0;
   template <class... Ts>
   void tell(Ts&&... xs) {
     if (auto a = caf::actor_cast<caf::actor>(proxy_)) caf::anon_send(a, std::forward<Ts>(xs)...);
@@ -194,26 +260,9 @@ caf::behavior client_proxy(proxy_ptr self, std::shared_ptr<ingest_connection> co
       [self](opened_atom) {  // a hello was read, or asking again (see ask_admission)
         if (!self->state.closing) ask_admission(self);
       },
-      [self](step_sample& s) {
-        auto& st = self->state;
-        if (st.closing) return;
-        const auto bytes = s.bytes();
-        ++st.outstanding;
-        self->request(st.aggregator, caf::infinite, std::move(s))
-            .then(
-                [self, bytes](step_outcome) {
-                  auto& st = self->state;
-                  --st.outstanding;
-                  if (st.closing) return;
-                  add_credit(self, bytes);
-                  maybe_finish(self);
-                },
-                [self](const caf::error& err) {
-                  auto& st = self->state;
-                  --st.outstanding;
-                  if (st.closing) return;
-                  reject(self, "server could not store a step: " + self->system().render(err));
-                });
+      [self](step_sample& s) { forward_step(self, std::move(s)); },
+      [self](step_batch& b) {
+        for (auto& s : b.steps) forward_step(self, std::move(s));
       },
       [self](closed_atom, session_end how) {
         auto& st = self->state;

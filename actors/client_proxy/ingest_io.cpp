@@ -144,8 +144,15 @@ struct reader_thread {
     return c->closing_ || c->fd_ < 0;
   }
 
-  // Reads what the socket has for this connection, a bounded number of times.
+  // Reads what the socket has for this connection, then tells its listener
+  // that this turn is over.
   void readable(const std::shared_ptr<ingest_connection>& c) {
+    read_some(c);
+    if (c->listener_) c->listener_->read_paused();
+  }
+
+  // Reads what the socket has for this connection, a bounded number of times.
+  void read_some(const std::shared_ptr<ingest_connection>& c) {
     using st = ingest_connection::state;
     // A whole header already read (it came with the last payload) is handled
     // even past the bound: no socket event would come back for it.

@@ -71,6 +71,10 @@ class connection_listener {
   // closing. `who` is the session's description at that moment.
   virtual void rejected(const std::string& reason, const std::string& who, bool was_opened) = 0;
   virtual void lost() = 0;  // the peer closed or the socket failed (not after close())
+  // The reader has read what the socket held for now (or its turn ended): a
+  // listener that gathers the steps above hands them on here, many in one
+  // message instead of one each.
+  virtual void read_paused() {}
 };
 
 class ingest_connection {
