@@ -32,6 +32,7 @@
 #include <caf/typed_actor.hpp>
 #include <caf/replies_to.hpp>
 
+#include "messages/payload.hpp"
 #include "messages/wire.hpp"
 
 namespace melissa {
@@ -48,7 +49,7 @@ struct step_sample {
   // statistics mode the start of a slice, or of the rank's owned share once
   // the aggregator has assembled it.
   std::uint64_t offset = 0;
-  std::shared_ptr<const std::vector<char>> payload;
+  std::shared_ptr<const payload_bytes> payload;
 
   const float* f32() const { return reinterpret_cast<const float*>(payload->data()); }
   std::size_t bytes() const { return payload ? payload->size() : 0; }

@@ -15,7 +15,7 @@ slice_assembler::result slice_assembler::add(std::uint32_t sim, std::uint32_t fi
   // the bookkeeping, only of the values.
   if (it == partial_.end()) {
     partial_step p;
-    p.values = std::make_shared<std::vector<char>>(cells * sizeof(float));
+    p.values = std::make_shared<payload_bytes>(cells * sizeof(float), 0);
     p.covered.assign(cells, false);
     it = partial_.emplace(key, std::move(p)).first;
     held_bytes_ += cells * sizeof(float);

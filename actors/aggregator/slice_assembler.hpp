@@ -14,6 +14,8 @@
 #include <tuple>
 #include <vector>
 
+#include "messages/payload.hpp"
+
 #include "messages/wire.hpp"
 
 namespace melissa {
@@ -27,7 +29,7 @@ class slice_assembler {
   struct result {
     verdict outcome = verdict::partial;
     // complete: the share's values, float32, in cell order (shares[field].size() of them).
-    std::shared_ptr<std::vector<char>> step;
+    std::shared_ptr<payload_bytes> step;
   };
 
   // Values [offset, offset + count) of (sim, field, step); the caller has
@@ -44,7 +46,7 @@ class slice_assembler {
 
  private:
   struct partial_step {
-    std::shared_ptr<std::vector<char>> values;
+    std::shared_ptr<payload_bytes> values;
     std::vector<bool> covered;
     std::uint64_t filled = 0;
   };

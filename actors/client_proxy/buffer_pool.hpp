@@ -13,6 +13,8 @@
 #include <mutex>
 #include <vector>
 
+#include "messages/payload.hpp"
+
 namespace melissa {
 
 class buffer_pool : public std::enable_shared_from_this<buffer_pool> {
@@ -26,13 +28,13 @@ class buffer_pool : public std::enable_shared_from_this<buffer_pool> {
   // returned one that fits: its pages are likely still in the CPU's cache,
   // and the payload is copied into it next (issue 16: with a pool taken
   // oldest first, every step was written into memory long out of cache).
-  std::vector<char> take(std::size_t n) {
+  payload_bytes take(std::size_t n) {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       ++taken_;
       for (auto it = idle_.rbegin(); it != idle_.rend(); ++it) {
         if (it->size() < n) continue;
-        std::vector<char> v = std::move(*it);
+        payload_bytes v = std::move(*it);
         idle_bytes_ -= v.size();
         idle_.erase(std::next(it).base());
         v.resize(n);  // shrinking: no allocation, no fill
@@ -40,17 +42,17 @@ class buffer_pool : public std::enable_shared_from_this<buffer_pool> {
       }
       ++fresh_;
     }
-    return std::vector<char>(n);
+    return payload_bytes(n);
   }
 
   // Shares `v` read-only; it comes back to the pool when the last owner drops
   // it, and `after` (if set) runs then (ingest_io returns its budget).
-  std::shared_ptr<const std::vector<char>> share(std::vector<char>&& v,
+  std::shared_ptr<const payload_bytes> share(payload_bytes&& v,
                                                  std::function<void()> after = {}) {
-    auto* raw = new std::vector<char>(std::move(v));
-    return std::shared_ptr<const std::vector<char>>(
-        raw, [pool = shared_from_this(), after = std::move(after)](const std::vector<char>* p) {
-          pool->give_back(std::move(*const_cast<std::vector<char>*>(p)));
+    auto* raw = new payload_bytes(std::move(v));
+    return std::shared_ptr<const payload_bytes>(
+        raw, [pool = shared_from_this(), after = std::move(after)](const payload_bytes* p) {
+          pool->give_back(std::move(*const_cast<payload_bytes*>(p)));
           delete p;
           if (after) after();
         });
@@ -73,7 +75,7 @@ class buffer_pool : public std::enable_shared_from_this<buffer_pool> {
  private:
   explicit buffer_pool(std::size_t max_bytes) : max_bytes_(max_bytes) {}
 
-  void give_back(std::vector<char>&& v) {
+  void give_back(payload_bytes&& v) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (idle_bytes_ + v.size() > max_bytes_) {
       ++freed_;
@@ -84,7 +86,7 @@ class buffer_pool : public std::enable_shared_from_this<buffer_pool> {
   }
 
   mutable std::mutex mutex_;
-  std::vector<std::vector<char>> idle_;
+  std::vector<payload_bytes> idle_;
   std::size_t idle_bytes_ = 0;
   std::size_t max_bytes_;
   std::uint64_t taken_ = 0, fresh_ = 0, freed_ = 0;

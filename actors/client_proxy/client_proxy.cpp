@@ -182,7 +182,7 @@ class proxy_listener final : public connection_listener {
     flush();
     tell(opened_atom::value);
   }
-  void step(const wire::frame_header& h, std::shared_ptr<const std::vector<char>> payload) override {
+  void step(const wire::frame_header& h, std::shared_ptr<const payload_bytes> payload) override {
     step_sample s;
     s.sim_id = h.sim_id;
     s.attempt = h.attempt;

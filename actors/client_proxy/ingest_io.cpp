@@ -267,7 +267,7 @@ struct reader_thread {
       c->budgeted_ = true;
     }
     // Control frames (at most 4 KiB, checked) are not pooled.
-    c->payload_ = is_data(c->pending_) ? io->pool_->take(bytes) : std::vector<char>(bytes);
+    c->payload_ = is_data(c->pending_) ? io->pool_->take(bytes) : payload_bytes(bytes);
     c->payload_have_ = 0;
     c->state_ = ingest_connection::state::payload;
     return true;
@@ -335,7 +335,7 @@ struct reader_thread {
         after = [budget = io->budget_, bytes = h.payload_bytes()] { budget->release(bytes); };
       c->budgeted_ = false;
       auto shared = io->pool_->share(std::move(c->payload_), std::move(after));
-      std::vector<char>().swap(c->payload_);
+      payload_bytes().swap(c->payload_);
       if (l) l->step(h, std::move(shared));
     } else {
       drop_payload(c);
@@ -346,7 +346,7 @@ struct reader_thread {
   void drop_payload(const std::shared_ptr<ingest_connection>& c) {
     if (c->budgeted_) io->budget_->release(c->pending_.payload_bytes());
     c->budgeted_ = false;
-    std::vector<char>().swap(c->payload_);  // no capacity kept per idle connection
+    payload_bytes().swap(c->payload_);  // no capacity kept per idle connection
   }
 
   bool reject(const std::shared_ptr<ingest_connection>& c, const std::string& reason,

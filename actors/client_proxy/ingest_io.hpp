@@ -65,7 +65,7 @@ class connection_listener {
   virtual void hello() = 0;  // a valid hello: ask whether it may open, then admit()
   // A step (or slice) that passed every check; `payload` is released (and its
   // budget returned) when its last holder drops it.
-  virtual void step(const wire::frame_header& h, std::shared_ptr<const std::vector<char>> payload) = 0;
+  virtual void step(const wire::frame_header& h, std::shared_ptr<const payload_bytes> payload) = 0;
   virtual void end() = 0;  // the client sent `end`
   // A frame broke the protocol: the error frame is sent and the connection
   // closing. `who` is the session's description at that moment.
@@ -132,7 +132,7 @@ class ingest_connection {
   std::uint8_t head_[wire::header_size + wire::slice_extension_size] = {};
   std::size_t head_have_ = 0;
   wire::frame_header pending_;
-  std::vector<char> payload_;
+  payload_bytes payload_;
   std::size_t payload_have_ = 0;
   bool budgeted_ = false;  // payload_ counts against the budget
 };

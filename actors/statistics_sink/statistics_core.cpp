@@ -73,7 +73,7 @@ field_statistics& statistics_core::at(std::uint32_t field, std::uint32_t step) {
 }
 
 bool statistics_core::fold(std::uint32_t sim, std::uint32_t field, std::uint32_t step,
-                           std::shared_ptr<const std::vector<char>> values) {
+                           std::shared_ptr<const payload_bytes> values) {
   const std::size_t cells = settings_.shares.at(field).size();
   if (step >= settings_.time_steps)
     throw std::invalid_argument("time step " + std::to_string(step) + " is beyond client.steps = " +
@@ -372,7 +372,7 @@ void statistics_core::load(std::istream& in) {
       const auto size = get64(in);
       if (size == ~std::uint64_t{0}) continue;
       if (size != bytes) throw std::runtime_error("statistics state: a held step of the wrong size");
-      auto buffer = std::make_shared<std::vector<char>>(size);
+      auto buffer = std::make_shared<payload_bytes>(size, 0);
       if (!in.read(buffer->data(), static_cast<std::streamsize>(size)))
         throw std::runtime_error("statistics state: truncated");
       members[m] = std::move(buffer);

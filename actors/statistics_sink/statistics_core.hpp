@@ -15,6 +15,8 @@
 #include <tuple>
 #include <vector>
 
+#include "messages/payload.hpp"
+
 #include "actors/statistics/field_statistics.hpp"
 #include "config/study.hpp"
 #include "messages/wire.hpp"
@@ -45,7 +47,7 @@ class statistics_core {
   // buffer is shared, not copied) until its group's members all sent step t.
   // Returns false for a (sim, field, step) already folded in (not folded again).
   bool fold(std::uint32_t sim, std::uint32_t field, std::uint32_t step,
-            std::shared_ptr<const std::vector<char>> values);
+            std::shared_ptr<const payload_bytes> values);
 
   // Bytes of group steps held, waiting for other members.
   std::uint64_t held_bytes() const { return held_bytes_; }
@@ -84,7 +86,7 @@ class statistics_core {
   std::vector<std::vector<std::set<std::uint32_t>>> folded_;
   // (group, field, step) -> the members' buffers (group_size entries).
   std::map<std::tuple<std::uint64_t, std::uint32_t, std::uint32_t>,
-           std::vector<std::shared_ptr<const std::vector<char>>>>
+           std::vector<std::shared_ptr<const payload_bytes>>>
       held_;
   std::uint64_t held_bytes_ = 0;
   // sim -> steps folded in (all fields).

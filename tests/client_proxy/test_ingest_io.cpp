@@ -28,7 +28,7 @@ namespace {
 struct event {
   std::string kind;  // hello, step, end, rejected, lost
   wire::frame_header h;
-  std::shared_ptr<const std::vector<char>> payload;
+  std::shared_ptr<const payload_bytes> payload;
   std::string reason;
 };
 
@@ -75,7 +75,7 @@ struct test_listener final : connection_listener {
     if (auto c = conn.lock()) c->send(c->with_session([](client_session& s) { return s.admit(); }));
     rec.push({"hello", {}, {}, {}});
   }
-  void step(const wire::frame_header& h, std::shared_ptr<const std::vector<char>> p) override {
+  void step(const wire::frame_header& h, std::shared_ptr<const payload_bytes> p) override {
     rec.push({"step", h, std::move(p), {}});
   }
   void end() override { rec.push({"end", {}, {}, {}}); }

@@ -33,7 +33,7 @@ step_sample make_step(std::uint32_t sim, std::uint32_t step, std::uint32_t field
   s.field_id = field;
   s.data_type = sizeof(T) == 4 ? wire::dtype::f32 : wire::dtype::f64;
   s.count = count;
-  auto bytes = std::make_shared<std::vector<char>>(count * sizeof(T));
+  auto bytes = std::make_shared<payload_bytes>(count * sizeof(T), 0);
   for (std::uint64_t i = 0; i < count; ++i) {
     const T v = static_cast<T>(sim * 100 + step + i / 4.0);
     std::memcpy(bytes->data() + i * sizeof(T), &v, sizeof(T));

@@ -39,8 +39,8 @@ statistics_core_settings settings(std::uint64_t size, std::uint32_t steps, std::
   return s;
 }
 
-std::shared_ptr<const std::vector<char>> buffer(const std::vector<float>& v) {
-  auto b = std::make_shared<std::vector<char>>(v.size() * sizeof(float));
+std::shared_ptr<const payload_bytes> buffer(const std::vector<float>& v) {
+  auto b = std::make_shared<payload_bytes>(v.size() * sizeof(float), 0);
   std::memcpy(b->data(), v.data(), b->size());
   return b;
 }

@@ -38,7 +38,7 @@ step_sample make_step(std::uint32_t sim, std::uint32_t step) {
   s.field_id = 0;
   s.data_type = wire::dtype::f32;
   s.count = field_size;
-  auto bytes = std::make_shared<std::vector<char>>(field_size * sizeof(float));
+  auto bytes = std::make_shared<payload_bytes>(field_size * sizeof(float), 0);
   for (std::uint32_t i = 0; i < field_size; ++i) {
     const float v = static_cast<float>(sim) * 0.1f + static_cast<float>(step) * 0.01f + i;
     std::memcpy(bytes->data() + i * sizeof(float), &v, sizeof(float));
