@@ -82,12 +82,16 @@ double run_tcp(int senders, std::size_t bytes, long steps) {
 }
 
 double run_zmq(int senders, std::size_t bytes, long steps) {
-  const std::string endpoint = "tcp://127.0.0.1:" + std::to_string(20000 + (::getpid() % 20000));
   void* ctx = zmq_ctx_new();
   void* pull = zmq_socket(ctx, ZMQ_PULL);
   int hwm = 16;
   zmq_setsockopt(pull, ZMQ_RCVHWM, &hwm, sizeof hwm);
-  if (zmq_bind(pull, endpoint.c_str()) != 0) die("zmq_bind");
+  // A port the system picks (a port derived from the pid collided now and then).
+  if (zmq_bind(pull, "tcp://127.0.0.1:*") != 0) die("zmq_bind");
+  char bound[256];
+  std::size_t bound_len = sizeof bound;
+  if (zmq_getsockopt(pull, ZMQ_LAST_ENDPOINT, bound, &bound_len) != 0) die("zmq_getsockopt");
+  const std::string endpoint = bound;
   for (int s = 0; s < senders; ++s) {
     if (::fork() == 0) {
       void* c = zmq_ctx_new();
