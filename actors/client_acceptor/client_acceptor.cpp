@@ -50,7 +50,7 @@ caf::behavior client_acceptor(caf::stateful_actor<acceptor_state>* self, accepto
   io.max_frame_bytes = st.settings.proxy.max_frame_bytes;
   io.session = st.settings.proxy.session;
   // Idle buffers kept for reuse, up to the budget: a buffer freshly allocated
-  // costs malloc, a zero fill and page faults (memset and malloc showed in
+  // costs an allocation and page faults (memset and malloc showed in
   // the profile with 16 senders when the pool kept one window). Buffers move between the
   // pool and the steps in flight, so together they stay near the budget.
   io.idle_pool_bytes = st.settings.budget_bytes > 0 ? st.settings.budget_bytes

@@ -1,8 +1,9 @@
-// Payload buffers of one connection, recycled. The proxy hands a pooled
-// buffer of the right size to CAF before a payload is read, so CAF reads
-// straight into it without allocating or zero-filling, and the buffer returns
-// to the pool when the last actor holding the step (the sink) releases it.
-// Thread-safe: buffers come back from whichever thread ran the sink.
+// Step payload buffers of a server rank, recycled. A reader thread takes a
+// buffer of the right size before a payload is read and reads straight into
+// it; the buffer returns to the pool when the last actor holding the step
+// (the sink) releases it, so a steady stream allocates nothing and touches
+// no new page. Thread-safe: buffers come back from whichever thread ran the
+// sink.
 #pragma once
 
 #include <cstddef>
