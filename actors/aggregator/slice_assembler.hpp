@@ -15,7 +15,6 @@
 #include <vector>
 
 #include "messages/payload.hpp"
-
 #include "messages/wire.hpp"
 
 namespace melissa {

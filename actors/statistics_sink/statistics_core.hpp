@@ -15,10 +15,9 @@
 #include <tuple>
 #include <vector>
 
-#include "messages/payload.hpp"
-
 #include "actors/statistics/field_statistics.hpp"
 #include "config/study.hpp"
+#include "messages/payload.hpp"
 #include "messages/wire.hpp"
 
 namespace melissa {

@@ -45,7 +45,8 @@ std::vector<double> parameters_of(std::uint32_t sim) {
 melissa::step_sample make_step(std::uint32_t sim, std::uint32_t t) {
   const auto p = parameters_of(sim);
   const auto values = wave(p[0], p[1], t);
-  auto bytes = std::make_shared<std::vector<char>>(values.size() * sizeof(float));
+  // melissa::payload_bytes: a std::vector of bytes left uninitialised (filled next).
+  auto bytes = std::make_shared<melissa::payload_bytes>(values.size() * sizeof(float));
   std::memcpy(bytes->data(), values.data(), bytes->size());
   melissa::step_sample s;
   s.sim_id = sim;
