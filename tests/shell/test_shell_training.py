@@ -19,6 +19,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from melissa_testing import HEAT, RUN, SHELL, check, fail, skip_without_torch, start, tmpdir, write_study  # noqa: E402
 
 STEPS = 200
+# Each client waits 0.5 s before it runs (its parameters follow as "$@"): a
+# bare 8 x 8 heat client takes a quarter of a second, and between the shell
+# seeing the first simulation completed and its pause the launcher refilled
+# the slot at once, so all 3 simulations could end before the pause and the
+# study with them (it did, under load). Now the pause must come more than
+# 3.75 s late for the 6 simulations to end.
+CLIENT = ["sh", "-c", 'sleep 0.5; exec "$0" "$@"', HEAT, "--grid", "8", "--steps", str(STEPS)]
 
 work = tmpdir("shell-training")
 out = os.path.join(work, "out")
@@ -28,8 +35,8 @@ def shell_study(file, output_dir, sink, **training):
     return write_study(
         work, file, study={"name": "shell-train", "output_dir": output_dir, "seed": 3, "mode": "training"},
         launcher={"job_limit": 1, "poll_interval": 0.2}, server={"sink": sink, "port": None},
-        client={"command": [HEAT, "--grid", "8", "--steps", str(STEPS)], "ranks": 1, "steps": STEPS},
-        parameters={"count": 3}, fields=[{"name": "temperature", "size": 64}], **training)
+        client={"command": CLIENT, "ranks": 1, "steps": STEPS},
+        parameters={"count": 6}, fields=[{"name": "temperature", "size": 64}], **training)
 
 
 study = shell_study("study.toml", out, "train",
@@ -166,7 +173,18 @@ while blocks < 2 and time.time() < deadline:
         blocks += 1
 p.send_signal(signal.SIGINT)
 so, se = p.communicate(timeout=10)
-check(blocks == 2 and p.returncode == 0, f"train --watch refreshes, Ctrl-C ends it (rc={p.returncode}, {se!r})")
+
+
+def study_state():
+    # Paused with a simulation to go, the study must still run; if it ended,
+    # its output says why (the shell then lost it for that reason).
+    if run.poll() is None:
+        return "still running"
+    return f"ended ({run.returncode}):\n{run.stdout.read()[-3000:]}"
+
+
+check(blocks == 2 and p.returncode == 0,
+      f"train --watch refreshes, Ctrl-C ends it (rc={p.returncode}, {blocks} blocks, {se!r}; the study: {study_state()})")
 
 # --- the rest of the study: training ends, the study succeeds ---
 shell_json("resume")
