@@ -217,11 +217,7 @@ class proxy_listener final : public connection_listener {
  private:
   void flush() {
     if (batch_.steps.empty()) return;
-    if (batch_.steps.size() == 1) {
-      tell(std::move(batch_.steps.front()));
-    } else {
-      tell(std::move(batch_));
-    }
+    tell(std::move(batch_));
     batch_ = step_batch{};
     batch_bytes_ = 0;
   }
@@ -260,7 +256,6 @@ caf::behavior client_proxy(proxy_ptr self, std::shared_ptr<ingest_connection> co
       [self](opened_atom) {  // a hello was read, or asking again (see ask_admission)
         if (!self->state.closing) ask_admission(self);
       },
-      [self](step_sample& s) { forward_step(self, std::move(s)); },
       [self](step_batch& b) {
         for (auto& s : b.steps) forward_step(self, std::move(s));
       },
