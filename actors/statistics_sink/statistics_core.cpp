@@ -372,7 +372,7 @@ void statistics_core::load(std::istream& in) {
       const auto size = get64(in);
       if (size == ~std::uint64_t{0}) continue;
       if (size != bytes) throw std::runtime_error("statistics state: a held step of the wrong size");
-      auto buffer = std::make_shared<payload_bytes>(size, 0);
+      auto buffer = std::make_shared<payload_bytes>(size);  // filled by the read below
       if (!in.read(buffer->data(), static_cast<std::streamsize>(size)))
         throw std::runtime_error("statistics state: truncated");
       members[m] = std::move(buffer);
